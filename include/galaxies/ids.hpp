@@ -1,0 +1,83 @@
+// Identities of nodes and hosts. Value types; safe to use from any thread.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace galaxies {
+
+// A random (version 4) 128-bit UUID. The all-zero value means "none".
+class uuid {
+ public:
+  static constexpr std::size_t size = 16;
+
+  constexpr uuid() = default;
+  explicit constexpr uuid(const std::array<std::uint8_t, size>& bytes) : bytes_(bytes) {}
+
+  static uuid random();
+  // Accepts the canonical 8-4-4-4-12 hex form; nullopt for anything else.
+  static std::optional<uuid> parse(std::string_view text);
+
+  std::string to_string() const;
+  const std::array<std::uint8_t, size>& bytes() const { return bytes_; }
+  bool is_nil() const { return *this == uuid{}; }
+
+  friend constexpr auto operator<=>(const uuid&, const uuid&) = default;
+
+ private:
+  std::array<std::uint8_t, size> bytes_{};
+};
+
+// Strong types, so that a host id is never passed where a node id is expected.
+template <class Tag>
+class basic_id {
+ public:
+  constexpr basic_id() = default;
+  explicit constexpr basic_id(const uuid& value) : value_(value) {}
+
+  static basic_id random() { return basic_id(uuid::random()); }
+  static std::optional<basic_id> parse(std::string_view text) {
+    auto value = uuid::parse(text);
+    if (!value) return std::nullopt;
+    return basic_id(*value);
+  }
+
+  const uuid& value() const { return value_; }
+  std::string to_string() const { return value_.to_string(); }
+  bool is_nil() const { return value_.is_nil(); }
+
+  friend constexpr auto operator<=>(const basic_id&, const basic_id&) = default;
+
+ private:
+  uuid value_;
+};
+
+struct node_tag;
+struct host_tag;
+using node_id = basic_id<node_tag>;  // one worker process (a respawn is a new node)
+using host_id = basic_id<host_tag>;  // one master process
+
+}  // namespace galaxies
+
+template <>
+struct std::hash<galaxies::uuid> {
+  std::size_t operator()(const galaxies::uuid& id) const noexcept {
+    // Random UUIDs: any 8 bytes are already well mixed.
+    std::size_t h = 0;
+    for (int i = 0; i < 8; ++i) h = (h << 8) | id.bytes()[i];
+    return h;
+  }
+};
+
+template <class Tag>
+struct std::hash<galaxies::basic_id<Tag>> {
+  std::size_t operator()(const galaxies::basic_id<Tag>& id) const noexcept {
+    return std::hash<galaxies::uuid>{}(id.value());
+  }
+};

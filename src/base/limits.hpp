@@ -1,0 +1,24 @@
+// Every limit of the protocol and runtime, in one place (docs/protocol.md §9).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace galaxies::limits {
+
+inline constexpr std::uint32_t default_max_frame_size = 16u << 20;
+inline constexpr std::uint32_t min_max_frame_size = 4096;
+inline constexpr std::size_t max_command_size = 255;
+inline constexpr std::size_t default_max_pending_requests = 65536;
+inline constexpr std::size_t default_max_queue_bytes = 64u << 20;
+inline constexpr std::uint32_t max_membership_entries = 1u << 20;
+inline constexpr std::size_t max_cluster_name = 64;
+inline constexpr std::size_t max_refuse_text = 256;
+inline constexpr std::chrono::milliseconds handshake_timeout{5000};
+inline constexpr std::chrono::milliseconds default_heartbeat_interval{500};
+inline constexpr int default_heartbeat_misses = 3;
+// A Unix socket path must fit sockaddr_un::sun_path (108 bytes with the NUL).
+inline constexpr std::size_t max_unix_path = 107;
+
+}  // namespace galaxies::limits

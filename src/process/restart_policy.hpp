@@ -1,0 +1,39 @@
+// When to respawn a worker slot: pure logic over timestamps, unit-tested without processes.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+
+namespace galaxies::process {
+
+struct restart_policy {
+  std::chrono::milliseconds initial_delay{100};
+  std::chrono::milliseconds max_delay{5000};
+  // A worker that ran this long before exiting resets the backoff.
+  std::chrono::milliseconds stable_after{5000};
+  // This many exits inside `crash_window` means the slot is crash-looping: give up.
+  std::size_t crash_loop_exits = 5;
+  std::chrono::milliseconds crash_window{10000};
+};
+
+class restart_tracker {
+ public:
+  using clock = std::chrono::steady_clock;
+  struct decision {
+    bool give_up = false;
+    std::chrono::milliseconds delay{0};  // when !give_up: wait this long, then respawn
+  };
+
+  explicit restart_tracker(restart_policy policy = {}) : policy_(policy) {}
+
+  // The slot's worker started at `started` and exited at `now`.
+  decision on_exit(clock::time_point started, clock::time_point now);
+
+ private:
+  restart_policy policy_;
+  std::chrono::milliseconds next_delay_{0};
+  std::deque<clock::time_point> recent_exits_;
+};
+
+}  // namespace galaxies::process

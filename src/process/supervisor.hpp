@@ -1,0 +1,52 @@
+// The master's supervisor: keeps N worker slots running, reaps exits, respawns with capped
+// exponential backoff, and stops respawning a crash-looping slot (and says so).
+// Threading: lives on one executor; all members and callbacks run there.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+
+#include "process/restart_policy.hpp"
+
+namespace galaxies::process {
+
+class supervisor {
+ public:
+  struct callbacks {
+    // A worker process started in `slot`; `channel_fd` is the master's end (ownership passes).
+    std::function<void(std::size_t slot, pid_t pid, int channel_fd)> spawned;
+    // A worker process was reaped; `wait_status` as from waitpid.
+    std::function<void(std::size_t slot, pid_t pid, int wait_status)> exited;
+    // The slot crash-looped and will not be respawned.
+    std::function<void(std::size_t slot, const std::string& why)> gave_up;
+  };
+
+  supervisor(const asio::any_io_executor& executor, std::vector<std::string> argv,
+             std::size_t workers, restart_policy policy, callbacks cb,
+             std::vector<std::pair<std::string, std::string>> extra_env = {});
+  ~supervisor();
+  supervisor(const supervisor&) = delete;
+  supervisor& operator=(const supervisor&) = delete;
+
+  void start();
+
+  // Stops respawning, sends SIGTERM to every live worker, SIGKILL to those still alive after
+  // `grace`, and runs `done` once all are reaped.
+  void stop(std::chrono::milliseconds grace, std::function<void()> done);
+
+  std::vector<pid_t> live_pids() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace galaxies::process

@@ -1,0 +1,73 @@
+// The narrow interface every registry backend implements (file now; etcd and Redis beside it).
+// Rows list hosts only and are hints: the handshake decides who is who (docs/protocol.md §3).
+// Threading: a registry lives on one executor; every member and callback runs there.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+
+#include "galaxies/ids.hpp"
+
+namespace galaxies::registry {
+
+struct host_record {
+  host_id id;
+  std::string cluster;
+  std::string address;    // TCP "ip:port" that other masters dial
+  std::string unix_path;  // the master's local socket (CLI and attached nodes)
+  std::string hostname;   // the machine's name: the CLI attaches only to masters on its own machine
+  std::uint32_t pid = 0;
+  std::int64_t expires_ms = 0;  // wall clock, milliseconds since the epoch
+
+  friend bool operator==(const host_record&, const host_record&) = default;
+};
+
+struct options {
+  std::chrono::milliseconds ttl{5000};  // a row not refreshed for this long is dead
+  std::chrono::milliseconds refresh{0}; // 0 = ttl / 3
+};
+
+class registry {
+ public:
+  using view_handler = std::function<void(const std::vector<host_record>&)>;
+  using read_handler = std::function<void(std::error_code, std::vector<host_record>)>;
+
+  virtual ~registry() = default;
+
+  // Registers `self` with an expiry and keeps it refreshed (re-creating the row if it vanished).
+  // Calls on_view with every live row of the cluster, self included, once at start and again
+  // whenever the set of live rows (ids or addresses) may have changed, including by expiry.
+  virtual void start(const host_record& self, view_handler on_view) = 0;
+
+  // Drops the row of `stale` if it still names that UUID at that address (compare-and-swap):
+  // used after a handshake refused with wrong_target.
+  virtual void remove_stale(const host_id& stale, std::string_view address) = 0;
+
+  // Reads the live rows once, without registering (the CLI).
+  virtual void read(read_handler done) = 0;
+
+  // Removes our row and stops refreshing and watching; `done` runs when the row is gone (or the
+  // attempt failed). Safe to call when start() was never called.
+  virtual void stop(std::function<void()> done) = 0;
+
+  // Human-readable description ("file:/path"), for logs and `galaxies status`.
+  virtual std::string describe() const = 0;
+};
+
+// The default registry URL for a cluster: an embedded file, per user and per cluster name.
+std::string default_url(std::string_view cluster);
+
+// Makes the backend the URL names ("file:PATH"). Throws std::invalid_argument with a clear message
+// for an unknown scheme or a malformed URL.
+std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, std::string_view url,
+                                        std::string_view cluster, const options& opts = {});
+
+}  // namespace galaxies::registry

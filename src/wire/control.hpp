@@ -1,0 +1,125 @@
+// Control frames: handshake, heartbeat, goodbye, membership, status (docs/protocol.md §3, §5).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "galaxies/error.hpp"
+#include "galaxies/ids.hpp"
+#include "wire/frame.hpp"
+
+namespace galaxies::wire {
+
+inline constexpr std::uint16_t protocol_version = 1;
+
+enum class role : std::uint8_t { host = 1, worker = 2, attached = 3, observer = 4 };
+const char* to_string(role r) noexcept;
+
+enum class refuse_code : std::uint16_t {
+  wrong_target = 1,
+  wrong_cluster = 2,
+  bad_version = 3,
+  duplicate_link = 4,
+  malformed = 5,
+  shutting_down = 6,
+  duplicate_node = 7,
+  wrong_role = 8,
+};
+const char* to_string(refuse_code code) noexcept;
+
+enum class record_tag : std::uint16_t {
+  cluster = 1,
+  listen = 2,
+  max_frame = 3,
+  heartbeat_ms = 4,
+  hostname = 5,
+};
+
+struct hello {
+  std::uint16_t version = protocol_version;
+  wire::role role = role::host;
+  uuid sender;
+  uuid target;  // nil = any
+  std::uint32_t pid = 0;
+  std::string cluster;                      // required
+  std::string listen;                       // required for role::host
+  std::optional<std::uint32_t> max_frame;   // optional records
+  std::optional<std::uint32_t> heartbeat_ms;
+  std::string hostname;
+};
+
+struct welcome {
+  std::uint16_t version = protocol_version;
+  host_id host;
+  std::uint32_t pid = 0;
+  std::string cluster;
+  std::string listen;
+  std::optional<std::uint32_t> max_frame;
+  std::optional<std::uint32_t> heartbeat_ms;
+  std::string hostname;
+};
+
+struct refuse {
+  refuse_code code = refuse_code::malformed;
+  std::string text;  // truncated to limits::max_refuse_text when encoded
+};
+
+struct node_entry {
+  node_id node;
+  host_id host;
+  std::uint32_t pid = 0;
+  friend bool operator==(const node_entry&, const node_entry&) = default;
+};
+
+struct node_down_entry {
+  node_id node;
+  leave_reason reason = leave_reason::disconnected;
+  std::int32_t detail = 0;
+  friend bool operator==(const node_down_entry&, const node_down_entry&) = default;
+};
+
+struct host_entry {
+  host_id host;
+  std::string address;
+  friend bool operator==(const host_entry&, const host_entry&) = default;
+};
+
+struct host_down_entry {
+  host_id host;
+  leave_reason reason = leave_reason::host_left;
+  friend bool operator==(const host_down_entry&, const host_down_entry&) = default;
+};
+
+// Encoders append one complete frame to `out`.
+void append_hello(std::vector<std::byte>& out, const hello& h);
+void append_welcome(std::vector<std::byte>& out, const welcome& w);
+void append_refuse(std::vector<std::byte>& out, const refuse& r);
+void append_heartbeat(std::vector<std::byte>& out);
+void append_goodbye(std::vector<std::byte>& out, leave_reason reason);
+void append_nodes_up(std::vector<std::byte>& out, std::span<const node_entry> nodes, bool snapshot);
+void append_nodes_down(std::vector<std::byte>& out, std::span<const node_down_entry> nodes);
+void append_hosts_up(std::vector<std::byte>& out, std::span<const host_entry> hosts, bool snapshot);
+void append_hosts_down(std::vector<std::byte>& out, std::span<const host_down_entry> hosts);
+void append_status_request(std::vector<std::byte>& out);
+void append_status_reply(std::vector<std::byte>& out, std::string_view json);
+
+// Decoders validate fully and return a decode_error on malformed input; `out` is then unspecified.
+// A hello/welcome with an unsupported version still decodes (so the acceptor can refuse with
+// bad_version); the caller checks the version.
+std::error_code decode_hello(const frame_view& frame, hello& out);
+std::error_code decode_welcome(const frame_view& frame, welcome& out);
+std::error_code decode_refuse(const frame_view& frame, refuse& out);
+std::error_code decode_goodbye(const frame_view& frame, leave_reason& out);
+std::error_code decode_nodes_up(const frame_view& frame, std::vector<node_entry>& out,
+                                bool& snapshot);
+std::error_code decode_nodes_down(const frame_view& frame, std::vector<node_down_entry>& out);
+std::error_code decode_hosts_up(const frame_view& frame, std::vector<host_entry>& out,
+                                bool& snapshot);
+std::error_code decode_hosts_down(const frame_view& frame, std::vector<host_down_entry>& out);
+std::string_view status_json(const frame_view& frame);
+
+}  // namespace galaxies::wire
