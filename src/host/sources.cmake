@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES)
+list(APPEND LAYER_SOURCES master.cpp run.cpp)

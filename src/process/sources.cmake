@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES)
+list(APPEND LAYER_SOURCES spawn.cpp restart_policy.cpp supervisor.cpp)

@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES)
+list(APPEND LAYER_SOURCES route_table.cpp router.cpp router_peers.cpp router_status.cpp)

@@ -5,9 +5,11 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
 #include "wire/frame.hpp"
@@ -45,11 +47,12 @@ struct hello {
   uuid sender;
   uuid target;  // nil = any
   std::uint32_t pid = 0;
-  std::string cluster;                      // required
-  std::string listen;                       // required for role::host
-  std::optional<std::uint32_t> max_frame;   // optional records
+  std::string cluster;                     // required
+  std::string listen;                      // required for role::host
+  std::optional<std::uint32_t> max_frame;  // optional records
   std::optional<std::uint32_t> heartbeat_ms;
   std::string hostname;
+  friend bool operator==(const hello&, const hello&) = default;
 };
 
 struct welcome {
@@ -61,11 +64,13 @@ struct welcome {
   std::optional<std::uint32_t> max_frame;
   std::optional<std::uint32_t> heartbeat_ms;
   std::string hostname;
+  friend bool operator==(const welcome&, const welcome&) = default;
 };
 
 struct refuse {
   refuse_code code = refuse_code::malformed;
   std::string text;  // truncated to limits::max_refuse_text when encoded
+  friend bool operator==(const refuse&, const refuse&) = default;
 };
 
 struct node_entry {
@@ -94,7 +99,29 @@ struct host_down_entry {
   friend bool operator==(const host_down_entry&, const host_down_entry&) = default;
 };
 
-// Encoders append one complete frame to `out`.
+// Sizes on the wire of the membership frames' parts (docs/protocol.md §5).
+inline constexpr std::size_t membership_fixed_size = header_size + 4;  // header + u32 count
+inline constexpr std::size_t node_entry_size = 36;
+inline constexpr std::size_t node_down_entry_size = 24;
+inline constexpr std::size_t host_entry_fixed_size = 18;  // + the address bytes
+inline constexpr std::size_t host_down_entry_size = 20;
+
+// How many fixed-size entries one membership frame can carry under `max_frame_size`.
+inline constexpr std::size_t entries_per_frame(std::size_t entry_size,
+                                               std::uint32_t max_frame_size) noexcept {
+  const std::size_t room = max_frame_size > membership_fixed_size
+                               ? (max_frame_size - membership_fixed_size) / entry_size
+                               : 0;
+  return room < limits::max_membership_entries ? room : limits::max_membership_entries;
+}
+
+// Encoders append one complete frame to `out`. They never fail and never check sizes: a membership
+// encoder writes every entry it is given, so the caller chunks a large set into several frames (see
+// entries_per_frame) to keep each within the negotiated max_frame_size and
+// limits::max_membership_entries, which a receiving decoder enforces. Strings longer than their u16
+// length field are cut to 65535 bytes, a refuse text to limits::max_refuse_text (on a UTF-8
+// boundary). hello/welcome omit empty string records and absent numeric ones; an empty hello
+// cluster therefore produces a hello that decode_hello refuses.
 void append_hello(std::vector<std::byte>& out, const hello& h);
 void append_welcome(std::vector<std::byte>& out, const welcome& w);
 void append_refuse(std::vector<std::byte>& out, const refuse& r);
@@ -109,7 +136,13 @@ void append_status_reply(std::vector<std::byte>& out, std::string_view json);
 
 // Decoders validate fully and return a decode_error on malformed input; `out` is then unspecified.
 // A hello/welcome with an unsupported version still decodes (so the acceptor can refuse with
-// bad_version); the caller checks the version.
+// bad_version); the caller checks the version. A frame of another type is malformed input too.
+// Errors: handshake frames bad_handshake (bad magic, role or refuse code out of range, a record
+// overrunning the body, a known record repeated or of the wrong length, max_frame below
+// limits::min_max_frame_size, cluster missing or not 1..64 bytes, role host without listen, refuse
+// text over 256 bytes); membership frames bad_membership (count not matching the body exactly, over
+// limits::max_membership_entries, leave reason out of range); goodbye bad_body (not exactly one
+// byte, or a reason out of range). Unknown record tags are skipped.
 std::error_code decode_hello(const frame_view& frame, hello& out);
 std::error_code decode_welcome(const frame_view& frame, welcome& out);
 std::error_code decode_refuse(const frame_view& frame, refuse& out);
@@ -120,6 +153,6 @@ std::error_code decode_nodes_down(const frame_view& frame, std::vector<node_down
 std::error_code decode_hosts_up(const frame_view& frame, std::vector<host_entry>& out,
                                 bool& snapshot);
 std::error_code decode_hosts_down(const frame_view& frame, std::vector<host_down_entry>& out);
-std::string_view status_json(const frame_view& frame);
+std::string_view status_json(const frame_view& frame);  // empty unless a status_reply
 
 }  // namespace galaxies::wire

@@ -57,7 +57,7 @@ struct frame_view {
 // Errors of the wire layer: malformed input. One category for the layer.
 enum class decode_error {
   frame_too_small = 1,  // size field below 4
-  frame_too_large,      // size field above the negotiated maximum
+  frame_too_large,      // size + 4 above the negotiated maximum frame size
   unknown_type,
   bad_message,     // message frame shorter than its fixed part, or command length out of range
   bad_handshake,   // hello/welcome/refuse body malformed, bad magic, missing required record

@@ -12,7 +12,8 @@
 
 namespace galaxies::wire {
 
-inline constexpr std::size_t message_header_size = 56;  // frame header + src, dst, id, word, reserved
+// The fixed part: frame header + src, dst, id, word, reserved.
+inline constexpr std::size_t message_header_size = 56;
 
 struct message_view {
   frame_type type{};
@@ -27,9 +28,10 @@ struct message_view {
 // Full decode, with validation (command length within the frame and within limits).
 std::error_code decode_message(const frame_view& frame, message_view& out) noexcept;
 
-// Routing fast path: a router reads only these fields; the parser has already checked the frame is a
-// message type, and decode_message-level validation is the receiver's job.
-std::error_code check_message_frame(const frame_view& frame) noexcept;  // length >= fixed part, aux ok
+// Routing fast path: a router reads only these fields; the parser has already checked the frame is
+// a message type, and decode_message-level validation is the receiver's job.
+// Length >= fixed part, aux ok: the checks the parser applies to every message frame.
+std::error_code check_message_frame(const frame_view& frame) noexcept;
 node_id peek_src(const frame_view& frame) noexcept;
 node_id peek_dst(const frame_view& frame) noexcept;
 std::uint64_t peek_request_id(const frame_view& frame) noexcept;
@@ -41,6 +43,9 @@ inline constexpr std::size_t message_frame_size(std::size_t command, std::size_t
 
 // Appends one complete message frame to `out`. Fails with errc::too_large (leaving `out` untouched)
 // when the frame would exceed max_frame_size or the command exceeds limits::max_command_size.
+// Fails with std::errc::invalid_argument (leaving `out` untouched) for a frame no peer would
+// accept: a type that is not a message, an empty command on send/request/broadcast, a command on a
+// reply. Hot path: grows `out` once (no allocation at all when its capacity suffices) and copies.
 std::error_code append_message(std::vector<std::byte>& out, frame_type type, const node_id& src,
                                const node_id& dst, std::uint64_t request_id, std::uint32_t word,
                                std::string_view command, std::span<const std::byte> payload,

@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES)
+list(APPEND LAYER_SOURCES node_core.cpp node.cpp attach.cpp)

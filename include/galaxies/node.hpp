@@ -1,0 +1,178 @@
+// The application's handle inside a worker (or an attached external process): messaging and events.
+// Threading: a node lives on one executor (its io_context runs on one thread). Every member must be
+// called on that executor, and every handler and event callback runs there.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+
+#include "galaxies/error.hpp"
+#include "galaxies/ids.hpp"
+#include "galaxies/unique_function.hpp"
+
+namespace galaxies {
+
+using bytes = std::vector<std::byte>;
+using byte_view = std::span<const std::byte>;
+
+inline byte_view as_bytes(std::string_view text) noexcept {
+  return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
+}
+inline std::string_view as_text(byte_view data) noexcept {
+  return {reinterpret_cast<const char*>(data.data()), data.size()};
+}
+
+struct node_info {
+  node_id id;
+  host_id host;
+  std::uint32_t pid = 0;
+};
+
+struct host_info {
+  host_id id;
+  std::string address;
+};
+
+// A message as a handler sees it; the views are valid only during the handler call.
+struct message {
+  node_id from;
+  std::string_view command;
+  byte_view payload;
+  bool is_request = false;
+};
+
+class node;
+namespace detail {
+class node_core;
+}
+
+// The way to answer one request. Move-only; answering twice does nothing the second time. A request
+// whose responder is destroyed without an answer is answered with errc::handler_failed, so the
+// requester never waits for a reply that will not come. For a plain send it is empty.
+class responder {
+ public:
+  responder() = default;
+  responder(responder&&) noexcept;
+  responder& operator=(responder&&) noexcept;
+  ~responder();
+
+  void reply(byte_view payload);
+  void reply(std::string_view text) { reply(as_bytes(text)); }
+  void fail(errc code, std::string_view text = {});
+
+  // True while a request is waiting for this responder's answer.
+  bool pending() const noexcept { return request_id_ != 0; }
+
+ private:
+  friend class detail::node_core;
+  responder(std::weak_ptr<detail::node_core> core, node_id to, std::uint64_t request_id)
+      : core_(std::move(core)), to_(to), request_id_(request_id) {}
+
+  std::weak_ptr<detail::node_core> core_;
+  node_id to_;
+  std::uint64_t request_id_ = 0;
+};
+
+using message_handler = std::function<void(const message&, responder)>;
+using request_callback = detail::unique_function<void(std::error_code, bytes)>;
+
+struct node_counters {
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t late_replies = 0;    // replies that arrived after their request ended
+  std::uint64_t unhandled = 0;       // sends/broadcasts with no handler for their command
+};
+
+class node {
+ public:
+  struct attach_options {
+    std::string unix_path;         // the master's Unix socket
+    std::string cluster;           // must match the master's
+    std::uint32_t max_frame_size = 16u << 20;
+    std::size_t max_pending_requests = 65536;
+    std::size_t max_queue_bytes = 64u << 20;
+  };
+
+  // An external process joining a running master as a node (the CLI and tests do this). Connects
+  // asynchronously; on_ready fires once registered, on_disconnected if the master goes or refuses.
+  static std::unique_ptr<node> attach(asio::io_context& io, attach_options opts);
+
+  explicit node(std::shared_ptr<detail::node_core> core);
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  asio::any_io_executor get_executor() const;
+
+  node_id id() const;
+  host_id host() const;                // nil until registered
+  bool ready() const;                  // registered with the master
+  std::vector<node_info> nodes() const;  // every other live node
+  std::vector<host_info> hosts() const;  // every live host, this one included
+  node_counters counters() const;
+
+  // Handlers for commands; one per command, replacing any earlier one.
+  void on(std::string command, message_handler handler);
+
+  // Events. Each replaces an earlier callback of its kind. nodeJoined(X) comes before any message
+  // from X, and nodeLeft(X) exactly once, after the last message from X.
+  void on_ready(std::function<void()> callback);
+  void on_node_joined(std::function<void(const node_info&)> callback);
+  void on_node_left(std::function<void(const node_info&, leave_reason, int detail)> callback);
+  void on_host_joined(std::function<void(const host_info&)> callback);
+  void on_host_left(std::function<void(const host_info&, leave_reason)> callback);
+  void on_disconnected(std::function<void(std::error_code, std::string_view why)> callback);
+
+  // One-way messages: at-most-once, FIFO per (sender, receiver) pair. Errors: no_such_node,
+  // too_large, overloaded, not_connected.
+  std::error_code send(const node_id& to, std::string_view command, byte_view payload);
+  std::error_code broadcast(std::string_view command, byte_view payload);
+
+  // A request; completes exactly once with (error_code, reply bytes) through any Asio completion
+  // token: a callback, asio::use_awaitable, asio::use_future.
+  template <class CompletionToken>
+  auto request(const node_id& to, std::string_view command, byte_view payload,
+               std::chrono::milliseconds timeout, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code, bytes)>(
+        [this](auto handler, const node_id& to, std::string_view command, byte_view payload,
+               std::chrono::milliseconds timeout) {
+          auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
+          start_request(to, command, payload, timeout,
+                        [handler = std::move(handler), work = std::move(work)](
+                            std::error_code ec, bytes reply) mutable {
+                          auto ex = work.get_executor();
+                          asio::dispatch(ex, [handler = std::move(handler), ec,
+                                              reply = std::move(reply)]() mutable {
+                            std::move(handler)(ec, std::move(reply));
+                          });
+                        });
+        },
+        token, to, command, payload, timeout);
+  }
+
+  // Leaves the cluster: pending requests fail with shutting_down, the connection closes.
+  void stop();
+
+ private:
+  void start_request(const node_id& to, std::string_view command, byte_view payload,
+                     std::chrono::milliseconds timeout, request_callback done);
+
+  std::shared_ptr<detail::node_core> core_;
+};
+
+}  // namespace galaxies

@@ -1,0 +1,206 @@
+#include "host/master.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/generic/stream_protocol.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <spdlog/spdlog.h>
+#include <stdexcept>
+
+#include "process/spawn.hpp"
+#include "transport/endpoint.hpp"
+#include "transport/socket_setup.hpp"
+
+namespace galaxies::host {
+namespace {
+
+std::string machine_hostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
+  return name;
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string runtime_directory() {
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg && std::filesystem::is_directory(xdg))
+    return std::string(xdg) + "/galaxies";
+  return "/tmp/galaxies-" + std::to_string(::getuid());
+}
+
+master::master(asio::io_context& io, options opts, std::vector<std::string> worker_argv)
+    : io_(io),
+      opts_(std::move(opts)),
+      worker_argv_(std::move(worker_argv)),
+      tcp_acceptor_(io),
+      unix_acceptor_(io) {}
+
+master::~master() {
+  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+}
+
+void master::start() {
+  const std::string url = opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;
+  registry::options ropts;
+  ropts.ttl = opts_.registry_ttl;
+  registry_ = registry::make_registry(io_.get_executor(), url, opts_.cluster, ropts);
+
+  bind_tcp();
+  bind_unix();
+
+  router::router::settings rs;
+  rs.self = id_;
+  rs.cluster = opts_.cluster;
+  rs.address = address_;
+  rs.hostname = machine_hostname();
+  rs.unix_path = unix_path_;
+  rs.registry = registry_->describe();
+  rs.limits = opts_.limits;
+  rs.heartbeat = opts_.heartbeat;
+  router::router::callbacks rc;
+  rc.stale_peer = [this](const host_id& stale, const std::string& address) {
+    spdlog::warn("registry row of host {} at {} is stale; removing it", stale.to_string(), address);
+    registry_->remove_stale(stale, address);
+  };
+  router_ = std::make_unique<router::router>(io_.get_executor(), rs, rc);
+
+  accept_tcp();
+  accept_unix();
+
+  process::supervisor::callbacks sc;
+  sc.spawned = [this](std::size_t slot, pid_t pid, int fd) {
+    spdlog::debug("worker slot {} started: pid {}", slot, pid);
+    router_->adopt_worker(fd, pid);
+  };
+  // The supervisor logs exits and give-ups itself.
+  sc.exited = [this](std::size_t, pid_t pid, int status) { router_->worker_exited(pid, status); };
+  supervisor_ = std::make_unique<process::supervisor>(
+      io_.get_executor(), worker_argv_, opts_.workers, process::restart_policy{}, sc,
+      std::vector<std::pair<std::string, std::string>>{{process::host_id_env, id_.to_string()}});
+  supervisor_->start();
+
+  registry::host_record self;
+  self.id = id_;
+  self.cluster = opts_.cluster;
+  self.address = address_;
+  self.unix_path = unix_path_;
+  self.hostname = rs.hostname;
+  self.pid = static_cast<std::uint32_t>(::getpid());
+  self.expires_ms = wall_ms() + opts_.registry_ttl.count();
+  registry_->start(self, [this](const std::vector<registry::host_record>& rows) {
+    std::vector<router::peer_row> peers;
+    for (const auto& row : rows)
+      if (row.id != id_) peers.push_back({row.id, row.address});
+    router_->set_peers(peers);
+  });
+  spdlog::info("host {} of cluster '{}' listening on {} and {}; registry {}", id_.to_string(),
+               opts_.cluster, address_, unix_path_, registry_->describe());
+}
+
+void master::bind_tcp() {
+  auto endpoint = transport::parse_endpoint(opts_.listen);
+  if (!endpoint)
+    throw std::invalid_argument("--listen '" + opts_.listen +
+                                "' is not a numeric ip:port (for example 127.0.0.1:0)");
+  tcp_acceptor_.open(endpoint->protocol());
+  transport::set_cloexec(tcp_acceptor_.native_handle());
+  tcp_acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
+  std::error_code ec;
+  tcp_acceptor_.bind(*endpoint, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + opts_.listen + ": " + ec.message());
+  tcp_acceptor_.listen();
+  const auto bound = tcp_acceptor_.local_endpoint();
+  if (!opts_.advertise.empty()) {
+    if (!transport::parse_endpoint(opts_.advertise))
+      throw std::invalid_argument("--advertise '" + opts_.advertise + "' is not a numeric ip:port");
+    address_ = opts_.advertise;
+  } else if (bound.address().is_unspecified()) {
+    throw std::invalid_argument("listening on " + opts_.listen +
+                                " needs --advertise ip:port: the address other hosts should dial");
+  } else {
+    address_ = transport::format_endpoint(bound);
+  }
+}
+
+void master::bind_unix() {
+  unix_path_ = opts_.unix_path;
+  if (unix_path_.empty()) {
+    const std::string dir = runtime_directory();
+    std::filesystem::create_directories(dir);
+    ::chmod(dir.c_str(), 0700);
+    unix_path_ = dir + "/" + opts_.cluster + "-" + id_.to_string().substr(0, 8) + ".sock";
+  }
+  if (unix_path_.size() > limits::max_unix_path)
+    throw std::invalid_argument("the Unix socket path '" + unix_path_ + "' is longer than " +
+                                std::to_string(limits::max_unix_path) + " bytes");
+  ::unlink(unix_path_.c_str());
+  const asio::local::stream_protocol::endpoint endpoint(unix_path_);
+  unix_acceptor_.open(endpoint.protocol());
+  transport::set_cloexec(unix_acceptor_.native_handle());
+  std::error_code ec;
+  unix_acceptor_.bind(endpoint, ec);
+  if (ec) throw std::runtime_error("cannot bind " + unix_path_ + ": " + ec.message());
+  ::chmod(unix_path_.c_str(), 0600);
+  unix_acceptor_.listen();
+}
+
+void master::accept_tcp() {
+  tcp_acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || stopping_) return;
+    if (!ec) {
+      transport::set_cloexec(socket.native_handle());
+      socket.set_option(asio::ip::tcp::no_delay(true), ec);
+      const int family = socket.local_endpoint(ec).protocol().family();
+      router_->accept_tcp(transport::socket(
+          io_, asio::generic::stream_protocol(family, IPPROTO_TCP), socket.release()));
+    } else {
+      spdlog::warn("tcp accept: {}", ec.message());
+    }
+    accept_tcp();
+  });
+}
+
+void master::accept_unix() {
+  unix_acceptor_.async_accept(
+      [this](std::error_code ec, asio::local::stream_protocol::socket socket) {
+        if (ec == asio::error::operation_aborted || stopping_) return;
+        if (!ec) {
+          transport::set_cloexec(socket.native_handle());
+          router_->accept_unix(transport::socket(
+              io_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), socket.release()));
+        } else {
+          spdlog::warn("unix accept: {}", ec.message());
+        }
+        accept_unix();
+      });
+}
+
+void master::stop(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("host {} stopping", id_.to_string());
+  std::error_code ignored;
+  tcp_acceptor_.close(ignored);
+  unix_acceptor_.close(ignored);
+  ::unlink(unix_path_.c_str());
+
+  // Two things to wait for: the registry row gone, and workers then links closed.
+  auto remaining = std::make_shared<int>(2);
+  auto finish = [remaining, done = std::move(done)] {
+    if (--*remaining == 0) done();
+  };
+  registry_->stop(finish);
+  supervisor_->stop(opts_.stop_grace, [this, finish] {
+    router_->shutdown(std::chrono::milliseconds(1000), finish);
+  });
+}
+
+}  // namespace galaxies::host

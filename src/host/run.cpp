@@ -1,0 +1,103 @@
+// galaxies::run: the process becomes the host's master, or, when started by one, its worker.
+#include "galaxies/run.hpp"
+
+#include <unistd.h>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "host/master.hpp"
+#include "process/spawn.hpp"
+#include "worker/node_core.hpp"
+
+namespace galaxies {
+namespace {
+
+void configure_logging(const options& opts, const char* role) {
+  auto logger = spdlog::stderr_logger_st(std::string(role));
+  logger->set_pattern(std::string("[%H:%M:%S.%e] [") + role + " %P] [%l] %v");
+  logger->set_level(spdlog::level::from_str(opts.log_level));
+  spdlog::set_default_logger(logger);
+}
+
+int run_worker(int channel_fd, const options& opts, const worker_main& work) {
+  configure_logging(opts, "worker");
+  asio::io_context io(1);
+
+  detail::node_core::settings s;
+  s.role = wire::role::worker;
+  s.cluster = opts.cluster;
+  if (const char* host = std::getenv(process::host_id_env))
+    if (auto id = host_id::parse(host)) s.expected_host = *id;
+  s.max_frame_size = opts.limits.max_frame_size;
+  s.max_pending_requests = opts.limits.max_pending_requests;
+  s.max_queue_bytes = opts.limits.max_queue_bytes;
+  auto core = std::make_shared<detail::node_core>(io.get_executor(), s);
+  node handle(core);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code ec, int) {
+    if (!ec) handle.stop();
+  });
+  // The master going (EOF on the channel) or a refusal ends the worker; a graceful stop waits for
+  // the goodbye to be written first.
+  core->events().link_closed = [&] { io.stop(); };
+  work(handle);
+  auto user_disconnected = std::move(core->events().disconnected);
+  core->events().disconnected = [&, user_disconnected](std::error_code ec, std::string_view why) {
+    if (user_disconnected) user_disconnected(ec, why);
+    signals.cancel();
+    if (ec != errc::shutting_down) io.stop();
+  };
+
+  core->connect(transport::socket(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
+                                  channel_fd));
+  io.run();
+  return 0;
+}
+
+int run_master(int argc, char** argv, const options& opts) {
+  configure_logging(opts, "master");
+  asio::io_context io(1);
+  std::vector<std::string> worker_argv(argv, argv + argc);
+  host::master m(io, opts, worker_argv);
+  try {
+    m.start();
+  } catch (const std::exception& e) {
+    std::cerr << "galaxies: error: " << e.what() << "\n";
+    return 1;
+  }
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code ec, int) {
+    if (ec) return;
+    m.stop([&] { io.stop(); });
+  });
+  io.run();
+  return 0;
+}
+
+}  // namespace
+
+bool is_worker_process() { return std::getenv(process::channel_fd_env) != nullptr; }
+
+int run(int argc, char** argv, const options& opts, worker_main work) {
+  // Peers vanish: a write to a closed socket must be an error code, not a signal.
+  std::signal(SIGPIPE, SIG_IGN);
+  std::optional<int> channel;
+  try {
+    channel = process::take_channel_from_environment();
+  } catch (const std::exception& e) {
+    std::cerr << "galaxies: error: " << e.what() << "\n";
+    return 1;
+  }
+  if (channel) return run_worker(*channel, opts, work);
+  return run_master(argc, argv, opts);
+}
+
+}  // namespace galaxies

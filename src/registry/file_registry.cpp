@@ -1,0 +1,344 @@
+#include "registry/file_registry.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <system_error>
+
+#include "registry/file_store.hpp"
+
+namespace galaxies::registry {
+namespace {
+
+constexpr std::uint32_t watch_mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_CREATE;
+
+std::chrono::milliseconds refresh_period(const options& opts) {
+  if (opts.refresh.count() > 0) return opts.refresh;
+  return std::max(opts.ttl / 3, std::chrono::milliseconds(1));
+}
+
+}  // namespace
+
+file_registry::file_registry(const asio::any_io_executor& executor, std::string path,
+                             std::string cluster, const options& opts)
+    : executor_(executor),
+      path_(std::move(path)),
+      cluster_(std::move(cluster)),
+      ttl_(opts.ttl),
+      refresh_(refresh_period(opts)),
+      refresh_timer_(executor),
+      expiry_timer_(executor),
+      watch_(executor) {
+  const auto slash = path_.rfind('/');
+  dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+  file_name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+  if (refresh_ >= ttl_) {
+    spdlog::warn("registry {}: refresh {} ms is not below ttl {} ms; rows will flicker", describe(),
+                 refresh_.count(), ttl_.count());
+  }
+}
+
+file_registry::~file_registry() {
+  *alive_ = false;
+  // The members' destructors cancel the timers and close the inotify fd; the handlers that then
+  // run see alive_ == false and return without touching this object.
+}
+
+std::string file_registry::describe() const {
+  return "file:" + path_;
+}
+
+void file_registry::start(const host_record& self, view_handler on_view) {
+  if (state_ != state::idle) {
+    spdlog::error("registry {}: start() called twice or after stop(); ignored", describe());
+    return;
+  }
+  state_ = state::running;
+  self_ = self;
+  if (self_.cluster != cluster_) {
+    if (!self_.cluster.empty()) {
+      spdlog::warn(
+          "registry {}: own row names cluster '{}' but the registry serves '{}'; using '{}'",
+          describe(), self_.cluster, cluster_, cluster_);
+    }
+    self_.cluster = cluster_;
+  }
+  on_view_ = std::move(on_view);
+
+  std::vector<host_record> stored;
+  upsert_self(stored);  // creates the directory; a failure is logged and retried on refresh
+  check_directory();
+  open_watch();  // needs the directory to exist
+  arm_refresh();
+  // The first view is posted, never delivered from inside start(). It reads the file after the
+  // watch exists, so no later write can slip by unseen.
+  asio::post(executor_, [this, alive = alive_] {
+    if (!*alive || state_ != state::running) return;
+    reload();
+  });
+}
+
+void file_registry::remove_stale(const host_id& stale, std::string_view address) {
+  if (state_ == state::running && stale == self_.id) {
+    spdlog::warn("registry {}: asked to remove our own row as stale; ignored", describe());
+    return;
+  }
+  bool removed = false;
+  const auto ec = file_store::update(path_, file_store::now_ms(), [&](auto& rows) {
+    removed = std::erase_if(rows, [&](const host_record& r) {
+                return r.id == stale && r.address == address && r.cluster == cluster_;
+              }) > 0;
+    return removed;
+  });
+  if (ec) {
+    spdlog::warn("registry {}: could not remove stale row {} at {}: {}", describe(),
+                 stale.to_string(), address, ec.message());
+    return;
+  }
+  if (!removed) return;  // someone re-registered or removed it first: that is the compare-and-swap
+  spdlog::info("registry {}: removed stale row {} at {}", describe(), stale.to_string(), address);
+  // inotify will report the write as well, but the view must not depend on inotify working.
+  if (state_ == state::running) {
+    asio::post(executor_, [this, alive = alive_] {
+      if (!*alive || state_ != state::running) return;
+      reload();
+    });
+  }
+}
+
+void file_registry::read(read_handler done) {
+  auto snap = file_store::load(path_);
+  if (snap.corrupt) spdlog::warn("registry {}: file is corrupt; read as empty", describe());
+  auto rows = live_rows(snap.rows, file_store::now_ms());
+  asio::post(executor_, [alive = alive_, done = std::move(done), ec = snap.error,
+                         rows = std::move(rows)]() mutable {
+    if (*alive && done) done(ec, std::move(rows));
+  });
+}
+
+void file_registry::stop(std::function<void()> done) {
+  if (state_ == state::running) {
+    refresh_timer_.cancel();
+    expiry_timer_.cancel();
+    std::error_code ignored;
+    watch_.close(ignored);
+    watch_wd_ = -1;
+    const auto ec = file_store::update(path_, file_store::now_ms(), [&](auto& rows) {
+      return std::erase_if(rows, [&](const host_record& r) { return r.id == self_.id; }) > 0;
+    });
+    if (ec) {
+      spdlog::warn("registry {}: could not remove our row (it will expire in {} ms): {}",
+                   describe(), ttl_.count(), ec.message());
+    }
+  }
+  state_ = state::stopped;
+  asio::post(executor_, [alive = alive_, done = std::move(done)] {
+    if (*alive && done) done();
+  });
+}
+
+bool file_registry::upsert_self(std::vector<host_record>& stored) {
+  const auto now = file_store::now_ms();
+  self_.expires_ms = now + ttl_.count();
+  const auto ec = file_store::update(
+      path_, now,
+      [&](auto& rows) {
+        // Replacing by id also re-creates the row if someone removed it.
+        std::erase_if(rows, [&](const host_record& r) { return r.id == self_.id; });
+        rows.push_back(self_);
+        return true;
+      },
+      &stored);
+  if (ec) {
+    spdlog::warn("registry {}: could not write our row: {}", describe(), ec.message());
+    return false;
+  }
+  return true;
+}
+
+// Anyone who can write the directory can advertise hosts to us; rows are only hints and the
+// handshake decides, but say so once.
+void file_registry::check_directory() const {
+  struct stat st {};
+  if (::stat(dir_.c_str(), &st) != 0) return;
+  const bool foreign_owner = st.st_uid != ::geteuid() && st.st_uid != 0;
+  const bool open_to_others =
+      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0;
+  if (foreign_owner || open_to_others) {
+    spdlog::warn("registry {}: directory {} is owned by uid {} with mode {:o}; others may edit it",
+                 describe(), dir_, st.st_uid, st.st_mode & 07777);
+  }
+}
+
+void file_registry::open_watch() {
+  const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) {
+    spdlog::warn("registry {}: inotify unavailable ({}); changes show up on each refresh only",
+                 describe(), std::strerror(errno));
+    return;
+  }
+  std::error_code ec;
+  watch_.assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    spdlog::warn("registry {}: cannot watch: {}", describe(), ec.message());
+    return;
+  }
+  add_watch();
+  arm_watch();
+}
+
+void file_registry::add_watch() {
+  if (!watch_.is_open()) return;
+  // The directory, not the file: the file is replaced by rename(), a new inode every write.
+  watch_wd_ = ::inotify_add_watch(watch_.native_handle(), dir_.c_str(), watch_mask);
+  if (watch_wd_ < 0) {
+    spdlog::warn("registry {}: cannot watch {}: {}; retrying on refresh", describe(), dir_,
+                 std::strerror(errno));
+  }
+}
+
+void file_registry::arm_watch() {
+  watch_.async_wait(asio::posix::stream_descriptor::wait_read,
+                    [this, alive = alive_](std::error_code ec) {
+                      if (!*alive || ec || state_ != state::running) return;
+                      on_watch_ready();
+                    });
+}
+
+void file_registry::on_watch_ready() {
+  // Drain every queued event, then re-read once: a rename burst becomes one reload.
+  bool relevant = false;
+  alignas(inotify_event) char buf[4096];
+  while (true) {
+    const ssize_t n = ::read(watch_.native_handle(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) {
+      // Re-arming a broken fd would spin: fall back to seeing changes on each refresh.
+      spdlog::warn("registry {}: inotify read failed: {}; watching stopped", describe(),
+                   std::strerror(errno));
+      std::error_code ignored;
+      watch_.close(ignored);
+      watch_wd_ = -1;
+      reload();
+      return;
+    }
+    if (n <= 0) break;  // drained
+    for (ssize_t at = 0; at < n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf + at);
+      at += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+      if (ev->mask & IN_Q_OVERFLOW) relevant = true;
+      if ((ev->mask & IN_IGNORED) && ev->wd == watch_wd_) {
+        watch_wd_ = -1;  // the directory went away; the next refresh re-creates and re-watches it
+        relevant = true;
+      }
+      if (ev->len > 0 && std::string_view(ev->name) == file_name_) relevant = true;
+    }
+  }
+  arm_watch();
+  if (relevant) reload();
+}
+
+void file_registry::arm_refresh() {
+  refresh_timer_.expires_after(refresh_);
+  refresh_timer_.async_wait([this, alive = alive_](std::error_code ec) {
+    if (!*alive || ec || state_ != state::running) return;
+    on_refresh();
+  });
+}
+
+void file_registry::on_refresh() {
+  arm_refresh();
+  std::vector<host_record> stored;
+  const bool written = upsert_self(stored);
+  if (watch_wd_ < 0) add_watch();
+  // Our own write carries every row, so this doubles as a poll when inotify is unavailable.
+  if (written) {
+    evaluate(stored);
+  } else {
+    reload();
+  }
+}
+
+void file_registry::arm_expiry(std::int64_t earliest_ms) {
+  if (earliest_ms == std::numeric_limits<std::int64_t>::max()) {
+    expiry_timer_.cancel();
+    return;
+  }
+  // A row is live while expires_ms >= now, so it is dead one millisecond after. The cap keeps a
+  // hand-edited far-future expiry from overflowing the timer's nanoseconds.
+  constexpr std::int64_t max_wait_ms = 24 * 3600 * 1000;
+  const auto wait =
+      std::clamp<std::int64_t>(earliest_ms - file_store::now_ms(), -1, max_wait_ms - 1) + 1;
+  expiry_timer_.expires_after(std::chrono::milliseconds(wait));
+  expiry_timer_.async_wait([this, alive = alive_](std::error_code ec) {
+    if (!*alive || ec || state_ != state::running) return;
+    reload();
+  });
+}
+
+void file_registry::reload() {
+  const auto snap = file_store::load(path_);
+  if (snap.error) {
+    // Keep the last view: an unreadable file (EMFILE, EACCES) says nothing about the hosts.
+    spdlog::warn("registry {}: cannot read: {}", describe(), snap.error.message());
+    return;
+  }
+  if (snap.corrupt && !corrupt_reported_) {
+    spdlog::warn("registry {}: file is corrupt; treating it as empty and rewriting our row",
+                 describe());
+  }
+  corrupt_reported_ = snap.corrupt;
+  // Repair now rather than at the next refresh: every watcher re-adds its own row, so the other
+  // hosts are back within one round of inotify events.
+  std::vector<host_record> stored;
+  if (snap.corrupt && upsert_self(stored)) {
+    evaluate(stored);
+    return;
+  }
+  evaluate(snap.rows);
+}
+
+std::vector<host_record> file_registry::live_rows(const std::vector<host_record>& rows,
+                                                  std::int64_t now) const {
+  std::vector<host_record> live;
+  for (const auto& row : rows) {
+    if (row.cluster == cluster_ && row.expires_ms >= now) live.push_back(row);
+  }
+  std::sort(live.begin(), live.end(),
+            [](const host_record& a, const host_record& b) { return a.id < b.id; });
+  return live;
+}
+
+void file_registry::evaluate(const std::vector<host_record>& rows) {
+  const auto now = file_store::now_ms();
+  auto view = live_rows(rows, now);
+  // We are live while running even when our row is missing (removed, file corrupt): report
+  // ourselves as we last wrote, so a repair by the next refresh is no change.
+  std::erase_if(view, [&](const host_record& r) { return r.id == self_.id; });
+  auto earliest = std::numeric_limits<std::int64_t>::max();
+  for (const auto& row : view) earliest = std::min(earliest, row.expires_ms);
+  view.insert(
+      std::upper_bound(view.begin(), view.end(), self_,
+                       [](const host_record& a, const host_record& b) { return a.id < b.id; }),
+      self_);
+  arm_expiry(earliest);
+
+  std::vector<view_key> keys;
+  keys.reserve(view.size());
+  for (const auto& row : view) keys.emplace_back(row.id, row.address, row.unix_path);
+  if (last_view_ && *last_view_ == keys) return;
+  last_view_ = std::move(keys);
+  if (!on_view_) return;
+  auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
+  on_view(view);
+}
+
+}  // namespace galaxies::registry

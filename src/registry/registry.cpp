@@ -1,0 +1,103 @@
+// Backend selection by URL, and the default URL. Start-up errors here throw; nothing else does.
+#include "registry/registry.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "base/limits.hpp"
+#include "registry/file_registry.hpp"
+
+namespace galaxies::registry {
+namespace {
+
+// Quoted input for an error message: bounded, printable, one line.
+std::string quoted(std::string_view text) {
+  constexpr std::size_t max_shown = 80;
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  }
+  if (text.size() > max_shown) out += "...";
+  return out + "'";
+}
+
+// The name becomes part of a file name and of the handshake, hence the small alphabet.
+void require_cluster_name(std::string_view cluster) {
+  const bool valid_size = !cluster.empty() && cluster.size() <= limits::max_cluster_name;
+  const bool valid_chars = std::all_of(cluster.begin(), cluster.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+  if (!valid_size || !valid_chars) {
+    throw std::invalid_argument("invalid cluster name " + quoted(cluster) + ": use 1.." +
+                                std::to_string(limits::max_cluster_name) +
+                                " characters of A-Z a-z 0-9 . _ -");
+  }
+}
+
+bool is_directory(const char* path) {
+  struct stat st {};
+  return ::stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// "file:PATH"; "file:///abs" is accepted too, as people write file URLs that way.
+std::string file_path(std::string_view url) {
+  std::string_view path = url.substr(std::string_view("file:").size());
+  if (path.starts_with("//")) {
+    path.remove_prefix(2);
+    if (!path.starts_with('/')) {
+      throw std::invalid_argument("registry URL " + quoted(url) +
+                                  " names a remote host; use file:PATH or file:///PATH");
+    }
+  }
+  const auto slash = path.rfind('/');
+  const auto name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  if (path.empty() || name.empty() || name == "." || name == "..") {
+    throw std::invalid_argument("registry URL " + quoted(url) +
+                                " names no file; use file:PATH, e.g. file:/tmp/mycluster.json");
+  }
+  return std::string(path);
+}
+
+}  // namespace
+
+std::string default_url(std::string_view cluster) {
+  require_cluster_name(cluster);
+  // XDG_RUNTIME_DIR is private to the user and cleaned at logout: the right home for live rows.
+  // The spec says to ignore a relative value.
+  std::string dir;
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  if (runtime && runtime[0] == '/' && is_directory(runtime)) {
+    dir = std::string(runtime) + "/galaxies";
+  } else {
+    dir = "/tmp/galaxies-" + std::to_string(::geteuid());
+  }
+  return "file:" + dir + "/" + std::string(cluster) + ".registry.json";
+}
+
+std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, std::string_view url,
+                                        std::string_view cluster, const options& opts) {
+  require_cluster_name(cluster);
+  if (opts.ttl.count() <= 0) throw std::invalid_argument("registry ttl must be positive");
+  if (opts.refresh.count() < 0) {
+    throw std::invalid_argument("registry refresh must be positive, or 0 for ttl/3");
+  }
+  if (url.starts_with("file:")) {
+    return std::make_unique<file_registry>(executor, file_path(url), std::string(cluster), opts);
+  }
+  for (const std::string_view scheme : {"etcd", "redis"}) {
+    if (url.starts_with(std::string(scheme) + "://")) {
+      throw std::invalid_argument("registry backend '" + std::string(scheme) +
+                                  "' is not available in this build yet");
+    }
+  }
+  throw std::invalid_argument("unknown registry URL " + quoted(url) +
+                              ": use file:PATH, etcd://HOST:PORT or redis://HOST:PORT");
+}
+
+}  // namespace galaxies::registry

@@ -1,0 +1,41 @@
+// Which connection leads to each live node: the master's forwarding table. Pure data; the router
+// owns the connections it points to.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "galaxies/ids.hpp"
+
+namespace galaxies::router {
+
+class connection;
+
+struct route {
+  connection* via = nullptr;  // the local node's session, or the link to its host
+  host_id host;
+  std::uint32_t pid = 0;
+  bool local = false;
+};
+
+class route_table {
+ public:
+  // False (and no change) when the node is already known.
+  bool add(const node_id& node, const route& r);
+  // The route the node had, if any; removed.
+  std::optional<route> remove(const node_id& node);
+  const route* find(const node_id& node) const;
+  // Removes and returns every node reached through `via` (a host link that closed).
+  std::vector<std::pair<node_id, route>> remove_via(const connection* via);
+
+  std::size_t size() const noexcept { return routes_.size(); }
+  void for_each(const std::function<void(const node_id&, const route&)>& fn) const;
+
+ private:
+  std::unordered_map<node_id, route> routes_;
+};
+
+}  // namespace galaxies::router

@@ -1,0 +1,52 @@
+// What `galaxies status` shows of a master: its nodes, its links, its counters.
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "router/router.hpp"
+
+namespace galaxies::router {
+
+nlohmann::json router::status() const {
+  nlohmann::json nodes = nlohmann::json::array();
+  std::unordered_map<host_id, std::size_t> remote_counts;
+  routes_.for_each([&](const node_id& id, const route& r) {
+    if (r.local)
+      nodes.push_back({{"node", id.to_string()},
+                       {"pid", r.pid},
+                       {"kind", r.via->spawned ? "worker" : "attached"}});
+    else
+      ++remote_counts[r.host];
+  });
+
+  nlohmann::json peers = nlohmann::json::array();
+  for (const auto& [id, c] : peers_)
+    peers.push_back({{"host", id.to_string()},
+                     {"address", c->peer_address},
+                     {"hostname", c->peer_hostname},
+                     {"state", "linked"},
+                     {"dialled_by_us", c->dialled_by_us},
+                     {"nodes", remote_counts[id]},
+                     {"queued_bytes", c->link->queued_bytes()}});
+  for (const auto& [id, w] : wanted_) {
+    if (peers_.contains(id)) continue;
+    const char* state = w.stale ? "stale row" : dialling_.contains(id) ? "dialling" : "waiting to redial";
+    peers.push_back({{"host", id.to_string()}, {"address", w.address}, {"state", state}});
+  }
+
+  return {{"host", settings_.self.to_string()},
+          {"cluster", settings_.cluster},
+          {"address", settings_.address},
+          {"hostname", settings_.hostname},
+          {"unix", settings_.unix_path},
+          {"registry", settings_.registry},
+          {"pid", ::getpid()},
+          {"nodes", nodes},
+          {"peers", peers},
+          {"counters",
+           {{"forwarded", counters_.forwarded},
+            {"dropped", counters_.dropped},
+            {"refused_requests", counters_.refused_requests}}}};
+}
+
+}  // namespace galaxies::router

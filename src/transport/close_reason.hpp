@@ -1,0 +1,37 @@
+// Why a connection closed: recorded once per connection and logged once.
+#pragma once
+
+#include <cstdint>
+
+namespace galaxies::transport {
+
+enum class close_reason : std::uint8_t {
+  local,              // this side closed it on purpose
+  eof,                // the peer closed it
+  io_error,           // read or write failed
+  protocol_error,     // the peer sent bad input
+  heartbeat_timeout,  // the peer went silent
+  handshake_timeout,  // no complete handshake in time
+  refused,            // the handshake was refused (by either side)
+  duplicate,          // another link to the same peer won
+  shutdown,           // this process is stopping
+  overloaded,         // the outbound queue overflowed
+};
+
+inline const char* to_string(close_reason reason) noexcept {
+  switch (reason) {
+    case close_reason::local: return "closed locally";
+    case close_reason::eof: return "closed by peer";
+    case close_reason::io_error: return "i/o error";
+    case close_reason::protocol_error: return "protocol error";
+    case close_reason::heartbeat_timeout: return "heartbeat timeout";
+    case close_reason::handshake_timeout: return "handshake timeout";
+    case close_reason::refused: return "handshake refused";
+    case close_reason::duplicate: return "duplicate link";
+    case close_reason::shutdown: return "shutting down";
+    case close_reason::overloaded: return "outbound queue overflow";
+  }
+  return "unknown";
+}
+
+}  // namespace galaxies::transport

@@ -1,0 +1,305 @@
+// One connection carrying frames: a reader coroutine that parses every complete frame in its buffer,
+// a writer coroutine that drains every queued frame in one write, and heartbeats.
+// Threading: a link lives on its stream's executor (one thread); every member runs there.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include "transport/close_reason.hpp"
+#include "transport/frame_sink.hpp"
+#include "transport/protocol_log.hpp"
+#include "wire/control.hpp"
+#include "wire/frame.hpp"
+
+namespace galaxies::transport {
+
+struct link_settings {
+  std::uint32_t max_frame_size = limits::default_max_frame_size;
+  std::size_t max_queue_bytes = limits::default_max_queue_bytes;
+  std::size_t read_buffer_size = 64 * 1024;
+  std::string name;  // for logs: who is at the other end
+};
+
+template <class Stream>
+class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  basic_link(Stream stream, link_settings settings)
+      : stream_(std::move(stream)),
+        settings_(std::move(settings)),
+        parser_(settings_.max_frame_size),
+        wake_(stream_.get_executor()),
+        heartbeat_timer_(stream_.get_executor()),
+        expiry_(stream_.get_executor()),
+        read_buffer_(settings_.read_buffer_size) {}
+
+  basic_link(const basic_link&) = delete;
+  basic_link& operator=(const basic_link&) = delete;
+
+  // Starts reading and writing; frames and the close go to `sink`, which must outlive the link's
+  // on_closed call (or call detach() first).
+  void start(frame_sink* sink) {
+    sink_ = sink;
+    last_read_ = last_write_ = clock::now();
+    auto self = this->shared_from_this();
+    asio::co_spawn(stream_.get_executor(), read_loop(self), asio::detached);
+    asio::co_spawn(stream_.get_executor(), write_loop(self), asio::detached);
+  }
+
+  // The sink goes away: no further callbacks.
+  void detach() noexcept { sink_ = nullptr; }
+
+  // Producers append whole frames to outbound() (the wire encoders do) and then call flush().
+  // Check has_room() first: the queue is bounded.
+  std::vector<std::byte>& outbound() noexcept { return pending_; }
+  bool has_room(std::size_t bytes) const noexcept {
+    return queued_bytes() + bytes <= settings_.max_queue_bytes;
+  }
+  void flush() {
+    if (writer_idle_) wake_.cancel();
+  }
+
+  // Copies one complete frame into the queue. False (nothing queued) when closed or full.
+  bool enqueue(std::span<const std::byte> frame) {
+    if (!writable() || !has_room(frame.size())) return false;
+    pending_.insert(pending_.end(), frame.begin(), frame.end());
+    flush();
+    return true;
+  }
+
+  bool is_open() const noexcept { return open_; }
+  bool writable() const noexcept { return open_ && !closing_; }
+  std::size_t queued_bytes() const noexcept { return pending_.size() + writing_.size(); }
+  const std::string& name() const noexcept { return settings_.name; }
+  void set_name(std::string name) { settings_.name = std::move(name); }
+  Stream& stream() noexcept { return stream_; }
+  std::uint32_t max_frame_size() const noexcept { return settings_.max_frame_size; }
+  void set_max_frame_size(std::uint32_t value) noexcept {
+    settings_.max_frame_size = value;
+    parser_.set_max_frame_size(value);
+  }
+
+  // Sends a heartbeat after `interval` without writes; closes with heartbeat_timeout after
+  // interval * misses without reads.
+  void enable_heartbeats(std::chrono::milliseconds interval, int misses) {
+    if (interval.count() <= 0 || !open_ || heartbeat_interval_.count() > 0) return;
+    heartbeat_interval_ = interval;
+    heartbeat_misses_ = misses;
+    asio::co_spawn(stream_.get_executor(), heartbeat_loop(this->shared_from_this()),
+                   asio::detached);
+  }
+
+  // Closes with `reason` unless cancel_expiry() comes first (handshake deadlines).
+  void expire_after(clock::duration after, close_reason reason) {
+    expiry_.expires_after(after);
+    expiry_.async_wait([self = this->shared_from_this(), reason,
+                        armed = ++expiry_generation_](std::error_code ec) {
+      // cancel() cannot recall a handler already queued with success (the deadline passed in the
+      // same turn as the cancel): only a deadline still current closes.
+      if (!ec && armed == self->expiry_generation_) self->close(reason);
+    });
+  }
+  void cancel_expiry() {
+    ++expiry_generation_;
+    expiry_.cancel();
+  }
+
+  // Closes at once: queued frames are dropped.
+  void close(close_reason reason, std::error_code error = {}) {
+    if (!open_) return;
+    open_ = false;
+    closing_ = false;
+    std::error_code ignored;
+    stream_.close(ignored);
+    wake_.cancel();
+    heartbeat_timer_.cancel();
+    expiry_.cancel();
+    log_close(settings_.name, reason, error);
+    // Posted, so that a sink closing its link from inside on_frame is never re-entered.
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), reason, error] {
+      if (auto* sink = std::exchange(self->sink_, nullptr)) sink->on_closed(reason, error);
+    });
+  }
+
+  // Stops delivering frames, writes what is queued (a goodbye or refuse, typically), then closes;
+  // `within` bounds how long a peer that does not read can hold us.
+  void close_after_flush(close_reason reason,
+                         clock::duration within = std::chrono::milliseconds(1000)) {
+    if (!open_ || closing_) return;
+    closing_ = true;
+    closing_reason_ = reason;
+    expire_after(within, reason);
+    flush();
+  }
+
+ private:
+  using tuple_awaitable_t = asio::experimental::as_tuple_t<asio::use_awaitable_t<>>;
+
+  asio::awaitable<void> read_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
+    constexpr tuple_awaitable_t use_tuple;
+    while (open_) {
+      make_room_for_read();
+      auto [ec, n] = co_await stream_.async_read_some(
+          asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_), use_tuple);
+      if (!open_) co_return;
+      if (ec) {
+        const bool clean = ec == asio::error::eof && read_begin_ == read_end_;
+        if (closing_ && ec == asio::error::eof) co_return;  // the writer finishes the close
+        close(clean ? close_reason::eof : ec == asio::error::eof ? close_reason::protocol_error
+                                                                 : close_reason::io_error,
+              clean ? std::error_code{} : ec);
+        co_return;
+      }
+      read_end_ += n;
+      last_read_ = clock::now();
+      if (!closing_) deliver_frames();
+      else read_begin_ = read_end_ = 0;  // closing: what the peer still sends is ignored
+    }
+  }
+
+  // Hands every complete frame in the buffer to the sink.
+  void deliver_frames() {
+    while (open_ && !closing_) {
+      const auto result = parser_.parse(std::span<const std::byte>(
+          read_buffer_.data() + read_begin_, read_end_ - read_begin_));
+      if (result.state == wire::parse_result::status::frame) {
+        read_begin_ += result.frame.header.total();
+        if (result.frame.header.type != wire::frame_type::heartbeat && sink_)
+          sink_->on_frame(result.frame);
+        continue;
+      }
+      if (result.state == wire::parse_result::status::error) {
+        log_protocol_violation(settings_.name, result.error,
+                               std::span<const std::byte>(read_buffer_.data() + read_begin_,
+                                                          read_end_ - read_begin_));
+        close(close_reason::protocol_error, result.error);
+        return;
+      }
+      if (result.needed > read_buffer_.size()) {
+        // The parser has validated the header: needed <= max_frame_size.
+        compact();
+        read_buffer_.resize(result.needed);
+      }
+      return;
+    }
+  }
+
+  void make_room_for_read() {
+    if (read_begin_ == read_end_) {
+      read_begin_ = read_end_ = 0;
+      if (read_buffer_.size() > 4 * settings_.read_buffer_size) {
+        read_buffer_.resize(settings_.read_buffer_size);  // give back a large frame's room
+        read_buffer_.shrink_to_fit();
+      }
+    }
+    const std::size_t free_tail = read_buffer_.size() - read_end_;
+    if (read_begin_ > 0 && free_tail < read_buffer_.size() / 4) compact();
+    if (read_end_ == read_buffer_.size()) read_buffer_.resize(read_buffer_.size() * 2);
+  }
+
+  void compact() {
+    if (read_begin_ == 0) return;
+    std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
+              read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_end_), read_buffer_.begin());
+    read_end_ -= read_begin_;
+    read_begin_ = 0;
+  }
+
+  asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
+    constexpr tuple_awaitable_t use_tuple;
+    while (open_) {
+      if (pending_.empty()) {
+        if (closing_) {
+          close(closing_reason_);
+          co_return;
+        }
+        writer_idle_ = true;
+        wake_.expires_at(clock::time_point::max());
+        co_await wake_.async_wait(use_tuple);
+        writer_idle_ = false;
+        continue;
+      }
+      // Everything queued so far goes out in one write; producers fill the other buffer meanwhile.
+      std::swap(pending_, writing_);
+      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(writing_), use_tuple);
+      writing_.clear();
+      if (!open_) co_return;
+      if (ec) {
+        close(close_reason::io_error, ec);
+        co_return;
+      }
+      last_write_ = clock::now();
+    }
+  }
+
+  asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
+    constexpr tuple_awaitable_t use_tuple;
+    const auto tick = std::max<std::chrono::milliseconds>(heartbeat_interval_ / 4, std::chrono::milliseconds(1));
+    while (open_) {
+      heartbeat_timer_.expires_after(tick);
+      co_await heartbeat_timer_.async_wait(use_tuple);
+      if (!open_) co_return;
+      const auto now = clock::now();
+      if (now - last_read_ > heartbeat_interval_ * heartbeat_misses_) {
+        close(close_reason::heartbeat_timeout);
+        co_return;
+      }
+      if (now - last_write_ >= heartbeat_interval_ && queued_bytes() == 0 && !closing_) {
+        wire::append_heartbeat(pending_);
+        last_write_ = now;
+        flush();
+      }
+    }
+  }
+
+  Stream stream_;
+  link_settings settings_;
+  wire::frame_parser parser_;
+  frame_sink* sink_ = nullptr;
+
+  bool open_ = true;
+  bool closing_ = false;
+  close_reason closing_reason_ = close_reason::local;
+
+  std::vector<std::byte> pending_;  // frames queued by producers
+  std::vector<std::byte> writing_;  // the batch being written
+  bool writer_idle_ = false;
+  asio::steady_timer wake_;  // the idle writer waits on it; cancel() wakes it
+
+  std::chrono::milliseconds heartbeat_interval_{0};
+  int heartbeat_misses_ = 3;
+  asio::steady_timer heartbeat_timer_;
+  asio::steady_timer expiry_;
+  std::uint64_t expiry_generation_ = 0;  // bumped by every expire_after and cancel_expiry
+  clock::time_point last_read_;
+  clock::time_point last_write_;
+
+  std::vector<std::byte> read_buffer_;
+  std::size_t read_begin_ = 0;  // first unparsed byte
+  std::size_t read_end_ = 0;    // one past the last byte read
+};
+
+using socket = asio::generic::stream_protocol::socket;
+using link = basic_link<socket>;
+extern template class basic_link<socket>;
+
+}  // namespace galaxies::transport

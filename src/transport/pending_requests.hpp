@@ -1,0 +1,70 @@
+// The requester's table of requests in flight: ids, deadlines, and exactly-once completion.
+// Threading: lives on one executor; every member runs there.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "galaxies/ids.hpp"
+#include "galaxies/node.hpp"
+
+namespace galaxies::transport {
+
+class pending_requests {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  pending_requests(const asio::any_io_executor& executor, std::size_t max_pending);
+  ~pending_requests();
+
+  // Reserves the next id (never 0, never reused) for a request to `target`. Returns 0 when the
+  // table is full; `done` is then untouched and the caller fails the request with overloaded.
+  std::uint64_t add(const node_id& target, clock::time_point deadline, request_callback& done);
+
+  // Completes request `id` (a reply arrived). False if it is not pending: a late reply.
+  bool complete(std::uint64_t id, std::error_code error, bytes reply);
+
+  // Fails every request to `target` (it left) / every request (we are going).
+  void fail_target(const node_id& target, std::error_code error);
+  void fail_all(std::error_code error);
+
+  // Removes request `id` without completing it (its frame could not be sent); its callback is
+  // handed back so that the caller can complete it as it sees fit.
+  request_callback take(std::uint64_t id);
+
+  std::size_t size() const noexcept { return entries_.size(); }
+  std::uint64_t timeouts() const noexcept { return timeouts_; }
+
+ private:
+  struct entry {
+    node_id target;
+    clock::time_point deadline;
+    request_callback done;
+  };
+
+  void arm_timer();
+  void on_timer();
+
+  std::size_t max_pending_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, entry> entries_;
+  std::set<std::pair<clock::time_point, std::uint64_t>> deadlines_;
+  asio::steady_timer timer_;
+  clock::time_point armed_for_ = clock::time_point::max();
+  std::uint64_t timeouts_ = 0;
+  // The timer's handler can already be queued with success when the table is destroyed (cancel()
+  // cannot recall it); it checks this token instead of touching a dead table.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace galaxies::transport

@@ -1,0 +1,21 @@
+// Logging a connection's end and a peer's protocol violation: once, with a bounded sample.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "transport/close_reason.hpp"
+
+namespace galaxies::transport {
+
+void log_close(std::string_view name, close_reason reason, std::error_code error);
+
+// Logs the reason and at most 32 bytes of what the peer sent, escaped (never raw bytes in logs).
+void log_protocol_violation(std::string_view name, std::error_code error,
+                            std::span<const std::byte> sample);
+
+std::string escaped_sample(std::span<const std::byte> bytes, std::size_t max_bytes = 32);
+
+}  // namespace galaxies::transport

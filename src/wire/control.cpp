@@ -1,0 +1,45 @@
+// Bodiless and single-field control frames: heartbeat, goodbye, status (docs/protocol.md §2, §8).
+#include "wire/control.hpp"
+
+#include <string_view>
+
+#include "wire/byte_io.hpp"
+#include "wire/codes.hpp"
+
+namespace galaxies::wire {
+
+void append_heartbeat(std::vector<std::byte>& out) {
+  detail::begin_frame(out, frame_type::heartbeat, 0, 0, 0);
+}
+
+void append_goodbye(std::vector<std::byte>& out, leave_reason reason) {
+  auto writer = detail::begin_frame(out, frame_type::goodbye, 0, 0, 1);
+  writer.put(static_cast<std::uint8_t>(reason));
+}
+
+void append_status_request(std::vector<std::byte>& out) {
+  detail::begin_frame(out, frame_type::status_request, 0, 0, 0);
+}
+
+void append_status_reply(std::vector<std::byte>& out, std::string_view json) {
+  auto writer = detail::begin_frame(out, frame_type::status_reply, 0, 0, json.size());
+  writer.put_bytes(json.data(), json.size());
+}
+
+std::error_code decode_goodbye(const frame_view& frame, leave_reason& out) {
+  const std::span<const std::byte> body = detail::body_of(frame);
+  if (frame.header.type != frame_type::goodbye || body.size() != 1) return decode_error::bad_body;
+  const auto value = static_cast<std::uint8_t>(body[0]);
+  // The reason is shown to users and fed to switch statements: an unlisted one is malformed.
+  if (!detail::is_leave_reason(value)) return decode_error::bad_body;
+  out = static_cast<leave_reason>(value);
+  return {};
+}
+
+std::string_view status_json(const frame_view& frame) {
+  if (frame.header.type != frame_type::status_reply) return {};
+  const std::span<const std::byte> body = detail::body_of(frame);
+  return {reinterpret_cast<const char*>(body.data()), body.size()};
+}
+
+}  // namespace galaxies::wire

@@ -1,0 +1,179 @@
+// The frame header and the incremental parser (docs/protocol.md §2).
+#include <string>
+
+#include "base/endian.hpp"
+#include "wire/frame.hpp"
+#include "wire/message.hpp"
+
+namespace galaxies::wire {
+namespace {
+
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "galaxies.wire"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<decode_error>(value)) {
+      case decode_error::frame_too_small:
+        return "frame size field below 4";
+      case decode_error::frame_too_large:
+        return "frame larger than the maximum frame size";
+      case decode_error::unknown_type:
+        return "unknown frame type";
+      case decode_error::bad_message:
+        return "malformed message frame";
+      case decode_error::bad_handshake:
+        return "malformed handshake frame";
+      case decode_error::bad_membership:
+        return "malformed membership frame";
+      case decode_error::bad_body:
+        return "frame body has the wrong size";
+    }
+    return "unknown wire error " + std::to_string(value);
+  }
+};
+
+parse_result failure(decode_error e) noexcept {
+  parse_result result;
+  result.state = parse_result::status::error;
+  result.error = e;
+  return result;
+}
+
+// Types whose body has one legal size; anything else is refused here so that no later stage has to
+// remember to check. Variable bodies are left to their decoders.
+std::error_code check_fixed_body(const frame_view& frame) noexcept {
+  std::size_t expected = 0;
+  switch (frame.header.type) {
+    case frame_type::heartbeat:
+    case frame_type::status_request:
+      expected = 0;
+      break;
+    case frame_type::goodbye:
+      expected = 1;
+      break;
+    default:
+      return {};
+  }
+  if (frame.bytes.size() != header_size + expected) return decode_error::bad_body;
+  return {};
+}
+
+}  // namespace
+
+const std::error_category& wire_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+bool is_known(std::uint8_t type) noexcept {
+  switch (static_cast<frame_type>(type)) {
+    case frame_type::hello:
+    case frame_type::welcome:
+    case frame_type::refuse:
+    case frame_type::heartbeat:
+    case frame_type::goodbye:
+    case frame_type::nodes_up:
+    case frame_type::nodes_down:
+    case frame_type::hosts_up:
+    case frame_type::hosts_down:
+    case frame_type::send:
+    case frame_type::request:
+    case frame_type::reply:
+    case frame_type::broadcast:
+    case frame_type::status_request:
+    case frame_type::status_reply:
+      return true;
+  }
+  return false;
+}
+
+bool is_message(frame_type type) noexcept {
+  switch (type) {
+    case frame_type::send:
+    case frame_type::request:
+    case frame_type::reply:
+    case frame_type::broadcast:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const char* to_string(frame_type type) noexcept {
+  switch (type) {
+    case frame_type::hello:
+      return "hello";
+    case frame_type::welcome:
+      return "welcome";
+    case frame_type::refuse:
+      return "refuse";
+    case frame_type::heartbeat:
+      return "heartbeat";
+    case frame_type::goodbye:
+      return "goodbye";
+    case frame_type::nodes_up:
+      return "nodes_up";
+    case frame_type::nodes_down:
+      return "nodes_down";
+    case frame_type::hosts_up:
+      return "hosts_up";
+    case frame_type::hosts_down:
+      return "hosts_down";
+    case frame_type::send:
+      return "send";
+    case frame_type::request:
+      return "request";
+    case frame_type::reply:
+      return "reply";
+    case frame_type::broadcast:
+      return "broadcast";
+    case frame_type::status_request:
+      return "status_request";
+    case frame_type::status_reply:
+      return "status_reply";
+  }
+  return "unknown";
+}
+
+parse_result frame_parser::parse(std::span<const std::byte> input) const noexcept {
+  if (input.size() < header_size) return {};
+
+  const std::byte* p = input.data();
+  frame_header header;
+  header.size = base::load_le<std::uint32_t>(p);
+  const auto type = base::load_le<std::uint8_t>(p + 4);
+  header.flags = base::load_le<std::uint8_t>(p + 5);
+  header.aux = base::load_le<std::uint16_t>(p + 6);
+
+  // The header alone decides these, so a hostile size is refused before the body is awaited, let
+  // alone buffered. 64-bit arithmetic: size + 4 must not wrap.
+  if (header.size < min_size_field) return failure(decode_error::frame_too_small);
+  if (std::uint64_t{header.size} + 4 > max_frame_size_)
+    return failure(decode_error::frame_too_large);
+  if (!is_known(type)) return failure(decode_error::unknown_type);
+  header.type = static_cast<frame_type>(type);
+
+  if (input.size() < header.total()) {
+    parse_result result;
+    result.needed = header.total();
+    return result;
+  }
+
+  const frame_view frame{header, input.first(header.total())};
+  const std::error_code ec =
+      is_message(header.type) ? check_message_frame(frame) : check_fixed_body(frame);
+  if (ec) {
+    parse_result result;
+    result.state = parse_result::status::error;
+    result.error = ec;
+    return result;
+  }
+
+  parse_result result;
+  result.state = parse_result::status::frame;
+  result.frame = frame;
+  return result;
+}
+
+}  // namespace galaxies::wire

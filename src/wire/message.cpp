@@ -1,0 +1,110 @@
+// Message frames: send, request, reply, broadcast (docs/protocol.md §4).
+#include "wire/message.hpp"
+
+#include <array>
+#include <cstring>
+
+#include "base/endian.hpp"
+#include "galaxies/error.hpp"
+#include "wire/byte_io.hpp"
+
+namespace galaxies::wire {
+namespace {
+
+// Fixed offsets of the message header (docs/protocol.md §4): routers read them without a cursor.
+constexpr std::size_t src_offset = 8;
+constexpr std::size_t dst_offset = 24;
+constexpr std::size_t request_id_offset = 40;
+constexpr std::size_t word_offset = 48;
+constexpr std::size_t reserved_offset = 52;
+static_assert(word_offset + 4 == reserved_offset && reserved_offset + 4 == message_header_size);
+
+bool command_length_fits_type(frame_type type, std::size_t command) noexcept {
+  // A reply answers by request id and carries no command; every other message names one.
+  return type == frame_type::reply ? command == 0 : command != 0;
+}
+
+bool carries_request_id(frame_type type) noexcept {
+  return type == frame_type::request || type == frame_type::reply;
+}
+
+node_id id_at(const frame_view& frame, std::size_t offset) noexcept {
+  if (frame.bytes.size() < offset + uuid::size) return {};
+  std::array<std::uint8_t, uuid::size> raw;
+  std::memcpy(raw.data(), frame.bytes.data() + offset, uuid::size);
+  return node_id(uuid(raw));
+}
+
+}  // namespace
+
+std::error_code check_message_frame(const frame_view& frame) noexcept {
+  const frame_type type = frame.header.type;
+  const std::size_t command = frame.header.aux;
+  if (!is_message(type)) return decode_error::bad_message;
+  if (frame.bytes.size() < message_header_size) return decode_error::bad_message;
+  if (command > limits::max_command_size) return decode_error::bad_message;
+  if (!command_length_fits_type(type, command)) return decode_error::bad_message;
+  if (command > frame.bytes.size() - message_header_size) return decode_error::bad_message;
+  return {};
+}
+
+std::error_code decode_message(const frame_view& frame, message_view& out) noexcept {
+  if (auto ec = check_message_frame(frame)) return ec;
+
+  detail::byte_reader reader(detail::body_of(frame));
+  std::uint32_t reserved = 0;
+  // check_message_frame proved the fixed part and the command are present, so these cannot fail.
+  reader.get_id(out.src);
+  reader.get_id(out.dst);
+  reader.get(out.request_id);
+  reader.get(out.word);
+  reader.get(reserved);
+  reader.get_string(frame.header.aux, out.command);
+  reader.get_bytes(reader.remaining(), out.payload);
+  out.type = frame.header.type;
+
+  // Ids start at 1 and a requester matches replies by id, so zero can only be a broken peer.
+  if (carries_request_id(out.type) && out.request_id == 0) return decode_error::bad_message;
+  return {};
+}
+
+node_id peek_src(const frame_view& frame) noexcept {
+  return id_at(frame, src_offset);
+}
+
+node_id peek_dst(const frame_view& frame) noexcept {
+  return id_at(frame, dst_offset);
+}
+
+std::uint64_t peek_request_id(const frame_view& frame) noexcept {
+  if (frame.bytes.size() < request_id_offset + 8) return 0;
+  return base::load_le<std::uint64_t>(frame.bytes.data() + request_id_offset);
+}
+
+std::error_code append_message(std::vector<std::byte>& out, frame_type type, const node_id& src,
+                               const node_id& dst, std::uint64_t request_id, std::uint32_t word,
+                               std::string_view command, std::span<const std::byte> payload,
+                               std::uint32_t max_frame_size) {
+  if (!is_message(type) || !command_length_fits_type(type, command.size())) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  if (command.size() > limits::max_command_size) return errc::too_large;
+  // Compared before adding, so that no payload size can wrap the sum.
+  if (payload.size() > max_frame_size ||
+      message_frame_size(command.size(), payload.size()) > max_frame_size) {
+    return errc::too_large;
+  }
+
+  const std::size_t body = message_frame_size(command.size(), payload.size()) - header_size;
+  auto writer = detail::begin_frame(out, type, 0, static_cast<std::uint16_t>(command.size()), body);
+  writer.put_id(src);
+  writer.put_id(dst);
+  writer.put(request_id);
+  writer.put(word);
+  writer.put(std::uint32_t{0});
+  writer.put_bytes(command.data(), command.size());
+  writer.put_bytes(payload.data(), payload.size());
+  return {};
+}
+
+}  // namespace galaxies::wire

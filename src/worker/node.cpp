@@ -1,0 +1,84 @@
+// galaxies::node and galaxies::responder: thin handles over detail::node_core.
+#include "galaxies/node.hpp"
+
+#include "worker/node_core.hpp"
+
+namespace galaxies {
+
+responder::responder(responder&& other) noexcept
+    : core_(std::move(other.core_)), to_(other.to_), request_id_(std::exchange(other.request_id_, 0)) {}
+
+responder& responder::operator=(responder&& other) noexcept {
+  if (this != &other) {
+    if (pending()) fail(errc::handler_failed, "the handler dropped the request");
+    core_ = std::move(other.core_);
+    to_ = other.to_;
+    request_id_ = std::exchange(other.request_id_, 0);
+  }
+  return *this;
+}
+
+responder::~responder() {
+  if (pending()) fail(errc::handler_failed, "the handler dropped the request without replying");
+}
+
+void responder::reply(byte_view payload) {
+  if (!pending()) return;
+  if (auto core = core_.lock()) core->send_reply(to_, request_id_, errc::ok, payload);
+  request_id_ = 0;
+}
+
+void responder::fail(errc code, std::string_view text) {
+  if (!pending()) return;
+  if (code == errc::ok) code = errc::handler_failed;
+  if (auto core = core_.lock()) core->send_reply(to_, request_id_, code, as_bytes(text));
+  request_id_ = 0;
+}
+
+node::node(std::shared_ptr<detail::node_core> core) : core_(std::move(core)) {}
+
+node::~node() {
+  if (core_) core_->stop();
+}
+
+asio::any_io_executor node::get_executor() const { return core_->executor(); }
+node_id node::id() const { return core_->id(); }
+host_id node::host() const { return core_->host(); }
+bool node::ready() const { return core_->ready(); }
+std::vector<node_info> node::nodes() const { return core_->nodes(); }
+std::vector<host_info> node::hosts() const { return core_->hosts(); }
+node_counters node::counters() const { return core_->counters(); }
+
+void node::on(std::string command, message_handler handler) {
+  core_->set_handler(std::move(command), std::move(handler));
+}
+void node::on_ready(std::function<void()> cb) { core_->events().ready = std::move(cb); }
+void node::on_node_joined(std::function<void(const node_info&)> cb) {
+  core_->events().node_joined = std::move(cb);
+}
+void node::on_node_left(std::function<void(const node_info&, leave_reason, int)> cb) {
+  core_->events().node_left = std::move(cb);
+}
+void node::on_host_joined(std::function<void(const host_info&)> cb) {
+  core_->events().host_joined = std::move(cb);
+}
+void node::on_host_left(std::function<void(const host_info&, leave_reason)> cb) {
+  core_->events().host_left = std::move(cb);
+}
+void node::on_disconnected(std::function<void(std::error_code, std::string_view)> cb) {
+  core_->events().disconnected = std::move(cb);
+}
+
+std::error_code node::send(const node_id& to, std::string_view command, byte_view payload) {
+  return core_->send(to, command, payload);
+}
+std::error_code node::broadcast(std::string_view command, byte_view payload) {
+  return core_->broadcast(command, payload);
+}
+void node::start_request(const node_id& to, std::string_view command, byte_view payload,
+                         std::chrono::milliseconds timeout, request_callback done) {
+  core_->start_request(to, command, payload, timeout, std::move(done));
+}
+void node::stop() { core_->stop(); }
+
+}  // namespace galaxies

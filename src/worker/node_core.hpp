@@ -1,0 +1,110 @@
+// The engine behind galaxies::node: the connection to the master, the cluster view, handlers and
+// requests in flight. Threading: lives on one executor; every member runs there.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <asio/any_io_executor.hpp>
+
+#include "galaxies/node.hpp"
+#include "transport/frame_sink.hpp"
+#include "transport/link.hpp"
+#include "transport/pending_requests.hpp"
+#include "wire/control.hpp"
+
+namespace galaxies::detail {
+
+// Heterogeneous lookup: find a handler by the frame's string_view without building a string.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+class node_core : public std::enable_shared_from_this<node_core>, public transport::frame_sink {
+ public:
+  struct settings {
+    wire::role role = wire::role::worker;
+    std::string cluster;
+    host_id expected_host;  // nil = whichever master is at the other end
+    std::uint32_t max_frame_size = limits::default_max_frame_size;
+    std::size_t max_pending_requests = limits::default_max_pending_requests;
+    std::size_t max_queue_bytes = limits::default_max_queue_bytes;
+  };
+
+  struct callbacks {
+    std::function<void()> ready;
+    std::function<void(const node_info&)> node_joined;
+    std::function<void(const node_info&, leave_reason, int)> node_left;
+    std::function<void(const host_info&)> host_joined;
+    std::function<void(const host_info&, leave_reason)> host_left;
+    std::function<void(std::error_code, std::string_view)> disconnected;
+    // After a graceful stop: the goodbye is written and the connection closed.
+    std::function<void()> link_closed;
+  };
+
+  node_core(const asio::any_io_executor& executor, settings s);
+  ~node_core() override;
+
+  // Takes the connected socket to the master and starts the handshake.
+  void connect(transport::socket socket);
+  void stop();
+
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
+  const node_id& id() const noexcept { return self_; }
+  const host_id& host() const noexcept { return host_; }
+  bool ready() const noexcept { return state_ == state::ready; }
+  std::vector<node_info> nodes() const;
+  std::vector<host_info> hosts() const;
+  const node_counters& counters() const noexcept { return counters_; }
+  callbacks& events() noexcept { return callbacks_; }
+
+  void set_handler(std::string command, message_handler handler);
+
+  std::error_code send(const node_id& to, std::string_view command, byte_view payload);
+  std::error_code broadcast(std::string_view command, byte_view payload);
+  void start_request(const node_id& to, std::string_view command, byte_view payload,
+                     std::chrono::milliseconds timeout, request_callback done);
+  void send_reply(const node_id& to, std::uint64_t request_id, errc status, byte_view payload);
+
+  // transport::frame_sink
+  void on_frame(const wire::frame_view& frame) override;
+  void on_closed(transport::close_reason reason, std::error_code error) override;
+
+ private:
+  enum class state { idle, handshaking, registered, ready, closed };
+
+  std::error_code check_sendable(std::size_t frame_size) const;
+  std::error_code append(wire::frame_type type, const node_id& to, std::uint64_t id,
+                         std::uint32_t word, std::string_view command, byte_view payload);
+  void fail_soon(request_callback done, std::error_code error);
+  void on_handshake_frame(const wire::frame_view& frame);
+  void on_message(const wire::frame_view& frame);
+  void on_nodes_up(const wire::frame_view& frame);
+  void on_nodes_down(const wire::frame_view& frame);
+  void on_hosts_up(const wire::frame_view& frame);
+  void on_hosts_down(const wire::frame_view& frame);
+  void protocol_error(std::string_view what);
+  void disconnect(std::error_code error, std::string_view why, bool graceful = false);
+
+  asio::any_io_executor executor_;
+  settings settings_;
+  node_id self_ = node_id::random();
+  host_id host_;
+  state state_ = state::idle;
+  std::shared_ptr<transport::link> link_;
+  transport::pending_requests pending_;
+  std::unordered_map<node_id, node_info> nodes_;
+  std::unordered_map<host_id, host_info> hosts_;
+  std::unordered_map<std::string, message_handler, string_hash, std::equal_to<>> handlers_;
+  callbacks callbacks_;
+  node_counters counters_;
+  std::string disconnect_reason_;
+};
+
+}  // namespace galaxies::detail

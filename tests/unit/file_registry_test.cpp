@@ -1,0 +1,518 @@
+// The embedded file registry: discovery, expiry, compare-and-swap removal, cluster isolation and
+// robustness against a damaged file. Everything runs on one io_context in the test thread; every
+// wait is bounded by a deadline, never a sleep-and-hope.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <asio/io_context.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "registry/file_store.hpp"
+#include "registry/registry.hpp"
+
+namespace galaxies::registry {
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+// Generous: a loaded 2-core machine must never turn a slow run into a failure.
+constexpr auto deadline = 5s;
+
+class temp_dir {
+ public:
+  temp_dir() {
+    char pattern[] = "/tmp/galaxies-registry-test-XXXXXX";
+    if (!::mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs handlers until `done` holds or the deadline passes.
+bool run_until(asio::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds limit = deadline) {
+  const auto until = clock_type::now() + limit;
+  while (!done()) {
+    if (clock_type::now() >= until) return false;
+    io.restart();
+    if (io.run_one_for(20ms) == 0 && io.stopped()) std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Runs handlers for a while: for tests whose claim is "nothing happens during this time".
+void run_for(asio::io_context& io, std::chrono::milliseconds span) {
+  const auto until = clock_type::now() + span;
+  while (clock_type::now() < until) {
+    io.restart();
+    io.run_until(until);
+    if (io.stopped() && clock_type::now() < until) std::this_thread::sleep_for(1ms);
+  }
+}
+
+host_record make_self(std::string cluster, std::string address) {
+  host_record self;
+  self.id = host_id::random();
+  self.cluster = std::move(cluster);
+  self.address = std::move(address);
+  self.unix_path = "/tmp/galaxies-test-" + self.id.to_string() + ".sock";
+  self.hostname = "testhost";
+  self.pid = static_cast<std::uint32_t>(::getpid());
+  return self;
+}
+
+// Records every view a registry reports.
+struct view_log {
+  std::vector<std::vector<host_record>> views;
+
+  registry::view_handler handler() {
+    return [this](const std::vector<host_record>& view) { views.push_back(view); };
+  }
+  bool has(const host_id& id) const {
+    if (views.empty()) return false;
+    const auto& last = views.back();
+    return std::any_of(last.begin(), last.end(), [&](const host_record& r) { return r.id == id; });
+  }
+  std::size_t size() const { return views.empty() ? 0 : views.back().size(); }
+};
+
+bool stored(const std::string& path, const host_id& id) {
+  const auto snap = file_store::load(path);
+  return std::any_of(snap.rows.begin(), snap.rows.end(),
+                     [&](const host_record& r) { return r.id == id; });
+}
+
+void write_raw(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+options short_ttl(int ttl_ms = 300, int refresh_ms = 0) {
+  options opts;
+  opts.ttl = std::chrono::milliseconds(ttl_ms);
+  opts.refresh = std::chrono::milliseconds(refresh_ms);
+  return opts;
+}
+
+class FileRegistry : public ::testing::Test {
+ protected:
+  std::unique_ptr<registry> make(std::string_view cluster, options opts = short_ttl()) {
+    return make_registry(io.get_executor(), "file:" + path, cluster, opts);
+  }
+  void stop_and_wait(registry& r) {
+    bool done = false;
+    r.stop([&] { done = true; });
+    ASSERT_TRUE(run_until(io, [&] { return done; }));
+  }
+
+  asio::io_context io;
+  temp_dir dir;
+  std::string path = dir.path() + "/alpha.registry.json";
+};
+
+TEST_F(FileRegistry, TwoRegistriesSeeEachOtherAndStopRemovesTheRow) {
+  auto a = make("alpha");
+  auto b = make("alpha");
+  const auto self_a = make_self("alpha", "127.0.0.1:7001");
+  const auto self_b = make_self("alpha", "127.0.0.1:7002");
+  view_log view_a, view_b;
+  a->start(self_a, view_a.handler());
+  b->start(self_b, view_b.handler());
+
+  ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2 && view_b.size() == 2; }));
+  EXPECT_TRUE(view_a.has(self_b.id));
+  EXPECT_TRUE(view_b.has(self_a.id));
+  const auto& seen = view_a.views.back();
+  const auto b_row =
+      std::find_if(seen.begin(), seen.end(), [&](auto& r) { return r.id == self_b.id; });
+  EXPECT_EQ(b_row->address, self_b.address);
+  EXPECT_EQ(b_row->unix_path, self_b.unix_path);
+  EXPECT_EQ(b_row->hostname, self_b.hostname);
+  EXPECT_EQ(b_row->pid, self_b.pid);
+
+  stop_and_wait(*b);
+  EXPECT_FALSE(stored(path, self_b.id)) << "stop() removes the row at once";
+  ASSERT_TRUE(run_until(io, [&] { return !view_a.has(self_b.id); }));
+  EXPECT_EQ(view_a.size(), 1u);
+
+  stop_and_wait(*a);
+  EXPECT_TRUE(file_store::load(path).rows.empty());
+}
+
+TEST_F(FileRegistry, OnViewRunsOnceAtStartAndNotOnAPureRefresh) {
+  auto a = make("alpha", short_ttl(300, 50));
+  const auto self = make_self("alpha", "127.0.0.1:7001");
+  view_log views;
+  a->start(self, views.handler());
+  EXPECT_TRUE(views.views.empty()) << "the first view is posted, not delivered inside start()";
+  ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
+  ASSERT_EQ(views.size(), 1u);
+  EXPECT_EQ(views.views.back()[0].id, self.id);
+  const auto first_expiry = file_store::load(path).rows.at(0).expires_ms;
+
+  run_for(io, 400ms);  // several refreshes, each rewriting the file
+  EXPECT_GT(file_store::load(path).rows.at(0).expires_ms, first_expiry) << "refreshed";
+  EXPECT_EQ(views.views.size(), 1u) << "an expiry change alone is not a new view";
+}
+
+TEST_F(FileRegistry, RefreshKeepsRowsAlivePastSeveralTtls) {
+  // ttl 500 ms, refresh 100 ms: a row flickers only if the loop stalls for 400 ms.
+  auto a = make("alpha", short_ttl(500, 100));
+  auto b = make("alpha", short_ttl(500, 100));
+  const auto self_a = make_self("alpha", "127.0.0.1:7001");
+  const auto self_b = make_self("alpha", "127.0.0.1:7002");
+  view_log view_a;
+  a->start(self_a, view_a.handler());
+  b->start(self_b, [](auto&) {});
+  ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
+  const auto views_before = view_a.views.size();
+
+  run_for(io, 1500ms);
+  EXPECT_EQ(view_a.views.size(), views_before) << "b never left a's view";
+  EXPECT_TRUE(view_a.has(self_b.id));
+  EXPECT_TRUE(stored(path, self_b.id));
+}
+
+TEST_F(FileRegistry, RowOfARegistryDestroyedWithoutStopExpires) {
+  auto a = make("alpha", short_ttl(5000));
+  auto b = make("alpha", short_ttl(300));
+  const auto self_a = make_self("alpha", "127.0.0.1:7001");
+  const auto self_b = make_self("alpha", "127.0.0.1:7002");
+  view_log view_a, view_b;
+  a->start(self_a, view_a.handler());
+  b->start(self_b, view_b.handler());
+  ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2 && view_b.size() == 2; }));
+
+  // A crash: no stop(), so the row stays behind until it expires.
+  const auto b_views = view_b.views.size();
+  b.reset();
+  EXPECT_TRUE(stored(path, self_b.id)) << "destruction does not remove the row";
+  const auto crashed_at = clock_type::now();
+  ASSERT_TRUE(run_until(io, [&] { return !view_a.has(self_b.id); }))
+      << "no file change happens: the expiry timer must notice";
+  EXPECT_LT(clock_type::now() - crashed_at, 2s);
+  EXPECT_EQ(view_b.views.size(), b_views) << "no callback after destruction";
+}
+
+TEST_F(FileRegistry, ReadsHandWrittenRowsAndExpiresThem) {
+  const auto now = file_store::now_ms();
+  const auto fake = host_id::random();
+  const auto other_cluster = host_id::random();
+  const auto expired = host_id::random();
+  // The documented format, written by hand, as another implementation would.
+  write_raw(path, R"({"format":1,"hosts":[
+    {"id":")" + fake.to_string() +
+                      R"(","cluster":"alpha","address":"10.0.0.9:9","unix":"/run/x.sock",
+     "hostname":"far","pid":42,"expires_ms":)" +
+                      std::to_string(now + 1000) + R"(},
+    {"id":")" + other_cluster.to_string() +
+                      R"(","cluster":"beta","address":"10.0.0.8:8","unix":"",
+     "hostname":"far","pid":43,"expires_ms":)" +
+                      std::to_string(now + 60000) + R"(},
+    {"id":")" + expired.to_string() +
+                      R"(","cluster":"alpha","address":"10.0.0.7:7","unix":"",
+     "hostname":"far","pid":44,"expires_ms":)" +
+                      std::to_string(now - 1) + R"(}]})");
+
+  auto a = make("alpha", short_ttl(5000));
+  const auto self = make_self("alpha", "127.0.0.1:7001");
+  view_log views;
+  a->start(self, views.handler());
+  ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
+  ASSERT_EQ(views.size(), 2u) << "self and the live row of this cluster";
+  EXPECT_TRUE(views.has(fake));
+  const auto& row = views.views.back()[views.views.back()[0].id == fake ? 0 : 1];
+  EXPECT_EQ(row.address, "10.0.0.9:9");
+  EXPECT_EQ(row.unix_path, "/run/x.sock");
+  EXPECT_EQ(row.hostname, "far");
+  EXPECT_EQ(row.pid, 42u);
+
+  EXPECT_FALSE(stored(path, expired)) << "writers prune expired rows";
+  EXPECT_TRUE(stored(path, other_cluster)) << "writers keep other clusters' live rows";
+
+  ASSERT_TRUE(run_until(io, [&] { return !views.has(fake); }));
+  EXPECT_EQ(views.size(), 1u);
+}
+
+TEST_F(FileRegistry, RemoveStaleIsACompareAndSwapAndALiveOwnerComesBack) {
+  auto a = make("alpha", short_ttl(5000));
+  auto b = make("alpha", short_ttl(600, 150));
+  const auto self_a = make_self("alpha", "127.0.0.1:7001");
+  const auto self_b = make_self("alpha", "127.0.0.1:7002");
+  view_log view_a;
+  a->start(self_a, view_a.handler());
+  b->start(self_b, [](auto&) {});
+  ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
+
+  a->remove_stale(self_b.id, "127.0.0.1:9999");
+  EXPECT_TRUE(stored(path, self_b.id)) << "same id, other address: kept";
+  a->remove_stale(host_id::random(), self_b.address);
+  EXPECT_TRUE(stored(path, self_b.id)) << "same address, other id: kept";
+  a->remove_stale(self_a.id, self_a.address);
+  EXPECT_TRUE(stored(path, self_a.id)) << "our own row is never stale";
+
+  a->remove_stale(self_b.id, self_b.address);
+  EXPECT_FALSE(stored(path, self_b.id)) << "id and address match: removed";
+  ASSERT_TRUE(run_until(io, [&] { return stored(path, self_b.id); }))
+      << "the live owner re-creates its row on its next refresh";
+  ASSERT_TRUE(run_until(io, [&] { return view_a.has(self_b.id); }));
+}
+
+TEST_F(FileRegistry, OtherClustersInTheSameFileAreInvisible) {
+  auto a = make("alpha", short_ttl(300, 50));
+  auto b = make("beta", short_ttl(300, 50));
+  const auto self_a = make_self("alpha", "127.0.0.1:7001");
+  const auto self_b = make_self("beta", "127.0.0.1:7002");
+  view_log view_a, view_b;
+  a->start(self_a, view_a.handler());
+  b->start(self_b, view_b.handler());
+  ASSERT_TRUE(run_until(io, [&] { return !view_a.views.empty() && !view_b.views.empty(); }));
+
+  run_for(io, 300ms);  // both rewrite the file several times
+  EXPECT_EQ(view_a.views.size(), 1u);
+  EXPECT_EQ(view_b.views.size(), 1u);
+  EXPECT_EQ(view_a.size(), 1u);
+  EXPECT_EQ(view_b.size(), 1u);
+  EXPECT_TRUE(stored(path, self_a.id));
+  EXPECT_TRUE(stored(path, self_b.id)) << "a writer of one cluster keeps the other's rows";
+
+  auto reader = make("beta");
+  std::optional<std::vector<host_record>> rows;
+  reader->read([&](std::error_code ec, std::vector<host_record> r) {
+    EXPECT_FALSE(ec);
+    rows = std::move(r);
+  });
+  ASSERT_TRUE(run_until(io, [&] { return rows.has_value(); }));
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->at(0).id, self_b.id);
+}
+
+TEST_F(FileRegistry, CorruptFileIsToleratedAndRepaired) {
+  constexpr char garbage[] = "\x00\xff{{ not json";
+  write_raw(path, std::string(garbage, sizeof garbage - 1));
+  auto a = make("alpha", short_ttl(400, 100));
+  auto b = make("alpha", short_ttl(400, 100));
+  const auto self_a = make_self("alpha", "127.0.0.1:7001");
+  const auto self_b = make_self("alpha", "127.0.0.1:7002");
+  view_log view_a;
+  a->start(self_a, view_a.handler());
+  ASSERT_TRUE(run_until(io, [&] { return !view_a.views.empty(); }));
+  EXPECT_EQ(view_a.size(), 1u);
+  auto snap = file_store::load(path);
+  EXPECT_FALSE(snap.corrupt) << "the first write repairs the file";
+  EXPECT_TRUE(stored(path, self_a.id));
+
+  b->start(self_b, [](auto&) {});
+  ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
+
+  // Damaged while running, by a writer that ignores the lock.
+  write_raw(path, "{\"format\":1,\"hosts\":[{\"id\":");
+  ASSERT_TRUE(run_until(io, [&] {
+    const auto now = file_store::load(path);
+    return !now.corrupt && now.rows.size() == 2 && view_a.size() == 2;
+  })) << "both owners rewrite their rows";
+
+  write_raw(path, R"({"format":99,"hosts":[]})");
+  EXPECT_TRUE(file_store::load(path).corrupt) << "an unknown format counts as unreadable";
+  ASSERT_TRUE(run_until(io, [&] { return file_store::load(path).rows.size() == 2; }));
+}
+
+TEST_F(FileRegistry, MalformedRowsAreSkippedNotFatal) {
+  std::vector<host_record> rows;
+  const auto good = host_id::random();
+  ASSERT_TRUE(file_store::parse(R"({"format":1,"hosts":[
+      {"id":"nope","cluster":"alpha","address":"a","expires_ms":1},
+      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"a","expires_ms":5},
+      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"b","expires_ms":9},
+      {"id":")" + host_id::random().to_string() +
+                                    R"(","cluster":"alpha","address":"a"},
+      {"id":")" + host_id::random().to_string() +
+                                    R"(","cluster":"alpha","address":"a",
+       "pid":-1,"expires_ms":1},
+      17]})",
+                                rows));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].id, good);
+  EXPECT_EQ(rows[0].address, "b") << "a repeated id keeps the latest expiry";
+
+  EXPECT_FALSE(file_store::parse("", rows));
+  EXPECT_FALSE(file_store::parse("[]", rows));
+  EXPECT_FALSE(file_store::parse(R"({"format":1})", rows));
+
+  auto self = make_self("alpha", "127.0.0.1:1");
+  self.expires_ms = 123;
+  ASSERT_TRUE(file_store::parse(file_store::serialize({self}), rows));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0], self) << "serialize and parse round-trip every field";
+
+  self.hostname = "bad\xff utf-8";
+  EXPECT_NO_THROW(file_store::serialize({self})) << "a write must never throw from the loop";
+}
+
+TEST_F(FileRegistry, AFifoAtThePathDoesNotHang) {
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  auto a = make("alpha");
+  std::optional<std::error_code> result;
+  a->read([&](std::error_code ec, std::vector<host_record>) { result = ec; });
+  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }));
+  EXPECT_TRUE(*result) << "not a regular file: an error, not a hang";
+}
+
+TEST_F(FileRegistry, ReadPostsItsCompletionAndDoesNotRegister) {
+  auto reader = make("alpha");
+  std::optional<std::vector<host_record>> rows;
+  reader->read([&](std::error_code ec, std::vector<host_record> r) {
+    EXPECT_FALSE(ec) << "a missing file is an empty registry";
+    rows = std::move(r);
+  });
+  EXPECT_FALSE(rows.has_value()) << "never completed inline";
+  ASSERT_TRUE(run_until(io, [&] { return rows.has_value(); }));
+  EXPECT_TRUE(rows->empty());
+  EXPECT_FALSE(std::filesystem::exists(path)) << "reading writes nothing";
+
+  auto a = make("alpha");
+  const auto self = make_self("alpha", "127.0.0.1:7001");
+  a->start(self, [](auto&) {});
+  rows.reset();
+  reader->read([&](std::error_code, std::vector<host_record> r) { rows = std::move(r); });
+  ASSERT_TRUE(run_until(io, [&] { return rows.has_value(); }));
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->at(0).id, self.id);
+  EXPECT_EQ(reader->describe(), "file:" + path);
+}
+
+TEST_F(FileRegistry, StopIsIdempotentAndDestructionSilencesEverything) {
+  auto a = make("alpha");
+  int stopped = 0;
+  a->stop([&] { ++stopped; });
+  EXPECT_EQ(stopped, 0) << "posted, not inline";
+  a->stop([&] { ++stopped; });
+  ASSERT_TRUE(run_until(io, [&] { return stopped == 2; })) << "safe without start()";
+
+  auto b = make("alpha", short_ttl(200, 20));
+  int calls = 0;
+  b->start(make_self("alpha", "127.0.0.1:7002"), [&](auto&) { ++calls; });
+  b->read([&](std::error_code, std::vector<host_record>) { ++calls; });
+  b->stop([&] { ++calls; });
+  b.reset();
+  run_for(io, 100ms);
+  EXPECT_EQ(calls, 0) << "no callback after destruction";
+
+  auto c = make("alpha", short_ttl(200, 20));
+  c->start(make_self("alpha", "127.0.0.1:7003"), [&](auto&) { ++calls; });
+  ASSERT_TRUE(run_until(io, [&] { return calls == 1; }));
+  c.reset();  // with timers and the watch armed
+  run_for(io, 100ms);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(FileRegistry, OnViewMayStopTheRegistry) {
+  auto a = make("alpha");
+  bool stopped = false;
+  a->start(make_self("alpha", "127.0.0.1:7001"), [&](auto&) { a->stop([&] { stopped = true; }); });
+  ASSERT_TRUE(run_until(io, [&] { return stopped; }));
+  EXPECT_TRUE(file_store::load(path).rows.empty());
+}
+
+TEST_F(FileRegistry, CreatesAPrivateDirectoryAndLeaksNoInheritableFd) {
+  std::set<int> before;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    before.insert(std::stoi(entry.path().filename().string()));
+  }
+  const std::string nested = dir.path() + "/a/b/alpha.registry.json";
+  auto a = make_registry(io.get_executor(), "file:" + nested, "alpha", short_ttl());
+  view_log views;
+  a->start(make_self("alpha", "127.0.0.1:7001"), views.handler());
+  ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
+
+  struct stat st {};
+  ASSERT_EQ(::stat((dir.path() + "/a/b").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(entry.path().filename().string());
+    if (before.count(fd)) continue;
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0) continue;  // the directory_iterator's own fd, already closed
+    EXPECT_TRUE(flags & FD_CLOEXEC)
+        << "fd " << fd << " -> " << std::filesystem::read_symlink(entry.path());
+  }
+}
+
+TEST(RegistryUrl, BadUrlsAndNamesThrowClearMessages) {
+  asio::io_context io;
+  const auto message = [&](std::string_view url, std::string_view cluster = "alpha") {
+    try {
+      make_registry(io.get_executor(), url, cluster);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  EXPECT_NE(message("http://example.com").find("file:PATH"), std::string::npos);
+  EXPECT_NE(message("").find("unknown registry URL"), std::string::npos);
+  EXPECT_NE(message("file:").find("names no file"), std::string::npos);
+  EXPECT_NE(message("file:/tmp/dir/").find("names no file"), std::string::npos);
+  EXPECT_NE(message("file://host/x.json").find("remote host"), std::string::npos);
+  EXPECT_EQ(message("etcd://127.0.0.1:2379"),
+            "registry backend 'etcd' is not available in this build yet");
+  EXPECT_EQ(message("redis://127.0.0.1:6379"),
+            "registry backend 'redis' is not available in this build yet");
+  for (const std::string_view cluster : {"", "a b", "a/b", "../x", "é"}) {
+    EXPECT_NE(message("file:/tmp/x.json", cluster).find("invalid cluster name"), std::string::npos)
+        << cluster;
+  }
+  EXPECT_NE(message("file:/tmp/x.json", std::string(65, 'a')).find("invalid cluster name"),
+            std::string::npos);
+  EXPECT_EQ(message("file:/tmp/x.json", std::string(64, 'a')), "no exception");
+  EXPECT_EQ(message("file:///tmp/x.json", "My-cluster_1.0"), "no exception");
+  EXPECT_EQ(message("file:relative.json"), "no exception");
+}
+
+TEST(RegistryUrl, DefaultUrlIsPerUserAndPerCluster) {
+  const char* saved = std::getenv("XDG_RUNTIME_DIR");
+  const std::optional<std::string> restore =
+      saved ? std::optional<std::string>(saved) : std::nullopt;
+
+  ::unsetenv("XDG_RUNTIME_DIR");
+  const std::string tmp_dir = "/tmp/galaxies-" + std::to_string(::geteuid());
+  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry.json");
+  EXPECT_NE(default_url("alpha"), default_url("beta"));
+
+  temp_dir runtime;
+  ::setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
+  EXPECT_EQ(default_url("alpha"), "file:" + runtime.path() + "/galaxies/alpha.registry.json");
+  ::setenv("XDG_RUNTIME_DIR", (runtime.path() + "/missing").c_str(), 1);
+  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry.json");
+  ::setenv("XDG_RUNTIME_DIR", "relative", 1);
+  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry.json");
+  EXPECT_THROW(default_url("../etc"), std::invalid_argument);
+
+  if (restore) {
+    ::setenv("XDG_RUNTIME_DIR", restore->c_str(), 1);
+  } else {
+    ::unsetenv("XDG_RUNTIME_DIR");
+  }
+}
+
+}  // namespace
+}  // namespace galaxies::registry

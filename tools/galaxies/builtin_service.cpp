@@ -1,0 +1,84 @@
+#include "builtin_service.hpp"
+
+#include <unistd.h>
+
+#include <asio/steady_timer.hpp>
+#include <charconv>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+namespace galaxies::cli {
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One write(2) per line: lines of several workers sharing stdout never interleave.
+void emit(nlohmann::json event) {
+  event["ts_ms"] = now_ms();
+  std::string line = event.dump();
+  line.push_back('\n');
+  const char* p = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    const ssize_t n = ::write(STDOUT_FILENO, p, left);
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+constexpr std::size_t max_held = 10000;
+
+}  // namespace
+
+void install_builtin_service(node& n, bool json_events) {
+  n.on("echo", [](const message& m, responder r) { r.reply(m.payload); });
+  n.on("whoami", [&n](const message&, responder r) {
+    const nlohmann::json me{{"node", n.id().to_string()}, {"host", n.host().to_string()}, {"pid", ::getpid()}};
+    r.reply(me.dump());
+  });
+  n.on("delay", [&n](const message& m, responder r) {
+    unsigned ms = 0;
+    const auto text = as_text(m.payload);
+    std::from_chars(text.data(), text.data() + text.size(), ms);
+    auto timer = std::make_shared<asio::steady_timer>(n.get_executor(), std::chrono::milliseconds(ms));
+    timer->async_wait([timer, r = std::move(r)](std::error_code) mutable { r.reply("done"); });
+  });
+  auto held = std::make_shared<std::deque<responder>>();
+  n.on("hold", [held](const message&, responder r) {
+    if (held->size() >= max_held) return r.fail(errc::overloaded, "holding too many");
+    held->push_back(std::move(r));
+  });
+
+  if (!json_events) return;
+  n.on_ready([&n] {
+    emit({{"event", "started"}, {"observer", n.id().to_string()}, {"node", n.id().to_string()},
+          {"host", n.host().to_string()}, {"pid", ::getpid()}});
+  });
+  n.on_node_joined([&n](const node_info& x) {
+    emit({{"event", "nodeJoined"}, {"observer", n.id().to_string()}, {"node", x.id.to_string()},
+          {"host", x.host.to_string()}, {"pid", x.pid}});
+  });
+  n.on_node_left([&n](const node_info& x, leave_reason why, int detail) {
+    emit({{"event", "nodeLeft"}, {"observer", n.id().to_string()}, {"node", x.id.to_string()},
+          {"host", x.host.to_string()}, {"pid", x.pid}, {"reason", to_string(why)},
+          {"detail", detail}});
+  });
+  n.on_host_joined([&n](const host_info& h) {
+    emit({{"event", "hostJoined"}, {"observer", n.id().to_string()}, {"node", nullptr},
+          {"host", h.id.to_string()}, {"address", h.address}, {"pid", ::getpid()}});
+  });
+  n.on_host_left([&n](const host_info& h, leave_reason why) {
+    emit({{"event", "hostLeft"}, {"observer", n.id().to_string()}, {"node", nullptr},
+          {"host", h.id.to_string()}, {"address", h.address}, {"pid", ::getpid()},
+          {"reason", to_string(why)}});
+  });
+}
+
+}  // namespace galaxies::cli

@@ -1,0 +1,40 @@
+// The CLI's subcommands. Each returns the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "galaxies/options.hpp"
+
+namespace galaxies::cli {
+
+struct host_args {
+  options opts;
+  std::string events;  // "" or "json"
+  int heartbeat_ms = 500;
+  int registry_ttl_ms = 5000;
+};
+
+struct client_args {
+  std::string registry;
+  std::string cluster = "galaxies";
+  std::string host;  // a host id prefix: which local master to use
+  bool json = false;
+  int timeout_ms = 5000;
+};
+
+struct request_args : client_args {
+  std::string node;
+  std::string command;
+  std::string payload;
+};
+
+void add_host_command(CLI::App& app, host_args& args);
+void add_status_command(CLI::App& app, client_args& args);
+void add_request_command(CLI::App& app, request_args& args);
+
+int run_host(int argc, char** argv, host_args& args);
+int run_status(const client_args& args);
+int run_request(const request_args& args);
+
+}  // namespace galaxies::cli

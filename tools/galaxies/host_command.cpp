@@ -1,0 +1,33 @@
+// `galaxies host`: a host whose workers run the built-in service.
+#include "builtin_service.hpp"
+#include "commands.hpp"
+#include "galaxies/run.hpp"
+
+namespace galaxies::cli {
+
+void add_host_command(CLI::App& app, host_args& args) {
+  auto* cmd = app.add_subcommand("host", "run a host: a master and its workers");
+  cmd->add_option("--workers,-w", args.opts.workers, "worker processes")->check(CLI::Range(0, 1024));
+  cmd->add_option("--listen", args.opts.listen, "TCP ip:port other hosts dial (port 0: any)");
+  cmd->add_option("--advertise", args.opts.advertise, "ip:port written to the registry");
+  cmd->add_option("--registry", args.opts.registry, "registry URL (file:PATH)");
+  cmd->add_option("--cluster", args.opts.cluster, "cluster name");
+  cmd->add_option("--unix", args.opts.unix_path, "the master's Unix socket path");
+  cmd->add_option("--events", args.events, "print each worker's events on stdout")
+      ->check(CLI::IsMember({"json"}));
+  cmd->add_option("--heartbeat-ms", args.heartbeat_ms, "heartbeat interval on host links")
+      ->check(CLI::Range(0, 60000));
+  cmd->add_option("--registry-ttl-ms", args.registry_ttl_ms, "registry row expiry")
+      ->check(CLI::Range(200, 3600000));
+  cmd->add_option("--log-level", args.opts.log_level, "trace, debug, info, warn, error, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+}
+
+int run_host(int argc, char** argv, host_args& args) {
+  args.opts.heartbeat.interval = std::chrono::milliseconds(args.heartbeat_ms);
+  args.opts.registry_ttl = std::chrono::milliseconds(args.registry_ttl_ms);
+  const bool json_events = args.events == "json";
+  return run(argc, argv, args.opts, [json_events](node& n) { install_builtin_service(n, json_events); });
+}
+
+}  // namespace galaxies::cli
