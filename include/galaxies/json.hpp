@@ -14,6 +14,8 @@ inline bytes to_bytes(const nlohmann::json& value) {
 }
 
 // Throws nlohmann::json::parse_error on malformed input.
-inline nlohmann::json parse_json(byte_view payload) { return nlohmann::json::parse(as_text(payload)); }
+inline nlohmann::json parse_json(byte_view payload) {
+  return nlohmann::json::parse(as_text(payload));
+}
 
 }  // namespace galaxies

@@ -3,6 +3,12 @@
 // called on that executor, and every handler and event callback runs there.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -13,13 +19,6 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
-
-#include <asio/any_io_executor.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/dispatch.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
 
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
@@ -94,15 +93,15 @@ using request_callback = detail::unique_function<void(std::error_code, bytes)>;
 struct node_counters {
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
-  std::uint64_t late_replies = 0;    // replies that arrived after their request ended
-  std::uint64_t unhandled = 0;       // sends/broadcasts with no handler for their command
+  std::uint64_t late_replies = 0;  // replies that arrived after their request ended
+  std::uint64_t unhandled = 0;     // sends/broadcasts with no handler for their command
 };
 
 class node {
  public:
   struct attach_options {
-    std::string unix_path;         // the master's Unix socket
-    std::string cluster;           // must match the master's
+    std::string unix_path;  // the master's Unix socket
+    std::string cluster;    // must match the master's
     std::uint32_t max_frame_size = 16u << 20;
     std::size_t max_pending_requests = 65536;
     std::size_t max_queue_bytes = 64u << 20;
@@ -120,8 +119,8 @@ class node {
   asio::any_io_executor get_executor() const;
 
   node_id id() const;
-  host_id host() const;                // nil until registered
-  bool ready() const;                  // registered with the master
+  host_id host() const;                  // nil until registered
+  bool ready() const;                    // registered with the master
   std::vector<node_info> nodes() const;  // every other live node
   std::vector<host_info> hosts() const;  // every live host, this one included
   node_counters counters() const;

@@ -17,9 +17,9 @@ class unique_function<R(Args...)> {
   unique_function() = default;
 
   template <class F>
-    requires(!std::is_same_v<std::decay_t<F>, unique_function> &&
-             std::is_invocable_r_v<R, std::decay_t<F>&, Args...>)
-  unique_function(F&& f) : impl_(std::make_unique<model<std::decay_t<F>>>(std::forward<F>(f))) {}
+  requires(!std::is_same_v<std::decay_t<F>, unique_function> &&
+           std::is_invocable_r_v<R, std::decay_t<F>&, Args...>) unique_function(F&& f)
+      : impl_(std::make_unique<model<std::decay_t<F>>>(std::forward<F>(f))) {}
 
   unique_function(unique_function&&) noexcept = default;
   unique_function& operator=(unique_function&&) noexcept = default;

@@ -14,7 +14,7 @@ static_assert(std::endian::native == std::endian::little,
               "the wire is little-endian; a big-endian port must byte-swap here");
 
 template <class T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline T load_le(const std::byte* p) noexcept {
   T value;
   std::memcpy(&value, p, sizeof value);
@@ -22,7 +22,7 @@ inline T load_le(const std::byte* p) noexcept {
 }
 
 template <class T>
-  requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 inline void store_le(std::byte* p, T value) noexcept {
   std::memcpy(p, &value, sizeof value);
 }

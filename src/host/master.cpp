@@ -1,12 +1,12 @@
 #include "host/master.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
 #include <cstdlib>
 #include <filesystem>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "process/spawn.hpp"
@@ -31,7 +31,8 @@ std::int64_t wall_ms() {
 }  // namespace
 
 std::string runtime_directory() {
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg && std::filesystem::is_directory(xdg))
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+      xdg && *xdg && std::filesystem::is_directory(xdg))
     return std::string(xdg) + "/galaxies";
   return "/tmp/galaxies-" + std::to_string(::getuid());
 }
@@ -48,7 +49,8 @@ master::~master() {
 }
 
 void master::start() {
-  const std::string url = opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;
+  const std::string url =
+      opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;
   registry::options ropts;
   ropts.ttl = opts_.registry_ttl;
   registry_ = registry::make_registry(io_.get_executor(), url, opts_.cluster, ropts);
@@ -198,9 +200,8 @@ void master::stop(std::function<void()> done) {
     if (--*remaining == 0) done();
   };
   registry_->stop(finish);
-  supervisor_->stop(opts_.stop_grace, [this, finish] {
-    router_->shutdown(std::chrono::milliseconds(1000), finish);
-  });
+  supervisor_->stop(opts_.stop_grace,
+                    [this, finish] { router_->shutdown(std::chrono::milliseconds(1000), finish); });
 }
 
 }  // namespace galaxies::host

@@ -2,14 +2,13 @@
 // Threading: lives on one io_context, run by one thread.
 #pragma once
 
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/local/stream_protocol.hpp>
 
 #include "galaxies/options.hpp"
 #include "process/supervisor.hpp"

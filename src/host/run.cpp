@@ -1,6 +1,8 @@
 // galaxies::run: the process becomes the host's master, or, when started by one, its worker.
 #include "galaxies/run.hpp"
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
@@ -9,8 +11,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "host/master.hpp"
 #include "process/spawn.hpp"
@@ -56,8 +56,8 @@ int run_worker(int channel_fd, const options& opts, const worker_main& work) {
     if (ec != errc::shutting_down) io.stop();
   };
 
-  core->connect(transport::socket(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
-                                  channel_fd));
+  core->connect(
+      transport::socket(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), channel_fd));
   io.run();
   return 0;
 }
@@ -84,7 +84,9 @@ int run_master(int argc, char** argv, const options& opts) {
 
 }  // namespace
 
-bool is_worker_process() { return std::getenv(process::channel_fd_env) != nullptr; }
+bool is_worker_process() {
+  return std::getenv(process::channel_fd_env) != nullptr;
+}
 
 int run(int argc, char** argv, const options& opts, worker_main work) {
   // Peers vanish: a write to a closed socket must be an error code, not a signal.

@@ -5,14 +5,13 @@
 
 #include <sys/types.h>
 
+#include <asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <asio/any_io_executor.hpp>
 
 #include "process/restart_policy.hpp"
 

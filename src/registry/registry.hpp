@@ -3,6 +3,7 @@
 // Threading: a registry lives on one executor; every member and callback runs there.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -11,8 +12,6 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
-
-#include <asio/any_io_executor.hpp>
 
 #include "galaxies/ids.hpp"
 
@@ -31,8 +30,8 @@ struct host_record {
 };
 
 struct options {
-  std::chrono::milliseconds ttl{5000};  // a row not refreshed for this long is dead
-  std::chrono::milliseconds refresh{0}; // 0 = ttl / 3
+  std::chrono::milliseconds ttl{5000};   // a row not refreshed for this long is dead
+  std::chrono::milliseconds refresh{0};  // 0 = ttl / 3
 };
 
 class registry {

@@ -1,10 +1,10 @@
 #include "router/router.hpp"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "galaxies/node.hpp"
 #include "wire/message.hpp"
@@ -12,14 +12,18 @@
 namespace galaxies::router {
 namespace {
 
-std::string short_id(const uuid& id) { return id.to_string().substr(0, 8); }
+std::string short_id(const uuid& id) {
+  return id.to_string().substr(0, 8);
+}
 
 // Membership frames are chunked so that each stays far below any frame limit.
 constexpr std::size_t membership_chunk = 4096;
 
 }  // namespace
 
-void connection::on_frame(const wire::frame_view& frame) { owner_.on_frame(*this, frame); }
+void connection::on_frame(const wire::frame_view& frame) {
+  owner_.on_frame(*this, frame);
+}
 void connection::on_closed(transport::close_reason reason, std::error_code error) {
   owner_.on_closed(*this, reason, error);
 }
@@ -111,7 +115,8 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
         return c.link->close(transport::close_reason::protocol_error);
       }
       return on_hello(c, frame);
-    case connection_kind::local_node: return on_local_frame(c, frame);
+    case connection_kind::local_node:
+      return on_local_frame(c, frame);
     case connection_kind::observer:
       if (frame.header.type == wire::frame_type::status_request) {
         wire::append_status_reply(c.link->outbound(), status().dump());
@@ -171,18 +176,20 @@ void router::on_hello(connection& c, const wire::frame_view& frame) {
   if (auto ec = wire::decode_hello(frame, h))
     return refuse(c, wire::refuse_code::malformed, "malformed hello: " + ec.message());
   if (h.version != wire::protocol_version)
-    return refuse(c, wire::refuse_code::bad_version,
-                  "protocol version " + std::to_string(h.version) + " not supported; this host speaks 1");
+    return refuse(
+        c, wire::refuse_code::bad_version,
+        "protocol version " + std::to_string(h.version) + " not supported; this host speaks 1");
   if (h.cluster != settings_.cluster)
     return refuse(c, wire::refuse_code::wrong_cluster,
                   "this host is in cluster '" + settings_.cluster + "', not '" + h.cluster + "'");
   if (shutting_down_) return refuse(c, wire::refuse_code::shutting_down, "this host is stopping");
 
   const bool on_tcp = c.kind == connection_kind::inbound_tcp;
-  const bool role_fits = on_tcp ? h.role == wire::role::host
-                                : (c.kind == connection_kind::worker ? h.role == wire::role::worker
-                                                                     : h.role == wire::role::attached ||
-                                                                           h.role == wire::role::observer);
+  const bool role_fits =
+      on_tcp ? h.role == wire::role::host
+             : (c.kind == connection_kind::worker
+                    ? h.role == wire::role::worker
+                    : h.role == wire::role::attached || h.role == wire::role::observer);
   if (!role_fits)
     return refuse(c, wire::refuse_code::wrong_role,
                   std::string("role '") + wire::to_string(h.role) + "' is not accepted here");
@@ -195,9 +202,12 @@ void router::on_hello(connection& c, const wire::frame_view& frame) {
   if (h.max_frame)
     c.link->set_max_frame_size(std::min(*h.max_frame, settings_.limits.max_frame_size));
   switch (h.role) {
-    case wire::role::host: return accept_peer(c, h);
-    case wire::role::observer: return accept_observer(c);
-    default: return accept_node(c, h);
+    case wire::role::host:
+      return accept_peer(c, h);
+    case wire::role::observer:
+      return accept_observer(c);
+    default:
+      return accept_node(c, h);
   }
 }
 
@@ -215,7 +225,8 @@ wire::welcome router::make_welcome() const {
 
 void router::refuse(connection& c, wire::refuse_code code, std::string text) {
   // Losing the simultaneous-dial race is routine, not a problem worth a warning.
-  const auto level = code == wire::refuse_code::duplicate_link ? spdlog::level::info : spdlog::level::warn;
+  const auto level =
+      code == wire::refuse_code::duplicate_link ? spdlog::level::info : spdlog::level::warn;
   spdlog::log(level, "{}: refused: {}: {}", c.link->name(), wire::to_string(code), text);
   wire::append_refuse(c.link->outbound(), {code, std::move(text)});
   c.link->close_after_flush(transport::close_reason::refused);
@@ -231,7 +242,8 @@ void router::accept_observer(connection& c) {
 void router::accept_node(connection& c, const wire::hello& h) {
   const node_id id(h.sender);
   if (id.is_nil() || routes_.find(id))
-    return refuse(c, wire::refuse_code::duplicate_node, "node " + id.to_string() + " is already here");
+    return refuse(c, wire::refuse_code::duplicate_node,
+                  "node " + id.to_string() + " is already here");
   if (c.kind == connection_kind::worker && static_cast<pid_t>(h.pid) != c.pid)
     spdlog::warn("{}: says pid {}", c.link->name(), h.pid);
   c.kind = connection_kind::local_node;
@@ -310,13 +322,17 @@ void router::forward(connection& from, const wire::frame_view& frame) {
   if (frame.header.type == wire::frame_type::broadcast) {
     // Local nodes get a copy; peers get one each, and never relay it further.
     for_each_local_node(&from, [&](connection& to) {
-      if (to.link->enqueue(frame.bytes)) ++counters_.forwarded;
-      else ++counters_.dropped;
+      if (to.link->enqueue(frame.bytes))
+        ++counters_.forwarded;
+      else
+        ++counters_.dropped;
     });
     if (!from_peer)
       for (auto& [id, peer] : peers_) {
-        if (peer->link->enqueue(frame.bytes)) ++counters_.forwarded;
-        else ++counters_.dropped;
+        if (peer->link->enqueue(frame.bytes))
+          ++counters_.forwarded;
+        else
+          ++counters_.dropped;
       }
     return;
   }
@@ -361,8 +377,8 @@ void router::for_each_local_node(const connection* except, Fn&& fn) {
     if (ptr != except && c->kind == connection_kind::local_node && c->link->writable()) fn(*c);
 }
 
-void router::announce_nodes_up(const std::vector<wire::node_entry>& nodes,
-                               const connection* except, bool to_peers) {
+void router::announce_nodes_up(const std::vector<wire::node_entry>& nodes, const connection* except,
+                               bool to_peers) {
   if (nodes.empty()) return;
   for_each_local_node(except, [&](connection& c) {
     wire::append_nodes_up(c.link->outbound(), nodes, false);

@@ -6,17 +6,16 @@
 
 #include <sys/types.h>
 
-#include <chrono>
-#include <functional>
-#include <memory>
-#include <string>
-#include <unordered_map>
-#include <vector>
-
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "galaxies/options.hpp"
 #include "router/connection.hpp"
@@ -32,8 +31,8 @@ struct peer_row {
 };
 
 struct router_counters {
-  std::uint64_t forwarded = 0;       // message frames handed to a connection
-  std::uint64_t dropped = 0;         // undeliverable sends, broadcasts and replies
+  std::uint64_t forwarded = 0;         // message frames handed to a connection
+  std::uint64_t dropped = 0;           // undeliverable sends, broadcasts and replies
   std::uint64_t refused_requests = 0;  // requests we answered no_such_node / overloaded
 };
 
@@ -137,16 +136,16 @@ class router {
 
   std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
   route_table routes_;
-  std::unordered_map<host_id, connection*> peers_;    // established links, by peer
+  std::unordered_map<host_id, connection*> peers_;  // established links, by peer
   struct dial_attempt {
     std::uint64_t seq = 0;
-    connection* conn = nullptr;                    // once TCP connected: awaiting welcome
+    connection* conn = nullptr;                     // once TCP connected: awaiting welcome
     std::shared_ptr<asio::ip::tcp::socket> socket;  // while the TCP connect is in progress
   };
   std::unordered_map<host_id, dial_attempt> dialling_;  // our dials not yet answered
   std::uint64_t dial_seq_ = 0;
-  std::unordered_map<host_id, wanted_peer> wanted_;    // the registry's view
-  std::unordered_map<pid_t, int> exit_statuses_;       // reaped workers whose channel is still open
+  std::unordered_map<host_id, wanted_peer> wanted_;  // the registry's view
+  std::unordered_map<pid_t, int> exit_statuses_;     // reaped workers whose channel is still open
   std::unordered_map<pid_t, connection*> awaiting_exit_;  // closed channels waiting for the reap
 
   bool shutting_down_ = false;

@@ -1,18 +1,20 @@
 // The router's links to other hosts: dialling, the duplicate-link rule, peer membership.
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
-#include <spdlog/spdlog.h>
 
+#include "router/router.hpp"
 #include "transport/endpoint.hpp"
 #include "transport/socket_setup.hpp"
-#include "router/router.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::router {
 namespace {
 
-std::string short_id(const uuid& id) { return id.to_string().substr(0, 8); }
+std::string short_id(const uuid& id) {
+  return id.to_string().substr(0, 8);
+}
 constexpr std::size_t membership_chunk = 4096;
 
 }  // namespace
@@ -134,7 +136,8 @@ void router::schedule_redial(const host_id& id) {
 void router::on_dial_answer(connection& c, const wire::frame_view& frame) {
   if (frame.header.type == wire::frame_type::refuse) {
     wire::refuse r;
-    if (wire::decode_refuse(frame, r)) return c.link->close(transport::close_reason::protocol_error);
+    if (wire::decode_refuse(frame, r))
+      return c.link->close(transport::close_reason::protocol_error);
     if (r.code == wire::refuse_code::duplicate_link) {
       spdlog::debug("{}: {}", c.link->name(), r.text);
       c.redial = false;
@@ -156,7 +159,8 @@ void router::on_dial_answer(connection& c, const wire::frame_view& frame) {
     return c.link->close(transport::close_reason::protocol_error);
   }
   c.link->cancel_expiry();
-  if (w.max_frame) c.link->set_max_frame_size(std::min(*w.max_frame, settings_.limits.max_frame_size));
+  if (w.max_frame)
+    c.link->set_max_frame_size(std::min(*w.max_frame, settings_.limits.max_frame_size));
   c.peer_hostname = w.hostname;
   dialling_.erase(c.peer);
   establish_peer(c);
@@ -219,9 +223,12 @@ void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
     case frame_type::send:
     case frame_type::request:
     case frame_type::reply:
-    case frame_type::broadcast: return forward(c, frame);
-    case frame_type::nodes_up: return on_peer_nodes_up(c, frame);
-    case frame_type::nodes_down: return on_peer_nodes_down(c, frame);
+    case frame_type::broadcast:
+      return forward(c, frame);
+    case frame_type::nodes_up:
+      return on_peer_nodes_up(c, frame);
+    case frame_type::nodes_down:
+      return on_peer_nodes_down(c, frame);
     case frame_type::goodbye: {
       leave_reason reason = leave_reason::graceful;
       if (wire::decode_goodbye(frame, reason)) reason = leave_reason::graceful;
@@ -277,9 +284,12 @@ void router::peer_lost(connection& c, transport::close_reason reason) {
   if (auto it = peers_.find(c.peer); it != peers_.end() && it->second == &c) peers_.erase(it);
   leave_reason why = c.peer_leave_reason;
   if (!c.said_goodbye_peer) {
-    if (reason == transport::close_reason::heartbeat_timeout) why = leave_reason::link_lost;
-    else if (reason == transport::close_reason::protocol_error) why = leave_reason::protocol_error;
-    else why = leave_reason::host_left;
+    if (reason == transport::close_reason::heartbeat_timeout)
+      why = leave_reason::link_lost;
+    else if (reason == transport::close_reason::protocol_error)
+      why = leave_reason::protocol_error;
+    else
+      why = leave_reason::host_left;
   }
   std::vector<wire::node_down_entry> gone;
   for (const auto& [id, r] : routes_.remove_via(&c)) gone.push_back({id, why, 0});

@@ -30,7 +30,9 @@ nlohmann::json router::status() const {
                      {"queued_bytes", c->link->queued_bytes()}});
   for (const auto& [id, w] : wanted_) {
     if (peers_.contains(id)) continue;
-    const char* state = w.stale ? "stale row" : dialling_.contains(id) ? "dialling" : "waiting to redial";
+    const char* state = w.stale                  ? "stale row"
+                        : dialling_.contains(id) ? "dialling"
+                                                 : "waiting to redial";
     peers.push_back({{"host", id.to_string()}, {"address", w.address}, {"state", state}});
   }
 

@@ -13,7 +13,9 @@ std::chrono::milliseconds backoff::next() {
   state_ ^= state_ >> 7;
   state_ ^= state_ << 17;
   const auto span = base.count() / 2;
-  const auto jitter = span > 0 ? static_cast<std::int64_t>(state_ % static_cast<std::uint64_t>(span)) - span / 2 : 0;
+  const auto jitter =
+      span > 0 ? static_cast<std::int64_t>(state_ % static_cast<std::uint64_t>(span)) - span / 2
+               : 0;
   return std::chrono::milliseconds(std::max<std::int64_t>(1, base.count() + jitter));
 }
 

@@ -20,16 +20,26 @@ enum class close_reason : std::uint8_t {
 
 inline const char* to_string(close_reason reason) noexcept {
   switch (reason) {
-    case close_reason::local: return "closed locally";
-    case close_reason::eof: return "closed by peer";
-    case close_reason::io_error: return "i/o error";
-    case close_reason::protocol_error: return "protocol error";
-    case close_reason::heartbeat_timeout: return "heartbeat timeout";
-    case close_reason::handshake_timeout: return "handshake timeout";
-    case close_reason::refused: return "handshake refused";
-    case close_reason::duplicate: return "duplicate link";
-    case close_reason::shutdown: return "shutting down";
-    case close_reason::overloaded: return "outbound queue overflow";
+    case close_reason::local:
+      return "closed locally";
+    case close_reason::eof:
+      return "closed by peer";
+    case close_reason::io_error:
+      return "i/o error";
+    case close_reason::protocol_error:
+      return "protocol error";
+    case close_reason::heartbeat_timeout:
+      return "heartbeat timeout";
+    case close_reason::handshake_timeout:
+      return "handshake timeout";
+    case close_reason::refused:
+      return "handshake refused";
+    case close_reason::duplicate:
+      return "duplicate link";
+    case close_reason::shutdown:
+      return "shutting down";
+    case close_reason::overloaded:
+      return "outbound queue overflow";
   }
   return "unknown";
 }

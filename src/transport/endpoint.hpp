@@ -1,11 +1,10 @@
 // TCP addresses as the registry and the CLI write them: "ip:port", "[ipv6]:port".
 #pragma once
 
+#include <asio/ip/tcp.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <asio/ip/tcp.hpp>
 
 namespace galaxies::transport {
 

@@ -1,17 +1,7 @@
-// One connection carrying frames: a reader coroutine that parses every complete frame in its buffer,
-// a writer coroutine that drains every queued frame in one write, and heartbeats.
+// One connection carrying frames: a reader coroutine that parses every complete frame in its
+// buffer, a writer coroutine that drains every queued frame in one write, and heartbeats.
 // Threading: a link lives on its stream's executor (one thread); every member runs there.
 #pragma once
-
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <memory>
-#include <span>
-#include <string>
-#include <system_error>
-#include <utility>
-#include <vector>
 
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
@@ -22,6 +12,15 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
 
 #include "transport/close_reason.hpp"
 #include "transport/frame_sink.hpp"
@@ -159,28 +158,32 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     while (open_) {
       make_room_for_read();
       auto [ec, n] = co_await stream_.async_read_some(
-          asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_), use_tuple);
+          asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+          use_tuple);
       if (!open_) co_return;
       if (ec) {
         const bool clean = ec == asio::error::eof && read_begin_ == read_end_;
         if (closing_ && ec == asio::error::eof) co_return;  // the writer finishes the close
-        close(clean ? close_reason::eof : ec == asio::error::eof ? close_reason::protocol_error
-                                                                 : close_reason::io_error,
+        close(clean                    ? close_reason::eof
+              : ec == asio::error::eof ? close_reason::protocol_error
+                                       : close_reason::io_error,
               clean ? std::error_code{} : ec);
         co_return;
       }
       read_end_ += n;
       last_read_ = clock::now();
-      if (!closing_) deliver_frames();
-      else read_begin_ = read_end_ = 0;  // closing: what the peer still sends is ignored
+      if (!closing_)
+        deliver_frames();
+      else
+        read_begin_ = read_end_ = 0;  // closing: what the peer still sends is ignored
     }
   }
 
   // Hands every complete frame in the buffer to the sink.
   void deliver_frames() {
     while (open_ && !closing_) {
-      const auto result = parser_.parse(std::span<const std::byte>(
-          read_buffer_.data() + read_begin_, read_end_ - read_begin_));
+      const auto result = parser_.parse(
+          std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
       if (result.state == wire::parse_result::status::frame) {
         read_begin_ += result.frame.header.total();
         if (result.frame.header.type != wire::frame_type::heartbeat && sink_)
@@ -188,9 +191,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         continue;
       }
       if (result.state == wire::parse_result::status::error) {
-        log_protocol_violation(settings_.name, result.error,
-                               std::span<const std::byte>(read_buffer_.data() + read_begin_,
-                                                          read_end_ - read_begin_));
+        log_protocol_violation(
+            settings_.name, result.error,
+            std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
         close(close_reason::protocol_error, result.error);
         return;
       }
@@ -253,7 +256,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
-    const auto tick = std::max<std::chrono::milliseconds>(heartbeat_interval_ / 4, std::chrono::milliseconds(1));
+    const auto tick =
+        std::max<std::chrono::milliseconds>(heartbeat_interval_ / 4, std::chrono::milliseconds(1));
     while (open_) {
       heartbeat_timer_.expires_after(tick);
       co_await heartbeat_timer_.async_wait(use_tuple);

@@ -7,7 +7,9 @@ namespace galaxies::transport {
 pending_requests::pending_requests(const asio::any_io_executor& executor, std::size_t max_pending)
     : max_pending_(max_pending), timer_(executor) {}
 
-pending_requests::~pending_requests() { timer_.cancel(); }
+pending_requests::~pending_requests() {
+  timer_.cancel();
+}
 
 std::uint64_t pending_requests::add(const node_id& target, clock::time_point deadline,
                                     request_callback& done) {

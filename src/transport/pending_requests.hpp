@@ -2,18 +2,17 @@
 // Threading: lives on one executor; every member runs there.
 #pragma once
 
+#include <algorithm>
+#include <asio/any_io_executor.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <memory>
 #include <set>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
-
-#include <asio/any_io_executor.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "galaxies/ids.hpp"
 #include "galaxies/node.hpp"

@@ -73,9 +73,10 @@ inline std::error_code make_error_code(decode_error e) noexcept {
 struct parse_result {
   enum class status { need_more, frame, error };
   status state = status::need_more;
-  frame_view frame;        // state == frame
-  std::error_code error;   // state == error
-  std::size_t needed = 0;  // state == need_more: total bytes the frame needs (0 = header incomplete)
+  frame_view frame;       // state == frame
+  std::error_code error;  // state == error
+  std::size_t needed =
+      0;  // state == need_more: total bytes the frame needs (0 = header incomplete)
 };
 
 // A pure, incremental parser: the caller keeps whatever bytes arrived so far and asks again when

@@ -1,6 +1,7 @@
 // node::attach: an external process joins a running master through its Unix socket.
-#include <asio/local/stream_protocol.hpp>
 #include <spdlog/spdlog.h>
+
+#include <asio/local/stream_protocol.hpp>
 
 #include "galaxies/node.hpp"
 #include "worker/node_core.hpp"
@@ -22,8 +23,8 @@ std::unique_ptr<node> node::attach(asio::io_context& io, attach_options opts) {
   auto socket = std::make_shared<asio::local::stream_protocol::socket>(io);
   socket->async_connect(
       asio::local::stream_protocol::endpoint(opts.unix_path),
-      [weak = std::weak_ptr<detail::node_core>(core), socket, path = opts.unix_path](
-          std::error_code ec) {
+      [weak = std::weak_ptr<detail::node_core>(core), socket,
+       path = opts.unix_path](std::error_code ec) {
         auto core = weak.lock();
         if (!core) return;
         if (ec) {

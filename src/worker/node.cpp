@@ -6,7 +6,9 @@
 namespace galaxies {
 
 responder::responder(responder&& other) noexcept
-    : core_(std::move(other.core_)), to_(other.to_), request_id_(std::exchange(other.request_id_, 0)) {}
+    : core_(std::move(other.core_)),
+      to_(other.to_),
+      request_id_(std::exchange(other.request_id_, 0)) {}
 
 responder& responder::operator=(responder&& other) noexcept {
   if (this != &other) {
@@ -41,18 +43,34 @@ node::~node() {
   if (core_) core_->stop();
 }
 
-asio::any_io_executor node::get_executor() const { return core_->executor(); }
-node_id node::id() const { return core_->id(); }
-host_id node::host() const { return core_->host(); }
-bool node::ready() const { return core_->ready(); }
-std::vector<node_info> node::nodes() const { return core_->nodes(); }
-std::vector<host_info> node::hosts() const { return core_->hosts(); }
-node_counters node::counters() const { return core_->counters(); }
+asio::any_io_executor node::get_executor() const {
+  return core_->executor();
+}
+node_id node::id() const {
+  return core_->id();
+}
+host_id node::host() const {
+  return core_->host();
+}
+bool node::ready() const {
+  return core_->ready();
+}
+std::vector<node_info> node::nodes() const {
+  return core_->nodes();
+}
+std::vector<host_info> node::hosts() const {
+  return core_->hosts();
+}
+node_counters node::counters() const {
+  return core_->counters();
+}
 
 void node::on(std::string command, message_handler handler) {
   core_->set_handler(std::move(command), std::move(handler));
 }
-void node::on_ready(std::function<void()> cb) { core_->events().ready = std::move(cb); }
+void node::on_ready(std::function<void()> cb) {
+  core_->events().ready = std::move(cb);
+}
 void node::on_node_joined(std::function<void(const node_info&)> cb) {
   core_->events().node_joined = std::move(cb);
 }
@@ -79,6 +97,8 @@ void node::start_request(const node_id& to, std::string_view command, byte_view 
                          std::chrono::milliseconds timeout, request_callback done) {
   core_->start_request(to, command, payload, timeout, std::move(done));
 }
-void node::stop() { core_->stop(); }
+void node::stop() {
+  core_->stop();
+}
 
 }  // namespace galaxies

@@ -1,16 +1,18 @@
 #include "worker/node_core.hpp"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <asio/post.hpp>
-#include <spdlog/spdlog.h>
 
 #include "wire/message.hpp"
 
 namespace galaxies::detail {
 
 node_core::node_core(const asio::any_io_executor& executor, settings s)
-    : executor_(executor), settings_(std::move(s)), pending_(executor, settings_.max_pending_requests) {}
+    : executor_(executor),
+      settings_(std::move(s)),
+      pending_(executor, settings_.max_pending_requests) {}
 
 node_core::~node_core() {
   if (link_) {
@@ -73,8 +75,7 @@ std::error_code node_core::check_sendable(std::size_t frame_size) const {
 }
 
 std::error_code node_core::append(wire::frame_type type, const node_id& to, std::uint64_t id,
-                                  std::uint32_t word, std::string_view command,
-                                  byte_view payload) {
+                                  std::uint32_t word, std::string_view command, byte_view payload) {
   if (command.empty() && type != wire::frame_type::reply)
     return std::make_error_code(std::errc::invalid_argument);
   if (command.size() > limits::max_command_size) return errc::too_large;
@@ -103,9 +104,10 @@ void node_core::fail_soon(request_callback done, std::error_code error) {
 
 void node_core::start_request(const node_id& to, std::string_view command, byte_view payload,
                               std::chrono::milliseconds timeout, request_callback done) {
-  if (state_ != state::ready && state_ != state::registered) return fail_soon(std::move(done), errc::not_connected);
+  if (state_ != state::ready && state_ != state::registered)
+    return fail_soon(std::move(done), errc::not_connected);
   if (to != self_ && !nodes_.contains(to)) return fail_soon(std::move(done), errc::no_such_node);
-    const std::size_t size = wire::message_frame_size(command.size(), payload.size());
+  const std::size_t size = wire::message_frame_size(command.size(), payload.size());
   if (auto ec = check_sendable(size); ec || command.size() > limits::max_command_size)
     return fail_soon(std::move(done), ec ? static_cast<errc>(ec.value()) : errc::too_large);
 
@@ -127,8 +129,8 @@ void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc sta
     // instead, which is small, so that the requester learns why rather than timing out.
     const std::string_view why = "reply could not be sent";
     if (status == errc::ok)
-      append(wire::frame_type::reply, to, request_id,
-             static_cast<std::uint32_t>(errc::overloaded), {}, as_bytes(why));
+      append(wire::frame_type::reply, to, request_id, static_cast<std::uint32_t>(errc::overloaded),
+             {}, as_bytes(why));
   }
 }
 
@@ -139,14 +141,20 @@ void node_core::on_frame(const wire::frame_view& frame) {
     case frame_type::send:
     case frame_type::request:
     case frame_type::reply:
-    case frame_type::broadcast: return on_message(frame);
-    case frame_type::nodes_up: return on_nodes_up(frame);
-    case frame_type::nodes_down: return on_nodes_down(frame);
-    case frame_type::hosts_up: return on_hosts_up(frame);
-    case frame_type::hosts_down: return on_hosts_down(frame);
+    case frame_type::broadcast:
+      return on_message(frame);
+    case frame_type::nodes_up:
+      return on_nodes_up(frame);
+    case frame_type::nodes_down:
+      return on_nodes_down(frame);
+    case frame_type::hosts_up:
+      return on_hosts_up(frame);
+    case frame_type::hosts_down:
+      return on_hosts_down(frame);
     case frame_type::goodbye:
       return disconnect(make_error_code(errc::node_left), "the master is stopping");
-    default: return protocol_error(wire::to_string(frame.header.type));
+    default:
+      return protocol_error(wire::to_string(frame.header.type));
   }
 }
 

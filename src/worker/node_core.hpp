@@ -2,13 +2,12 @@
 // requests in flight. Threading: lives on one executor; every member runs there.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-
-#include <asio/any_io_executor.hpp>
 
 #include "galaxies/node.hpp"
 #include "transport/frame_sink.hpp"

@@ -1,4 +1,5 @@
-// Waiting in tests: poll a predicate until it holds or a bounded deadline passes. Never a fixed sleep.
+// Waiting in tests: poll a predicate until it holds or a bounded deadline passes. Never a fixed
+// sleep.
 #pragma once
 
 #include <chrono>

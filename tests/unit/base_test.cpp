@@ -22,9 +22,9 @@ TEST(Uuid, RoundTripsThroughCanonicalText) {
 TEST(Uuid, RejectsMalformedText) {
   EXPECT_FALSE(uuid::parse(""));
   EXPECT_FALSE(uuid::parse("not-a-uuid"));
-  EXPECT_FALSE(uuid::parse("0123456789abcdef0123456789abcdef0123"));   // no dashes
-  EXPECT_FALSE(uuid::parse("01234567-89ab-cdef-0123-456789abcdeg"));   // bad digit
-  EXPECT_TRUE(uuid::parse("01234567-89AB-cdef-0123-456789abcdef"));    // case-insensitive
+  EXPECT_FALSE(uuid::parse("0123456789abcdef0123456789abcdef0123"));  // no dashes
+  EXPECT_FALSE(uuid::parse("01234567-89ab-cdef-0123-456789abcdeg"));  // bad digit
+  EXPECT_TRUE(uuid::parse("01234567-89AB-cdef-0123-456789abcdef"));   // case-insensitive
 }
 
 TEST(Uuid, RandomValuesDiffer) {

@@ -40,14 +40,16 @@ constexpr std::size_t max_held = 10000;
 void install_builtin_service(node& n, bool json_events) {
   n.on("echo", [](const message& m, responder r) { r.reply(m.payload); });
   n.on("whoami", [&n](const message&, responder r) {
-    const nlohmann::json me{{"node", n.id().to_string()}, {"host", n.host().to_string()}, {"pid", ::getpid()}};
+    const nlohmann::json me{
+        {"node", n.id().to_string()}, {"host", n.host().to_string()}, {"pid", ::getpid()}};
     r.reply(me.dump());
   });
   n.on("delay", [&n](const message& m, responder r) {
     unsigned ms = 0;
     const auto text = as_text(m.payload);
     std::from_chars(text.data(), text.data() + text.size(), ms);
-    auto timer = std::make_shared<asio::steady_timer>(n.get_executor(), std::chrono::milliseconds(ms));
+    auto timer =
+        std::make_shared<asio::steady_timer>(n.get_executor(), std::chrono::milliseconds(ms));
     timer->async_wait([timer, r = std::move(r)](std::error_code) mutable { r.reply("done"); });
   });
   auto held = std::make_shared<std::deque<responder>>();
@@ -58,25 +60,43 @@ void install_builtin_service(node& n, bool json_events) {
 
   if (!json_events) return;
   n.on_ready([&n] {
-    emit({{"event", "started"}, {"observer", n.id().to_string()}, {"node", n.id().to_string()},
-          {"host", n.host().to_string()}, {"pid", ::getpid()}});
+    emit({{"event", "started"},
+          {"observer", n.id().to_string()},
+          {"node", n.id().to_string()},
+          {"host", n.host().to_string()},
+          {"pid", ::getpid()}});
   });
   n.on_node_joined([&n](const node_info& x) {
-    emit({{"event", "nodeJoined"}, {"observer", n.id().to_string()}, {"node", x.id.to_string()},
-          {"host", x.host.to_string()}, {"pid", x.pid}});
+    emit({{"event", "nodeJoined"},
+          {"observer", n.id().to_string()},
+          {"node", x.id.to_string()},
+          {"host", x.host.to_string()},
+          {"pid", x.pid}});
   });
   n.on_node_left([&n](const node_info& x, leave_reason why, int detail) {
-    emit({{"event", "nodeLeft"}, {"observer", n.id().to_string()}, {"node", x.id.to_string()},
-          {"host", x.host.to_string()}, {"pid", x.pid}, {"reason", to_string(why)},
+    emit({{"event", "nodeLeft"},
+          {"observer", n.id().to_string()},
+          {"node", x.id.to_string()},
+          {"host", x.host.to_string()},
+          {"pid", x.pid},
+          {"reason", to_string(why)},
           {"detail", detail}});
   });
   n.on_host_joined([&n](const host_info& h) {
-    emit({{"event", "hostJoined"}, {"observer", n.id().to_string()}, {"node", nullptr},
-          {"host", h.id.to_string()}, {"address", h.address}, {"pid", ::getpid()}});
+    emit({{"event", "hostJoined"},
+          {"observer", n.id().to_string()},
+          {"node", nullptr},
+          {"host", h.id.to_string()},
+          {"address", h.address},
+          {"pid", ::getpid()}});
   });
   n.on_host_left([&n](const host_info& h, leave_reason why) {
-    emit({{"event", "hostLeft"}, {"observer", n.id().to_string()}, {"node", nullptr},
-          {"host", h.id.to_string()}, {"address", h.address}, {"pid", ::getpid()},
+    emit({{"event", "hostLeft"},
+          {"observer", n.id().to_string()},
+          {"node", nullptr},
+          {"host", h.id.to_string()},
+          {"address", h.address},
+          {"pid", ::getpid()},
           {"reason", to_string(why)}});
   });
 }

@@ -7,7 +7,8 @@ namespace galaxies::cli {
 
 void add_host_command(CLI::App& app, host_args& args) {
   auto* cmd = app.add_subcommand("host", "run a host: a master and its workers");
-  cmd->add_option("--workers,-w", args.opts.workers, "worker processes")->check(CLI::Range(0, 1024));
+  cmd->add_option("--workers,-w", args.opts.workers, "worker processes")
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--listen", args.opts.listen, "TCP ip:port other hosts dial (port 0: any)");
   cmd->add_option("--advertise", args.opts.advertise, "ip:port written to the registry");
   cmd->add_option("--registry", args.opts.registry, "registry URL (file:PATH)");
@@ -27,7 +28,8 @@ int run_host(int argc, char** argv, host_args& args) {
   args.opts.heartbeat.interval = std::chrono::milliseconds(args.heartbeat_ms);
   args.opts.registry_ttl = std::chrono::milliseconds(args.registry_ttl_ms);
   const bool json_events = args.events == "json";
-  return run(argc, argv, args.opts, [json_events](node& n) { install_builtin_service(n, json_events); });
+  return run(argc, argv, args.opts,
+             [json_events](node& n) { install_builtin_service(n, json_events); });
 }
 
 }  // namespace galaxies::cli

@@ -25,7 +25,8 @@ std::string this_hostname() {
 
 std::vector<registry::host_record> read_rows(const client_args& args) {
   asio::io_context io;
-  const std::string url = args.registry.empty() ? registry::default_url(args.cluster) : args.registry;
+  const std::string url =
+      args.registry.empty() ? registry::default_url(args.cluster) : args.registry;
   auto reg = registry::make_registry(io.get_executor(), url, args.cluster);
   std::error_code error;
   std::vector<registry::host_record> rows;
@@ -36,8 +37,11 @@ std::vector<registry::host_record> read_rows(const client_args& args) {
     done = true;
   });
   io.run_for(std::chrono::milliseconds(args.timeout_ms));
-  if (!done) throw std::runtime_error("the registry " + reg->describe() + " did not answer in time");
-  if (error) throw std::runtime_error("cannot read the registry " + reg->describe() + ": " + error.message());
+  if (!done)
+    throw std::runtime_error("the registry " + reg->describe() + " did not answer in time");
+  if (error)
+    throw std::runtime_error("cannot read the registry " + reg->describe() + ": " +
+                             error.message());
   return rows;
 }
 
@@ -52,7 +56,8 @@ registry::host_record pick_local_master(const std::vector<registry::host_record>
   for (const auto& row : rows)
     if (is_local(row) && row.id.to_string().starts_with(args.host)) return row;
   if (!args.host.empty())
-    throw std::runtime_error("no host whose id starts with '" + args.host + "' runs on this machine");
+    throw std::runtime_error("no host whose id starts with '" + args.host +
+                             "' runs on this machine");
   throw std::runtime_error("no host of cluster '" + args.cluster +
                            "' runs on this machine (start one with: galaxies host)");
 }
@@ -106,16 +111,17 @@ nlohmann::json query_status(const registry::host_record& row, const std::string&
       }
     });
   };
-  socket.async_connect(asio::local::stream_protocol::endpoint(row.unix_path), [&](std::error_code ec) {
-    if (ec) {
-      error = "cannot connect to " + row.unix_path + ": " + ec.message();
-      return;
-    }
-    asio::async_write(socket, asio::buffer(out), [&](std::error_code ec, std::size_t) {
-      if (ec) error = "cannot write to the master: " + ec.message();
-    });
-    read_more();
-  });
+  socket.async_connect(
+      asio::local::stream_protocol::endpoint(row.unix_path), [&](std::error_code ec) {
+        if (ec) {
+          error = "cannot connect to " + row.unix_path + ": " + ec.message();
+          return;
+        }
+        asio::async_write(socket, asio::buffer(out), [&](std::error_code ec, std::size_t) {
+          if (ec) error = "cannot write to the master: " + ec.message();
+        });
+        read_more();
+      });
   io.run_for(timeout);
   if (!error.empty()) throw std::runtime_error(error);
   if (result.is_null() || result.is_discarded())

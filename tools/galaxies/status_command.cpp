@@ -24,11 +24,14 @@ int run_status(const client_args& args) {
   const auto rows = read_rows(args);
   nlohmann::json all = nlohmann::json::array();
   for (const auto& row : rows) {
-    nlohmann::json host{{"host", row.id.to_string()}, {"address", row.address},
-                        {"hostname", row.hostname}, {"pid", row.pid}};
+    nlohmann::json host{{"host", row.id.to_string()},
+                        {"address", row.address},
+                        {"hostname", row.hostname},
+                        {"pid", row.pid}};
     if (is_local(row)) {
       try {
-        host["status"] = query_status(row, args.cluster, std::chrono::milliseconds(args.timeout_ms));
+        host["status"] =
+            query_status(row, args.cluster, std::chrono::milliseconds(args.timeout_ms));
       } catch (const std::exception& e) {
         host["error"] = e.what();
       }
