@@ -9,6 +9,9 @@ namespace galaxies::limits {
 
 inline constexpr std::uint32_t default_max_frame_size = 16u << 20;
 inline constexpr std::uint32_t min_max_frame_size = 4096;
+// Until a connection's handshake completes, no frame may be larger than this (a hello is < 1 KiB):
+// a stranger cannot make the master reserve a large buffer by announcing a large frame.
+inline constexpr std::uint32_t handshake_max_frame_size = 64 * 1024;
 inline constexpr std::size_t max_command_size = 255;
 inline constexpr std::size_t default_max_pending_requests = 65536;
 inline constexpr std::size_t default_max_queue_bytes = 64u << 20;

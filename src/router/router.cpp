@@ -41,7 +41,7 @@ router::~router() {
 connection& router::add_connection(connection_kind kind, transport::socket socket,
                                    std::string name) {
   transport::link_settings ls;
-  ls.max_frame_size = settings_.limits.max_frame_size;
+  ls.max_frame_size = std::min(limits::handshake_max_frame_size, settings_.limits.max_frame_size);
   ls.max_queue_bytes = settings_.limits.max_queue_bytes;
   ls.name = std::move(name);
   auto link = std::make_shared<transport::link>(std::move(socket), std::move(ls));
@@ -199,8 +199,8 @@ void router::on_hello(connection& c, const wire::frame_view& frame) {
                   "this is host " + settings_.self.to_string() + ", not " + h.target.to_string());
 
   c.link->cancel_expiry();
-  if (h.max_frame)
-    c.link->set_max_frame_size(std::min(*h.max_frame, settings_.limits.max_frame_size));
+  c.link->set_max_frame_size(std::min(h.max_frame.value_or(settings_.limits.max_frame_size),
+                                      settings_.limits.max_frame_size));
   switch (h.role) {
     case wire::role::host:
       return accept_peer(c, h);

@@ -159,8 +159,8 @@ void router::on_dial_answer(connection& c, const wire::frame_view& frame) {
     return c.link->close(transport::close_reason::protocol_error);
   }
   c.link->cancel_expiry();
-  if (w.max_frame)
-    c.link->set_max_frame_size(std::min(*w.max_frame, settings_.limits.max_frame_size));
+  c.link->set_max_frame_size(std::min(w.max_frame.value_or(settings_.limits.max_frame_size),
+                                      settings_.limits.max_frame_size));
   c.peer_hostname = w.hostname;
   dialling_.erase(c.peer);
   establish_peer(c);

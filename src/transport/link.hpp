@@ -197,11 +197,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         close(close_reason::protocol_error, result.error);
         return;
       }
-      if (result.needed > read_buffer_.size()) {
-        // The parser has validated the header: needed <= max_frame_size.
-        compact();
-        read_buffer_.resize(result.needed);
-      }
+      // The parser has validated the header (needed <= max_frame_size); the buffer grows as the
+      // bytes arrive (make_room_for_read), never up front on a header's word alone.
+      if (result.needed > read_buffer_.size() - read_begin_) compact();
       return;
     }
   }

@@ -34,6 +34,11 @@ request_callback pending_requests::take(std::uint64_t id) {
   request_callback done = std::move(it->second.done);
   deadlines_.erase({it->second.deadline, id});
   entries_.erase(it);
+  if (deadlines_.empty() && armed_for_ != clock::time_point::max()) {
+    // Nothing left to time out: an armed timer would only keep the io_context busy.
+    armed_for_ = clock::time_point::max();
+    timer_.cancel();
+  }
   return done;
 }
 

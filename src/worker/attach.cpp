@@ -4,6 +4,7 @@
 #include <asio/local/stream_protocol.hpp>
 
 #include "galaxies/node.hpp"
+#include "transport/socket_setup.hpp"
 #include "worker/node_core.hpp"
 
 namespace galaxies {
@@ -21,6 +22,11 @@ std::unique_ptr<node> node::attach(asio::io_context& io, attach_options opts) {
   auto handle = std::make_unique<node>(core);
 
   auto socket = std::make_shared<asio::local::stream_protocol::socket>(io);
+  // Opened here to set close-on-exec, which Asio does not: a child of this process holding the
+  // socket would keep the node registered after this process is gone.
+  std::error_code open_error;
+  socket->open(asio::local::stream_protocol(), open_error);
+  if (!open_error) transport::set_cloexec(socket->native_handle());
   socket->async_connect(
       asio::local::stream_protocol::endpoint(opts.unix_path),
       [weak = std::weak_ptr<detail::node_core>(core), socket,

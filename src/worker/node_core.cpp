@@ -25,7 +25,7 @@ node_core::~node_core() {
 
 void node_core::connect(transport::socket socket) {
   transport::link_settings ls;
-  ls.max_frame_size = settings_.max_frame_size;
+  ls.max_frame_size = std::min(limits::handshake_max_frame_size, settings_.max_frame_size);
   ls.max_queue_bytes = settings_.max_queue_bytes;
   ls.name = "master channel of node " + self_.to_string().substr(0, 8);
   link_ = std::make_shared<transport::link>(std::move(socket), std::move(ls));
@@ -170,7 +170,8 @@ void node_core::on_handshake_frame(const wire::frame_view& frame) {
   wire::welcome w;
   if (wire::decode_welcome(frame, w) || w.version != wire::protocol_version)
     return protocol_error("malformed welcome");
-  if (w.max_frame) link_->set_max_frame_size(std::min(*w.max_frame, settings_.max_frame_size));
+  link_->set_max_frame_size(
+      std::min(w.max_frame.value_or(settings_.max_frame_size), settings_.max_frame_size));
   host_ = w.host;
   link_->cancel_expiry();
   state_ = state::registered;

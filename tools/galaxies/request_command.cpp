@@ -33,7 +33,6 @@ int run_request(const request_args& args) {
   std::string failure = "no answer in time";
   self->on_disconnected([&](std::error_code, std::string_view why) {
     if (exit_code == 3) failure = "disconnected: " + std::string(why);
-    io.stop();
   });
   self->on_ready([&] {
     self->request(*target, args.command, as_bytes(args.payload),
@@ -45,8 +44,8 @@ int run_request(const request_args& args) {
                       std::cout << as_text(reply) << "\n";
                       exit_code = 0;
                     }
+                    // No io.stop(): the loop runs out of work once the goodbye is written.
                     self->stop();
-                    io.stop();
                   });
   });
   io.run_for(std::chrono::milliseconds(args.timeout_ms) + std::chrono::seconds(2));

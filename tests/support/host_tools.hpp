@@ -1,0 +1,48 @@
+// Low-level pieces of the integration harness: spawning without leaking fds, looking at processes
+// through /proc, and asking a master for its status over its Unix socket. Thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace galaxies::test::tools {
+
+// Owns one fd.
+class unique_fd {
+ public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) : fd_(fd) {}
+  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
+  unique_fd& operator=(unique_fd&& other) noexcept;
+  ~unique_fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// posix_spawn of argv[0] with stdin from /dev/null, the given stdout/stderr, every other fd closed
+// (whatever a library opened without O_CLOEXEC included) and default signal handling. Throws
+// std::system_error on failure.
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd);
+
+// /proc/PID/stat field 22 (start time in clock ticks since boot); 0 when the process is gone.
+std::uint64_t start_time(pid_t pid);
+// /proc/PID/stat field 3 ('R', 'S', 'T', 'Z', ...); 0 when the process is gone.
+char state(pid_t pid);
+// Every process whose parent is `parent`, from /proc.
+std::vector<pid_t> children_of(pid_t parent);
+
+// One status exchange with a master as an observer; null on any failure or after `timeout`.
+nlohmann::json query_status(const std::string& unix_path, const std::string& cluster,
+                            std::chrono::milliseconds timeout);
+
+}  // namespace galaxies::test::tools
