@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -143,15 +145,22 @@ void master::bind_unix() {
   if (unix_path_.size() > limits::max_unix_path)
     throw std::invalid_argument("the Unix socket path '" + unix_path_ + "' is longer than " +
                                 std::to_string(limits::max_unix_path) + " bytes");
-  ::unlink(unix_path_.c_str());
-  const asio::local::stream_protocol::endpoint endpoint(unix_path_);
+  // Bound and listening under a temporary name first, then renamed into place: a client that
+  // finds the path can always connect (bind-then-listen would refuse it in between).
+  const std::string staging = unix_path_ + ".tmp";
+  if (staging.size() > limits::max_unix_path)
+    throw std::invalid_argument("the Unix socket path '" + unix_path_ + "' is too long");
+  ::unlink(staging.c_str());
+  const asio::local::stream_protocol::endpoint endpoint(staging);
   unix_acceptor_.open(endpoint.protocol());
   transport::set_cloexec(unix_acceptor_.native_handle());
   std::error_code ec;
   unix_acceptor_.bind(endpoint, ec);
-  if (ec) throw std::runtime_error("cannot bind " + unix_path_ + ": " + ec.message());
-  ::chmod(unix_path_.c_str(), 0600);
+  if (ec) throw std::runtime_error("cannot bind " + staging + ": " + ec.message());
+  ::chmod(staging.c_str(), 0600);
   unix_acceptor_.listen();
+  if (::rename(staging.c_str(), unix_path_.c_str()) != 0)
+    throw std::runtime_error("cannot create " + unix_path_ + ": " + std::strerror(errno));
 }
 
 void master::accept_tcp() {

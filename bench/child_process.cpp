@@ -1,0 +1,93 @@
+#include "child_process.hpp"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <thread>
+
+namespace galaxies::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+constexpr auto poll_interval = 10ms;
+
+}  // namespace
+
+child_process::child_process(const std::vector<std::string>& args) {
+  std::vector<std::string> owned{"galaxies_bench"};
+  owned.insert(owned.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : owned) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  const pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork");
+  if (pid_ == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(127);  // the driver died before prctl
+    ::execv("/proc/self/exe", argv.data());
+    ::_exit(127);
+  }
+}
+
+child_process::~child_process() {
+  stop(1000ms);
+}
+
+bool child_process::running() {
+  if (reaped_) return false;
+  int status = 0;
+  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_ || (r < 0 && errno == ECHILD)) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+bool child_process::stop(std::chrono::milliseconds grace) {
+  if (!running()) return true;
+  ::kill(pid_, SIGTERM);
+  const auto give_up = clock::now() + grace;
+  while (clock::now() < give_up) {
+    if (!running()) return true;
+    std::this_thread::sleep_for(poll_interval);
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  reaped_ = true;
+  return false;
+}
+
+bool process_alive(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  // An orphan reparented to a PID 1 that does not reap stays a zombie: it is gone all the same.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto paren = line.rfind(')');
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+bool stop_foreign_process(pid_t pid, std::chrono::milliseconds grace) {
+  if (!process_alive(pid)) return true;
+  ::kill(pid, SIGTERM);
+  const auto give_up = clock::now() + grace;
+  while (clock::now() < give_up) {
+    if (!process_alive(pid)) return true;
+    std::this_thread::sleep_for(poll_interval);
+  }
+  ::kill(pid, SIGKILL);
+  return false;
+}
+
+}  // namespace galaxies::bench
