@@ -11,11 +11,6 @@
 
 namespace galaxies::router {
 namespace {
-
-std::string short_id(const uuid& id) {
-  return id.to_string().substr(0, 8);
-}
-
 // Membership frames are chunked so that each stays far below any frame limit.
 constexpr std::size_t membership_chunk = 4096;
 
@@ -267,18 +262,22 @@ void router::send_cluster_snapshot(connection& c) {
   for (const auto& [id, peer] : peers_) hosts.push_back({id, peer->peer_address});
   wire::append_hosts_up(c.link->outbound(), hosts, true);
 
-  std::vector<wire::node_entry> nodes;
-  nodes.reserve(std::min(routes_.size(), membership_chunk));
-  auto flush_chunk = [&](bool last) {
-    wire::append_nodes_up(c.link->outbound(), nodes, last);
-    nodes.clear();
-  };
-  routes_.for_each([&](const node_id& id, const route& r) {
-    nodes.push_back({id, r.host, r.pid});
-    if (nodes.size() == membership_chunk) flush_chunk(false);
-  });
-  flush_chunk(true);
+  append_node_snapshot(c, [](const route&) { return true; });
   c.link->flush();
+}
+
+void router::append_node_snapshot(connection& to,
+                                  const std::function<bool(const route&)>& include) {
+  std::vector<wire::node_entry> nodes;
+  routes_.for_each([&](const node_id& id, const route& r) {
+    if (!include(r)) return;
+    nodes.push_back({id, r.host, r.pid});
+    if (nodes.size() == membership_chunk) {
+      wire::append_nodes_up(to.link->outbound(), nodes, false);
+      nodes.clear();
+    }
+  });
+  wire::append_nodes_up(to.link->outbound(), nodes, true);
 }
 
 // ---- local nodes ----------------------------------------------------------------------------

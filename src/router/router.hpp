@@ -25,6 +25,11 @@
 
 namespace galaxies::router {
 
+// The first 8 hex digits of an id: enough to tell hosts and nodes apart in logs.
+inline std::string short_id(const uuid& id) {
+  return id.to_string().substr(0, 8);
+}
+
 struct peer_row {
   host_id id;
   std::string address;
@@ -97,6 +102,9 @@ class router {
   void local_node_left(connection& c, leave_reason reason, int detail);
   void finish_worker_leave(pid_t pid, int wait_status);
   void send_cluster_snapshot(connection& c);
+  // Appends `nodes_up` frames for the routes `include` selects, in chunks, the last one flagged
+  // as completing the snapshot (protocol.md §5).
+  void append_node_snapshot(connection& to, const std::function<bool(const route&)>& include);
 
   // Peers.
   void dial(const host_id& id, const std::string& address);

@@ -10,15 +10,6 @@
 #include "wire/message.hpp"
 
 namespace galaxies::router {
-namespace {
-
-std::string short_id(const uuid& id) {
-  return id.to_string().substr(0, 8);
-}
-constexpr std::size_t membership_chunk = 4096;
-
-}  // namespace
-
 void router::set_peers(const std::vector<peer_row>& peers) {
   if (shutting_down_) return;
   std::unordered_map<host_id, const peer_row*> seen;
@@ -201,16 +192,7 @@ void router::establish_peer(connection& c) {
     }
   }
   // Our nodes, as one snapshot (chunked), before anything they send crosses this link.
-  std::vector<wire::node_entry> nodes;
-  routes_.for_each([&](const node_id& id, const route& r) {
-    if (!r.local) return;
-    nodes.push_back({id, settings_.self, r.pid});
-    if (nodes.size() == membership_chunk) {
-      wire::append_nodes_up(c.link->outbound(), nodes, false);
-      nodes.clear();
-    }
-  });
-  wire::append_nodes_up(c.link->outbound(), nodes, true);
+  append_node_snapshot(c, [](const route& r) { return r.local; });
   c.link->flush();
   announce_host_up(c);
   spdlog::info("linked to host {} at {} ({})", c.peer.to_string(), c.peer_address,
