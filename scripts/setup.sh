@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the project needs to build, test and run the demo.
+# Idempotent: installs only what is missing (apt-get update only then). Needs root when something
+# is missing; otherwise it is a quick check that anyone can run.
+set -euo pipefail
+
+# The one list. (redis-server and etcd-server join it when the tests of those registry backends do.)
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libasio-dev libssl-dev libcurl4-openssl-dev libhiredis-dev nlohmann-json3-dev
+  libspdlog-dev libfmt-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format iproute2 procps
+)
+
+is_installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  is_installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} Debian packages are installed"
+  exit 0
+fi
+
+if [[ "$(id -u)" != 0 ]]; then
+  echo "setup: these Debian packages are missing: ${missing[*]}" >&2
+  echo "setup: run this script as root to install them (apt-get), or install them yourself:" >&2
+  echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
