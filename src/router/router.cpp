@@ -429,6 +429,7 @@ void router::shutdown(std::chrono::milliseconds within, std::function<void()> do
     if (w.redial) w.redial->cancel();
   wanted_.clear();
   for (auto& [ptr, c] : connections_) {
+    if (!c->link->writable()) continue;  // already closing (a worker awaiting its reap)
     if (c->kind == connection_kind::peer && c->established) {
       c->peer_leave_reason = leave_reason::graceful;
       wire::append_goodbye(c->link->outbound(), leave_reason::graceful);
