@@ -40,11 +40,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-host_options one_worker() {
-  host_options opts;
-  opts.workers = 1;
-  return opts;
-}
 using frame_bytes = std::vector<std::byte>;
 
 // Well below handshake_timeout (5 s): a master that ignored the bad input and only dropped the
@@ -391,7 +386,7 @@ bool knows(test_node& observer, const node_id& other) {
 class bad_input : public ::testing::Test {
  protected:
   void SetUp() override {
-    hosts_ = {&cluster_.add_host(one_worker()), &cluster_.add_host(one_worker())};
+    hosts_ = {&cluster_.add_host(with_workers(1)), &cluster_.add_host(with_workers(1))};
     for (auto* h : hosts_) ASSERT_EQ(h->wait_started(1).size(), 1u);
     a_ = std::make_unique<test_node>(hosts_[0]->unix_path(), cluster_.name());
     b_ = std::make_unique<test_node>(hosts_[1]->unix_path(), cluster_.name());

@@ -17,12 +17,6 @@ namespace galaxies::test {
 // Cluster formation on a noisy 2-core machine shared with other builds.
 constexpr auto formation_deadline = 20s;
 
-inline host_options with_workers(std::size_t n) {
-  host_options opts;
-  opts.workers = n;
-  return opts;
-}
-
 inline bool contains(const std::vector<std::string>& ids, const std::string& id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }

@@ -34,12 +34,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-host_options one_worker() {
-  host_options opts;
-  opts.workers = 1;
-  return opts;
-}
-
 // Generous: two cores shared with other builds and tests.
 constexpr auto join_deadline = 20s;
 constexpr auto stream_deadline = 60s;
@@ -306,8 +300,8 @@ std::shared_ptr<seq_sender> start_sender(test_node& from, const node_id& to, std
 class messaging : public ::testing::Test {
  protected:
   void SetUp() override {
-    host_a_ = &cluster_.add_host(one_worker());
-    host_b_ = &cluster_.add_host(one_worker());
+    host_a_ = &cluster_.add_host(with_workers(1));
+    host_b_ = &cluster_.add_host(with_workers(1));
     const auto workers_a = host_a_->wait_started(1);
     const auto workers_b = host_b_->wait_started(1);
     ASSERT_EQ(workers_a.size(), 1u);
@@ -660,9 +654,9 @@ class broadcast_counter {
 
 TEST(broadcast, reaches_every_other_node_exactly_once_and_not_the_sender) {
   cluster c;
-  auto& a = c.add_host(one_worker());
-  auto& b = c.add_host(one_worker());
-  auto& h3 = c.add_host(one_worker());
+  auto& a = c.add_host(with_workers(1));
+  auto& b = c.add_host(with_workers(1));
+  auto& h3 = c.add_host(with_workers(1));
   for (auto* h : {&a, &b, &h3}) ASSERT_EQ(h->wait_started(1).size(), 1u);
 
   // Declared before the nodes whose handlers use them, so that they outlive those nodes.

@@ -61,6 +61,13 @@ struct host_options {
   std::vector<std::string> extra_args;
 };
 
+// A host with `n` workers and the defaults otherwise.
+inline host_options with_workers(std::size_t n) {
+  host_options opts;
+  opts.workers = n;
+  return opts;
+}
+
 // One `galaxies host` process with --events json; stdout parsed into events by a reader thread,
 // stderr kept in a log file under the cluster's directory.
 class host_process {

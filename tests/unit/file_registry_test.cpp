@@ -22,6 +22,7 @@
 
 #include "registry/file_store.hpp"
 #include "registry/registry.hpp"
+#include "support/eventually.hpp"
 
 namespace galaxies::registry {
 namespace {
@@ -52,13 +53,7 @@ class temp_dir {
 // Runs handlers until `done` holds or the deadline passes.
 bool run_until(asio::io_context& io, const std::function<bool()>& done,
                std::chrono::milliseconds limit = deadline) {
-  const auto until = clock_type::now() + limit;
-  while (!done()) {
-    if (clock_type::now() >= until) return false;
-    io.restart();
-    if (io.run_one_for(20ms) == 0 && io.stopped()) std::this_thread::sleep_for(1ms);
-  }
-  return true;
+  return galaxies::test::run_until(io, done, limit);
 }
 
 // Runs handlers for a while: for tests whose claim is "nothing happens during this time".

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/endian.hpp"
+#include "support/eventually.hpp"
 #include "support/test_stream.hpp"
 #include "wire/control.hpp"
 #include "wire/message.hpp"
@@ -115,13 +116,7 @@ class link_test : public ::testing::Test {
  protected:
   // Runs handlers until `done` holds; false if it still does not at the deadline.
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 5s) {
-    const auto deadline = clock::now() + limit;
-    while (!done()) {
-      if (clock::now() >= deadline) return false;
-      if (io_.stopped()) io_.restart();
-      io_.run_one_until(deadline);
-    }
-    return true;
+    return galaxies::test::run_until(io_, done, limit);
   }
 
   // Runs every handler that is ready now (and those they post), without waiting for timers.

@@ -13,6 +13,8 @@
 #include <optional>
 #include <vector>
 
+#include "support/eventually.hpp"
+
 namespace galaxies::transport {
 namespace {
 
@@ -52,13 +54,7 @@ struct completion_log {
 class pending_requests_test : public ::testing::Test {
  protected:
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 5s) {
-    const auto deadline = clock::now() + limit;
-    while (!done()) {
-      if (clock::now() >= deadline) return false;
-      if (io_.stopped()) io_.restart();
-      io_.run_one_until(deadline);
-    }
-    return true;
+    return galaxies::test::run_until(io_, done, limit);
   }
 
   // Runs the io_context for `period`: a window in which a wrong timeout would have fired.
