@@ -48,13 +48,11 @@ int run_worker(int channel_fd, const options& opts, const worker_main& work) {
   // The master going (EOF on the channel) or a refusal ends the worker; a graceful stop waits for
   // the goodbye to be written first.
   core->events().link_closed = [&] { io.stop(); };
-  work(handle);
-  auto user_disconnected = std::move(core->events().disconnected);
-  core->events().disconnected = [&, user_disconnected](std::error_code ec, std::string_view why) {
-    if (user_disconnected) user_disconnected(ec, why);
+  core->events().ended = [&](std::error_code ec) {
     signals.cancel();
     if (ec != errc::shutting_down) io.stop();
   };
+  work(handle);
 
   core->connect(
       transport::socket(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), channel_fd));

@@ -304,6 +304,7 @@ void node_core::disconnect(std::error_code error, std::string_view why, bool gra
   for (const auto& [id, info] : gone_hosts)
     if (callbacks_.host_left) callbacks_.host_left(info, leave_reason::disconnected);
   if (callbacks_.disconnected) callbacks_.disconnected(error, disconnect_reason_);
+  if (callbacks_.ended) callbacks_.ended(error);
 }
 
 }  // namespace galaxies::detail

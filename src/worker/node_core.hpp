@@ -43,7 +43,9 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
     std::function<void(const host_info&)> host_joined;
     std::function<void(const host_info&, leave_reason)> host_left;
     std::function<void(std::error_code, std::string_view)> disconnected;
-    // After a graceful stop: the goodbye is written and the connection closed.
+    // For the runtime, never replaced by the application: after `disconnected`, and (after a
+    // graceful stop) once the goodbye is written and the connection closed.
+    std::function<void(std::error_code)> ended;
     std::function<void()> link_closed;
   };
 

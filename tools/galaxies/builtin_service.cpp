@@ -60,6 +60,16 @@ void install_builtin_service(node& n, bool json_events) {
 
   if (!json_events) return;
   n.on_ready([&n] {
+    // Set late on purpose: an application's on_disconnected, set at any time, must not keep a
+    // worker alive after its master is gone; the tests that kill masters check exactly that.
+    n.on_disconnected([&n](std::error_code, std::string_view why) {
+      emit({{"event", "disconnected"},
+            {"observer", n.id().to_string()},
+            {"node", n.id().to_string()},
+            {"host", n.host().to_string()},
+            {"pid", ::getpid()},
+            {"reason", std::string(why)}});
+    });
     emit({{"event", "started"},
           {"observer", n.id().to_string()},
           {"node", n.id().to_string()},
