@@ -34,11 +34,6 @@ request_callback pending_requests::take(std::uint64_t id) {
   request_callback done = std::move(it->second.done);
   deadlines_.erase({it->second.deadline, id});
   entries_.erase(it);
-  if (deadlines_.empty() && armed_for_ != clock::time_point::max()) {
-    // Nothing left to time out: an armed timer would only keep the io_context busy.
-    armed_for_ = clock::time_point::max();
-    timer_.cancel();
-  }
   return done;
 }
 
@@ -57,6 +52,10 @@ void pending_requests::fail_all(std::error_code error) {
   for (const auto& [id, e] : entries_) ids.push_back(id);
   std::sort(ids.begin(), ids.end());
   for (auto id : ids) complete(id, error, {});
+  // The owner is going: an armed timer would only keep its io_context busy. (Not done when the
+  // table merely empties: that would cost a timer re-arm per request on the hot path.)
+  armed_for_ = clock::time_point::max();
+  timer_.cancel();
 }
 
 void pending_requests::arm_timer() {
