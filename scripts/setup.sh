@@ -4,13 +4,15 @@
 # is missing; otherwise it is a quick check that anyone can run.
 set -euo pipefail
 
-# The one list. (redis-server and etcd-server join it when the tests of those registry backends do.)
+# The one list: build tools and libraries, the registry servers the tests start (etcd, Redis),
+# and the network tools the fault tests use inside their own namespaces (iproute2, iptables).
 packages=(
   build-essential cmake ninja-build pkg-config
   libasio-dev libssl-dev libcurl4-openssl-dev libhiredis-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format iproute2 procps
+  clang-format iproute2 iptables procps
+  etcd-server redis-server
 )
 
 is_installed() {

@@ -19,8 +19,11 @@ inline constexpr std::uint32_t max_membership_entries = 1u << 20;
 inline constexpr std::size_t max_cluster_name = 64;
 inline constexpr std::size_t max_refuse_text = 256;
 inline constexpr std::chrono::milliseconds handshake_timeout{5000};
-inline constexpr std::chrono::milliseconds default_heartbeat_interval{500};
-inline constexpr int default_heartbeat_misses = 3;
+// A master whose registry has neither registered it nor failed by then gives up with an error.
+// Backends bound their own attempts well inside it (connect and request timeouts).
+inline constexpr std::chrono::milliseconds registry_startup_timeout{10000};
+// A registry backend gives up on one request to its store after this long.
+inline constexpr std::chrono::milliseconds registry_request_timeout{3000};
 // A Unix socket path must fit sockaddr_un::sun_path (108 bytes with the NUL).
 inline constexpr std::size_t max_unix_path = 107;
 

@@ -50,7 +50,8 @@ master::~master() {
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
-void master::start() {
+void master::start(fatal_handler on_fatal) {
+  on_fatal_ = std::move(on_fatal);
   const std::string url =
       opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;
   registry::options ropts;
@@ -79,6 +80,56 @@ void master::start() {
   accept_tcp();
   accept_unix();
 
+  registry::host_record self;
+  self.id = id_;
+  self.cluster = opts_.cluster;
+  self.address = address_;
+  self.unix_path = unix_path_;
+  self.hostname = rs.hostname;
+  self.pid = static_cast<std::uint32_t>(::getpid());
+  self.expires_ms = wall_ms() + opts_.registry_ttl.count();
+  // Backends bound their own first attempt; this deadline is the promise that start-up never
+  // hangs on a registry, whatever the backend does.
+  registration_deadline_ =
+      std::make_unique<asio::steady_timer>(io_, limits::registry_startup_timeout);
+  registration_deadline_->async_wait([this](std::error_code ec) {
+    if (ec || registered_once_ || stopping_) return;
+    fail("registry " + registry_->describe() + " did not answer within " +
+         std::to_string(limits::registry_startup_timeout.count()) + " ms");
+  });
+  registry_->start(
+      self,
+      [this](const std::vector<registry::host_record>& rows) {
+        std::vector<router::peer_row> peers;
+        for (const auto& row : rows)
+          if (row.id != id_) peers.push_back({row.id, row.address});
+        router_->set_peers(peers);
+      },
+      [this](std::error_code ec, const std::string& detail) { on_registry_health(ec, detail); });
+  spdlog::info("host {} of cluster '{}' listening on {} and {}; registry {}", id_.to_string(),
+               opts_.cluster, address_, unix_path_, registry_->describe());
+}
+
+void master::on_registry_health(std::error_code ec, const std::string& detail) {
+  if (stopping_) return;
+  if (!registered_once_) {
+    if (ec) return fail("registry " + registry_->describe() + ": " + detail);
+    registered_once_ = true;
+    registry_healthy_ = true;
+    registration_deadline_->cancel();
+    return start_workers();
+  }
+  if (ec && registry_healthy_) {
+    // Rows are hints: existing links and their nodes stay; only membership changes wait.
+    spdlog::warn("registry {} unreachable: {}; links stay up, new hosts are found once it is back",
+                 registry_->describe(), detail);
+  } else if (!ec && !registry_healthy_) {
+    spdlog::info("registry {} reachable again; registered", registry_->describe());
+  }
+  registry_healthy_ = !ec;
+}
+
+void master::start_workers() {
   process::supervisor::callbacks sc;
   sc.spawned = [this](std::size_t slot, pid_t pid, int fd) {
     spdlog::debug("worker slot {} started: pid {}", slot, pid);
@@ -90,23 +141,14 @@ void master::start() {
       io_.get_executor(), worker_argv_, opts_.workers, process::restart_policy{}, sc,
       std::vector<std::pair<std::string, std::string>>{{process::host_id_env, id_.to_string()}});
   supervisor_->start();
+}
 
-  registry::host_record self;
-  self.id = id_;
-  self.cluster = opts_.cluster;
-  self.address = address_;
-  self.unix_path = unix_path_;
-  self.hostname = rs.hostname;
-  self.pid = static_cast<std::uint32_t>(::getpid());
-  self.expires_ms = wall_ms() + opts_.registry_ttl.count();
-  registry_->start(self, [this](const std::vector<registry::host_record>& rows) {
-    std::vector<router::peer_row> peers;
-    for (const auto& row : rows)
-      if (row.id != id_) peers.push_back({row.id, row.address});
-    router_->set_peers(peers);
+void master::fail(const std::string& why) {
+  spdlog::error("{}", why);
+  auto on_fatal = std::move(on_fatal_);
+  stop([on_fatal, why] {
+    if (on_fatal) on_fatal(why);
   });
-  spdlog::info("host {} of cluster '{}' listening on {} and {}; registry {}", id_.to_string(),
-               opts_.cluster, address_, unix_path_, registry_->describe());
 }
 
 void master::bind_tcp() {
@@ -208,9 +250,14 @@ void master::stop(std::function<void()> done) {
   auto finish = [remaining, done = std::move(done)] {
     if (--*remaining == 0) done();
   };
+  if (registration_deadline_) registration_deadline_->cancel();
   registry_->stop(finish);
-  supervisor_->stop(opts_.stop_grace,
-                    [this, finish] { router_->shutdown(std::chrono::milliseconds(1000), finish); });
+  auto close_links = [this, finish] { router_->shutdown(std::chrono::milliseconds(1000), finish); };
+  if (supervisor_) {
+    supervisor_->stop(opts_.stop_grace, close_links);
+  } else {
+    close_links();  // the registry never answered: no worker was started
+  }
 }
 
 }  // namespace galaxies::host

@@ -5,6 +5,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
+#include <asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,9 +24,14 @@ class master {
   master(asio::io_context& io, options opts, std::vector<std::string> worker_argv);
   ~master();
 
-  // Binds, registers, spawns the workers. Throws std::runtime_error / std::invalid_argument with a
-  // clear message on a start-up error (bad address, bad registry URL, socket path too long).
-  void start();
+  // Called at most once, when start-up fails after start() returned: the registry refused us or
+  // could not be reached. The master has stopped everything it started; the process should exit.
+  using fatal_handler = std::function<void(const std::string& why)>;
+
+  // Binds and registers; spawns the workers once the first registration succeeded. Throws
+  // std::runtime_error / std::invalid_argument with a clear message on a start-up error found at
+  // once (bad address, bad registry URL, socket path too long); reports the others to `on_fatal`.
+  void start(fatal_handler on_fatal);
 
   // Graceful stop: the registry row goes, workers stop (and leave), peers get goodbye.
   void stop(std::function<void()> done);
@@ -39,6 +45,9 @@ class master {
   void bind_unix();
   void accept_tcp();
   void accept_unix();
+  void on_registry_health(std::error_code ec, const std::string& detail);
+  void start_workers();
+  void fail(const std::string& why);
 
   asio::io_context& io_;
   options opts_;
@@ -51,6 +60,10 @@ class master {
   std::unique_ptr<registry::registry> registry_;
   std::unique_ptr<router::router> router_;
   std::unique_ptr<process::supervisor> supervisor_;
+  std::unique_ptr<asio::steady_timer> registration_deadline_;
+  fatal_handler on_fatal_;
+  bool registered_once_ = false;
+  bool registry_healthy_ = false;
   bool stopping_ = false;
 };
 

@@ -65,8 +65,13 @@ int run_master(int argc, char** argv, const options& opts) {
   asio::io_context io(1);
   std::vector<std::string> worker_argv(argv, argv + argc);
   host::master m(io, opts, worker_argv);
+  int exit_code = 0;
   try {
-    m.start();
+    m.start([&](const std::string& why) {
+      std::cerr << "galaxies: error: " << why << "\n";
+      exit_code = 1;
+      io.stop();
+    });
   } catch (const std::exception& e) {
     std::cerr << "galaxies: error: " << e.what() << "\n";
     return 1;
@@ -77,7 +82,7 @@ int run_master(int argc, char** argv, const options& opts) {
     m.stop([&] { io.stop(); });
   });
   io.run();
-  return 0;
+  return exit_code;
 }
 
 }  // namespace

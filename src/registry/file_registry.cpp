@@ -55,7 +55,7 @@ std::string file_registry::describe() const {
   return "file:" + path_;
 }
 
-void file_registry::start(const host_record& self, view_handler on_view) {
+void file_registry::start(const host_record& self, view_handler on_view, health_handler on_health) {
   if (state_ != state::idle) {
     spdlog::error("registry {}: start() called twice or after stop(); ignored", describe());
     return;
@@ -71,6 +71,7 @@ void file_registry::start(const host_record& self, view_handler on_view) {
     self_.cluster = cluster_;
   }
   on_view_ = std::move(on_view);
+  on_health_ = std::move(on_health);
 
   std::vector<host_record> stored;
   upsert_self(stored);  // creates the directory; a failure is logged and retried on refresh
@@ -156,11 +157,22 @@ bool file_registry::upsert_self(std::vector<host_record>& stored) {
         return true;
       },
       &stored);
+  if (state_ == state::running) report_health(ec);
   if (ec) {
     spdlog::warn("registry {}: could not write our row: {}", describe(), ec.message());
     return false;
   }
   return true;
+}
+
+void file_registry::report_health(std::error_code ec) {
+  if (reported_health_ == ec) return;
+  reported_health_ = ec;
+  asio::post(executor_, [this, alive = alive_, ec] {
+    if (!*alive || state_ != state::running || !on_health_) return;
+    auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
+    on_health(ec, ec ? "cannot write " + path_ + ": " + ec.message() : std::string());
+  });
 }
 
 // Anyone who can write the directory can advertise hosts to us; rows are only hints and the

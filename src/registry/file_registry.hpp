@@ -31,7 +31,7 @@ class file_registry final : public registry {
   file_registry(const file_registry&) = delete;
   file_registry& operator=(const file_registry&) = delete;
 
-  void start(const host_record& self, view_handler on_view) override;
+  void start(const host_record& self, view_handler on_view, health_handler on_health) override;
   void remove_stale(const host_id& stale, std::string_view address) override;
   void read(read_handler done) override;
   void stop(std::function<void()> done) override;
@@ -52,6 +52,8 @@ class file_registry final : public registry {
   void on_refresh();
   void arm_expiry(std::int64_t earliest_ms);
   void reload();
+  // Posts on_health when the outcome of our last write differs from the one last reported.
+  void report_health(std::error_code ec);
   // Recomputes the view from the file's rows; emits it if the keys changed. Emitting is the last
   // thing it does, so on_view may call stop() or even destroy this object.
   void evaluate(const std::vector<host_record>& rows);
@@ -68,6 +70,8 @@ class file_registry final : public registry {
   state state_ = state::idle;
   host_record self_;
   view_handler on_view_;
+  health_handler on_health_;
+  std::optional<std::error_code> reported_health_;
   std::optional<std::vector<view_key>> last_view_;
   bool corrupt_reported_ = false;  // one warning per corruption, not one per inotify event
 

@@ -38,13 +38,21 @@ class registry {
  public:
   using view_handler = std::function<void(const std::vector<host_record>&)>;
   using read_handler = std::function<void(std::error_code, std::vector<host_record>)>;
+  // The store's reachability, as seen by this host: an empty code means our row is stored and
+  // refreshed; a code (with a human-readable detail) means the store cannot be reached or refused
+  // us. Called once when the first registration attempt ends (either way), then on every change.
+  using health_handler = std::function<void(std::error_code, const std::string& detail)>;
 
   virtual ~registry() = default;
 
   // Registers `self` with an expiry and keeps it refreshed (re-creating the row if it vanished).
   // Calls on_view with every live row of the cluster, self included, once at start and again
   // whenever the set of live rows (ids or addresses) may have changed, including by expiry.
-  virtual void start(const host_record& self, view_handler on_view) = 0;
+  // While the store is unreachable the last view stands: a backend never reports rows gone
+  // because it could not read them. When the store is back, it re-registers, reads everything
+  // again (events missed meanwhile are not trusted to be replayed) and reports the fresh view.
+  // Neither handler runs from inside start(); both may call stop() or destroy the registry.
+  virtual void start(const host_record& self, view_handler on_view, health_handler on_health) = 0;
 
   // Drops the row of `stale` if it still names that UUID at that address (compare-and-swap):
   // used after a handshake refused with wrong_target.

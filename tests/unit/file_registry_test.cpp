@@ -131,8 +131,8 @@ TEST_F(FileRegistry, TwoRegistriesSeeEachOtherAndStopRemovesTheRow) {
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("alpha", "127.0.0.1:7002");
   view_log view_a, view_b;
-  a->start(self_a, view_a.handler());
-  b->start(self_b, view_b.handler());
+  a->start(self_a, view_a.handler(), {});
+  b->start(self_b, view_b.handler(), {});
 
   ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2 && view_b.size() == 2; }));
   EXPECT_TRUE(view_a.has(self_b.id));
@@ -158,7 +158,7 @@ TEST_F(FileRegistry, OnViewRunsOnceAtStartAndNotOnAPureRefresh) {
   auto a = make("alpha", short_ttl(300, 50));
   const auto self = make_self("alpha", "127.0.0.1:7001");
   view_log views;
-  a->start(self, views.handler());
+  a->start(self, views.handler(), {});
   EXPECT_TRUE(views.views.empty()) << "the first view is posted, not delivered inside start()";
   ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
   ASSERT_EQ(views.size(), 1u);
@@ -177,8 +177,8 @@ TEST_F(FileRegistry, RefreshKeepsRowsAlivePastSeveralTtls) {
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("alpha", "127.0.0.1:7002");
   view_log view_a;
-  a->start(self_a, view_a.handler());
-  b->start(self_b, [](auto&) {});
+  a->start(self_a, view_a.handler(), {});
+  b->start(self_b, [](auto&) {}, {});
   ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
   const auto views_before = view_a.views.size();
 
@@ -194,8 +194,8 @@ TEST_F(FileRegistry, RowOfARegistryDestroyedWithoutStopExpires) {
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("alpha", "127.0.0.1:7002");
   view_log view_a, view_b;
-  a->start(self_a, view_a.handler());
-  b->start(self_b, view_b.handler());
+  a->start(self_a, view_a.handler(), {});
+  b->start(self_b, view_b.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2 && view_b.size() == 2; }));
 
   // A crash: no stop(), so the row stays behind until it expires.
@@ -232,7 +232,7 @@ TEST_F(FileRegistry, ReadsHandWrittenRowsAndExpiresThem) {
   auto a = make("alpha", short_ttl(5000));
   const auto self = make_self("alpha", "127.0.0.1:7001");
   view_log views;
-  a->start(self, views.handler());
+  a->start(self, views.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
   ASSERT_EQ(views.size(), 2u) << "self and the live row of this cluster";
   EXPECT_TRUE(views.has(fake));
@@ -255,8 +255,8 @@ TEST_F(FileRegistry, RemoveStaleIsACompareAndSwapAndALiveOwnerComesBack) {
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("alpha", "127.0.0.1:7002");
   view_log view_a;
-  a->start(self_a, view_a.handler());
-  b->start(self_b, [](auto&) {});
+  a->start(self_a, view_a.handler(), {});
+  b->start(self_b, [](auto&) {}, {});
   ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
 
   a->remove_stale(self_b.id, "127.0.0.1:9999");
@@ -279,8 +279,8 @@ TEST_F(FileRegistry, OtherClustersInTheSameFileAreInvisible) {
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("beta", "127.0.0.1:7002");
   view_log view_a, view_b;
-  a->start(self_a, view_a.handler());
-  b->start(self_b, view_b.handler());
+  a->start(self_a, view_a.handler(), {});
+  b->start(self_b, view_b.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !view_a.views.empty() && !view_b.views.empty(); }));
 
   run_for(io, 300ms);  // both rewrite the file several times
@@ -310,14 +310,14 @@ TEST_F(FileRegistry, CorruptFileIsToleratedAndRepaired) {
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("alpha", "127.0.0.1:7002");
   view_log view_a;
-  a->start(self_a, view_a.handler());
+  a->start(self_a, view_a.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !view_a.views.empty(); }));
   EXPECT_EQ(view_a.size(), 1u);
   auto snap = file_store::load(path);
   EXPECT_FALSE(snap.corrupt) << "the first write repairs the file";
   EXPECT_TRUE(stored(path, self_a.id));
 
-  b->start(self_b, [](auto&) {});
+  b->start(self_b, [](auto&) {}, {});
   ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
 
   // Damaged while running, by a writer that ignores the lock.
@@ -387,7 +387,7 @@ TEST_F(FileRegistry, ReadPostsItsCompletionAndDoesNotRegister) {
 
   auto a = make("alpha");
   const auto self = make_self("alpha", "127.0.0.1:7001");
-  a->start(self, [](auto&) {});
+  a->start(self, [](auto&) {}, {});
   rows.reset();
   reader->read([&](std::error_code, std::vector<host_record> r) { rows = std::move(r); });
   ASSERT_TRUE(run_until(io, [&] { return rows.has_value(); }));
@@ -406,7 +406,7 @@ TEST_F(FileRegistry, StopIsIdempotentAndDestructionSilencesEverything) {
 
   auto b = make("alpha", short_ttl(200, 20));
   int calls = 0;
-  b->start(make_self("alpha", "127.0.0.1:7002"), [&](auto&) { ++calls; });
+  b->start(make_self("alpha", "127.0.0.1:7002"), [&](auto&) { ++calls; }, {});
   b->read([&](std::error_code, std::vector<host_record>) { ++calls; });
   b->stop([&] { ++calls; });
   b.reset();
@@ -414,7 +414,7 @@ TEST_F(FileRegistry, StopIsIdempotentAndDestructionSilencesEverything) {
   EXPECT_EQ(calls, 0) << "no callback after destruction";
 
   auto c = make("alpha", short_ttl(200, 20));
-  c->start(make_self("alpha", "127.0.0.1:7003"), [&](auto&) { ++calls; });
+  c->start(make_self("alpha", "127.0.0.1:7003"), [&](auto&) { ++calls; }, {});
   ASSERT_TRUE(run_until(io, [&] { return calls == 1; }));
   c.reset();  // with timers and the watch armed
   run_for(io, 100ms);
@@ -424,7 +424,8 @@ TEST_F(FileRegistry, StopIsIdempotentAndDestructionSilencesEverything) {
 TEST_F(FileRegistry, OnViewMayStopTheRegistry) {
   auto a = make("alpha");
   bool stopped = false;
-  a->start(make_self("alpha", "127.0.0.1:7001"), [&](auto&) { a->stop([&] { stopped = true; }); });
+  a->start(make_self("alpha", "127.0.0.1:7001"), [&](auto&) { a->stop([&] { stopped = true; }); },
+           {});
   ASSERT_TRUE(run_until(io, [&] { return stopped; }));
   EXPECT_TRUE(file_store::load(path).rows.empty());
 }
@@ -437,7 +438,7 @@ TEST_F(FileRegistry, CreatesAPrivateDirectoryAndLeaksNoInheritableFd) {
   const std::string nested = dir.path() + "/a/b/alpha.registry.json";
   auto a = make_registry(io.get_executor(), "file:" + nested, "alpha", short_ttl());
   view_log views;
-  a->start(make_self("alpha", "127.0.0.1:7001"), views.handler());
+  a->start(make_self("alpha", "127.0.0.1:7001"), views.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
 
   struct stat st {};
