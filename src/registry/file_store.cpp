@@ -12,6 +12,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "registry/row_json.hpp"
+
 namespace galaxies::registry::file_store {
 namespace {
 
@@ -46,37 +48,6 @@ std::string parent_of(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
-}
-
-bool get_string(const json& row, const char* key, std::string& out, bool required) {
-  const auto it = row.find(key);
-  if (it == row.end()) return !required;
-  if (!it->is_string()) return false;
-  out = it->get<std::string>();
-  return true;
-}
-
-bool parse_row(const json& row, host_record& out) {
-  if (!row.is_object()) return false;
-  std::string id_text;
-  if (!get_string(row, "id", id_text, true)) return false;
-  const auto id = host_id::parse(id_text);
-  if (!id || id->is_nil()) return false;
-  out.id = *id;
-  if (!get_string(row, "cluster", out.cluster, true) || out.cluster.empty()) return false;
-  if (!get_string(row, "address", out.address, true)) return false;
-  if (!get_string(row, "unix", out.unix_path, false)) return false;
-  if (!get_string(row, "hostname", out.hostname, false)) return false;
-  if (const auto pid = row.find("pid"); pid != row.end()) {
-    if (!pid->is_number_unsigned() ||
-        pid->get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max())
-      return false;
-    out.pid = pid->get<std::uint32_t>();
-  }
-  const auto expires = row.find("expires_ms");
-  if (expires == row.end() || !expires->is_number_integer()) return false;
-  out.expires_ms = expires->get<std::int64_t>();
-  return true;
 }
 
 // Reads the whole file into `text`; ENOENT comes back as an error for the caller to judge.
@@ -164,7 +135,8 @@ bool parse(std::string_view text, std::vector<host_record>& rows) {
   if (hosts == doc.end() || !hosts->is_array()) return false;
   for (const auto& item : *hosts) {
     host_record row;
-    if (!parse_row(item, row)) continue;  // one bad row does not hide the others
+    if (!row_from_json(item, row, expiry_field::required))
+      continue;  // one bad row does not hide the others
     const auto same = std::find_if(rows.begin(), rows.end(),
                                    [&](const host_record& r) { return r.id == row.id; });
     if (same == rows.end()) {
@@ -179,13 +151,7 @@ bool parse(std::string_view text, std::vector<host_record>& rows) {
 std::string serialize(const std::vector<host_record>& rows) {
   json hosts = json::array();
   for (const auto& row : rows) {
-    hosts.push_back({{"id", row.id.to_string()},
-                     {"cluster", row.cluster},
-                     {"address", row.address},
-                     {"unix", row.unix_path},
-                     {"hostname", row.hostname},
-                     {"pid", row.pid},
-                     {"expires_ms", row.expires_ms}});
+    hosts.push_back(row_to_json(row, expiry_field::required));
   }
   // Indented: people read this file when debugging discovery. Invalid UTF-8 (a hostname, a
   // path) is replaced rather than thrown: a write must never take down the event loop.
