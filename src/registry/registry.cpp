@@ -9,7 +9,9 @@
 #include <stdexcept>
 
 #include "base/limits.hpp"
+#include "registry/etcd/etcd_registry.hpp"
 #include "registry/file_registry.hpp"
+#include "registry/redis/redis_registry.hpp"
 
 namespace galaxies::registry {
 namespace {
@@ -90,11 +92,13 @@ std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, s
   if (url.starts_with("file:")) {
     return std::make_unique<file_registry>(executor, file_path(url), std::string(cluster), opts);
   }
-  for (const std::string_view scheme : {"etcd", "redis"}) {
-    if (url.starts_with(std::string(scheme) + "://")) {
-      throw std::invalid_argument("registry backend '" + std::string(scheme) +
-                                  "' is not available in this build yet");
-    }
+  if (url.starts_with("redis://")) {
+    return std::make_unique<redis_registry>(executor, redis::parse_url(url), std::string(cluster),
+                                            opts);
+  }
+  if (url.starts_with("etcd://")) {
+    return std::make_unique<etcd_registry>(executor, etcd::parse_url(url), std::string(cluster),
+                                           opts);
   }
   throw std::invalid_argument("unknown registry URL " + quoted(url) +
                               ": use file:PATH, etcd://HOST:PORT or redis://HOST:PORT");

@@ -1,0 +1,394 @@
+#include "registry/etcd/etcd_registry.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <asio/post.hpp>
+#include <utility>
+
+#include "base/limits.hpp"
+#include "registry/row_json.hpp"
+
+namespace galaxies::registry {
+namespace {
+
+using namespace std::chrono_literals;
+
+// etcd grants whole seconds, and a 1 s lease can lapse between two keepalives on a busy machine.
+constexpr std::int64_t min_ttl_seconds = 2;
+// A watch that lived this long was healthy: the next break retries at once.
+constexpr auto healthy_watch = 5s;
+
+std::int64_t ttl_seconds_for(std::chrono::milliseconds ttl) {
+  return std::max<std::int64_t>(min_ttl_seconds, (ttl.count() + 999) / 1000);
+}
+
+bool by_id(const host_record& a, const host_record& b) {
+  return a.id < b.id;
+}
+
+}  // namespace
+
+std::string etcd_registry::prefix_for(std::string_view cluster) {
+  return "galaxies/" + std::string(cluster) + "/hosts/";
+}
+
+etcd_registry::etcd_registry(const asio::any_io_executor& executor,
+                             std::vector<etcd::endpoint> endpoints, std::string cluster,
+                             const options& opts)
+    : executor_(executor),
+      cluster_(std::move(cluster)),
+      prefix_(prefix_for(cluster_)),
+      url_(etcd::to_url(endpoints)),
+      ttl_seconds_(ttl_seconds_for(opts.ttl)),
+      refresh_(opts.refresh.count() > 0 ? opts.refresh
+                                        : std::chrono::milliseconds(ttl_seconds_ * 1000 / 3)),
+      keepalive_period_(refresh_),
+      // Capped low: a registry that is back should be used again within a second or two.
+      retry_backoff_(100ms, 1500ms),
+      watch_backoff_(50ms, 1500ms),
+      keepalive_timer_(executor),
+      retry_timer_(executor),
+      resync_timer_(executor),
+      client_(executor, std::move(endpoints), limits::registry_request_timeout) {
+  if (ttl_seconds_ * 1000 != opts.ttl.count()) {
+    spdlog::info("registry {}: ttl {} ms rounded to an etcd lease of {} s", url_, opts.ttl.count(),
+                 ttl_seconds_);
+  }
+  if (refresh_ >= std::chrono::seconds(ttl_seconds_)) {
+    spdlog::warn("registry {}: refresh {} ms is not below the lease ttl {} s; rows will flicker",
+                 url_, refresh_.count(), ttl_seconds_);
+  }
+}
+
+etcd_registry::~etcd_registry() {
+  *alive_ = false;
+  // client_ goes first and cancels every request silently; the timers' handlers see alive_.
+}
+
+std::string etcd_registry::describe() const {
+  return url_;
+}
+
+void etcd_registry::start(const host_record& self, view_handler on_view, health_handler on_health) {
+  if (state_ != state::idle) {
+    spdlog::error("registry {}: start() called twice or after stop(); ignored", describe());
+    return;
+  }
+  state_ = state::running;
+  self_ = self;
+  if (self_.cluster != cluster_) {
+    if (!self_.cluster.empty()) {
+      spdlog::warn(
+          "registry {}: own row names cluster '{}' but the registry serves '{}'; using '{}'",
+          describe(), self_.cluster, cluster_, cluster_);
+    }
+    self_.cluster = cluster_;
+  }
+  self_key_ = prefix_ + self_.id.to_string();
+  self_value_ = row_to_text(self_, expiry_field::absent);
+  on_view_ = std::move(on_view);
+  on_health_ = std::move(on_health);
+  connect();  // only sends requests: every handler runs later, from the executor
+}
+
+void etcd_registry::connect() {
+  go_down();
+  const auto epoch = epoch_;
+  if (lease_ == 0) return grant_lease(epoch);
+  // After a failure the lease may have survived (etcd restores leases when it restarts): keep it
+  // if it is alive, so that our row never disappears for the others.
+  client_.lease_keepalive(lease_, [this, epoch](std::error_code ec, const std::string& detail,
+                                                etcd::keepalive_reply r) {
+    if (!current(epoch)) return;
+    if (ec) return fail(ec, detail);
+    if (r.ttl <= 0) {
+      spdlog::info("registry {}: lease {:x} expired meanwhile; registering again", describe(),
+                   lease_);
+      lease_ = 0;
+      return grant_lease(epoch);
+    }
+    use_lease_ttl(r.ttl);
+    put_row(epoch, false);
+  });
+}
+
+void etcd_registry::grant_lease(std::uint64_t epoch) {
+  client_.lease_grant(ttl_seconds_, [this, epoch](std::error_code ec, const std::string& detail,
+                                                  etcd::lease_grant_reply r) {
+    if (!current(epoch)) return;
+    if (ec) return fail(ec, detail);
+    lease_ = r.id;
+    use_lease_ttl(r.ttl);
+    put_row(epoch, true);
+  });
+}
+
+void etcd_registry::use_lease_ttl(std::int64_t ttl_seconds) {
+  // etcd may grant more than we asked (its minimum TTL), never less; refresh for what we got.
+  keepalive_period_ = std::min(refresh_, std::chrono::milliseconds(ttl_seconds * 1000 / 3));
+  keepalive_period_ = std::max(keepalive_period_, std::chrono::milliseconds(100));
+}
+
+void etcd_registry::put_row(std::uint64_t epoch, bool fresh_lease) {
+  client_.put(
+      self_key_, self_value_, lease_,
+      [this, epoch, fresh_lease](std::error_code ec, const std::string& detail, etcd::put_reply) {
+        if (!current(epoch)) return;
+        if (ec == etcd::errc::lease_not_found && !fresh_lease) {
+          lease_ = 0;  // expired between the keepalive and the put
+          return grant_lease(epoch);
+        }
+        if (ec) return fail(ec, detail);
+        arm_keepalive(epoch);
+        resync(epoch);
+      });
+}
+
+void etcd_registry::resync(std::uint64_t epoch) {
+  client_.range_prefix(
+      prefix_, [this, epoch](std::error_code ec, const std::string& detail, etcd::range_reply r) {
+        if (!current(epoch)) return;
+        if (ec) return fail(ec, detail);
+        // Only a full read replaces what we know: events missed while the watch was down are gone.
+        rows_.clear();
+        for (const auto& kv : r.kvs) {
+          host_record row;
+          if (accept(kv, row)) rows_.emplace(kv.key, std::move(row));
+        }
+        watch_from(epoch, r.revision + 1);
+        retry_backoff_.reset();
+        const auto alive = alive_;
+        report_health({}, std::string());
+        if (!*alive || !current(epoch)) return;
+        evaluate();
+      });
+}
+
+void etcd_registry::watch_from(std::uint64_t epoch, std::int64_t revision) {
+  watch_started_ = std::chrono::steady_clock::now();
+  watch_ = client_.watch_prefix(
+      prefix_, revision,
+      [this, epoch](const etcd::watch_reply& reply) {
+        if (current(epoch)) on_watch_event(reply);
+      },
+      [this, epoch](std::error_code, const std::string& detail) {
+        if (current(epoch)) on_watch_end(epoch, detail);
+      });
+}
+
+void etcd_registry::on_watch_event(const etcd::watch_reply& reply) {
+  bool own_row_deleted = false;
+  for (const auto& event : reply.events) {
+    host_record row;
+    if (event.type == etcd::watch_event::kind::put && accept(event.kv, row)) {
+      rows_.insert_or_assign(event.kv.key, std::move(row));
+    } else {
+      rows_.erase(event.kv.key);
+      own_row_deleted = own_row_deleted ||
+                        (event.kv.key == self_key_ && event.type == etcd::watch_event::kind::del);
+    }
+  }
+  if (own_row_deleted) repair_row(epoch_);
+  if (!reply.events.empty()) evaluate();
+}
+
+void etcd_registry::on_watch_end(std::uint64_t epoch, const std::string& detail) {
+  watch_ = 0;
+  if (std::chrono::steady_clock::now() - watch_started_ >= healthy_watch) watch_backoff_.reset();
+  const auto delay = watch_backoff_.next();
+  spdlog::info("registry {}: watch ended ({}); reading the hosts again in {} ms", describe(),
+               detail, delay.count());
+  resync_timer_.expires_after(delay);
+  resync_timer_.async_wait([this, alive = alive_, epoch](std::error_code ec) {
+    if (!*alive || ec || !current(epoch)) return;
+    resync(epoch);
+  });
+}
+
+void etcd_registry::arm_keepalive(std::uint64_t epoch) {
+  keepalive_timer_.expires_after(keepalive_period_);
+  keepalive_timer_.async_wait([this, alive = alive_, epoch](std::error_code ec) {
+    if (!*alive || ec || !current(epoch)) return;
+    send_keepalive(epoch);
+  });
+}
+
+void etcd_registry::send_keepalive(std::uint64_t epoch) {
+  client_.lease_keepalive(lease_, [this, epoch](std::error_code ec, const std::string& detail,
+                                                etcd::keepalive_reply r) {
+    if (!current(epoch)) return;
+    if (ec) return fail(ec, detail);
+    if (r.ttl <= 0) return lease_lost("expired");
+    arm_keepalive(epoch);
+  });
+}
+
+// Someone deleted our key while our lease lives (etcdctl del, a stale-row removal gone wrong):
+// put it back, as the file backend re-creates its row on the next refresh.
+void etcd_registry::repair_row(std::uint64_t epoch) {
+  spdlog::warn("registry {}: our row was deleted; writing it again", describe());
+  client_.put(self_key_, self_value_, lease_,
+              [this, epoch](std::error_code ec, const std::string& detail, etcd::put_reply) {
+                if (!current(epoch)) return;
+                if (ec == etcd::errc::lease_not_found) return lease_lost("not found");
+                if (ec) return fail(ec, detail);
+              });
+}
+
+void etcd_registry::lease_lost(const char* how) {
+  // Reachable but our row is gone with the lease: register from scratch. Health stays as it is
+  // unless that fails.
+  spdlog::warn("registry {}: lease {:x} {}; registering again", describe(), lease_, how);
+  lease_ = 0;
+  connect();
+}
+
+void etcd_registry::fail(std::error_code ec, const std::string& detail) {
+  go_down();
+  const auto epoch = epoch_;
+  const auto delay = retry_backoff_.next();
+  spdlog::debug("registry {}: {}; retrying in {} ms", describe(), detail, delay.count());
+  retry_timer_.expires_after(delay);
+  retry_timer_.async_wait([this, alive = alive_, epoch](std::error_code waited) {
+    if (!*alive || waited || !current(epoch)) return;
+    connect();
+  });
+  report_health(ec, detail);  // last: the handler may stop or destroy this registry
+}
+
+void etcd_registry::go_down() {
+  ++epoch_;
+  if (watch_ != 0) client_.cancel_watch(std::exchange(watch_, 0));
+  keepalive_timer_.cancel();
+  retry_timer_.cancel();
+  resync_timer_.cancel();
+}
+
+void etcd_registry::remove_stale(const host_id& stale, std::string_view address) {
+  if (state_ == state::running && stale == self_.id) {
+    spdlog::warn("registry {}: asked to remove our own row as stale; ignored", describe());
+    return;
+  }
+  // Compare-and-swap: read the row, and delete it only if it still names that host at that
+  // address and nobody wrote it since (its mod_revision).
+  auto key = prefix_ + stale.to_string();
+  client_.range_key(key, [this, stale, key, address = std::string(address)](
+                             std::error_code ec, const std::string& detail, etcd::range_reply r) {
+    if (ec) {
+      spdlog::warn("registry {}: could not read stale row {}: {}", describe(), stale.to_string(),
+                   detail);
+      return;
+    }
+    if (r.kvs.empty()) return;  // gone already
+    host_record row;
+    const auto& kv = r.kvs.front();
+    if (!row_from_text(kv.value, row, expiry_field::absent) || row.id != stale ||
+        row.address != address) {
+      spdlog::info("registry {}: row {} no longer names {}; kept", describe(), stale.to_string(),
+                   address);
+      return;
+    }
+    client_.delete_if_unchanged(
+        key, kv.mod_revision,
+        [this, stale, address](std::error_code ec, const std::string& detail, etcd::txn_reply t) {
+          if (ec) {
+            spdlog::warn("registry {}: could not remove stale row {} at {}: {}", describe(),
+                         stale.to_string(), address, detail);
+          } else if (t.succeeded) {
+            spdlog::info("registry {}: removed stale row {} at {}", describe(), stale.to_string(),
+                         address);
+          } else {
+            spdlog::info("registry {}: row {} changed meanwhile; kept", describe(),
+                         stale.to_string());
+          }
+        });
+  });
+}
+
+void etcd_registry::read(read_handler done) {
+  client_.range_prefix(prefix_,
+                       [this, done = std::move(done)](std::error_code ec, const std::string& detail,
+                                                      etcd::range_reply r) {
+                         std::vector<host_record> rows;
+                         if (ec) {
+                           spdlog::debug("registry {}: read failed: {}", describe(), detail);
+                         } else {
+                           for (const auto& kv : r.kvs) {
+                             host_record row;
+                             if (accept(kv, row)) rows.push_back(std::move(row));
+                           }
+                           std::sort(rows.begin(), rows.end(), by_id);
+                         }
+                         if (done) done(ec, std::move(rows));
+                       });
+}
+
+void etcd_registry::stop(std::function<void()> done) {
+  if (state_ == state::running) {
+    go_down();
+    state_ = state::stopped;
+    if (lease_ != 0) {
+      // Revoking the lease deletes our key with it, in one step.
+      client_.lease_revoke(
+          std::exchange(lease_, 0),
+          [this, done = std::move(done)](std::error_code ec, const std::string& detail) {
+            if (ec && ec != etcd::errc::lease_not_found) {
+              spdlog::warn("registry {}: could not remove our row (it expires within {} s): {}",
+                           describe(), ttl_seconds_, detail);
+            }
+            if (done) done();
+          });
+      return;
+    }
+  }
+  state_ = state::stopped;
+  asio::post(executor_, [alive = alive_, done = std::move(done)] {
+    if (*alive && done) done();
+  });
+}
+
+bool etcd_registry::accept(const etcd::key_value& kv, host_record& row) const {
+  // The key and the row must agree: a row filed under another host's key is not trusted.
+  const bool ok = kv.key.starts_with(prefix_) &&
+                  row_from_text(kv.value, row, expiry_field::absent) && row.cluster == cluster_ &&
+                  kv.key.compare(prefix_.size(), std::string::npos, row.id.to_string()) == 0;
+  if (!ok) {
+    spdlog::warn("registry {}: ignoring malformed row under key '{}'", describe(),
+                 kv.key.substr(0, 200));
+  }
+  return ok;
+}
+
+void etcd_registry::report_health(std::error_code ec, const std::string& detail) {
+  // Changes only: a store that stays unreachable is reported once, whatever its errors say.
+  const bool healthy = !ec;
+  if (reported_healthy_ == healthy) return;
+  reported_healthy_ = healthy;
+  if (!on_health_) return;
+  auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
+  on_health(ec, detail);
+}
+
+void etcd_registry::evaluate() {
+  std::vector<host_record> view;
+  view.reserve(rows_.size() + 1);
+  for (const auto& [key, row] : rows_) {
+    if (row.id != self_.id) view.push_back(row);
+  }
+  // We are live while running even when our row is missing (being repaired): report ourselves
+  // as we wrote, so the repair is no change.
+  view.push_back(self_);
+  std::sort(view.begin(), view.end(), by_id);
+
+  std::vector<view_key> keys;
+  keys.reserve(view.size());
+  for (const auto& row : view) keys.emplace_back(row.id, row.address, row.unix_path);
+  if (last_view_ && *last_view_ == keys) return;
+  last_view_ = std::move(keys);
+  if (!on_view_) return;
+  auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
+  on_view(view);
+}
+
+}  // namespace galaxies::registry

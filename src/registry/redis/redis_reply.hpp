@@ -1,0 +1,49 @@
+// A Redis reply copied out of hiredis, and this backend's error codes. hiredis frees its reply as
+// soon as the callback returns, and our handlers run later (posted), so they get an owned copy;
+// it also lets the parsing of replies be tested without a server.
+// Threading: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+namespace galaxies::registry::redis {
+
+struct reply {
+  enum class kind { nil, string, status, error, integer, array };
+  kind type = kind::nil;
+  std::string text;             // string, status and error
+  std::int64_t integer = 0;     // integer
+  std::vector<reply> elements;  // array
+
+  bool is_nil() const noexcept { return type == kind::nil; }
+  bool is_string() const noexcept { return type == kind::string; }
+  bool is_array() const noexcept { return type == kind::array; }
+  // "+OK"-style status whose text is `word` (case-sensitive, as Redis sends it).
+  bool is_status(std::string_view word) const { return type == kind::status && text == word; }
+};
+
+// Failures that the standard error codes do not name. Connection and socket failures use the
+// system category (Connection refused, Connection timed out), so that a message built from the
+// code alone, as `galaxies status` prints it, still says what happened.
+enum class errc {
+  server_error = 1,   // the server answered with an error reply (NOAUTH, WRONGPASS, OOM, ...)
+  unexpected_reply,   // a reply of a shape this backend does not expect
+  connection_closed,  // the server closed the connection
+  not_connected,      // a command on a connection that is not (or no longer) usable
+  connect_failed,     // no connection could be made, for a reason other than a socket error
+};
+
+const std::error_category& error_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+}  // namespace galaxies::registry::redis
+
+template <>
+struct std::is_error_code_enum<galaxies::registry::redis::errc> : std::true_type {};

@@ -1,0 +1,23 @@
+// Reads every row of one cluster over a ready connection: SCAN MATCH <prefix>* COUNT 100 over all
+// pages, then MGET of the keys found, in batches. Not atomic (nothing in Redis makes SCAN so): a
+// key that appears or expires meanwhile may be missed or read as nil; the callers rescan on every
+// join/leave message and periodically, so the view converges.
+// Threading: on the connection's executor; `done` runs once, posted by the connection, unless
+// the connection is closed or destroyed first (then never).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <system_error>
+
+#include "registry/redis/redis_connection.hpp"
+#include "registry/redis/redis_layout.hpp"
+
+namespace galaxies::registry::redis {
+
+using scan_handler =
+    std::function<void(std::error_code, const std::string& detail, parsed_rows rows)>;
+
+void scan_rows(connection& conn, const layout& where, scan_handler done);
+
+}  // namespace galaxies::registry::redis
