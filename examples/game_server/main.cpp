@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
                  "a short label for this host in the output (A, B, ...)");
   app.add_option("--workers,-w", opts.workers, "worker processes on this host")
       ->check(CLI::Range(1, 64));
-  app.add_option("--registry", opts.registry, "registry URL, e.g. file:/tmp/demo/registry");
+  app.add_option("--registry", opts.registry,
+                 "registry URL: file:PATH, etcd://HOST:PORT or redis://HOST:PORT");
   app.add_option("--cluster", opts.cluster, "cluster name: hosts of one cluster link up");
   app.add_option("--listen", opts.listen, "TCP ip:port other hosts dial (port 0: any free port)");
   app.add_option("--unix", opts.unix_path, "the master's Unix socket path");
@@ -38,7 +39,8 @@ int main(int argc, char** argv) {
   app.add_option("--rooms", game.rooms, "number of rooms in the world")->check(CLI::Range(1, 1000));
   app.add_option("--tick-ms", tick_ms, "how often players move and act")
       ->check(CLI::Range(10, 10000));
-  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval on host links")
+  app.add_option("--heartbeat-ms", heartbeat_ms,
+                 "heartbeat interval on host links and worker channels")
       ->check(CLI::Range(0, 60000));
   app.add_option("--output", output, "text for people, json for demo_director")
       ->check(CLI::IsMember({"text", "json"}));

@@ -22,6 +22,7 @@
 
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
+#include "galaxies/options.hpp"
 #include "galaxies/unique_function.hpp"
 
 namespace galaxies {
@@ -105,6 +106,7 @@ class node {
     std::uint32_t max_frame_size = 16u << 20;
     std::size_t max_pending_requests = 65536;
     std::size_t max_queue_bytes = 64u << 20;
+    heartbeat_options heartbeat{};  // a master silent for heartbeat.detection_time() is gone
   };
 
   // An external process joining a running master as a node (the CLI and tests do this). Connects

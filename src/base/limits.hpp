@@ -24,6 +24,13 @@ inline constexpr std::chrono::milliseconds handshake_timeout{5000};
 inline constexpr std::chrono::milliseconds registry_startup_timeout{10000};
 // A registry backend gives up on one request to its store after this long.
 inline constexpr std::chrono::milliseconds registry_request_timeout{3000};
+// A dial whose TCP connect has not completed by then is abandoned and retried: SYNs lost in a
+// partition are otherwise retried by the kernel only after 1, 3, 7 s, which would delay the
+// reunion of healed hosts by seconds.
+inline constexpr std::chrono::milliseconds dial_connect_timeout{1000};
+// Redials of a lost peer back off exponentially from 50 ms up to this (±25% jitter), while its
+// registry row lives: a healed partition is bridged within about a second.
+inline constexpr std::chrono::milliseconds redial_backoff_max{1000};
 // A Unix socket path must fit sockaddr_un::sun_path (108 bytes with the NUL).
 inline constexpr std::size_t max_unix_path = 107;
 

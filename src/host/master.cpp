@@ -210,7 +210,7 @@ void master::accept_tcp() {
     if (ec == asio::error::operation_aborted || stopping_) return;
     if (!ec) {
       transport::set_cloexec(socket.native_handle());
-      socket.set_option(asio::ip::tcp::no_delay(true), ec);
+      transport::tune_host_link(socket.native_handle());
       const int family = socket.local_endpoint(ec).protocol().family();
       router_->accept_tcp(transport::socket(
           io_, asio::generic::stream_protocol(family, IPPROTO_TCP), socket.release()));

@@ -38,6 +38,7 @@ int run_worker(int channel_fd, const options& opts, const worker_main& work) {
   s.max_frame_size = opts.limits.max_frame_size;
   s.max_pending_requests = opts.limits.max_pending_requests;
   s.max_queue_bytes = opts.limits.max_queue_bytes;
+  s.heartbeat = opts.heartbeat;
   auto core = std::make_shared<detail::node_core>(io.get_executor(), s);
   node handle(core);
 

@@ -4,7 +4,9 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "galaxies/error.hpp"
@@ -44,6 +46,7 @@ class connection final : public transport::frame_sink {
   pid_t pid = 0;
   bool spawned = false;  // one of our workers (its exit status names the reason it left)
   bool said_goodbye = false;
+  std::optional<std::uint32_t> heartbeat_ms;  // what the other side advertised in its handshake
 
   // Peers.
   host_id peer;

@@ -1,5 +1,6 @@
 #include "router/router.hpp"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -135,6 +136,11 @@ void router::on_closed(connection& c, transport::close_reason reason, std::error
     int detail = 0;
     if (c.said_goodbye) {
       why = leave_reason::graceful;
+    } else if (reason == transport::close_reason::heartbeat_timeout) {
+      // Silent (stopped, or stuck in a handler): it leaves now, and a worker of ours is killed so
+      // that it can never come back as a node nobody knows; the supervisor replaces it.
+      why = leave_reason::link_lost;
+      if (c.spawned && !exit_statuses_.contains(c.pid)) ::kill(c.pid, SIGKILL);
     } else if (reason == transport::close_reason::protocol_error) {
       why = leave_reason::protocol_error;
     } else if (c.spawned) {
@@ -213,9 +219,17 @@ wire::welcome router::make_welcome() const {
   w.cluster = settings_.cluster;
   w.listen = settings_.address;
   w.max_frame = settings_.limits.max_frame_size;
-  w.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
+  if (settings_.heartbeat.interval.count() > 0)
+    w.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
   w.hostname = settings_.hostname;
   return w;
+}
+
+void router::enable_heartbeats(connection& c) {
+  const auto ours = settings_.heartbeat.interval;
+  if (ours.count() <= 0 || !c.heartbeat_ms || *c.heartbeat_ms == 0) return;
+  const auto send_every = std::min(ours, std::chrono::milliseconds(*c.heartbeat_ms));
+  c.link->enable_heartbeats(send_every, settings_.heartbeat.detection_time());
 }
 
 void router::refuse(connection& c, wire::refuse_code code, std::string text) {
@@ -248,7 +262,9 @@ void router::accept_node(connection& c, const wire::hello& h) {
   c.link->set_name((c.spawned ? "worker " : "attached node ") + short_id(id.value()) + " (pid " +
                    std::to_string(c.pid) + ")");
 
+  c.heartbeat_ms = h.heartbeat_ms;
   wire::append_welcome(c.link->outbound(), make_welcome());
+  enable_heartbeats(c);
   send_cluster_snapshot(c);
   routes_.add(id, route{&c, settings_.self, static_cast<std::uint32_t>(c.pid), true});
   const wire::node_entry entry{id, settings_.self, static_cast<std::uint32_t>(c.pid)};

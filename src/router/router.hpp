@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "galaxies/options.hpp"
 #include "router/connection.hpp"
 #include "router/route_table.hpp"
@@ -96,6 +97,8 @@ class router {
   void refuse(connection& c, wire::refuse_code code, std::string text);
   void on_dial_answer(connection& c, const wire::frame_view& frame);
   wire::welcome make_welcome() const;
+  // Heartbeats run only when both sides advertised an interval; each sends at the smaller one.
+  void enable_heartbeats(connection& c);
 
   // Local nodes.
   void on_local_frame(connection& c, const wire::frame_view& frame);
@@ -115,6 +118,8 @@ class router {
   void on_peer_nodes_up(connection& c, const wire::frame_view& frame);
   void on_peer_nodes_down(connection& c, const wire::frame_view& frame);
   void peer_lost(connection& c, transport::close_reason reason);
+  // Takes an established link's nodes and host out of membership, announcing them gone.
+  void retire_peer(connection& c, leave_reason why);
 
   // Forwarding.
   void forward(connection& from, const wire::frame_view& frame);
@@ -132,7 +137,7 @@ class router {
 
   struct wanted_peer {
     std::string address;
-    transport::backoff retry;
+    transport::backoff retry{std::chrono::milliseconds(50), limits::redial_backoff_max};
     std::unique_ptr<asio::steady_timer> redial;  // set while a redial is scheduled
     bool stale = false;  // refused with wrong_target: not redialled until the row changes
   };

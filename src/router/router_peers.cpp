@@ -51,7 +51,7 @@ void router::dial(const host_id& id, const std::string& address) {
     return;
   }
   transport::set_cloexec(attempt.socket->native_handle());
-  auto timer = std::make_shared<asio::steady_timer>(executor_, limits::handshake_timeout);
+  auto timer = std::make_shared<asio::steady_timer>(executor_, limits::dial_connect_timeout);
   timer->async_wait([socket = attempt.socket](std::error_code ec) {
     if (!ec) socket->close(ec);  // the connect completes with operation_aborted
   });
@@ -65,7 +65,7 @@ void router::dial(const host_id& id, const std::string& address) {
       dialling_.erase(it);
       return schedule_redial(id);
     }
-    socket->set_option(asio::ip::tcp::no_delay(true), ec);
+    transport::tune_host_link(socket->native_handle());
     const int family = socket->local_endpoint(ec).protocol().family();
     transport::socket generic(executor_, asio::generic::stream_protocol(family, IPPROTO_TCP),
                               socket->release());
@@ -85,7 +85,8 @@ void router::dial(const host_id& id, const std::string& address) {
     h.cluster = settings_.cluster;
     h.listen = settings_.address;
     h.max_frame = settings_.limits.max_frame_size;
-    h.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
+    if (settings_.heartbeat.interval.count() > 0)
+      h.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
     h.hostname = settings_.hostname;
     wire::append_hello(c.link->outbound(), h);
     c.start();
@@ -153,6 +154,7 @@ void router::on_dial_answer(connection& c, const wire::frame_view& frame) {
   c.link->set_max_frame_size(std::min(w.max_frame.value_or(settings_.limits.max_frame_size),
                                       settings_.limits.max_frame_size));
   c.peer_hostname = w.hostname;
+  c.heartbeat_ms = w.heartbeat_ms;
   dialling_.erase(c.peer);
   establish_peer(c);
 }
@@ -161,8 +163,23 @@ void router::accept_peer(connection& c, const wire::hello& h) {
   const host_id p(h.sender);
   if (p == settings_.self || p.is_nil() || h.listen.empty())
     return refuse(c, wire::refuse_code::malformed, "bad host identity");
-  if (peers_.contains(p))
-    return refuse(c, wire::refuse_code::duplicate_link, "already linked to host " + p.to_string());
+  if (auto old = peers_.find(p); old != peers_.end()) {
+    // Our own dial won a simultaneous-dial race (§6): this hello may be the loser, sent before
+    // the peer accepted ours. If the peer did drop our link instead, our heartbeat ends it within
+    // the detection time and we redial.
+    if (old->second->dialled_by_us && settings_.self < p)
+      return refuse(c, wire::refuse_code::duplicate_link,
+                    "already linked to host " + p.to_string());
+    // Otherwise a host dials only when it holds no link to us: it has declared this one dead (its
+    // heartbeat fired first, or the connection broke on its side only). Ours is dead as well, we
+    // just have not noticed yet; refusing would keep the pair apart until we do. Its nodes leave
+    // now and join again over the new link: never a silent swap.
+    connection& stale = *old->second;
+    spdlog::info("host {} dialled again: replacing our link to it", p.to_string());
+    stale.redial = false;
+    retire_peer(stale, leave_reason::link_lost);
+    stale.link->close(transport::close_reason::replaced);
+  }
   if (dialling_.contains(p)) {
     // Both dialled at once: the link dialled by the smaller UUID is the pair's link (§6).
     if (settings_.self < p)
@@ -174,6 +191,7 @@ void router::accept_peer(connection& c, const wire::hello& h) {
   c.peer = p;
   c.peer_address = h.listen;
   c.peer_hostname = h.hostname;
+  c.heartbeat_ms = h.heartbeat_ms;
   c.dialled_by_us = false;
   wire::append_welcome(c.link->outbound(), make_welcome());
   establish_peer(c);
@@ -183,7 +201,7 @@ void router::establish_peer(connection& c) {
   c.established = true;
   peers_[c.peer] = &c;
   c.link->set_name("link to host " + short_id(c.peer.value()) + " at " + c.peer_address);
-  c.link->enable_heartbeats(settings_.heartbeat.interval, settings_.heartbeat.misses);
+  enable_heartbeats(c);
   if (auto it = wanted_.find(c.peer); it != wanted_.end()) {
     it->second.retry.reset();
     if (it->second.redial) {
@@ -263,23 +281,28 @@ void router::peer_lost(connection& c, transport::close_reason reason) {
     if (c.dialled_by_us && c.redial) schedule_redial(c.peer);
     return;
   }
-  if (auto it = peers_.find(c.peer); it != peers_.end() && it->second == &c) peers_.erase(it);
-  leave_reason why = c.peer_leave_reason;
+  leave_reason why = c.peer_leave_reason;  // what its goodbye said
   if (!c.said_goodbye_peer) {
     if (reason == transport::close_reason::heartbeat_timeout)
       why = leave_reason::link_lost;
     else if (reason == transport::close_reason::protocol_error)
       why = leave_reason::protocol_error;
     else
-      why = leave_reason::host_left;
+      why = leave_reason::host_left;  // the connection ended without a goodbye: master gone
   }
+  retire_peer(c, why);
+  if (!shutting_down_) schedule_redial(c.peer);
+}
+
+void router::retire_peer(connection& c, leave_reason why) {
+  c.established = false;
+  if (auto it = peers_.find(c.peer); it != peers_.end() && it->second == &c) peers_.erase(it);
   std::vector<wire::node_down_entry> gone;
   for (const auto& [id, r] : routes_.remove_via(&c)) gone.push_back({id, why, 0});
   announce_nodes_down(gone, nullptr, false);
   announce_host_down(c.peer, why);
   spdlog::info("host {} left ({}): {} nodes gone", c.peer.to_string(), galaxies::to_string(why),
                gone.size());
-  if (!shutting_down_) schedule_redial(c.peer);
 }
 
 }  // namespace galaxies::router

@@ -14,6 +14,7 @@ enum class close_reason : std::uint8_t {
   handshake_timeout,  // no complete handshake in time
   refused,            // the handshake was refused (by either side)
   duplicate,          // another link to the same peer won
+  replaced,           // the peer dialled again: it had declared this link dead
   shutdown,           // this process is stopping
   overloaded,         // the outbound queue overflowed
 };
@@ -36,6 +37,8 @@ inline const char* to_string(close_reason reason) noexcept {
       return "handshake refused";
     case close_reason::duplicate:
       return "duplicate link";
+    case close_reason::replaced:
+      return "replaced by the peer's new link";
     case close_reason::shutdown:
       return "shutting down";
     case close_reason::overloaded:

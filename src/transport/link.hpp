@@ -97,12 +97,16 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     parser_.set_max_frame_size(value);
   }
 
-  // Sends a heartbeat after `interval` without writes; closes with heartbeat_timeout after
-  // interval * misses without reads.
-  void enable_heartbeats(std::chrono::milliseconds interval, int misses) {
-    if (interval.count() <= 0 || !open_ || heartbeat_interval_.count() > 0) return;
-    heartbeat_interval_ = interval;
-    heartbeat_misses_ = misses;
+  // Sends a heartbeat after `send_every` without writes; closes with heartbeat_timeout after
+  // `silence_limit` without reads. Each side sends at the smaller of both sides' intervals (the
+  // hello/welcome carry them), so a peer configured differently is never starved.
+  void enable_heartbeats(std::chrono::milliseconds send_every,
+                         std::chrono::milliseconds silence_limit) {
+    if (send_every.count() <= 0 || silence_limit.count() <= 0 || !open_ ||
+        heartbeat_interval_.count() > 0)
+      return;
+    heartbeat_interval_ = send_every;
+    silence_limit_ = silence_limit;
     asio::co_spawn(stream_.get_executor(), heartbeat_loop(this->shared_from_this()),
                    asio::detached);
   }
@@ -254,16 +258,22 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
-    const auto tick =
-        std::max<std::chrono::milliseconds>(heartbeat_interval_ / 4, std::chrono::milliseconds(1));
+    const auto tick = std::max<std::chrono::milliseconds>(
+        std::min(heartbeat_interval_, silence_limit_) / 4, std::chrono::milliseconds(1));
     while (open_) {
       heartbeat_timer_.expires_after(tick);
       co_await heartbeat_timer_.async_wait(use_tuple);
       if (!open_) co_return;
       const auto now = clock::now();
-      if (now - last_read_ > heartbeat_interval_ * heartbeat_misses_) {
-        close(close_reason::heartbeat_timeout);
-        co_return;
+      if (now - last_read_ > silence_limit_) {
+        // Bytes already waiting in the socket prove the peer alive: it is this process that was
+        // slow to read (descheduled, stopped, or a long handler). Never blame the peer for that.
+        // (The reader never pauses, so waiting bytes mean its completion is already queued.)
+        std::error_code ec;
+        if (stream_.available(ec) == 0 || ec) {
+          close(close_reason::heartbeat_timeout);
+          co_return;
+        }
       }
       if (now - last_write_ >= heartbeat_interval_ && queued_bytes() == 0 && !closing_) {
         wire::append_heartbeat(pending_);
@@ -288,7 +298,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   asio::steady_timer wake_;  // the idle writer waits on it; cancel() wakes it
 
   std::chrono::milliseconds heartbeat_interval_{0};
-  int heartbeat_misses_ = 3;
+  std::chrono::milliseconds silence_limit_{0};
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer expiry_;
   std::uint64_t expiry_generation_ = 0;  // bumped by every expire_after and cancel_expiry

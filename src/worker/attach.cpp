@@ -18,6 +18,7 @@ std::unique_ptr<node> node::attach(asio::io_context& io, attach_options opts) {
   s.max_frame_size = opts.max_frame_size;
   s.max_pending_requests = opts.max_pending_requests;
   s.max_queue_bytes = opts.max_queue_bytes;
+  s.heartbeat = opts.heartbeat;
   auto core = std::make_shared<detail::node_core>(io.get_executor(), std::move(s));
   auto handle = std::make_unique<node>(core);
 

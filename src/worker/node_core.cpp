@@ -37,6 +37,8 @@ void node_core::connect(transport::socket socket) {
   h.pid = static_cast<std::uint32_t>(::getpid());
   h.cluster = settings_.cluster;
   h.max_frame = settings_.max_frame_size;
+  if (settings_.heartbeat.interval.count() > 0)
+    h.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
   wire::append_hello(link_->outbound(), h);
   state_ = state::handshaking;
   link_->start(this);
@@ -174,6 +176,13 @@ void node_core::on_handshake_frame(const wire::frame_view& frame) {
       std::min(w.max_frame.value_or(settings_.max_frame_size), settings_.max_frame_size));
   host_ = w.host;
   link_->cancel_expiry();
+  // Both sides advertised an interval: each sends at the smaller one, and each judges silence by
+  // its own detection time. A master that stops answering is then noticed even when its socket
+  // stays open (SIGSTOP, a hung machine behind a live kernel).
+  if (const auto ours = settings_.heartbeat.interval;
+      ours.count() > 0 && w.heartbeat_ms.value_or(0))
+    link_->enable_heartbeats(std::min(ours, std::chrono::milliseconds(*w.heartbeat_ms)),
+                             settings_.heartbeat.detection_time());
   state_ = state::registered;
 }
 

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "galaxies/node.hpp"
+#include "galaxies/options.hpp"
 #include "transport/frame_sink.hpp"
 #include "transport/link.hpp"
 #include "transport/pending_requests.hpp"
@@ -34,6 +35,7 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
     std::uint32_t max_frame_size = limits::default_max_frame_size;
     std::size_t max_pending_requests = limits::default_max_pending_requests;
     std::size_t max_queue_bytes = limits::default_max_queue_bytes;
+    heartbeat_options heartbeat;  // on the channel to the master: a silent master means gone
   };
 
   struct callbacks {

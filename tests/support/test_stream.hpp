@@ -300,6 +300,11 @@ class test_stream {
     close(ignored);
   }
   bool is_open() const noexcept { return state_ && !state_->end(side_).closed; }
+  // Like a socket's FIONREAD: bytes that a read would return at once.
+  std::size_t available(std::error_code& ec) const {
+    ec = {};
+    return state_ ? state_->end(side_).unread() : 0;
+  }
 
   // Test controls. Options may change at any time; they apply to operations started afterwards
   // (and to a waiting write when the peer next reads).

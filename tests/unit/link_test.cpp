@@ -642,7 +642,7 @@ TEST_F(link_test, IdleLinkSendsHeartbeatsAtTheInterval) {
   recording_sink sink;
   const auto started = clock::now();
   a->start(&sink);
-  a->enable_heartbeats(20ms, 100);  // the raw peer never writes; no timeout within this test
+  a->enable_heartbeats(20ms, 2000ms);  // the raw peer never writes; no timeout in this test
 
   ASSERT_TRUE(run_until([&] { return peer.unread() >= 3 * wire::header_size; }));
   const auto waited = clock::now() - started;
@@ -663,8 +663,8 @@ TEST_F(link_test, HeartbeatsKeepBothEndsOpenAndNeverReachTheSink) {
   b->start(&sink_b);
   // Generous intervals: a stall of the whole process delays the sender's heartbeat and the
   // receiver's check alike, so only a stall near the timeout could close a healthy link.
-  a->enable_heartbeats(50ms, 3);
-  b->enable_heartbeats(50ms, 3);
+  a->enable_heartbeats(50ms, 150ms);
+  b->enable_heartbeats(50ms, 150ms);
 
   // Four intervals each way, past the timeout, with nothing but heartbeats on the wire.
   ASSERT_TRUE(run_until([&] {
@@ -684,7 +684,7 @@ TEST_F(link_test, SilentPeerClosesWithHeartbeatTimeout) {
   recording_sink sink;
   const auto started = clock::now();
   a->start(&sink);
-  a->enable_heartbeats(20ms, 3);
+  a->enable_heartbeats(20ms, 60ms);
 
   ASSERT_TRUE(run_until([&] { return sink.closed(); }));
   const auto waited = clock::now() - started;
@@ -700,7 +700,7 @@ TEST_F(link_test, AnyFrameCountsAsSignOfLife) {
   auto a = make_link(std::move(sa));
   recording_sink sink;
   a->start(&sink);
-  a->enable_heartbeats(50ms, 3);
+  a->enable_heartbeats(50ms, 150ms);
 
   // The peer sends a data frame every 10 ms and never a heartbeat, for well past the timeout.
   asio::steady_timer ticker(io_);

@@ -11,7 +11,8 @@ namespace galaxies::cli {
 struct host_args {
   options opts;
   std::string events;  // "" or "json"
-  int heartbeat_ms = 500;
+  int heartbeat_ms = static_cast<int>(heartbeat_options{}.interval.count());
+  int heartbeat_misses = heartbeat_options{}.misses;
   int registry_ttl_ms = 5000;
 };
 

@@ -11,13 +11,21 @@ void add_host_command(CLI::App& app, host_args& args) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--listen", args.opts.listen, "TCP ip:port other hosts dial (port 0: any)");
   cmd->add_option("--advertise", args.opts.advertise, "ip:port written to the registry");
-  cmd->add_option("--registry", args.opts.registry, "registry URL (file:PATH)");
+  cmd->add_option(
+      "--registry", args.opts.registry,
+      "registry URL: file:PATH, etcd://HOST:PORT[,HOST:PORT...], redis://HOST:PORT[/DB]");
   cmd->add_option("--cluster", args.opts.cluster, "cluster name");
   cmd->add_option("--unix", args.opts.unix_path, "the master's Unix socket path");
   cmd->add_option("--events", args.events, "print each worker's events on stdout")
       ->check(CLI::IsMember({"json"}));
-  cmd->add_option("--heartbeat-ms", args.heartbeat_ms, "heartbeat interval on host links")
-      ->check(CLI::Range(0, 60000));
+  cmd->add_option("--heartbeat-ms", args.heartbeat_ms,
+                  "heartbeat interval on host links and worker channels (0: off)")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
+  cmd->add_option("--heartbeat-misses", args.heartbeat_misses,
+                  "silent intervals before a host or worker is declared gone")
+      ->check(CLI::Range(2, 1000))
+      ->capture_default_str();
   cmd->add_option("--registry-ttl-ms", args.registry_ttl_ms, "registry row expiry")
       ->check(CLI::Range(200, 3600000));
   cmd->add_option("--log-level", args.opts.log_level, "trace, debug, info, warn, error, off")
@@ -26,6 +34,7 @@ void add_host_command(CLI::App& app, host_args& args) {
 
 int run_host(int argc, char** argv, host_args& args) {
   args.opts.heartbeat.interval = std::chrono::milliseconds(args.heartbeat_ms);
+  args.opts.heartbeat.misses = args.heartbeat_misses;
   args.opts.registry_ttl = std::chrono::milliseconds(args.registry_ttl_ms);
   const bool json_events = args.events == "json";
   return run(argc, argv, args.opts,

@@ -1,0 +1,237 @@
+// Failure detection on loopback: heartbeats on worker channels and host links, with shortened
+// timers. A frozen worker is declared gone, killed and replaced; a frozen master is declared gone
+// by its peers, its workers leave, and it rejoins when it resumes; a host that dials again
+// replaces its old link, and its nodes leave and join again rather than being silently swapped.
+// (The same faults on real test hosts in network namespaces are the `slow` tests in tests/fault.)
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "integration/membership_checks.hpp"
+#include "support/raw_connection.hpp"
+#include "transport/endpoint.hpp"
+#include "wire/control.hpp"
+
+namespace galaxies::test {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// 100 ms x 5: a 500 ms detection time keeps the tests short; the window below is what a user may
+// rely on for any configured time.
+constexpr auto heartbeat = 100ms;
+constexpr int misses = 5;
+constexpr auto detection = heartbeat * misses;
+
+host_options fast_detection(std::size_t workers) {
+  host_options opts = with_workers(workers);
+  opts.extra_args = {"--heartbeat-ms", std::to_string(heartbeat.count()), "--heartbeat-misses",
+                     std::to_string(misses)};
+  return opts;
+}
+
+int pid_of(const host_process& h, const std::string& node) {
+  for (const auto& e : h.events())
+    if (e.name == "started" && e.node == node) return e.pid;
+  return 0;
+}
+
+// The names of the events `observer` saw about `subject`, in order, among `names`.
+std::vector<std::string> history(const std::vector<event>& all, const std::string& observer,
+                                 const std::string& subject,
+                                 const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& e : all)
+    if (e.observer == observer && (e.node.empty() ? e.host : e.node) == subject &&
+        std::find(names.begin(), names.end(), e.name) != names.end())
+      out.push_back(e.name + (e.reason.empty() ? "" : ":" + e.reason));
+  return out;
+}
+
+TEST(failure_detection, a_frozen_worker_is_declared_gone_killed_and_replaced) {
+  cluster c;
+  c.add_host(fast_detection(2));
+  c.add_host(fast_detection(1));
+  auto a = c.host(0).wait_started(2, formation_deadline);
+  auto b = c.host(1).wait_started(1, formation_deadline);
+  ASSERT_EQ(a.size(), 2u) << c.host(0).log();
+  ASSERT_EQ(b.size(), 1u) << c.host(1).log();
+  std::string problem;
+  ASSERT_TRUE(eventually(formation_deadline, [&] {
+    problem = mesh_problem(c.all_events(), concat({a, b}), host_ids(c), true);
+    return problem.empty();
+  })) << problem;
+
+  const std::string victim = a[0];
+  const int victim_pid = pid_of(c.host(0), victim);
+  ASSERT_GT(victim_pid, 0);
+  const auto frozen_at = clock::now();
+  ASSERT_EQ(::kill(victim_pid, SIGSTOP), 0);
+
+  const std::vector<std::string> observers{a[1], b[0]};
+  ASSERT_TRUE(eventually(formation_deadline, [&] {
+    const auto all = c.all_events();
+    return std::all_of(observers.begin(), observers.end(),
+                       [&](const std::string& o) { return count(all, "nodeLeft", o, victim) > 0; });
+  })) << c.host(0).log();
+  const auto seen_after = clock::now() - frozen_at;
+  // Not before the silence could have lasted 0.8 x the detection time: it was not the exit.
+  EXPECT_GE(seen_after, detection * 8 / 10);
+
+  const auto all = c.all_events();
+  for (const auto& o : observers) {
+    EXPECT_EQ(history(all, o, victim, {"nodeLeft"}), std::vector<std::string>{"nodeLeft:link_lost"})
+        << o;
+  }
+  // Killed by its master (a stopped process dies of SIGKILL), then replaced by a new node.
+  EXPECT_TRUE(eventually(10s, [&] { return process_exited(victim_pid); }))
+      << "the frozen worker was not killed";
+  const auto now_started = c.host(0).wait_started(2, formation_deadline);
+  ASSERT_EQ(now_started.size(), 2u) << c.host(0).log();
+  EXPECT_FALSE(contains(now_started, victim));
+}
+
+TEST(failure_detection, a_frozen_master_is_declared_gone_and_rejoins_when_it_resumes) {
+  cluster c;
+  c.add_host(fast_detection(1));
+  c.add_host(fast_detection(1));
+  const auto a = c.host(0).wait_started(1, formation_deadline);
+  const auto b = c.host(1).wait_started(1, formation_deadline);
+  ASSERT_EQ(a.size(), 1u) << c.host(0).log();
+  ASSERT_EQ(b.size(), 1u) << c.host(1).log();
+  const std::string host_b = c.host(1).host_id();
+  ASSERT_TRUE(eventually(formation_deadline, [&] {
+    return count(c.all_events(), "nodeJoined", a[0], b[0]) == 1 &&
+           count(c.all_events(), "nodeJoined", b[0], a[0]) == 1;
+  }));
+  const int worker_b = pid_of(c.host(1), b[0]);
+  ASSERT_GT(worker_b, 0);
+
+  const auto frozen_at = clock::now();
+  c.host(1).send_signal(SIGSTOP);
+  ASSERT_TRUE(eventually(formation_deadline, [&] {
+    return count(c.all_events(), "hostLeft", a[0], host_b) == 1;
+  })) << c.host(0).log();
+  EXPECT_GE(clock::now() - frozen_at, detection * 8 / 10);
+  // Its worker hears nothing from its master either, and exits.
+  EXPECT_TRUE(eventually(10s, [&] { return process_exited(worker_b); }))
+      << "a worker of a frozen master did not exit";
+
+  c.host(1).send_signal(SIGCONT);
+  // Resumed, its master reaps the worker that left it and starts a new one: a new node.
+  std::string b_again;
+  ASSERT_TRUE(c.host(1).wait_events(formation_deadline, [&](const std::vector<event>& events) {
+    for (const auto& e : events)
+      if (e.name == "started" && e.node != b[0]) b_again = e.node;
+    return !b_again.empty();
+  })) << c.host(1).log();
+  ASSERT_TRUE(eventually(formation_deadline,
+                         [&] {
+                           const auto all = c.all_events();
+                           return count(all, "nodeJoined", a[0], b_again) == 1 &&
+                                  count(all, "nodeJoined", b_again, a[0]) == 1;
+                         }))
+      << c.host(0).log() << c.host(1).log();
+
+  const auto all = c.all_events();
+  // The old worker left with the link. It may be announced once more when its master resumes:
+  // the master can send its snapshot before it has read its dead worker's EOF, and then announces
+  // the exit; joins and leaves still alternate, and it ends gone.
+  const auto old_worker = history(all, a[0], b[0], {"nodeJoined", "nodeLeft"});
+  const std::vector<std::string> expected{"nodeJoined", "nodeLeft:link_lost"};
+  const std::vector<std::string> with_resumed_snapshot{"nodeJoined", "nodeLeft:link_lost",
+                                                       "nodeJoined", "nodeLeft:exited"};
+  EXPECT_TRUE(old_worker == expected || old_worker == with_resumed_snapshot)
+      << testing::PrintToString(old_worker);
+  EXPECT_EQ(history(all, a[0], host_b, {"hostJoined", "hostLeft"}),
+            (std::vector<std::string>{"hostJoined", "hostLeft:link_lost", "hostJoined"}));
+}
+
+// A fake host: a raw TCP connection that says hello as host `self` and announces one node.
+class fake_host {
+ public:
+  fake_host(const std::string& address, const std::string& cluster, const uuid& target,
+            const host_id& self, const node_id& node)
+      : conn_(raw_connection::tcp(port_of(address))), self_(self), node_(node) {
+    wire::hello h;
+    h.role = wire::role::host;
+    h.sender = self.value();
+    h.target = target;
+    h.pid = 1;
+    h.cluster = cluster;
+    h.listen = "127.0.0.1:9";  // never dialled: this host is in no registry
+    h.hostname = "fake";
+    // No heartbeat_ms: the master then neither sends nor expects heartbeats on this link.
+    frame_bytes out;
+    wire::append_hello(out, h);
+    conn_.write(out);
+  }
+
+  bool welcomed() {
+    const auto got = conn_.read_until(5s, [](const frame_bytes& data) {
+      const auto frames = frames_in(data);
+      return !frames.empty();
+    });
+    const auto frames = frames_in(got.data);
+    return !frames.empty() && frames[0].header.type == wire::frame_type::welcome;
+  }
+
+  void announce_node() {
+    frame_bytes out;
+    const wire::node_entry entry{node_, self_, 4242};
+    wire::append_nodes_up(out, std::span(&entry, 1), true);
+    conn_.write(out);
+  }
+
+  raw_connection& connection() { return conn_; }
+
+ private:
+  static std::uint16_t port_of(const std::string& address) {
+    const auto endpoint = transport::parse_endpoint(address);
+    return endpoint ? endpoint->port() : 0;
+  }
+
+  raw_connection conn_;
+  host_id self_;
+  node_id node_;
+};
+
+TEST(failure_detection, a_host_that_dials_again_replaces_its_old_link_and_its_nodes_rejoin) {
+  cluster c;
+  c.add_host(with_workers(1));
+  const auto a = c.host(0).wait_started(1, formation_deadline);
+  ASSERT_EQ(a.size(), 1u) << c.host(0).log();
+  const auto target = uuid::parse(c.host(0).host_id());
+  ASSERT_TRUE(target);
+  const std::string address = c.host(0).address();
+  ASSERT_FALSE(address.empty());
+
+  const host_id p = host_id::random();
+  const node_id x = node_id::random();
+  fake_host first(address, c.name(), *target, p, x);
+  ASSERT_TRUE(first.welcomed()) << c.host(0).log();
+  first.announce_node();
+  ASSERT_TRUE(eventually(formation_deadline, [&] {
+    return count(c.all_events(), "nodeJoined", a[0], x.to_string()) == 1;
+  })) << c.host(0).log();
+
+  // The same host dials again, as it does once it has declared the first link dead.
+  fake_host second(address, c.name(), *target, p, x);
+  ASSERT_TRUE(second.welcomed()) << "the new link was refused:\n" << c.host(0).log();
+  EXPECT_TRUE(first.connection().read_until_closed(5s).closed) << "the old link was kept";
+  second.announce_node();
+  ASSERT_TRUE(eventually(formation_deadline, [&] {
+    return count(c.all_events(), "nodeJoined", a[0], x.to_string()) == 2;
+  })) << c.host(0).log();
+
+  const auto all = c.all_events();
+  EXPECT_EQ(history(all, a[0], x.to_string(), {"nodeJoined", "nodeLeft"}),
+            (std::vector<std::string>{"nodeJoined", "nodeLeft:link_lost", "nodeJoined"}));
+  EXPECT_EQ(history(all, a[0], p.to_string(), {"hostJoined", "hostLeft"}),
+            (std::vector<std::string>{"hostJoined", "hostLeft:link_lost", "hostJoined"}));
+}
+
+}  // namespace
+}  // namespace galaxies::test
