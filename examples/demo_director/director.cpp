@@ -30,17 +30,6 @@ struct interrupted_error : std::runtime_error {
   interrupted_error() : std::runtime_error("interrupted") {}
 };
 
-// The last lines of a host's galaxies log: why a host failed, without sending people to a file.
-std::string tail(const std::string& path, std::size_t lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);) all.push_back(line);
-  std::string out;
-  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
-    out += "    " + all[i] + "\n";
-  return out;
-}
-
 }  // namespace
 
 demo::demo(director_options opts)
@@ -57,6 +46,18 @@ demo::demo(director_options opts)
   } else {
     std::filesystem::create_directories(opts_.work_dir);
   }
+  if (!opts_.registry_url.empty()) {
+    registry_url_ = opts_.registry_url;
+    cluster_ = "demo-" + std::to_string(::getpid());
+    registry_text_ =
+        fmt::format("{} (given with --registry-url; cluster {})", registry_url_, cluster_);
+  } else if (opts_.registry == "file") {
+    registry_url_ = "file:" + opts_.work_dir + "/registry";
+    registry_text_ = "the file " + opts_.work_dir + "/registry";
+  } else if (opts_.registry != "etcd" && opts_.registry != "redis") {
+    throw std::invalid_argument("unknown --registry '" + opts_.registry +
+                                "': use file, etcd or redis");
+  }  // etcd, redis: start_registry() starts the server and sets both
   events_file_ = std::fopen((opts_.work_dir + "/events.jsonl").c_str(), "w");
 }
 
@@ -112,13 +113,22 @@ void demo::pump(std::chrono::milliseconds max_wait) {
 }
 
 bool demo::hosts_alive(const std::string& during) {
+  if (store_ && !store_reported_ && store_->exited()) {
+    store_reported_ = true;
+    fail(fmt::format("the private {} (pid {}) exited unexpectedly ({}) during: {}",
+                     store_->program(), store_->pid(), describe_wait_status(store_->wait_status()),
+                     during),
+         fmt::format("the end of its log {}:\n{}", store_->log_path(),
+                     tail_of_file(store_->log_path(), 10)));
+    return false;
+  }
   for (auto& h : hosts_) {
     if (!h->exited() || stopped_hosts_.contains(h->label())) continue;
     stopped_hosts_.insert(h->label());  // reported once
     const std::string log = opts_.work_dir + "/host-" + h->label() + ".log";
     fail(fmt::format("host {}'s master exited unexpectedly ({}) during: {}", h->label(),
                      describe_wait_status(h->wait_status()), during),
-         fmt::format("the end of its log {}:\n{}", log, tail(log, 10)));
+         fmt::format("the end of its log {}:\n{}", log, tail_of_file(log, 10)));
     return false;
   }
   return true;
@@ -155,11 +165,55 @@ bool demo::play_until(double t) {
 // ---------------------------------------------------------------------------------------------
 // The phases
 
+bool demo::start_registry() {
+  if (!registry_url_.empty()) return true;  // a file, or a registry given with --registry-url
+  const bool etcd = opts_.registry == "etcd";
+  const std::string name = etcd ? "etcd" : "Redis";
+  phase(
+      fmt::format("starting a private {} server on 127.0.0.1 (free ports) for the registry", name));
+  try {
+    store_ = std::make_unique<registry_store>(
+        etcd ? registry_store::kind::etcd : registry_store::kind::redis, opts_.work_dir, [] {
+          if (interrupt_requested) throw interrupted_error();
+        });
+  } catch (const interrupted_error&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string why = e.what();
+    const auto nl = why.find('\n');
+    fail(fmt::format("could not start the private {} server: {}", name, why.substr(0, nl)),
+         nl == std::string::npos ? "" : why.substr(nl + 1));
+    return false;
+  }
+  store_->keep_data(opts_.keep);
+  registry_url_ = store_->url();
+  registry_text_ = fmt::format("{} at {} (a private {} started for this demo, pid {})", name,
+                               registry_url_, store_->program(), store_->pid());
+  say(fmt::format("{} is ready at {} after {:.1f} s: {} pid {}, data in {}, log {}", name,
+                  registry_url_, store_->ready_after_s(), store_->program(), store_->pid(),
+                  store_->data_dir(), store_->log_path()));
+  return true;
+}
+
+void demo::stop_registry() {
+  if (!store_) return;
+  if (store_->exited()) {
+    hosts_alive("the end");  // reports an unexpected exit, if it has not been reported yet
+    return;
+  }
+  store_reported_ = true;  // from now on, its exit is expected
+  say(fmt::format("stopping the private {} (pid {}) with SIGTERM", store_->program(),
+                  store_->pid()));
+  if (!store_->stop())
+    fail(fmt::format("the private {} (pid {}) did not exit on SIGTERM: killed", store_->program(),
+                     store_->pid()));
+}
+
 bool demo::start_cluster() {
   phase(
       fmt::format("starting {} hosts x {} workers of game_server on 127.0.0.1 (free ports); the "
-                  "registry is the file {}/registry",
-                  opts_.hosts, opts_.workers, opts_.work_dir));
+                  "registry is {}",
+                  opts_.hosts, opts_.workers, registry_text_));
   // One host after the other, each once the previous one is up: every start is a join.
   for (int i = 0; i < opts_.hosts; ++i) {
     const std::string label(1, static_cast<char>('A' + i));
@@ -169,9 +223,9 @@ bool demo::start_cluster() {
                                         "--workers",
                                         std::to_string(opts_.workers),
                                         "--registry",
-                                        "file:" + opts_.work_dir + "/registry",
+                                        registry_url_,
                                         "--cluster",
-                                        "demo",
+                                        cluster_,
                                         "--listen",
                                         "127.0.0.1:0",
                                         "--unix",
@@ -299,6 +353,7 @@ int demo::run() {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
   try {
+    if (!start_registry()) return verdict();
     bool ok = start_cluster() && play_until(opts_.kill_at) && kill_worker() &&
               play_until(std::max(opts_.stop_at, elapsed() + 3)) && stop_host() &&
               play_until(std::max(opts_.end_at, elapsed() + 3));
@@ -307,11 +362,13 @@ int demo::run() {
   } catch (const interrupted_error&) {
     phase("interrupted: stopping every host");
     stop_everything();
+    stop_registry();
     fmt::print("logs kept in {}\n", opts_.work_dir);
     return 130;
   }
   running_at_end_ = view_.alive().size();
   stop_everything();
+  stop_registry();
   check_exactly_once();  // over everything, the leaves of the last stop included
   phase("summary");
   summary();

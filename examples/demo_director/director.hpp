@@ -16,12 +16,19 @@
 
 #include "cluster_view.hpp"
 #include "host_process.hpp"
+#include "registry_store.hpp"
 
 namespace director {
 
 struct director_options {
   std::string game_server;  // path of the game_server program
   std::string work_dir;     // registry, sockets, logs; empty: a fresh directory under $TMPDIR
+  // Where the hosts register: "file" (a file in the work directory), or "etcd" / "redis" (a
+  // private server the director starts on free loopback ports and stops at the end).
+  std::string registry = "file";
+  // An existing registry used instead (file:PATH, etcd://HOST:PORT, redis://HOST:PORT); the
+  // cluster is then named demo-PID, so that it cannot mix with another run on the same store.
+  std::string registry_url;
   int hosts = 3;
   int workers = 3;
   // The script, in seconds since the start (a phase never starts before the previous one ended).
@@ -45,10 +52,12 @@ class demo {
                 const std::function<std::string()>& explain, bool required = true);
   // Lets the game run until `t` (seconds since the start), telling stories; false if a host died.
   bool play_until(double t);
-  // False (and a failure recorded, once) if a master exited that was not asked to.
+  // False (and a failure recorded, once) if a master exited that was not asked to, or the
+  // private registry server did.
   bool hosts_alive(const std::string& during);
 
   // The phases (director.cpp; the faults in director_faults.cpp).
+  bool start_registry();  // the private etcd or Redis server, if any
   bool start_cluster();
   bool kill_worker();
   bool check_pending_trades(const std::string& victim, const std::set<std::string>& pending,
@@ -58,6 +67,7 @@ class demo {
   bool check_agreement();
   void check_exactly_once();
   bool stop_everything();
+  void stop_registry();  // the private server, by its pid, once every host has stopped
 
   // What it tells (director_story.cpp).
   void on_event(const nlohmann::json& event);
@@ -77,6 +87,11 @@ class demo {
 
   director_options opts_;
   std::chrono::steady_clock::time_point start_;
+  std::string cluster_ = "demo";
+  std::string registry_url_;               // what the hosts get as --registry
+  std::string registry_text_;              // the same for people: "etcd at etcd://..."
+  std::unique_ptr<registry_store> store_;  // the private server, if any
+  bool store_reported_ = false;            // its unexpected exit is reported once
   std::vector<std::unique_ptr<host_process>> hosts_;
   cluster_view view_;
   std::vector<std::string> checks_, failures_;

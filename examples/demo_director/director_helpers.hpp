@@ -1,7 +1,8 @@
-// Small helpers the director's files share: the clock, and lists for sentences.
+// Small helpers the director's files share: the clock, lists for sentences, the end of a log.
 #pragma once
 
 #include <chrono>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,6 +17,18 @@ inline long long now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// The last `lines` lines of a file, each indented: why a process failed, without sending people
+// to a file.
+inline std::string tail_of_file(const std::string& path, std::size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(in, line);) all.push_back(line);
+  std::string out;
+  for (std::size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+    out += "    " + all[i] + "\n";
+  return out;
 }
 
 inline double ms_between(long long from_us, long long to_us) {

@@ -158,6 +158,7 @@ void demo::summary() {
     trade_list += fmt::format("{}{} {}", trade_list.empty() ? "" : ", ", n, o);
   const auto& rq = view_.requests();
 
+  fmt::print("  registry    {}\n", registry_text_);
   fmt::print(
       "  workers     {} started ({} + {} respawned); {} killed, {} stopped with their host, {} ran "
       "to the end\n",
@@ -191,14 +192,18 @@ int demo::verdict() {
     for (const auto& f : failures_) fmt::print("  - {}\n", f);
     fmt::print(
         "logs kept in {}: host-X.log (each host's galaxies log), events.jsonl (what workers "
-        "printed)\n",
-        opts_.work_dir);
+        "printed){}\n",
+        opts_.work_dir,
+        store_ ? fmt::format(", {}.log (the registry server's log)", store_->program()) : "");
+    if (store_ && opts_.keep)
+      fmt::print("{} data kept in {}\n", store_->program(), store_->data_dir());
     return 1;
   }
   fmt::print("\ndemo passed:\n");
   for (const auto& c : checks_) fmt::print("  ok  {}\n", c);
   if (opts_.keep) {
     fmt::print("logs kept in {}\n", opts_.work_dir);
+    if (store_) fmt::print("{} data kept in {}\n", store_->program(), store_->data_dir());
   } else {
     std::error_code ignored;
     std::filesystem::remove_all(opts_.work_dir, ignored);

@@ -1,7 +1,8 @@
 // demo_director: the scripted demo of galaxies (scripts/demo.sh runs it). It starts 3 hosts x 3
 // workers of examples/game_server on 127.0.0.1, narrates what the players do, kills a worker, stops
 // a host, checks that every worker saw every join and leave, and exits 0 only if all went as
-// expected.
+// expected. With --registry etcd or redis the hosts register in a private etcd or Redis server
+// that it starts on free ports of 127.0.0.1 first and stops, by its pid, last.
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
@@ -19,8 +20,19 @@ int main(int argc, char** argv) {
   CLI::App app{"demo_director: a scripted, checked demo of a galaxies cluster on this machine"};
   app.add_option("--game-server", opts.game_server, "path of the game_server program")
       ->check(CLI::ExistingFile);
-  app.add_option("--work-dir", opts.work_dir,
-                 "directory for the registry, sockets and logs (default: a new one in $TMPDIR)");
+  app.add_option(
+      "--work-dir", opts.work_dir,
+      "directory for the registry file, sockets and logs (default: a new one in $TMPDIR)");
+  auto* registry =
+      app.add_option("--registry", opts.registry,
+                     "where the hosts register: file (default, a file in the work directory), "
+                     "etcd or redis (a private etcd or redis-server the director starts on free "
+                     "ports of 127.0.0.1 and stops at the end)")
+          ->check(CLI::IsMember({"file", "etcd", "redis"}));
+  app.add_option("--registry-url", opts.registry_url,
+                 "an existing registry to use instead: file:PATH, etcd://HOST:PORT or "
+                 "redis://HOST:PORT (the cluster is then named demo-PID)")
+      ->excludes(registry);
   app.add_option("--hosts", opts.hosts, "hosts to start")->check(CLI::Range(2, 26));
   app.add_option("--workers", opts.workers, "workers per host")->check(CLI::Range(2, 16));
   app.add_option("--kill-at", opts.kill_at, "seconds: when to kill a worker of host A");
