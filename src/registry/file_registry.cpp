@@ -61,15 +61,7 @@ void file_registry::start(const host_record& self, view_handler on_view, health_
     return;
   }
   state_ = state::running;
-  self_ = self;
-  if (self_.cluster != cluster_) {
-    if (!self_.cluster.empty()) {
-      spdlog::warn(
-          "registry {}: own row names cluster '{}' but the registry serves '{}'; using '{}'",
-          describe(), self_.cluster, cluster_, cluster_);
-    }
-    self_.cluster = cluster_;
-  }
+  self_ = own_row(self, cluster_, describe());
   on_view_ = std::move(on_view);
   on_health_ = std::move(on_health);
 

@@ -1,6 +1,7 @@
 // Backend selection by URL, and the default URL. Start-up errors here throw; nothing else does.
 #include "registry/registry.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <stdexcept>
 
 #include "base/limits.hpp"
+#include "base/printable.hpp"
 #include "registry/etcd/etcd_registry.hpp"
 #include "registry/file_registry.hpp"
 #include "registry/redis/redis_registry.hpp"
@@ -18,14 +20,7 @@ namespace {
 
 // Quoted input for an error message: bounded, printable, one line.
 std::string quoted(std::string_view text) {
-  constexpr std::size_t max_shown = 80;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  if (text.size() > max_shown) out += "...";
-  return out + "'";
+  return "'" + base::printable(text) + "'";
 }
 
 // The name becomes part of a file name and of the handshake, hence the small alphabet.
@@ -67,6 +62,19 @@ std::string file_path(std::string_view url) {
 }
 
 }  // namespace
+
+host_record own_row(const host_record& self, const std::string& cluster, const std::string& where) {
+  host_record row = self;
+  if (row.cluster != cluster) {
+    if (!row.cluster.empty()) {
+      spdlog::warn(
+          "registry {}: own row names cluster '{}' but the registry serves '{}'; using '{}'", where,
+          row.cluster, cluster, cluster);
+    }
+    row.cluster = cluster;
+  }
+  return row;
+}
 
 std::string default_url(std::string_view cluster) {
   require_cluster_name(cluster);

@@ -69,6 +69,10 @@ class registry {
   virtual std::string describe() const = 0;
 };
 
+// `self` as a backend serving `cluster` stores it: a row naming another cluster is corrected (and
+// said so in the log, as `where`'s). Rows of one registry always name its cluster.
+host_record own_row(const host_record& self, const std::string& cluster, const std::string& where);
+
 // The default registry URL for a cluster: an embedded file, per user and per cluster name.
 std::string default_url(std::string_view cluster);
 

@@ -5,6 +5,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "base/printable.hpp"
+
 namespace galaxies::registry::etcd {
 namespace {
 
@@ -44,14 +46,7 @@ constexpr auto decode_table = make_decode_table();
 
 // A bounded, printable, one-line sample of text from the network, for a log line.
 std::string sample(std::string_view text) {
-  constexpr std::size_t max_shown = 120;
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  if (text.size() > max_shown) out += "...";
-  return out;
+  return base::printable(text, 120);
 }
 
 std::error_code malformed(std::string& detail, std::string what) {

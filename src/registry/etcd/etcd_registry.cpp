@@ -76,15 +76,7 @@ void etcd_registry::start(const host_record& self, view_handler on_view, health_
     return;
   }
   state_ = state::running;
-  self_ = self;
-  if (self_.cluster != cluster_) {
-    if (!self_.cluster.empty()) {
-      spdlog::warn(
-          "registry {}: own row names cluster '{}' but the registry serves '{}'; using '{}'",
-          describe(), self_.cluster, cluster_, cluster_);
-    }
-    self_.cluster = cluster_;
-  }
+  self_ = own_row(self, cluster_, describe());
   self_key_ = prefix_ + self_.id.to_string();
   self_value_ = row_to_text(self_, expiry_field::absent);
   on_view_ = std::move(on_view);

@@ -4,6 +4,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "base/printable.hpp"
+
 namespace galaxies::registry::redis {
 namespace {
 
@@ -16,14 +18,7 @@ std::string shown(std::string_view url) {
     const auto colon = text.find(':', scheme.size());
     if (colon != std::string::npos && colon < at) text.replace(colon + 1, at - colon - 1, "***");
   }
-  constexpr std::size_t max_shown = 80;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  if (text.size() > max_shown) out += "...";
-  return out + "'";
+  return "'" + base::printable(text) + "'";
 }
 
 [[noreturn]] void fail(std::string_view url, const std::string& why) {
