@@ -270,7 +270,13 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         // slow to read (descheduled, stopped, or a long handler). Never blame the peer for that.
         // (The reader never pauses, so waiting bytes mean its completion is already queued.)
         std::error_code ec;
-        if (stream_.available(ec) == 0 || ec) {
+        if (stream_.available(ec) > 0 && !ec) continue;
+        // An EOF or error that arrived during the same stall counts no bytes, but its completion
+        // may be queued behind this one: let it run first, so that a peer that exited is
+        // reported as closed (with its reason), not as silent.
+        co_await asio::post(stream_.get_executor(), asio::use_awaitable);
+        if (!open_) co_return;
+        if (clock::now() - last_read_ > silence_limit_) {
           close(close_reason::heartbeat_timeout);
           co_return;
         }
