@@ -15,52 +15,23 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "fault_cluster.hpp"
+#include "fault_fixture.hpp"
 
 namespace galaxies::test::fault {
 namespace {
 
 // Bounds of the waits; the real durations are far shorter (and reported).
-constexpr auto formation_deadline = 30s;
 constexpr auto leave_deadline = 10s;
 constexpr auto rejoin_deadline = 30s;
 
-std::string lines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += "  " + s + "\n";
-  return out;
-}
-
-class fault_test : public ::testing::Test {
+class fault_test : public fault_fixture {
  protected:
-  void SetUp() override {
-    if (!netns::unavailable_reason().empty())
-      GTEST_SKIP() << "fault tests need isolation: " << netns::unavailable_reason();
-  }
-
   void report(const std::string& key, const std::vector<double>& ms) {
-    std::printf("[fault] %s: %s\n", key.c_str(), summary(ms).c_str());
-    std::fflush(stdout);
+    fault_fixture::report(key, ms);
     if (!ms.empty())
       RecordProperty(key + "_max_us",
                      static_cast<int>(*std::max_element(ms.begin(), ms.end()) * 1000));
   }
-
-  // Forms the cluster and waits for traffic on every pair, or fails the test.
-  void form(fault_cluster& c) {
-    const auto missing = c.wait_formed(formation_deadline);
-    ASSERT_EQ(missing, "") << c.master_logs();
-    ASSERT_EQ(c.wait_traffic(), "") << c.master_logs();
-  }
-
-  // Once traffic flows again on every pair, drains it and checks the whole history.
-  void expect_clean_history(fault_cluster& c) {
-    EXPECT_EQ(c.wait_traffic(), "") << "traffic did not resume on every pair";
-    const auto violations = c.quiesce_and_check();
-    EXPECT_TRUE(violations.empty()) << violations.size() << " violations:\n"
-                                    << lines(violations) << "logs in " << c.dir();
-  }
-
   // Detection of a silent host: each observer's hostLeft(subject) after the fault must fall in
   // [0.8 x, 1.5 x + 200 ms] of the configured detection time. `before`/`after` bracket the
   // moment of the fault; the bounds are checked against the least favourable end.

@@ -28,7 +28,7 @@
 #include <sstream>
 #include <thread>
 
-#include "fault_cluster.hpp"
+#include "fault_fixture.hpp"
 
 #ifndef GALAXIES_CLI_PATH
 #error "GALAXIES_CLI_PATH must name the built galaxies CLI (tests/fault/CMakeLists.txt)"
@@ -39,16 +39,9 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-constexpr auto formation_deadline = 30s;
 constexpr auto leave_deadline = 10s;
 constexpr auto store_outage = 30s;
 constexpr auto registry_deadline = 20s;  // for a row to come back (or go) once it should
-
-std::string lines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += "  " + s + "\n";
-  return out;
-}
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -265,35 +258,8 @@ std::string fd_list(int pid) {
   return out;
 }
 
-class lifecycle_test : public ::testing::Test {
+class lifecycle_test : public fault_fixture {
  protected:
-  void SetUp() override {
-    if (!netns::unavailable_reason().empty())
-      GTEST_SKIP() << "fault tests need isolation: " << netns::unavailable_reason();
-  }
-
-  void report(const std::string& key, const std::vector<double>& ms) {
-    std::printf("[lifecycle] %s: %s\n", key.c_str(), summary(ms).c_str());
-    std::fflush(stdout);
-  }
-  void note(const std::string& text) {
-    std::printf("[lifecycle] %s\n", text.c_str());
-    std::fflush(stdout);
-  }
-
-  void form(fault_cluster& c) {
-    const auto missing = c.wait_formed(formation_deadline);
-    ASSERT_EQ(missing, "") << c.master_logs();
-    ASSERT_EQ(c.wait_traffic(), "") << c.master_logs();
-  }
-
-  void expect_clean_history(fault_cluster& c) {
-    EXPECT_EQ(c.wait_traffic(), "") << "traffic did not resume on every pair";
-    const auto violations = c.quiesce_and_check();
-    EXPECT_TRUE(violations.empty()) << violations.size() << " violations:\n"
-                                    << lines(violations) << "logs in " << c.dir();
-  }
-
   // No node or host among `nodes` saw any other of them (or its host) leave at or after `after`.
   void expect_no_leaves(fault_cluster& c, const std::vector<node_ref>& nodes, double after) {
     std::set<std::string> hosts;

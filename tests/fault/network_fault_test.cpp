@@ -29,7 +29,7 @@
 #include <sstream>
 #include <thread>
 
-#include "fault_cluster.hpp"
+#include "fault_fixture.hpp"
 
 #ifndef GALAXIES_DELAY_PROXY_PATH
 #error "GALAXIES_DELAY_PROXY_PATH must name the built delay_proxy (tests/fault/CMakeLists.txt)"
@@ -38,18 +38,11 @@
 namespace galaxies::test::fault {
 namespace {
 
-constexpr auto formation_deadline = 30s;
 constexpr auto leave_deadline = 10s;
 constexpr auto rejoin_deadline = 30s;
 // The cluster is whole again this soon after a heal (asserted from the event timestamps).
 constexpr double reconvergence_bound_ms = 3000;
 constexpr double forever = std::numeric_limits<double>::infinity();
-
-std::string lines(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += "  " + s + "\n";
-  return out;
-}
 
 std::vector<node_ref> except(std::vector<node_ref> nodes, const std::vector<node_ref>& gone) {
   std::erase_if(nodes, [&](const node_ref& n) {
@@ -70,28 +63,11 @@ void hold_fault(fault_cluster& c, double until_ms) {
   }
 }
 
-class network_fault_test : public ::testing::Test {
+class network_fault_test : public fault_fixture {
  protected:
-  void SetUp() override {
-    if (!netns::unavailable_reason().empty())
-      GTEST_SKIP() << "fault tests need isolation: " << netns::unavailable_reason();
-  }
-
-  static void report(const std::string& key, const std::vector<double>& ms) {
-    std::printf("[fault] %s: %s\n", key.c_str(), summary(ms).c_str());
-    std::fflush(stdout);
-  }
-
-  void form(fault_cluster& c) {
-    ASSERT_EQ(c.wait_formed(formation_deadline), "") << c.master_logs();
-    ASSERT_EQ(c.wait_traffic(), "") << c.master_logs();
-  }
-
+  // The whole history checked, and how the requests ended, counted.
   void expect_clean_history(fault_cluster& c) {
-    EXPECT_EQ(c.wait_traffic(), "") << "traffic did not resume on every pair";
-    const auto violations = c.quiesce_and_check();
-    EXPECT_TRUE(violations.empty()) << violations.size() << " violations:\n"
-                                    << lines(violations) << "logs in " << c.dir();
+    fault_fixture::expect_clean_history(c);
     std::size_t requests = 0, replies = 0, timeouts = 0, node_left = 0, other = 0;
     for (const auto& log : c.logs().nodes())
       for (const auto& r : log.records) {
