@@ -39,8 +39,6 @@ class file_registry final : public registry {
 
  private:
   enum class state { idle, running, stopped };
-  // What on_view promises to report: a change of expiry alone is not a change.
-  using view_key = std::tuple<host_id, std::string, std::string>;
 
   void check_directory() const;
   bool upsert_self(std::vector<host_record>& stored);
@@ -72,7 +70,7 @@ class file_registry final : public registry {
   view_handler on_view_;
   health_handler on_health_;
   std::optional<std::error_code> reported_health_;
-  std::optional<std::vector<view_key>> last_view_;
+  view_filter last_view_;
   bool corrupt_reported_ = false;  // one warning per corruption, not one per inotify event
 
   asio::steady_timer refresh_timer_;

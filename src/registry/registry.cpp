@@ -63,6 +63,15 @@ std::string file_path(std::string_view url) {
 
 }  // namespace
 
+bool view_filter::changed(const std::vector<host_record>& view) {
+  std::vector<std::tuple<host_id, std::string, std::string>> keys;
+  keys.reserve(view.size());
+  for (const auto& row : view) keys.emplace_back(row.id, row.address, row.unix_path);
+  if (last_ && *last_ == keys) return false;
+  last_ = std::move(keys);
+  return true;
+}
+
 host_record own_row(const host_record& self, const std::string& cluster, const std::string& where) {
   host_record row = self;
   if (row.cluster != cluster) {

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 #include "galaxies/ids.hpp"
@@ -67,6 +69,17 @@ class registry {
 
   // Human-readable description ("file:/path"), for logs and `galaxies status`.
   virtual std::string describe() const = 0;
+};
+
+// What on_view promises to report, for every backend: the set of (id, address, unix path) of the
+// live rows. A change of anything else (an expiry, a pid) is not a change.
+class view_filter {
+ public:
+  // `view` sorted by id. True, and remembered, when it differs from the last view let through.
+  bool changed(const std::vector<host_record>& view);
+
+ private:
+  std::optional<std::vector<std::tuple<host_id, std::string, std::string>>> last_;
 };
 
 // `self` as a backend serving `cluster` stores it: a row naming another cluster is corrected (and

@@ -373,12 +373,7 @@ void etcd_registry::evaluate() {
   view.push_back(self_);
   std::sort(view.begin(), view.end(), by_id);
 
-  std::vector<view_key> keys;
-  keys.reserve(view.size());
-  for (const auto& row : view) keys.emplace_back(row.id, row.address, row.unix_path);
-  if (last_view_ && *last_view_ == keys) return;
-  last_view_ = std::move(keys);
-  if (!on_view_) return;
+  if (!last_view_.changed(view) || !on_view_) return;
   auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
   on_view(view);
 }

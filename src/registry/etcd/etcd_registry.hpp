@@ -57,8 +57,6 @@ class etcd_registry final : public registry {
 
  private:
   enum class state { idle, running, stopped };
-  // What on_view promises to report: a change of anything else is not a change.
-  using view_key = std::tuple<host_id, std::string, std::string>;
 
   // The registration chain; each step hands over to the next or to fail(). `epoch` ties a reply
   // to the attempt that asked for it: go_down() makes every older reply moot.
@@ -105,7 +103,7 @@ class etcd_registry final : public registry {
   std::chrono::steady_clock::time_point watch_started_;
   std::map<std::string, host_record> rows_;  // by key: the store as last read and watched
   std::optional<bool> reported_healthy_;
-  std::optional<std::vector<view_key>> last_view_;
+  view_filter last_view_;
 
   transport::backoff retry_backoff_;
   transport::backoff watch_backoff_;

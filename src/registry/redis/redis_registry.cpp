@@ -275,12 +275,7 @@ void redis_registry::evaluate(const redis::parsed_rows& rows) {
                        [](const host_record& a, const host_record& b) { return a.id < b.id; }),
       self_);
 
-  std::vector<view_key> keys;
-  keys.reserve(view.size());
-  for (const auto& row : view) keys.emplace_back(row.id, row.address, row.unix_path);
-  if (last_view_ && *last_view_ == keys) return;
-  last_view_ = std::move(keys);
-  if (!on_view_) return;
+  if (!last_view_.changed(view) || !on_view_) return;
   auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
   on_view(view);
 }

@@ -56,8 +56,6 @@ class redis_registry final : public registry {
 
  private:
   enum class state { idle, running, stopping, stopped };
-  // What on_view promises to report: a change of expiry alone is not a change.
-  using view_key = std::tuple<host_id, std::string, std::string>;
   struct read_op {
     std::unique_ptr<redis::connection> conn;
     read_handler done;
@@ -99,7 +97,7 @@ class redis_registry final : public registry {
   view_handler on_view_;
   health_handler on_health_;
   std::optional<bool> reported_healthy_;
-  std::optional<std::vector<view_key>> last_view_;
+  view_filter last_view_;
   std::size_t malformed_reported_ = 0;  // one warning per change, not one per rescan
 
   // The current session; its number changes whenever it ends, which retires late callbacks.
