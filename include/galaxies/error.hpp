@@ -37,6 +37,7 @@ enum class leave_reason : std::uint8_t {
   link_lost = 5,
   registry_expired = 6,
   protocol_error = 7,
+  overloaded = 8,  // its connection could not keep up with its traffic and was closed
 };
 
 std::string_view to_string(leave_reason reason) noexcept;

@@ -8,10 +8,19 @@
 
 namespace galaxies {
 
+// Every cost a peer or a local client can put on a master, bounded (docs/security.md lists what
+// happens past each). `galaxies host --limit NAME=VALUE` sets them by these names.
 struct limits_options {
-  std::uint32_t max_frame_size = 16u << 20;  // bytes of one frame, headers included
-  std::size_t max_pending_requests = 65536;  // per node
-  std::size_t max_queue_bytes = 64u << 20;   // outbound bytes queued per connection
+  std::uint32_t max_frame_size = 16u << 20;        // bytes of one frame, headers included
+  std::size_t max_pending_requests = 65536;        // per node: its own requests awaiting a reply
+  std::size_t max_queue_bytes = 64u << 20;         // outbound bytes queued per connection
+  std::size_t max_total_queue_bytes = 512u << 20;  // outbound bytes queued by a master, in all
+  std::size_t max_nodes_per_host = 4096;           // nodes one peer host may announce
+  std::size_t max_connections = 4096;        // a master's connections: nodes, observers, host links
+  std::size_t max_handshakes = 64;           // of those, still in their handshake
+  std::size_t max_dials = 8;                 // host links being dialled at once
+  std::size_t max_routed_requests = 262144;  // requests a master tracks for reply matching
+  std::chrono::milliseconds write_stall{10000};  // a peer that reads nothing for this long goes
 };
 
 // Failure detection on every host link and worker channel. A side that hears nothing for
@@ -36,6 +45,13 @@ struct options {
   std::chrono::milliseconds stop_grace{3000};  // SIGTERM→SIGKILL for workers on shutdown
   limits_options limits;
   heartbeat_options heartbeat;
+  // Who may link to this host (docs/security.md). Without a secret, host links are accepted from
+  // loopback addresses only, unless allow_insecure says otherwise.
+  std::string secret_file;  // the cluster secret (mode 0600); env GALAXIES_SECRET_FILE if empty
+  std::string tls_cert;     // TLS 1.3 on host links when all three are set (PEM files)
+  std::string tls_key;
+  std::string tls_ca;
+  bool allow_insecure = false;     // accept unauthenticated host links from any address
   std::string log_level = "info";  // spdlog level name
 };
 

@@ -61,6 +61,8 @@ std::string_view to_string(leave_reason reason) noexcept {
       return "registry_expired";
     case leave_reason::protocol_error:
       return "protocol_error";
+    case leave_reason::overloaded:
+      return "overloaded";
   }
   return "unknown";
 }

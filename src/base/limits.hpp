@@ -17,6 +17,11 @@ inline constexpr std::size_t default_max_pending_requests = 65536;
 inline constexpr std::size_t default_max_queue_bytes = 64u << 20;
 inline constexpr std::uint32_t max_membership_entries = 1u << 20;
 inline constexpr std::size_t max_cluster_name = 64;
+// Text a peer sends about itself, bounded where it is decoded (and then valid UTF-8 without
+// control characters): a hostname (255, as POSIX allows) and an "ip:port" (an IPv6 one with
+// brackets takes at most 47 bytes).
+inline constexpr std::size_t max_hostname_size = 255;
+inline constexpr std::size_t max_address_size = 64;
 inline constexpr std::size_t max_refuse_text = 256;
 inline constexpr std::chrono::milliseconds handshake_timeout{5000};
 // A master whose registry has neither registered it nor failed by then gives up with an error.
@@ -32,6 +37,14 @@ inline constexpr std::chrono::milliseconds dial_connect_timeout{1000};
 // registry row lives. With dial_connect_timeout, a healed partition is bridged within 1.7 s at
 // worst (a connect that was lost in the partition, given up, then the longest backoff).
 inline constexpr std::chrono::milliseconds redial_backoff_max{500};
+// How long a master holds a hello that claims the identity of a host it is linked to, while it
+// checks that the old link is really gone (docs/protocol.md §6), when that link has no heartbeat
+// to bound the check by.
+inline constexpr std::chrono::milliseconds displacement_check_max{5000};
+// Accept errors (EMFILE, ENFILE: out of descriptors) pause accepting with backoff up to this long,
+// and are logged at most once per accept_error_log_interval with a count of the rest.
+inline constexpr std::chrono::milliseconds accept_backoff_max{1000};
+inline constexpr std::chrono::milliseconds accept_error_log_interval{10000};
 // A Unix socket path must fit sockaddr_un::sun_path (108 bytes with the NUL).
 inline constexpr std::size_t max_unix_path = 107;
 

@@ -12,6 +12,9 @@
 #include <stdexcept>
 
 #include "process/spawn.hpp"
+#include "security/secret_file.hpp"
+#include "security/tls_context.hpp"
+#include "transport/connector.hpp"
 #include "transport/endpoint.hpp"
 #include "transport/socket_setup.hpp"
 
@@ -44,7 +47,9 @@ master::master(asio::io_context& io, options opts, std::vector<std::string> work
       opts_(std::move(opts)),
       worker_argv_(std::move(worker_argv)),
       tcp_acceptor_(io),
-      unix_acceptor_(io) {}
+      unix_acceptor_(io),
+      tcp_accept_pause_(io),
+      unix_accept_pause_(io) {}
 
 master::~master() {
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
@@ -70,6 +75,7 @@ void master::start(fatal_handler on_fatal) {
   rs.registry = registry_->describe();
   rs.limits = opts_.limits;
   rs.heartbeat = opts_.heartbeat;
+  configure_security(rs);
   router::router::callbacks rc;
   rc.stale_peer = [this](const host_id& stale, const std::string& address) {
     spdlog::warn("registry row of host {} at {} is stale; removing it", stale.to_string(), address);
@@ -108,6 +114,30 @@ void master::start(fatal_handler on_fatal) {
       [this](std::error_code ec, const std::string& detail) { on_registry_health(ec, detail); });
   spdlog::info("host {} of cluster '{}' listening on {} and {}; registry {}", id_.to_string(),
                opts_.cluster, address_, unix_path_, registry_->describe());
+}
+
+void master::configure_security(router::router::settings& rs) {
+  std::string secret_file = opts_.secret_file;
+  if (secret_file.empty())
+    if (const char* env = std::getenv("GALAXIES_SECRET_FILE"); env && *env) secret_file = env;
+  if (!secret_file.empty()) rs.secret = security::load_secret_file(secret_file);
+  if (!opts_.tls_cert.empty() || !opts_.tls_key.empty() || !opts_.tls_ca.empty())
+    rs.tls = security::make_tls_context({opts_.tls_cert, opts_.tls_key, opts_.tls_ca});
+  rs.allow_insecure = opts_.allow_insecure;
+
+  const std::string tls = rs.tls ? ", TLS 1.3 (peers verified against the CA)" : "";
+  if (rs.secret) {
+    spdlog::info("host links: authenticated by the cluster secret{}", tls);
+  } else if (rs.allow_insecure) {
+    spdlog::warn(
+        "host links: --insecure: any host that reaches {} may join this cluster without proof{}",
+        address_, tls);
+  } else {
+    spdlog::info(
+        "host links: no cluster secret, so only hosts on this machine (loopback) may "
+        "link{}; set --secret-file to link hosts on other machines",
+        tls);
+  }
 }
 
 void master::on_registry_health(std::error_code ec, const std::string& detail) {
@@ -208,16 +238,37 @@ void master::bind_unix() {
 void master::accept_tcp() {
   tcp_acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket socket) {
     if (ec == asio::error::operation_aborted || stopping_) return;
-    if (!ec) {
-      transport::set_cloexec(socket.native_handle());
-      transport::tune_host_link(socket.native_handle());
-      const int family = socket.local_endpoint(ec).protocol().family();
-      router_->accept_tcp(transport::socket(
-          io_, asio::generic::stream_protocol(family, IPPROTO_TCP), socket.release()));
-    } else {
-      spdlog::warn("tcp accept: {}", ec.message());
-    }
+    if (ec) return after_accept_error(ec, "tcp", tcp_accept_pause_, &master::accept_tcp);
+    accept_backoff_ = {};
+    transport::set_cloexec(socket.native_handle());
+    transport::tune_host_link(socket.native_handle());
+    const int family = socket.local_endpoint(ec).protocol().family();
+    transport::socket generic(io_, asio::generic::stream_protocol(family, IPPROTO_TCP),
+                              socket.release());
+    const auto from = transport::remote_of(generic);
+    router_->accept_tcp(std::move(generic), from);
     accept_tcp();
+  });
+}
+
+void master::after_accept_error(std::error_code ec, const char* which, asio::steady_timer& pause,
+                                void (master::*resume)()) {
+  const bool exhausted = ec == std::errc::too_many_files_open ||
+                         ec == std::errc::too_many_files_open_in_system ||
+                         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory;
+  std::uint64_t suppressed = 0;
+  if (accept_error_log_.allow(std::chrono::steady_clock::now(), suppressed))
+    spdlog::warn("{} accept: {}{}{}", which, ec.message(), exhausted ? "; pausing accepts" : "",
+                 suppressed
+                     ? fmt::format(" ({} more accept errors since the last such line)", suppressed)
+                     : std::string());
+  if (!exhausted) return (this->*resume)();  // one failed connection (e.g. aborted): go on
+  accept_backoff_ = std::min<std::chrono::milliseconds>(
+      std::max<std::chrono::milliseconds>(accept_backoff_ * 2, std::chrono::milliseconds(10)),
+      limits::accept_backoff_max);
+  pause.expires_after(accept_backoff_);
+  pause.async_wait([this, resume](std::error_code wait_error) {
+    if (!wait_error && !stopping_) (this->*resume)();
   });
 }
 
@@ -225,13 +276,11 @@ void master::accept_unix() {
   unix_acceptor_.async_accept(
       [this](std::error_code ec, asio::local::stream_protocol::socket socket) {
         if (ec == asio::error::operation_aborted || stopping_) return;
-        if (!ec) {
-          transport::set_cloexec(socket.native_handle());
-          router_->accept_unix(transport::socket(
-              io_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), socket.release()));
-        } else {
-          spdlog::warn("unix accept: {}", ec.message());
-        }
+        if (ec) return after_accept_error(ec, "unix", unix_accept_pause_, &master::accept_unix);
+        accept_backoff_ = {};
+        transport::set_cloexec(socket.native_handle());
+        router_->accept_unix(transport::socket(
+            io_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), socket.release()));
         accept_unix();
       });
 }
@@ -241,6 +290,8 @@ void master::stop(std::function<void()> done) {
   stopping_ = true;
   spdlog::info("host {} stopping", id_.to_string());
   std::error_code ignored;
+  tcp_accept_pause_.cancel();
+  unix_accept_pause_.cancel();
   tcp_acceptor_.close(ignored);
   unix_acceptor_.close(ignored);
   ::unlink(unix_path_.c_str());

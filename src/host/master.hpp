@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log_throttle.hpp"
 #include "galaxies/options.hpp"
 #include "process/supervisor.hpp"
 #include "registry/registry.hpp"
@@ -45,6 +46,11 @@ class master {
   void bind_unix();
   void accept_tcp();
   void accept_unix();
+  // Out of descriptors (EMFILE, ENFILE) or memory, accepting again at once would spin: `resume`
+  // runs after a backoff instead, and the error is logged once per interval.
+  void after_accept_error(std::error_code ec, const char* which, asio::steady_timer& pause,
+                          void (master::*resume)());
+  void configure_security(router::router::settings& rs);
   void on_registry_health(std::error_code ec, const std::string& detail);
   void start_workers();
   void fail(const std::string& why);
@@ -61,6 +67,10 @@ class master {
   std::unique_ptr<router::router> router_;
   std::unique_ptr<process::supervisor> supervisor_;
   std::unique_ptr<asio::steady_timer> registration_deadline_;
+  asio::steady_timer tcp_accept_pause_;
+  asio::steady_timer unix_accept_pause_;
+  std::chrono::milliseconds accept_backoff_{0};
+  base::log_throttle accept_error_log_{limits::accept_error_log_interval};
   fatal_handler on_fatal_;
   bool registered_once_ = false;
   bool registry_healthy_ = false;

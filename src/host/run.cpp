@@ -3,13 +3,16 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "host/master.hpp"
@@ -61,8 +64,19 @@ int run_worker(int channel_fd, const options& opts, const worker_main& work) {
   return 0;
 }
 
+// A master holds a descriptor per node, peer and client: the soft limit (often 1024) goes up to
+// the hard one, as Go does for every program. Connections stay bounded by max_connections.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0)
+    spdlog::debug("cannot raise the descriptor limit: {}", std::strerror(errno));
+}
+
 int run_master(int argc, char** argv, const options& opts) {
   configure_logging(opts, "master");
+  raise_descriptor_limit();
   asio::io_context io(1);
   std::vector<std::string> worker_argv(argv, argv + argc);
   host::master m(io, opts, worker_argv);

@@ -4,27 +4,40 @@
 
 #include <sys/types.h>
 
+#include <asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
 #include "transport/frame_sink.hpp"
 #include "transport/link.hpp"
+#include "wire/control.hpp"
 
 namespace galaxies::router {
 
 class router;
 
 enum class connection_kind {
-  inbound_tcp,   // accepted on TCP, before its hello: must become a peer
+  inbound_tcp,   // accepted on TCP, before its handshake completes: must become a peer
   inbound_unix,  // accepted on the Unix socket, before its hello: node or observer
   worker,        // a spawned worker's channel, before or after its hello
   local_node,    // a registered local node (worker or attached)
   observer,      // the CLI asking for status
   peer,          // a link to another host (dialled or accepted)
+};
+
+// Where a host link's handshake stands (docs/protocol.md §3).
+enum class handshake_step {
+  awaiting_hello,         // acceptor: nothing received yet
+  awaiting_proof,         // acceptor: challenge sent, the dialler's auth_proof expected
+  awaiting_displacement,  // acceptor: the hello claims a linked host; checking the old link
+  awaiting_answer,        // dialler: hello sent; challenge, welcome or refuse expected
+  awaiting_welcome,       // dialler: proof sent; welcome (with the acceptor's proof) expected
+  done,
 };
 
 class connection final : public transport::frame_sink {
@@ -40,6 +53,11 @@ class connection final : public transport::frame_sink {
   connection_kind kind;
   std::shared_ptr<transport::link> link;
   bool established = false;
+  // Accepted and not yet through its handshake: counted against limits_options::max_handshakes.
+  bool handshaking = false;
+  // Whether it may hear why it was refused: local clients (same user) and authenticated hosts.
+  // Strangers get a code only, never our cluster name or UUID.
+  bool trusted = false;
 
   // Local nodes.
   node_id node;
@@ -50,12 +68,22 @@ class connection final : public transport::frame_sink {
 
   // Peers.
   host_id peer;
-  std::string peer_address;
+  std::string peer_address;  // validated text (wire decoders): safe to print
   std::string peer_hostname;
+  std::string remote;  // the TCP address it came from, for logs
   bool dialled_by_us = false;
   leave_reason peer_leave_reason = leave_reason::host_left;
   bool said_goodbye_peer = false;
   bool redial = true;  // false after wrong_target or duplicate_link: no point dialling again
+  std::size_t announced_nodes = 0;  // nodes of this peer now in the route table
+
+  // Host-link handshake.
+  handshake_step step = handshake_step::awaiting_hello;
+  std::vector<std::byte> hello_frame;  // as sent (dialler) or received (acceptor): both proofs
+  wire::hello hello;                   // acceptor: the decoded hello
+  wire::auth_value challenge{};        // the acceptor's nonce
+  bool authenticated = false;          // proved the cluster secret
+  std::unique_ptr<asio::steady_timer> hold;  // awaiting_displacement: when to give up
 
  private:
   router& owner_;

@@ -1,19 +1,25 @@
+// The router's life: accepting connections within limits, dispatching their frames, their end,
+// announcements, housekeeping and shutdown.
 #include "router/router.hpp"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "galaxies/node.hpp"
-#include "wire/message.hpp"
 
 namespace galaxies::router {
 namespace {
+
 // Membership frames are chunked so that each stays far below any frame limit.
 constexpr std::size_t membership_chunk = 4096;
+// How often expired request entries and stalled writers are looked for.
+constexpr auto housekeeping_interval = std::chrono::milliseconds(250);
 
 }  // namespace
 
@@ -25,48 +31,100 @@ void connection::on_closed(transport::close_reason reason, std::error_code error
 }
 
 router::router(const asio::any_io_executor& executor, settings s, callbacks cb)
-    : executor_(executor), settings_(std::move(s)), callbacks_(std::move(cb)) {}
+    : executor_(executor),
+      settings_(std::move(s)),
+      callbacks_(std::move(cb)),
+      budget_(std::make_shared<transport::byte_budget>(settings_.limits.max_total_queue_bytes)),
+      ledger_(settings_.limits.max_pending_requests, settings_.limits.max_routed_requests),
+      housekeeping_(executor) {
+  housekeeping();
+}
 
 router::~router() {
+  housekeeping_.cancel();
   for (auto& [ptr, c] : connections_) {
     c->link->detach();
     c->link->close(transport::close_reason::shutdown);
   }
 }
 
-connection& router::add_connection(connection_kind kind, transport::socket socket,
+connection& router::add_connection(connection_kind kind, transport::stream stream,
                                    std::string name) {
   transport::link_settings ls;
   ls.max_frame_size = std::min(limits::handshake_max_frame_size, settings_.limits.max_frame_size);
   ls.max_queue_bytes = settings_.limits.max_queue_bytes;
+  ls.budget = budget_;
   ls.name = std::move(name);
-  auto link = std::make_shared<transport::link>(std::move(socket), std::move(ls));
+  auto link = std::make_shared<transport::link>(std::move(stream), std::move(ls));
   auto owned = std::make_unique<connection>(*this, kind, std::move(link));
   connection& c = *owned;
   connections_.emplace(&c, std::move(owned));
   return c;
 }
 
-void router::accept_tcp(transport::socket socket) {
+void router::turn_away(transport::socket& socket, wire::refuse_code code, const std::string& why) {
+  ++counters_.refused_connections;
+  std::uint64_t suppressed = 0;
+  if (refusal_log_.allow(std::chrono::steady_clock::now(), suppressed))
+    spdlog::warn("{} (refused: {}){}", why, wire::to_string(code),
+                 suppressed ? fmt::format("; {} more refused since the last such line", suppressed)
+                            : std::string());
+  // A refuse with no text is 10 bytes, which an empty socket buffer always takes: one
+  // non-blocking send, never a wait on a stranger.
+  std::vector<std::byte> frame;
+  wire::append_refuse(frame, {code, {}});
+  [[maybe_unused]] const auto sent =
+      ::send(socket.native_handle(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  std::error_code ignored;
+  socket.close(ignored);
+}
+
+bool router::at_connection_limit() const noexcept {
+  return connections_.size() >= settings_.limits.max_connections ||
+         handshakes_ >= settings_.limits.max_handshakes;
+}
+
+void router::handshake_over(connection& c) noexcept {
+  if (!std::exchange(c.handshaking, false)) return;
+  --handshakes_;
+}
+
+void router::accept_tcp(transport::socket socket, const transport::remote_address& from) {
   if (shutting_down_) return;
-  std::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
-  std::string name = "inbound tcp";
-  if (!ec) {
-    asio::ip::tcp::endpoint ep;
-    std::memcpy(ep.data(), remote.data(), std::min<std::size_t>(remote.size(), ep.capacity()));
-    ep.resize(remote.size());
-    name += " from " + ep.address().to_string() + ":" + std::to_string(ep.port());
-  }
-  connection& c = add_connection(connection_kind::inbound_tcp, std::move(socket), std::move(name));
+  const std::string& remote = from.text;
+  if (at_connection_limit())
+    return turn_away(socket, wire::refuse_code::overloaded,
+                     "host link from " + remote + ": too many connections (" +
+                         std::to_string(connections_.size()) + " open, " +
+                         std::to_string(handshakes_) + " in handshake)");
+  // Without a secret nothing tells a host from a stranger: only this machine may link.
+  if (!settings_.secret && !from.loopback && !settings_.allow_insecure)
+    return turn_away(socket, wire::refuse_code::unauthorized,
+                     "host link from " + remote +
+                         ": no cluster secret is set, so only loopback peers may link "
+                         "(set --secret-file, or --insecure)");
+  transport::stream stream = settings_.tls ? transport::stream(std::move(socket), *settings_.tls,
+                                                               transport::tls_role::server)
+                                           : transport::stream(std::move(socket));
+  connection& c = add_connection(connection_kind::inbound_tcp, std::move(stream),
+                                 "inbound host link from " + remote);
+  c.remote = remote;
+  c.handshaking = true;
+  ++handshakes_;
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
 
 void router::accept_unix(transport::socket socket) {
   if (shutting_down_) return;
-  connection& c =
-      add_connection(connection_kind::inbound_unix, std::move(socket), "local socket client");
+  if (at_connection_limit())
+    return turn_away(socket, wire::refuse_code::overloaded,
+                     "local socket client: too many connections");
+  connection& c = add_connection(connection_kind::inbound_unix,
+                                 transport::stream(std::move(socket)), "local socket client");
+  c.trusted = true;  // the host checked it is this user's (or root's)
+  c.handshaking = true;
+  ++handshakes_;
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
@@ -74,10 +132,11 @@ void router::accept_unix(transport::socket socket) {
 void router::adopt_worker(int channel_fd, pid_t pid) {
   transport::socket socket(executor_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
                            channel_fd);
-  connection& c = add_connection(connection_kind::worker, std::move(socket),
+  connection& c = add_connection(connection_kind::worker, transport::stream(std::move(socket)),
                                  "worker pid " + std::to_string(pid));
   c.pid = pid;
   c.spawned = true;
+  c.trusted = true;
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
@@ -104,6 +163,14 @@ void router::finish_worker_leave(pid_t pid, int wait_status) {
 void router::on_frame(connection& c, const wire::frame_view& frame) {
   switch (c.kind) {
     case connection_kind::inbound_tcp:
+      if (c.step == handshake_step::awaiting_proof &&
+          frame.header.type == wire::frame_type::auth_proof)
+        return on_auth_proof(c, frame);
+      if (c.step == handshake_step::awaiting_hello && frame.header.type == wire::frame_type::hello)
+        return on_hello(c, frame);
+      spdlog::warn("{}: unexpected {} in the handshake", c.link->name(),
+                   wire::to_string(frame.header.type));
+      return c.link->close(transport::close_reason::protocol_error);
     case connection_kind::inbound_unix:
     case connection_kind::worker:
       if (frame.header.type != wire::frame_type::hello) {
@@ -115,8 +182,12 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
       return on_local_frame(c, frame);
     case connection_kind::observer:
       if (frame.header.type == wire::frame_type::status_request) {
-        wire::append_status_reply(c.link->outbound(), status().dump());
-        return c.link->flush();
+        // Like any frame, an answer must fit the queue: an observer that asks and never reads
+        // is a slow consumer, not a way to grow this process.
+        const std::string json =
+            status().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return send_control(
+            c, [&](std::vector<std::byte>& out) { wire::append_status_reply(out, json); });
       }
       spdlog::warn("{}: observer sent {}", c.link->name(), wire::to_string(frame.header.type));
       return c.link->close(transport::close_reason::protocol_error);
@@ -131,6 +202,7 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
 constexpr auto reap_wait = std::chrono::milliseconds(50);
 
 void router::on_closed(connection& c, transport::close_reason reason, std::error_code) {
+  handshake_over(c);
   if (c.kind == connection_kind::local_node) {
     leave_reason why = leave_reason::disconnected;
     int detail = 0;
@@ -141,8 +213,12 @@ void router::on_closed(connection& c, transport::close_reason reason, std::error
       // that it can never come back as a node nobody knows; the supervisor replaces it.
       why = leave_reason::link_lost;
       if (c.spawned && !exit_statuses_.contains(c.pid)) ::kill(c.pid, SIGKILL);
-    } else if (reason == transport::close_reason::protocol_error) {
+    } else if (reason == transport::close_reason::protocol_error ||
+               reason == transport::close_reason::internal_error) {
       why = leave_reason::protocol_error;
+    } else if (reason == transport::close_reason::overloaded ||
+               reason == transport::close_reason::write_stall) {
+      why = leave_reason::overloaded;
     } else if (c.spawned) {
       why = leave_reason::exited;
       auto it = exit_statuses_.find(c.pid);
@@ -160,6 +236,9 @@ void router::on_closed(connection& c, transport::close_reason reason, std::error
     local_node_left(c, why, detail);
   } else if (c.kind == connection_kind::peer) {
     peer_lost(c, reason);
+  } else if (c.step == handshake_step::awaiting_displacement) {
+    if (auto it = displacing_.find(c.peer); it != displacing_.end() && it->second == &c)
+      displacing_.erase(it);
   }
   if (c.spawned) exit_statuses_.erase(c.pid);
   remove_connection(c);
@@ -170,107 +249,31 @@ void router::remove_connection(connection& c) {
   maybe_finish_shutdown();
 }
 
-// ---- handshakes -----------------------------------------------------------------------------
+// ---- housekeeping ---------------------------------------------------------------------------
 
-void router::on_hello(connection& c, const wire::frame_view& frame) {
-  wire::hello h;
-  if (auto ec = wire::decode_hello(frame, h))
-    return refuse(c, wire::refuse_code::malformed, "malformed hello: " + ec.message());
-  if (h.version != wire::protocol_version)
-    return refuse(
-        c, wire::refuse_code::bad_version,
-        "protocol version " + std::to_string(h.version) + " not supported; this host speaks 1");
-  if (h.cluster != settings_.cluster)
-    return refuse(c, wire::refuse_code::wrong_cluster,
-                  "this host is in cluster '" + settings_.cluster + "', not '" + h.cluster + "'");
-  if (shutting_down_) return refuse(c, wire::refuse_code::shutting_down, "this host is stopping");
-
-  const bool on_tcp = c.kind == connection_kind::inbound_tcp;
-  const bool role_fits =
-      on_tcp ? h.role == wire::role::host
-             : (c.kind == connection_kind::worker
-                    ? h.role == wire::role::worker
-                    : h.role == wire::role::attached || h.role == wire::role::observer);
-  if (!role_fits)
-    return refuse(c, wire::refuse_code::wrong_role,
-                  std::string("role '") + wire::to_string(h.role) + "' is not accepted here");
-  const bool target_ok = h.target == settings_.self.value() || (!on_tcp && h.target.is_nil());
-  if (!target_ok)
-    return refuse(c, wire::refuse_code::wrong_target,
-                  "this is host " + settings_.self.to_string() + ", not " + h.target.to_string());
-
-  c.link->cancel_expiry();
-  c.link->set_max_frame_size(std::min(h.max_frame.value_or(settings_.limits.max_frame_size),
-                                      settings_.limits.max_frame_size));
-  switch (h.role) {
-    case wire::role::host:
-      return accept_peer(c, h);
-    case wire::role::observer:
-      return accept_observer(c);
-    default:
-      return accept_node(c, h);
+void router::housekeeping() {
+  const auto now = std::chrono::steady_clock::now();
+  ledger_.expire(now);
+  // A peer that stopped reading keeps our queue for it full however alive its heartbeats say it
+  // is: past write_stall it goes, with its nodes (senders learn it from nodeLeft).
+  std::vector<connection*> stalled;
+  for (auto& [ptr, c] : connections_)
+    if (c->link->writable() && c->link->write_stalled_for(now) > settings_.limits.write_stall)
+      stalled.push_back(ptr);
+  for (connection* c : stalled) {
+    ++counters_.slow_consumers;
+    spdlog::warn("{}: read nothing of {} queued bytes for {} ms: closing", c->link->name(),
+                 c->link->queued_bytes(), settings_.limits.write_stall.count());
+    c->link->close(transport::close_reason::write_stall);
   }
+  if (shutting_down_) return;
+  housekeeping_.expires_after(housekeeping_interval);
+  housekeeping_.async_wait([this](std::error_code ec) {
+    if (!ec) housekeeping();
+  });
 }
 
-wire::welcome router::make_welcome() const {
-  wire::welcome w;
-  w.host = settings_.self;
-  w.pid = static_cast<std::uint32_t>(::getpid());
-  w.cluster = settings_.cluster;
-  w.listen = settings_.address;
-  w.max_frame = settings_.limits.max_frame_size;
-  if (settings_.heartbeat.interval.count() > 0)
-    w.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
-  w.hostname = settings_.hostname;
-  return w;
-}
-
-void router::enable_heartbeats(connection& c) {
-  const auto ours = settings_.heartbeat.interval;
-  if (ours.count() <= 0 || !c.heartbeat_ms || *c.heartbeat_ms == 0) return;
-  const auto send_every = std::min(ours, std::chrono::milliseconds(*c.heartbeat_ms));
-  c.link->enable_heartbeats(send_every, settings_.heartbeat.detection_time());
-}
-
-void router::refuse(connection& c, wire::refuse_code code, std::string text) {
-  // Losing the simultaneous-dial race is routine, not a problem worth a warning.
-  const auto level =
-      code == wire::refuse_code::duplicate_link ? spdlog::level::info : spdlog::level::warn;
-  spdlog::log(level, "{}: refused: {}: {}", c.link->name(), wire::to_string(code), text);
-  wire::append_refuse(c.link->outbound(), {code, std::move(text)});
-  c.link->close_after_flush(transport::close_reason::refused);
-}
-
-void router::accept_observer(connection& c) {
-  c.kind = connection_kind::observer;
-  c.established = true;
-  wire::append_welcome(c.link->outbound(), make_welcome());
-  c.link->flush();
-}
-
-void router::accept_node(connection& c, const wire::hello& h) {
-  const node_id id(h.sender);
-  if (id.is_nil() || routes_.find(id))
-    return refuse(c, wire::refuse_code::duplicate_node,
-                  "node " + id.to_string() + " is already here");
-  if (c.kind == connection_kind::worker && static_cast<pid_t>(h.pid) != c.pid)
-    spdlog::warn("{}: says pid {}", c.link->name(), h.pid);
-  c.kind = connection_kind::local_node;
-  c.established = true;
-  c.node = id;
-  if (!c.spawned) c.pid = static_cast<pid_t>(h.pid);
-  c.link->set_name((c.spawned ? "worker " : "attached node ") + short_id(id.value()) + " (pid " +
-                   std::to_string(c.pid) + ")");
-
-  c.heartbeat_ms = h.heartbeat_ms;
-  wire::append_welcome(c.link->outbound(), make_welcome());
-  enable_heartbeats(c);
-  send_cluster_snapshot(c);
-  routes_.add(id, route{&c, settings_.self, static_cast<std::uint32_t>(c.pid), true});
-  const wire::node_entry entry{id, settings_.self, static_cast<std::uint32_t>(c.pid)};
-  announce_nodes_up({entry}, &c, true);
-  spdlog::info("node {} joined (pid {})", id.to_string(), c.pid);
-}
+// ---- local nodes ----------------------------------------------------------------------------
 
 // Hosts first (so that every node's host is known before the node), then every node.
 void router::send_cluster_snapshot(connection& c) {
@@ -296,143 +299,44 @@ void router::append_node_snapshot(connection& to,
   wire::append_nodes_up(to.link->outbound(), nodes, true);
 }
 
-// ---- local nodes ----------------------------------------------------------------------------
-
-void router::on_local_frame(connection& c, const wire::frame_view& frame) {
-  using wire::frame_type;
-  const auto type = frame.header.type;
-  if (wire::is_message(type)) {
-    if (wire::peek_src(frame) != c.node) {
-      spdlog::warn("{}: message with a forged source {}", c.link->name(),
-                   wire::peek_src(frame).to_string());
-      return c.link->close(transport::close_reason::protocol_error);
-    }
-    // The receiving node refuses a request or reply without an id as a broken master and drops
-    // its connection: stop the frame here, on the one connection that sent it.
-    if ((type == frame_type::request || type == frame_type::reply) &&
-        wire::peek_request_id(frame) == 0) {
-      spdlog::warn("{}: {} without a request id", c.link->name(), wire::to_string(type));
-      return c.link->close(transport::close_reason::protocol_error);
-    }
-    return forward(c, frame);
-  }
-  if (type == frame_type::goodbye) {
-    c.said_goodbye = true;
-    return c.link->close(transport::close_reason::eof);
-  }
-  spdlog::warn("{}: unexpected {}", c.link->name(), wire::to_string(type));
-  c.link->close(transport::close_reason::protocol_error);
-}
-
 void router::local_node_left(connection& c, leave_reason reason, int detail) {
   if (!routes_.remove(c.node)) return;
   spdlog::info("node {} left: {}", c.node.to_string(), galaxies::to_string(reason));
+  nodes_gone({c.node});
   announce_nodes_down({{c.node, reason, detail}}, &c, true);
-}
-
-// ---- forwarding -----------------------------------------------------------------------------
-
-void router::forward(connection& from, const wire::frame_view& frame) {
-  const bool from_peer = from.kind == connection_kind::peer;
-  if (frame.header.type == wire::frame_type::broadcast) {
-    // Local nodes get a copy; peers get one each, and never relay it further.
-    for_each_local_node(&from, [&](connection& to) {
-      if (to.link->enqueue(frame.bytes))
-        ++counters_.forwarded;
-      else
-        ++counters_.dropped;
-    });
-    if (!from_peer)
-      for (auto& [id, peer] : peers_) {
-        if (peer->link->enqueue(frame.bytes))
-          ++counters_.forwarded;
-        else
-          ++counters_.dropped;
-      }
-    return;
-  }
-  const route* r = routes_.find(wire::peek_dst(frame));
-  // A peer may only ask us to deliver to our own nodes: there is no relaying between hosts.
-  if (!r || (from_peer && !r->local)) {
-    if (frame.header.type == wire::frame_type::request)
-      return answer_request(from, frame, errc::no_such_node);
-    ++counters_.dropped;
-    return;
-  }
-  if (r->via->link->enqueue(frame.bytes)) {
-    ++counters_.forwarded;
-    return;
-  }
-  // Not writable: the node is leaving (its announcement follows). Otherwise its queue is full.
-  if (frame.header.type == wire::frame_type::request)
-    return answer_request(from, frame,
-                          r->via->link->writable() ? errc::overloaded : errc::node_left);
-  ++counters_.dropped;
-}
-
-void router::answer_request(connection& from, const wire::frame_view& request, errc status) {
-  ++counters_.refused_requests;
-  const std::string_view why = status == errc::no_such_node ? "no such node"
-                               : status == errc::node_left  ? "node left"
-                                                            : "queue full";
-  if (!from.link->has_room(wire::message_frame_size(0, why.size()))) return;
-  // The reply comes "from" the node that was asked, so the requester matches it like any other.
-  wire::append_message(from.link->outbound(), wire::frame_type::reply, wire::peek_dst(request),
-                       wire::peek_src(request), wire::peek_request_id(request),
-                       static_cast<std::uint32_t>(status), {}, galaxies::as_bytes(why),
-                       from.link->max_frame_size());
-  from.link->flush();
 }
 
 // ---- announcements --------------------------------------------------------------------------
 
-template <class Fn>
-void router::for_each_local_node(const connection* except, Fn&& fn) {
-  for (auto& [ptr, c] : connections_)
-    if (ptr != except && c->kind == connection_kind::local_node && c->link->writable()) fn(*c);
-}
-
 void router::announce_nodes_up(const std::vector<wire::node_entry>& nodes, const connection* except,
                                bool to_peers) {
   if (nodes.empty()) return;
-  for_each_local_node(except, [&](connection& c) {
-    wire::append_nodes_up(c.link->outbound(), nodes, false);
-    c.link->flush();
-  });
+  auto append = [&](std::vector<std::byte>& out) { wire::append_nodes_up(out, nodes, false); };
+  for_each_local_node(except, [&](connection& c) { send_control(c, append); });
   if (!to_peers) return;
-  for (auto& [id, peer] : peers_) {
-    wire::append_nodes_up(peer->link->outbound(), nodes, false);
-    peer->link->flush();
-  }
+  for (auto& [id, peer] : peers_) send_control(*peer, append);
 }
 
 void router::announce_nodes_down(const std::vector<wire::node_down_entry>& nodes,
                                  const connection* except, bool to_peers) {
   if (nodes.empty()) return;
-  for_each_local_node(except, [&](connection& c) {
-    wire::append_nodes_down(c.link->outbound(), nodes);
-    c.link->flush();
-  });
+  auto append = [&](std::vector<std::byte>& out) { wire::append_nodes_down(out, nodes); };
+  for_each_local_node(except, [&](connection& c) { send_control(c, append); });
   if (!to_peers) return;
-  for (auto& [id, peer] : peers_) {
-    wire::append_nodes_down(peer->link->outbound(), nodes);
-    peer->link->flush();
-  }
+  for (auto& [id, peer] : peers_) send_control(*peer, append);
 }
 
 void router::announce_host_up(const connection& peer) {
   const std::vector<wire::host_entry> hosts{{peer.peer, peer.peer_address}};
   for_each_local_node(nullptr, [&](connection& c) {
-    wire::append_hosts_up(c.link->outbound(), hosts, false);
-    c.link->flush();
+    send_control(c, [&](std::vector<std::byte>& out) { wire::append_hosts_up(out, hosts, false); });
   });
 }
 
 void router::announce_host_down(const host_id& host, leave_reason reason) {
   const std::vector<wire::host_down_entry> hosts{{host, reason}};
   for_each_local_node(nullptr, [&](connection& c) {
-    wire::append_hosts_down(c.link->outbound(), hosts);
-    c.link->flush();
+    send_control(c, [&](std::vector<std::byte>& out) { wire::append_hosts_down(out, hosts); });
   });
 }
 
@@ -441,9 +345,11 @@ void router::announce_host_down(const host_id& host, leave_reason reason) {
 void router::shutdown(std::chrono::milliseconds within, std::function<void()> done) {
   shutting_down_ = true;
   shutdown_done_ = std::move(done);
+  housekeeping_.cancel();
   for (auto& [id, w] : wanted_)
     if (w.redial) w.redial->cancel();
   wanted_.clear();
+  dial_queue_.clear();
   for (auto& [ptr, c] : connections_) {
     if (!c->link->writable()) continue;  // already closing (a worker awaiting its reap)
     if (c->kind == connection_kind::peer && c->established) {

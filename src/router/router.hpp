@@ -1,5 +1,7 @@
 // The master's routing core: local node sessions, links to other hosts, the route table, and the
-// membership announcements that make the event contract hold (docs/protocol.md §5, §6).
+// membership announcements that make the event contract hold (docs/protocol.md §5, §6). It trusts
+// no peer beyond what that peer owns: every frame's source, every reply, every announcement and
+// every byte of text is checked on the connection it came from (docs/security.md).
 // It knows no registry backend and no process management: the host feeds it peers and channels.
 // Threading: lives on one executor; every member and callback runs there.
 #pragma once
@@ -8,20 +10,28 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/limits.hpp"
+#include "base/log_throttle.hpp"
 #include "galaxies/options.hpp"
 #include "router/connection.hpp"
+#include "router/request_ledger.hpp"
 #include "router/route_table.hpp"
 #include "transport/backoff.hpp"
+#include "transport/byte_budget.hpp"
+#include "transport/connector.hpp"
 #include "wire/control.hpp"
 
 namespace galaxies::router {
@@ -37,9 +47,12 @@ struct peer_row {
 };
 
 struct router_counters {
-  std::uint64_t forwarded = 0;         // message frames handed to a connection
-  std::uint64_t dropped = 0;           // undeliverable sends, broadcasts and replies
-  std::uint64_t refused_requests = 0;  // requests we answered no_such_node / overloaded
+  std::uint64_t forwarded = 0;            // message frames handed to a connection
+  std::uint64_t dropped = 0;              // to a node that was leaving: its nodeLeft tells senders
+  std::uint64_t refused_requests = 0;     // requests we answered no_such_node / overloaded
+  std::uint64_t unmatched_replies = 0;    // replies to no request we forwarded (late or forged)
+  std::uint64_t slow_consumers = 0;       // connections closed because they could not keep up
+  std::uint64_t refused_connections = 0;  // closed at once: limits, address policy
 };
 
 class router {
@@ -53,10 +66,18 @@ class router {
     std::string registry;   // for status
     limits_options limits;
     heartbeat_options heartbeat;
+    // The cluster secret's bytes: every host link then proves it both ways (protocol.md §3.2).
+    std::optional<std::string> secret;
+    // TLS 1.3 on host links (both ends verified against the CA); null: plain TCP.
+    std::shared_ptr<asio::ssl::context> tls;
+    // Without a secret, host links are accepted from loopback addresses only, unless this is set.
+    bool allow_insecure = false;
   };
   struct callbacks {
     // A dial was refused with wrong_target: the registry row for (id, address) is stale.
     std::function<void(const host_id&, const std::string& address)> stale_peer;
+    // How host links are made; empty: transport::connect_tcp (the unit tests plug in socketpairs).
+    std::function<void(const std::string& address, transport::connect_handler done)> connect;
   };
 
   router(const asio::any_io_executor& executor, settings s, callbacks cb);
@@ -64,12 +85,16 @@ class router {
   router(const router&) = delete;
   router& operator=(const router&) = delete;
 
-  void accept_tcp(transport::socket socket);
+  // A connection accepted on the TCP listener (a host dialling), or on the Unix socket (a local
+  // node or observer, already checked to be this user's). The router may close it at once:
+  // connection limits, or a stranger's address without a cluster secret.
+  void accept_tcp(transport::socket socket, const transport::remote_address& from);
   void accept_unix(transport::socket socket);
   void adopt_worker(int channel_fd, pid_t pid);
   void worker_exited(pid_t pid, int wait_status);
 
-  // The registry's current view (this host excluded). Dials every peer it has no link to.
+  // The registry's current view (this host excluded). Dials every peer it has no link to, at
+  // most limits.max_dials at once.
   void set_peers(const std::vector<peer_row>& peers);
 
   // Stops: refuses new connections, says goodbye to peers and local nodes, closes everything;
@@ -79,24 +104,35 @@ class router {
   nlohmann::json status() const;
   const router_counters& counters() const noexcept { return counters_; }
   std::size_t peer_count() const noexcept { return peers_.size(); }
+  std::size_t connection_count() const noexcept { return connections_.size(); }
+  std::size_t queued_bytes() const noexcept { return budget_->used(); }
 
   // From connection.
   void on_frame(connection& c, const wire::frame_view& frame);
   void on_closed(connection& c, transport::close_reason reason, std::error_code error);
 
  private:
-  connection& add_connection(connection_kind kind, transport::socket socket, std::string name);
+  connection& add_connection(connection_kind kind, transport::stream stream, std::string name);
   void remove_connection(connection& c);
   void maybe_finish_shutdown();
+  // Closes a socket that gets no connection at all, after a best-effort refuse with only a code.
+  void turn_away(transport::socket& socket, wire::refuse_code code, const std::string& why);
+  bool at_connection_limit() const noexcept;
+  // The connection's handshake is over (established or refused): it no longer counts as one.
+  void handshake_over(connection& c) noexcept;
+  void housekeeping();
 
-  // Handshakes.
+  // Handshakes (router_handshake.cpp).
   void on_hello(connection& c, const wire::frame_view& frame);
+  void on_host_hello(connection& c, const wire::frame_view& frame, const wire::hello& h);
+  void on_auth_proof(connection& c, const wire::frame_view& frame);
+  void admit_host(connection& c);
   void accept_node(connection& c, const wire::hello& h);
   void accept_observer(connection& c);
-  void accept_peer(connection& c, const wire::hello& h);
-  void refuse(connection& c, wire::refuse_code code, std::string text);
-  void on_dial_answer(connection& c, const wire::frame_view& frame);
+  // Refuses with `code`; `why` goes to our log, and to the other side only if it is trusted.
+  void refuse(connection& c, wire::refuse_code code, const std::string& why);
   wire::welcome make_welcome() const;
+  void send_host_welcome(connection& c);
   // Heartbeats run only when both sides advertised an interval; each sends at the smaller one.
   void enable_heartbeats(connection& c);
 
@@ -109,10 +145,18 @@ class router {
   // as completing the snapshot (protocol.md §5).
   void append_node_snapshot(connection& to, const std::function<bool(const route&)>& include);
 
-  // Peers.
-  void dial(const host_id& id, const std::string& address);
+  // Peers (router_peers.cpp).
+  void dial(const host_id& id);
+  void start_dial(const host_id& id, const std::string& address);
+  void on_dial_connected(const host_id& id, const std::string& address, transport::socket socket);
+  void end_dial(const host_id& id);
   void schedule_redial(const host_id& id);
   void abandon_dial(const host_id& id);
+  void on_dial_answer(connection& c, const wire::frame_view& frame);
+  void on_dial_refused(connection& c, const wire::frame_view& frame);
+  void on_dial_welcome(connection& c, const wire::frame_view& frame);
+  void accept_peer(connection& c);
+  void complete_peer_accept(connection& c);
   void establish_peer(connection& c);
   void on_peer_frame(connection& c, const wire::frame_view& frame);
   void on_peer_nodes_up(connection& c, const wire::frame_view& frame);
@@ -120,10 +164,18 @@ class router {
   void peer_lost(connection& c, transport::close_reason reason);
   // Takes an established link's nodes and host out of membership, announcing them gone.
   void retire_peer(connection& c, leave_reason why);
+  void reject_peer(connection& c, const std::string& why);
 
-  // Forwarding.
+  // Forwarding (router_forward.cpp).
   void forward(connection& from, const wire::frame_view& frame);
+  bool deliver(connection& to, const wire::frame_view& frame);
+  void forward_request(connection& from, connection& to, const wire::frame_view& frame);
   void answer_request(connection& from, const wire::frame_view& request, errc status);
+  // Whether `to` can take `bytes` more: a connection past its own queue bound is closed as a slow
+  // consumer (false); when the process-wide budget is what is spent, the connections holding the
+  // most are closed until it fits.
+  bool make_room(connection& to, std::size_t bytes);
+  void nodes_gone(const std::unordered_set<node_id>& gone);
 
   // Announcements to local nodes / peers.
   void announce_nodes_up(const std::vector<wire::node_entry>& nodes, const connection* except,
@@ -134,36 +186,69 @@ class router {
   void announce_host_down(const host_id& host, leave_reason reason);
   template <class Fn>
   void for_each_local_node(const connection* except, Fn&& fn);
+  // The frames `append` writes, queued for one connection if make_room() lets them in.
+  template <class Append>
+  void send_control(connection& to, Append&& append);
+  std::vector<std::byte> scratch_;  // send_control's frames before they are queued
 
   struct wanted_peer {
     std::string address;
     transport::backoff retry{std::chrono::milliseconds(50), limits::redial_backoff_max};
     std::unique_ptr<asio::steady_timer> redial;  // set while a redial is scheduled
-    bool stale = false;  // refused with wrong_target: not redialled until the row changes
+    bool stale = false;   // refused with wrong_target: not redialled until the row changes
+    bool queued = false;  // waiting in dial_queue_ for a free dial slot
   };
 
   asio::any_io_executor executor_;
   settings settings_;
   callbacks callbacks_;
   router_counters counters_;
+  std::shared_ptr<transport::byte_budget> budget_;
 
   std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
+  std::size_t handshakes_ = 0;  // connections with `handshaking` set
   route_table routes_;
-  std::unordered_map<host_id, connection*> peers_;  // established links, by peer
+  request_ledger ledger_;
+  std::unordered_map<host_id, connection*> peers_;       // established links, by peer
+  std::unordered_map<host_id, connection*> displacing_;  // held hellos claiming a linked host
   struct dial_attempt {
-    std::uint64_t seq = 0;
-    connection* conn = nullptr;                     // once TCP connected: awaiting welcome
-    std::shared_ptr<asio::ip::tcp::socket> socket;  // while the TCP connect is in progress
+    std::uint64_t seq = 0;       // a connect completing for an older attempt is discarded
+    connection* conn = nullptr;  // once connected: the handshake in progress
   };
   std::unordered_map<host_id, dial_attempt> dialling_;  // our dials not yet answered
+  std::deque<host_id> dial_queue_;                      // waiting for one of max_dials slots
   std::uint64_t dial_seq_ = 0;
   std::unordered_map<host_id, wanted_peer> wanted_;  // the registry's view
   std::unordered_map<pid_t, int> exit_statuses_;     // reaped workers whose channel is still open
   std::unordered_map<pid_t, connection*> awaiting_exit_;  // closed channels waiting for the reap
 
+  asio::steady_timer housekeeping_;
+  base::log_throttle refusal_log_{std::chrono::seconds(1)};
+
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
   std::unique_ptr<asio::steady_timer> shutdown_timer_;
 };
+
+// ---- templates used by several of the router's files -----------------------------------------
+
+// `fn` may close connections (a slow consumer): a close only marks the link, the connection
+// leaves connections_ later (on_closed is posted), so the walk is undisturbed.
+template <class Fn>
+void router::for_each_local_node(const connection* except, Fn&& fn) {
+  for (auto& [ptr, c] : connections_)
+    if (ptr != except && c->kind == connection_kind::local_node && c->link->writable()) fn(*c);
+}
+
+template <class Append>
+void router::send_control(connection& to, Append&& append) {
+  if (!to.link->writable()) return;
+  scratch_.clear();
+  append(scratch_);
+  if (!make_room(to, scratch_.size())) return;
+  auto& out = to.link->outbound();
+  out.insert(out.end(), scratch_.begin(), scratch_.end());
+  to.link->flush();
+}
 
 }  // namespace galaxies::router

@@ -26,6 +26,8 @@ nlohmann::json router::status() const {
                      {"hostname", c->peer_hostname},
                      {"state", "linked"},
                      {"dialled_by_us", c->dialled_by_us},
+                     {"authenticated", c->authenticated},
+                     {"tls", c->link->stream().is_tls()},
                      {"nodes", remote_counts[id]},
                      {"queued_bytes", c->link->queued_bytes()}});
   for (const auto& [id, w] : wanted_) {
@@ -45,10 +47,20 @@ nlohmann::json router::status() const {
           {"pid", ::getpid()},
           {"nodes", nodes},
           {"peers", peers},
+          {"security",
+           {{"secret", settings_.secret.has_value()},
+            {"tls", settings_.tls != nullptr},
+            {"insecure", settings_.allow_insecure}}},
+          {"queued_bytes", budget_->used()},
+          {"connections", connections_.size()},
           {"counters",
            {{"forwarded", counters_.forwarded},
             {"dropped", counters_.dropped},
-            {"refused_requests", counters_.refused_requests}}}};
+            {"refused_requests", counters_.refused_requests},
+            {"unmatched_replies", counters_.unmatched_replies},
+            {"slow_consumers", counters_.slow_consumers},
+            {"refused_connections", counters_.refused_connections},
+            {"requests_in_flight", ledger_.size()}}}};
 }
 
 }  // namespace galaxies::router

@@ -1,1 +1,2 @@
-list(APPEND LAYER_SOURCES route_table.cpp router.cpp router_peers.cpp router_status.cpp)
+list(APPEND LAYER_SOURCES route_table.cpp request_ledger.cpp router.cpp router_forward.cpp
+     router_handshake.cpp router_peers.cpp router_status.cpp)

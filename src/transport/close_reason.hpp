@@ -16,7 +16,12 @@ enum class close_reason : std::uint8_t {
   duplicate,          // another link to the same peer won
   replaced,           // the peer dialled again: it had declared this link dead
   shutdown,           // this process is stopping
-  overloaded,         // the outbound queue overflowed
+  overloaded,         // the outbound queue overflowed: a consumer too slow for its traffic
+  write_stall,        // the peer stopped reading: nothing written for too long
+  internal_error,     // an exception in this connection's code; logged with its text
+  tls_failed,         // the TLS handshake failed (e.g. a certificate the CA did not sign)
+  unauthorized,       // the peer did not prove the cluster secret, or may not connect at all
+  limit,              // too many connections (in handshake, or in total)
 };
 
 inline const char* to_string(close_reason reason) noexcept {
@@ -42,7 +47,17 @@ inline const char* to_string(close_reason reason) noexcept {
     case close_reason::shutdown:
       return "shutting down";
     case close_reason::overloaded:
-      return "outbound queue overflow";
+      return "outbound queue overflow (slow consumer)";
+    case close_reason::write_stall:
+      return "peer stopped reading (write stalled)";
+    case close_reason::internal_error:
+      return "internal error";
+    case close_reason::tls_failed:
+      return "TLS handshake failed";
+    case close_reason::unauthorized:
+      return "unauthorized";
+    case close_reason::limit:
+      return "connection limit reached";
   }
   return "unknown";
 }

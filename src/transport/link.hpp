@@ -5,7 +5,6 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/post.hpp>
@@ -15,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,9 +22,11 @@
 #include <utility>
 #include <vector>
 
+#include "transport/byte_budget.hpp"
 #include "transport/close_reason.hpp"
 #include "transport/frame_sink.hpp"
 #include "transport/protocol_log.hpp"
+#include "transport/stream.hpp"
 #include "wire/control.hpp"
 #include "wire/frame.hpp"
 
@@ -34,7 +36,18 @@ struct link_settings {
   std::uint32_t max_frame_size = limits::default_max_frame_size;
   std::size_t max_queue_bytes = limits::default_max_queue_bytes;
   std::size_t read_buffer_size = 64 * 1024;
+  // After this many frames delivered from one read, the reader lets the rest of the loop run
+  // (timers, other connections) before it goes on: one busy peer cannot starve heartbeats.
+  std::size_t max_frames_per_turn = 1024;
+  // Shared by every link of a process, bounding all their queues together; null: no global bound.
+  std::shared_ptr<byte_budget> budget = nullptr;
   std::string name;  // for logs: who is at the other end
+};
+
+// Whether a stream needs a handshake before frames flow (TLS); test streams have none.
+template <class Stream>
+concept handshaking_stream = requires(Stream& s) {
+  s.is_tls();
 };
 
 template <class Stream>
@@ -56,12 +69,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   // Starts reading and writing; frames and the close go to `sink`, which must outlive the link's
   // on_closed call (or call detach() first).
+  // A TLS stream shakes hands first; frames queued meanwhile go out after it.
   void start(frame_sink* sink) {
     sink_ = sink;
     last_read_ = last_write_ = clock::now();
-    auto self = this->shared_from_this();
-    asio::co_spawn(stream_.get_executor(), read_loop(self), asio::detached);
-    asio::co_spawn(stream_.get_executor(), write_loop(self), asio::detached);
+    spawn(run(this->shared_from_this()));
   }
 
   // The sink goes away: no further callbacks.
@@ -70,10 +82,14 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // Producers append whole frames to outbound() (the wire encoders do) and then call flush().
   // Check has_room() first: the queue is bounded.
   std::vector<std::byte>& outbound() noexcept { return pending_; }
+  // Room under both bounds: this connection's own and the process-wide budget.
   bool has_room(std::size_t bytes) const noexcept {
-    return queued_bytes() + bytes <= settings_.max_queue_bytes;
+    const std::size_t queued = queued_bytes();
+    if (queued + bytes > settings_.max_queue_bytes) return false;
+    return !settings_.budget || settings_.budget->fits(queued + bytes, charged_);
   }
   void flush() {
+    recharge();
     if (writer_idle_) wake_.cancel();
   }
 
@@ -88,6 +104,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   bool is_open() const noexcept { return open_; }
   bool writable() const noexcept { return open_ && !closing_; }
   std::size_t queued_bytes() const noexcept { return pending_.size() + writing_.size(); }
+  // How long the write in progress has made no progress (zero when nothing is being written):
+  // a peer that stops reading shows here, even while it keeps sending.
+  clock::duration write_stalled_for(clock::time_point now) const noexcept {
+    return writing_now_ ? now - last_write_progress_ : clock::duration::zero();
+  }
   const std::string& name() const noexcept { return settings_.name; }
   void set_name(std::string name) { settings_.name = std::move(name); }
   Stream& stream() noexcept { return stream_; }
@@ -107,8 +128,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       return;
     heartbeat_interval_ = send_every;
     silence_limit_ = silence_limit;
-    asio::co_spawn(stream_.get_executor(), heartbeat_loop(this->shared_from_this()),
-                   asio::detached);
+    spawn(heartbeat_loop(this->shared_from_this()));
   }
 
   // Closes with `reason` unless cancel_expiry() comes first (handshake deadlines).
@@ -133,6 +153,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     closing_ = false;
     std::error_code ignored;
     stream_.close(ignored);
+    pending_.clear();  // dropped: nothing more will be written
+    recharge();
     wake_.cancel();
     heartbeat_timer_.cancel();
     expiry_.cancel();
@@ -157,6 +179,49 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
  private:
   using tuple_awaitable_t = asio::experimental::as_tuple_t<asio::use_awaitable_t<>>;
 
+  // Every coroutine of a link ends here: an exception (from the sink, or a bug) closes this one
+  // connection with its reason, logged; it never vanishes and never leaves a half-dead link.
+  void spawn(asio::awaitable<void> work) {
+    asio::co_spawn(stream_.get_executor(), std::move(work),
+                   [self = this->shared_from_this()](std::exception_ptr failure) {
+                     if (failure) self->fail(failure);
+                   });
+  }
+
+  void fail(std::exception_ptr failure) {
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      log_internal_error(settings_.name, e.what());
+    } catch (...) {
+      log_internal_error(settings_.name, "unknown exception");
+    }
+    close(close_reason::internal_error);
+  }
+
+  asio::awaitable<void> run([[maybe_unused]] std::shared_ptr<basic_link> self) {
+    if constexpr (handshaking_stream<Stream>) {
+      if (stream_.is_tls()) {
+        auto [ec] =
+            co_await stream_.async_handshake(asio::experimental::as_tuple(asio::use_awaitable));
+        if (!open_) co_return;
+        if (ec) {
+          close(close_reason::tls_failed, ec);
+          co_return;
+        }
+      }
+    }
+    spawn(read_loop(self));
+    spawn(write_loop(self));
+  }
+
+  // Keeps the process-wide budget charged with exactly what this link holds.
+  void recharge() noexcept {
+    const std::size_t now_held = open_ ? queued_bytes() : 0;
+    if (settings_.budget) settings_.budget->recharge(charged_, now_held);
+    charged_ = now_held;
+  }
+
   asio::awaitable<void> read_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
     while (open_) {
@@ -176,16 +241,22 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       }
       read_end_ += n;
       last_read_ = clock::now();
-      if (!closing_)
-        deliver_frames();
-      else
+      if (closing_) {
         read_begin_ = read_end_ = 0;  // closing: what the peer still sends is ignored
+        continue;
+      }
+      while (deliver_frames()) {
+        co_await asio::post(stream_.get_executor(), asio::use_awaitable);
+        if (!open_) co_return;
+      }
     }
   }
 
-  // Hands every complete frame in the buffer to the sink.
-  void deliver_frames() {
-    while (open_ && !closing_) {
+  // Hands the complete frames in the buffer to the sink, at most max_frames_per_turn of them;
+  // true when it stopped at that limit with more to deliver.
+  bool deliver_frames() {
+    for (std::size_t delivered = 0; open_ && !closing_; ++delivered) {
+      if (delivered == settings_.max_frames_per_turn) return true;
       const auto result = parser_.parse(
           std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
       if (result.state == wire::parse_result::status::frame) {
@@ -199,13 +270,14 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
             settings_.name, result.error,
             std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
         close(close_reason::protocol_error, result.error);
-        return;
+        return false;
       }
       // The parser has validated the header (needed <= max_frame_size); the buffer grows as the
       // bytes arrive (make_room_for_read), never up front on a header's word alone.
       if (result.needed > read_buffer_.size() - read_begin_) compact();
-      return;
+      return false;
     }
+    return false;
   }
 
   void make_room_for_read() {
@@ -245,8 +317,13 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       }
       // Everything queued so far goes out in one write; producers fill the other buffer meanwhile.
       std::swap(pending_, writing_);
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(writing_), use_tuple);
+      writing_now_ = true;
+      last_write_progress_ = clock::now();
+      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(writing_),
+                                                progress_tracker{this}, use_tuple);
+      writing_now_ = false;
       writing_.clear();
+      recharge();
       if (!open_) co_return;
       if (ec) {
         close(close_reason::io_error, ec);
@@ -289,6 +366,15 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     }
   }
 
+  // asio::transfer_all, noting each partial write as progress (see write_stalled_for).
+  struct progress_tracker {
+    basic_link* link;
+    std::size_t operator()(const std::error_code& ec, std::size_t transferred) const {
+      if (transferred != 0) link->last_write_progress_ = clock::now();
+      return asio::transfer_all()(ec, transferred);
+    }
+  };
+
   Stream stream_;
   link_settings settings_;
   wire::frame_parser parser_;
@@ -300,6 +386,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   std::vector<std::byte> pending_;  // frames queued by producers
   std::vector<std::byte> writing_;  // the batch being written
+  bool writing_now_ = false;
+  clock::time_point last_write_progress_;
+  std::size_t charged_ = 0;  // bytes this link has charged to settings_.budget
   bool writer_idle_ = false;
   asio::steady_timer wake_;  // the idle writer waits on it; cancel() wakes it
 
@@ -316,8 +405,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   std::size_t read_end_ = 0;    // one past the last byte read
 };
 
-using socket = asio::generic::stream_protocol::socket;
-using link = basic_link<socket>;
-extern template class basic_link<socket>;
+using link = basic_link<stream>;
+extern template class basic_link<stream>;
 
 }  // namespace galaxies::transport

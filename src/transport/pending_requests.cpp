@@ -28,6 +28,13 @@ bool pending_requests::complete(std::uint64_t id, std::error_code error, bytes r
   return true;
 }
 
+bool pending_requests::complete_reply(const node_id& from, std::uint64_t id, std::error_code error,
+                                      bytes reply) {
+  const auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.target != from) return false;
+  return complete(id, error, std::move(reply));
+}
+
 request_callback pending_requests::take(std::uint64_t id) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return {};

@@ -32,6 +32,9 @@ class pending_requests {
 
   // Completes request `id` (a reply arrived). False if it is not pending: a late reply.
   bool complete(std::uint64_t id, std::error_code error, bytes reply);
+  // A reply that arrived from node `from`: it completes request `id` only if that request went to
+  // `from` (another node cannot answer for it). False otherwise, and the request stays pending.
+  bool complete_reply(const node_id& from, std::uint64_t id, std::error_code error, bytes reply);
 
   // Fails every request to `target` (it left) / every request (we are going).
   void fail_target(const node_id& target, std::error_code error);

@@ -22,15 +22,38 @@ std::string escaped_sample(std::span<const std::byte> bytes, std::size_t max_byt
   return out;
 }
 
+namespace {
+
+bool worth_a_warning(close_reason reason) {
+  switch (reason) {
+    case close_reason::protocol_error:
+    case close_reason::io_error:
+    case close_reason::heartbeat_timeout:
+    case close_reason::overloaded:
+    case close_reason::write_stall:
+    case close_reason::internal_error:
+    case close_reason::tls_failed:
+    case close_reason::unauthorized:
+    case close_reason::limit:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void log_close(std::string_view name, close_reason reason, std::error_code error) {
-  const auto level = reason == close_reason::protocol_error || reason == close_reason::io_error ||
-                             reason == close_reason::heartbeat_timeout
-                         ? spdlog::level::warn
-                         : spdlog::level::debug;
+  const auto level = worth_a_warning(reason) ? spdlog::level::warn : spdlog::level::debug;
   if (error)
     spdlog::log(level, "connection {} closed: {} ({})", name, to_string(reason), error.message());
   else
     spdlog::log(level, "connection {} closed: {}", name, to_string(reason));
+}
+
+void log_internal_error(std::string_view name, std::string_view what) {
+  spdlog::error("connection {}: internal error: {}", name,
+                escaped_sample(std::as_bytes(std::span(what.data(), what.size())), 200));
 }
 
 void log_protocol_violation(std::string_view name, std::error_code error,

@@ -16,6 +16,9 @@ void log_close(std::string_view name, close_reason reason, std::error_code error
 void log_protocol_violation(std::string_view name, std::error_code error,
                             std::span<const std::byte> sample);
 
+// An exception escaped this connection's code; `what` is escaped before it is printed.
+void log_internal_error(std::string_view name, std::string_view what);
+
 std::string escaped_sample(std::span<const std::byte> bytes, std::size_t max_bytes = 32);
 
 }  // namespace galaxies::transport

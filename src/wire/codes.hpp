@@ -12,7 +12,7 @@ namespace galaxies::wire::detail {
 
 inline constexpr bool is_leave_reason(std::uint8_t value) noexcept {
   return value >= static_cast<std::uint8_t>(leave_reason::exited) &&
-         value <= static_cast<std::uint8_t>(leave_reason::protocol_error);
+         value <= static_cast<std::uint8_t>(leave_reason::overloaded);
 }
 
 inline constexpr bool is_role(std::uint8_t value) noexcept {
@@ -22,7 +22,7 @@ inline constexpr bool is_role(std::uint8_t value) noexcept {
 
 inline constexpr bool is_refuse_code(std::uint16_t value) noexcept {
   return value >= static_cast<std::uint16_t>(refuse_code::wrong_target) &&
-         value <= static_cast<std::uint16_t>(refuse_code::wrong_role);
+         value <= static_cast<std::uint16_t>(refuse_code::overloaded);
 }
 
 }  // namespace galaxies::wire::detail

@@ -1,6 +1,7 @@
 // Bodiless and single-field control frames: heartbeat, goodbye, status (docs/protocol.md §2, §8).
 #include "wire/control.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 #include "wire/byte_io.hpp"
@@ -15,6 +16,25 @@ void append_heartbeat(std::vector<std::byte>& out) {
 void append_goodbye(std::vector<std::byte>& out, leave_reason reason) {
   auto writer = detail::begin_frame(out, frame_type::goodbye, 0, 0, 1);
   writer.put(static_cast<std::uint8_t>(reason));
+}
+
+void append_auth_challenge(std::vector<std::byte>& out, const auth_value& nonce) {
+  auto writer = detail::begin_frame(out, frame_type::auth_challenge, 0, 0, nonce.size());
+  writer.put_bytes(nonce.data(), nonce.size());
+}
+
+void append_auth_proof(std::vector<std::byte>& out, const auth_value& proof) {
+  auto writer = detail::begin_frame(out, frame_type::auth_proof, 0, 0, proof.size());
+  writer.put_bytes(proof.data(), proof.size());
+}
+
+std::error_code decode_auth_value(const frame_view& frame, auth_value& out) {
+  const std::span<const std::byte> body = detail::body_of(frame);
+  const bool auth_frame = frame.header.type == frame_type::auth_challenge ||
+                          frame.header.type == frame_type::auth_proof;
+  if (!auth_frame || body.size() != out.size()) return decode_error::bad_body;
+  std::copy(body.begin(), body.end(), out.begin());
+  return {};
 }
 
 void append_status_request(std::vector<std::byte>& out) {

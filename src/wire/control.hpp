@@ -1,6 +1,7 @@
 // Control frames: handshake, heartbeat, goodbye, membership, status (docs/protocol.md §3, §5).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -30,6 +31,8 @@ enum class refuse_code : std::uint16_t {
   shutting_down = 6,
   duplicate_node = 7,
   wrong_role = 8,
+  unauthorized = 9,  // no or a wrong proof of the cluster secret, or no secret where one is needed
+  overloaded = 10,   // too many connections (in handshake, or in total)
 };
 const char* to_string(refuse_code code) noexcept;
 
@@ -39,7 +42,12 @@ enum class record_tag : std::uint16_t {
   max_frame = 3,
   heartbeat_ms = 4,
   hostname = 5,
+  auth_nonce = 6,  // hello: the dialler's fresh nonce; present exactly when it holds a secret
+  auth_proof = 7,  // welcome: the acceptor's proof; always the last record (protocol.md §3.2)
 };
+
+inline constexpr std::size_t auth_value_size = 32;  // nonces, challenges and proofs
+using auth_value = std::array<std::byte, auth_value_size>;
 
 struct hello {
   std::uint16_t version = protocol_version;
@@ -52,6 +60,7 @@ struct hello {
   std::optional<std::uint32_t> max_frame;  // optional records
   std::optional<std::uint32_t> heartbeat_ms;
   std::string hostname;
+  std::optional<auth_value> auth_nonce;
   friend bool operator==(const hello&, const hello&) = default;
 };
 
@@ -64,6 +73,7 @@ struct welcome {
   std::optional<std::uint32_t> max_frame;
   std::optional<std::uint32_t> heartbeat_ms;
   std::string hostname;
+  std::optional<auth_value> auth_proof;
   friend bool operator==(const welcome&, const welcome&) = default;
 };
 
@@ -131,6 +141,9 @@ void append_nodes_up(std::vector<std::byte>& out, std::span<const node_entry> no
 void append_nodes_down(std::vector<std::byte>& out, std::span<const node_down_entry> nodes);
 void append_hosts_up(std::vector<std::byte>& out, std::span<const host_entry> hosts, bool snapshot);
 void append_hosts_down(std::vector<std::byte>& out, std::span<const host_down_entry> hosts);
+// The secret's challenge (acceptor → dialler) and the dialler's answer: 32 bytes each.
+void append_auth_challenge(std::vector<std::byte>& out, const auth_value& nonce);
+void append_auth_proof(std::vector<std::byte>& out, const auth_value& proof);
 void append_status_request(std::vector<std::byte>& out);
 void append_status_reply(std::vector<std::byte>& out, std::string_view json);
 
@@ -140,13 +153,21 @@ void append_status_reply(std::vector<std::byte>& out, std::string_view json);
 // Errors: handshake frames bad_handshake (bad magic, role or refuse code out of range, a record
 // overrunning the body, a known record repeated or of the wrong length, max_frame below
 // limits::min_max_frame_size, cluster missing or not 1..64 bytes, role host without listen, refuse
-// text over 256 bytes); membership frames bad_membership (count not matching the body exactly, over
-// limits::max_membership_entries, leave reason out of range); goodbye bad_body (not exactly one
-// byte, or a reason out of range). Unknown record tags are skipped.
+// text over 256 bytes, text that is not clean UTF-8 (base::is_clean_name: cluster, hostname ≤ 255
+// bytes, listen ≤ 64 bytes; a refuse text may hold any valid UTF-8), an auth record not 32 bytes,
+// an auth_proof record that is not a welcome's last, an auth_nonce in a welcome); membership frames
+// bad_membership (count not matching the body exactly, over limits::max_membership_entries, leave
+// reason out of range); goodbye bad_body (not exactly one byte, or a reason out of range); hosts_up
+// bad_membership also for an address that is not clean text of 1..64 bytes. Unknown record tags are
+// skipped.
 std::error_code decode_hello(const frame_view& frame, hello& out);
 std::error_code decode_welcome(const frame_view& frame, welcome& out);
 std::error_code decode_refuse(const frame_view& frame, refuse& out);
 std::error_code decode_goodbye(const frame_view& frame, leave_reason& out);
+// The 32-byte value of an auth_challenge or auth_proof frame (bad_body for any other frame).
+std::error_code decode_auth_value(const frame_view& frame, auth_value& out);
+// Where a welcome's auth_proof record keeps its value: the frame's last 32 bytes.
+inline constexpr std::size_t welcome_proof_size = auth_value_size;
 std::error_code decode_nodes_up(const frame_view& frame, std::vector<node_entry>& out,
                                 bool& snapshot);
 std::error_code decode_nodes_down(const frame_view& frame, std::vector<node_down_entry>& out);

@@ -16,6 +16,8 @@ enum class frame_type : std::uint8_t {
   refuse = 0x03,
   heartbeat = 0x04,
   goodbye = 0x05,
+  auth_challenge = 0x06,
+  auth_proof = 0x07,
   nodes_up = 0x10,
   nodes_down = 0x11,
   hosts_up = 0x12,

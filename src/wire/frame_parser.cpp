@@ -52,6 +52,10 @@ std::error_code check_fixed_body(const frame_view& frame) noexcept {
     case frame_type::goodbye:
       expected = 1;
       break;
+    case frame_type::auth_challenge:
+    case frame_type::auth_proof:
+      expected = 32;
+      break;
     default:
       return {};
   }
@@ -73,6 +77,8 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::refuse:
     case frame_type::heartbeat:
     case frame_type::goodbye:
+    case frame_type::auth_challenge:
+    case frame_type::auth_proof:
     case frame_type::nodes_up:
     case frame_type::nodes_down:
     case frame_type::hosts_up:
@@ -112,6 +118,10 @@ const char* to_string(frame_type type) noexcept {
       return "heartbeat";
     case frame_type::goodbye:
       return "goodbye";
+    case frame_type::auth_challenge:
+      return "auth_challenge";
+    case frame_type::auth_proof:
+      return "auth_proof";
     case frame_type::nodes_up:
       return "nodes_up";
     case frame_type::nodes_down:

@@ -3,7 +3,9 @@
 #include <cstring>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
+#include "base/utf8.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/codes.hpp"
 #include "wire/control.hpp"
@@ -22,6 +24,23 @@ std::string_view record_value(std::string_view value) noexcept {
   return value.substr(0, max_record_value);
 }
 
+// The one auth record each message may carry: a hello's nonce, a welcome's proof.
+inline const std::optional<auth_value>& auth_record(const hello& h) noexcept {
+  return h.auth_nonce;
+}
+inline const std::optional<auth_value>& auth_record(const welcome& w) noexcept {
+  return w.auth_proof;
+}
+inline std::optional<auth_value>& auth_record(hello& h) noexcept {
+  return h.auth_nonce;
+}
+inline std::optional<auth_value>& auth_record(welcome& w) noexcept {
+  return w.auth_proof;
+}
+template <class Message>
+constexpr record_tag auth_tag =
+    std::is_same_v<Message, hello> ? record_tag::auth_nonce : record_tag::auth_proof;
+
 // The record set is the same for hello and welcome, and both structs name its fields alike, so one
 // template serves both. Records are written in tag order; empty strings and absent numbers are
 // omitted.
@@ -34,6 +53,7 @@ std::size_t records_size(const Message& m) noexcept {
   }
   if (m.max_frame) size += record_header_size + 4;
   if (m.heartbeat_ms) size += record_header_size + 4;
+  if (auth_record(m)) size += record_header_size + auth_value_size;
   return size;
 }
 
@@ -57,6 +77,12 @@ void write_records(detail::byte_writer& writer, const Message& m) noexcept {
   number(record_tag::max_frame, m.max_frame);
   number(record_tag::heartbeat_ms, m.heartbeat_ms);
   text(record_tag::hostname, m.hostname);
+  // Last, so that a welcome's proof is its final 32 bytes (the acceptor signs all before them).
+  if (const auto& value = auth_record(m)) {
+    writer.put(static_cast<std::uint16_t>(auth_tag<Message>));
+    writer.put(static_cast<std::uint16_t>(value->size()));
+    writer.put_bytes(value->data(), value->size());
+  }
 }
 
 bool read_u32(std::string_view value, std::optional<std::uint32_t>& out) noexcept {
@@ -79,10 +105,11 @@ std::error_code read_records(detail::byte_reader reader, Message& out) {
     if (!reader.get(tag) || !reader.get(length) || !reader.get_string(length, value)) return bad;
     switch (static_cast<record_tag>(tag)) {
       case record_tag::cluster:
-        if (value.empty() || value.size() > limits::max_cluster_name) return bad;
+        if (!base::is_clean_name(value, limits::max_cluster_name)) return bad;
         out.cluster = value;
         break;
       case record_tag::listen:
+        if (!base::is_clean_name(value, limits::max_address_size)) return bad;
         out.listen = value;
         break;
       case record_tag::max_frame:
@@ -95,8 +122,20 @@ std::error_code read_records(detail::byte_reader reader, Message& out) {
         if (!read_u32(value, out.heartbeat_ms)) return bad;
         break;
       case record_tag::hostname:
+        if (!base::is_clean_name(value, limits::max_hostname_size)) return bad;
         out.hostname = value;
         break;
+      case record_tag::auth_nonce:
+      case record_tag::auth_proof: {
+        // A welcome's proof covers every byte before it, so nothing may follow it.
+        if (static_cast<record_tag>(tag) != auth_tag<Message> || value.size() != auth_value_size)
+          return bad;
+        if (tag == static_cast<std::uint16_t>(record_tag::auth_proof) && !reader.empty())
+          return bad;
+        auto& slot = auth_record(out).emplace();
+        std::memcpy(slot.data(), value.data(), slot.size());
+        break;
+      }
       default:
         continue;  // a newer peer's feature
     }
@@ -149,6 +188,10 @@ const char* to_string(refuse_code code) noexcept {
       return "duplicate_node";
     case refuse_code::wrong_role:
       return "wrong_role";
+    case refuse_code::unauthorized:
+      return "unauthorized";
+    case refuse_code::overloaded:
+      return "overloaded";
   }
   return "unknown";
 }
@@ -234,6 +277,8 @@ std::error_code decode_refuse(const frame_view& frame, refuse& out) {
   if (reader.remaining() > limits::max_refuse_text) return bad;
   std::string_view text;
   reader.get_string(reader.remaining(), text);
+  // Shown to people as it is, escaped only for control characters.
+  if (!base::is_valid_utf8(text)) return bad;
   out.code = static_cast<refuse_code>(code);
   out.text = text;
   return {};

@@ -1,6 +1,7 @@
 // Membership frames: nodes_up, nodes_down, hosts_up, hosts_down (docs/protocol.md §5).
 #include <string_view>
 
+#include "base/utf8.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/codes.hpp"
 #include "wire/control.hpp"
@@ -148,6 +149,8 @@ std::error_code decode_hosts_up(const frame_view& frame, std::vector<host_entry>
     if (!reader.get_id(entry.host) || !reader.get(length) || !reader.get_string(length, address)) {
       return bad;
     }
+    // Shown to applications and printed in events: text as clean as a hello's listen record.
+    if (!base::is_clean_name(address, limits::max_address_size)) return bad;
     entry.address = address;
   }
   if (!reader.empty()) return bad;

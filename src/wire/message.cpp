@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/endian.hpp"
+#include "base/utf8.hpp"
 #include "galaxies/error.hpp"
 #include "wire/byte_io.hpp"
 
@@ -65,6 +66,8 @@ std::error_code decode_message(const frame_view& frame, message_view& out) noexc
 
   // Ids start at 1 and a requester matches replies by id, so zero can only be a broken peer.
   if (carries_request_id(out.type) && out.request_id == 0) return decode_error::bad_message;
+  // Handlers are looked up, and commands logged, as text.
+  if (!base::is_valid_utf8(out.command)) return decode_error::bad_message;
   return {};
 }
 
@@ -79,6 +82,11 @@ node_id peek_dst(const frame_view& frame) noexcept {
 std::uint64_t peek_request_id(const frame_view& frame) noexcept {
   if (frame.bytes.size() < request_id_offset + 8) return 0;
   return base::load_le<std::uint64_t>(frame.bytes.data() + request_id_offset);
+}
+
+std::uint32_t peek_word(const frame_view& frame) noexcept {
+  if (frame.bytes.size() < word_offset + 4) return 0;
+  return base::load_le<std::uint32_t>(frame.bytes.data() + word_offset);
 }
 
 std::error_code append_message(std::vector<std::byte>& out, frame_type type, const node_id& src,

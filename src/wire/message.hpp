@@ -25,7 +25,8 @@ struct message_view {
   std::span<const std::byte> payload;
 };
 
-// Full decode, with validation (command length within the frame and within limits).
+// Full decode, with validation: command length within the frame and within limits, valid UTF-8;
+// request id nonzero on requests and replies.
 std::error_code decode_message(const frame_view& frame, message_view& out) noexcept;
 
 // Routing fast path: a router reads only these fields; the parser has already checked the frame is
@@ -35,6 +36,7 @@ std::error_code check_message_frame(const frame_view& frame) noexcept;
 node_id peek_src(const frame_view& frame) noexcept;
 node_id peek_dst(const frame_view& frame) noexcept;
 std::uint64_t peek_request_id(const frame_view& frame) noexcept;
+std::uint32_t peek_word(const frame_view& frame) noexcept;  // request: timeout ms; reply: status
 
 // Bytes a message frame with this command and payload takes on the wire.
 inline constexpr std::size_t message_frame_size(std::size_t command, std::size_t payload) noexcept {

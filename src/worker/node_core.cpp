@@ -5,6 +5,7 @@
 
 #include <asio/post.hpp>
 
+#include "base/printable.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::detail {
@@ -28,7 +29,7 @@ void node_core::connect(transport::socket socket) {
   ls.max_frame_size = std::min(limits::handshake_max_frame_size, settings_.max_frame_size);
   ls.max_queue_bytes = settings_.max_queue_bytes;
   ls.name = "master channel of node " + self_.to_string().substr(0, 8);
-  link_ = std::make_shared<transport::link>(std::move(socket), std::move(ls));
+  link_ = std::make_shared<transport::link>(transport::stream(std::move(socket)), std::move(ls));
 
   wire::hello h;
   h.role = settings_.role;
@@ -164,9 +165,11 @@ void node_core::on_handshake_frame(const wire::frame_view& frame) {
   if (frame.header.type == wire::frame_type::refuse) {
     wire::refuse r;
     if (wire::decode_refuse(frame, r)) return protocol_error("malformed refuse");
-    spdlog::error("the master refused this node: {}: {}", wire::to_string(r.code), r.text);
+    spdlog::error("the master refused this node: {}: {}", wire::to_string(r.code),
+                  base::printable(r.text, limits::max_refuse_text));
     return disconnect(make_error_code(errc::not_connected),
-                      std::string("refused: ") + wire::to_string(r.code) + ": " + r.text);
+                      std::string("refused: ") + wire::to_string(r.code) + ": " +
+                          base::printable(r.text, limits::max_refuse_text));
   }
   if (frame.header.type != wire::frame_type::welcome) return protocol_error("expected welcome");
   wire::welcome w;
@@ -193,7 +196,8 @@ void node_core::on_message(const wire::frame_view& frame) {
   if (m.type == wire::frame_type::reply) {
     const auto status = static_cast<errc>(m.word);
     std::error_code ec = status == errc::ok ? std::error_code{} : make_error_code(status);
-    if (!pending_.complete(m.request_id, ec, bytes(m.payload.begin(), m.payload.end())))
+    if (!pending_.complete_reply(m.src, m.request_id, ec,
+                                 bytes(m.payload.begin(), m.payload.end())))
       ++counters_.late_replies;
     return;
   }
@@ -212,7 +216,8 @@ void node_core::on_message(const wire::frame_view& frame) {
     it->second(msg, std::move(r));
   } catch (const std::exception& e) {
     // The responder, if not yet used, answered handler_failed as the exception unwound.
-    spdlog::error("handler for '{}' threw: {}", m.command, e.what());
+    spdlog::error("handler for '{}' threw: {}", base::printable(m.command),
+                  base::printable(e.what(), 200));
   }
 }
 

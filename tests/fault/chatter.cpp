@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   app.add_option("--request-timeout-ms", request_timeout_ms, "timeout of each request")
       ->check(CLI::Range(1, 600000));
+  app.add_option("--secret-file", opts.secret_file, "the cluster secret (mode 0600)");
   app.add_option("--log-level", opts.log_level, "galaxies log level on stderr")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI11_PARSE(app, argc, argv);

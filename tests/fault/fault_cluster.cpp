@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -61,6 +62,15 @@ fault_cluster::fault_cluster(cluster_options options) : options_(std::move(optio
   log_dir_ = dir_ / "logs";
   std::filesystem::create_directories(log_dir_);
   logs_ = log_set(log_dir_);
+  // The hosts link across addresses that are not loopback: they prove a cluster secret, as hosts
+  // on several machines must.
+  secret_file_ = dir_ / "cluster.secret";
+  {
+    std::ofstream out(secret_file_);
+    out << "fault-test-secret-" << ::getpid() << "-" << std::random_device{}() << "\n";
+  }
+  std::filesystem::permissions(
+      secret_file_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   net_ = std::make_unique<netns::test_network>(options_.hosts);
   if (options_.before_start) options_.before_start(*net_, dir_);
   for (const auto& h : options_.start_now.empty() ? options_.hosts : options_.start_now)
@@ -109,6 +119,8 @@ void fault_cluster::start_host(const std::string& host) {
                                       std::to_string(options_.request_every.count()),
                                       "--request-timeout-ms",
                                       std::to_string(options_.request_timeout.count()),
+                                      "--secret-file",
+                                      secret_file_.string(),
                                       "--log-level",
                                       "info"};
   auto args = argv;

@@ -112,6 +112,7 @@ class fault_cluster {
   cluster_options options_;
   std::filesystem::path dir_;
   std::filesystem::path log_dir_;
+  std::filesystem::path secret_file_;  // every host proves it on its links
   std::unique_ptr<netns::test_network> net_;
   std::map<std::string, netns::process*> masters_;
   log_set logs_;

@@ -198,39 +198,82 @@ class fake_host {
   node_id node_;
 };
 
-TEST(failure_detection, a_host_that_dials_again_replaces_its_old_link_and_its_nodes_rejoin) {
-  cluster c;
-  c.add_host(with_workers(1));
-  const auto a = c.host(0).wait_started(1, formation_deadline);
-  ASSERT_EQ(a.size(), 1u) << c.host(0).log();
-  const auto target = uuid::parse(c.host(0).host_id());
-  ASSERT_TRUE(target);
-  const std::string address = c.host(0).address();
-  ASSERT_FALSE(address.empty());
+class redial : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    c_.add_host(with_workers(1));
+    a_ = c_.host(0).wait_started(1, formation_deadline);
+    ASSERT_EQ(a_.size(), 1u) << c_.host(0).log();
+    const auto id = uuid::parse(c_.host(0).host_id());
+    ASSERT_TRUE(id);
+    target_ = *id;
+    address_ = c_.host(0).address();
+    ASSERT_FALSE(address_.empty());
+  }
 
-  const host_id p = host_id::random();
-  const node_id x = node_id::random();
-  fake_host first(address, c.name(), *target, p, x);
-  ASSERT_TRUE(first.welcomed()) << c.host(0).log();
+  std::size_t seen(const std::string& event, const std::string& who) {
+    return count(c_.all_events(), event, a_[0], who);
+  }
+
+  cluster c_;
+  std::vector<std::string> a_;
+  uuid target_;
+  std::string address_;
+  const host_id p_ = host_id::random();
+  const node_id x_ = node_id::random();
+};
+
+// A host dials again once it has declared its link dead and closed it: the new link is accepted
+// and its nodes join again (never a silent swap).
+TEST_F(redial, a_host_that_dials_again_after_closing_its_link_is_linked_again) {
+  fake_host first(address_, c_.name(), target_, p_, x_);
+  ASSERT_TRUE(first.welcomed()) << c_.host(0).log();
   first.announce_node();
   ASSERT_TRUE(eventually(formation_deadline, [&] {
-    return count(c.all_events(), "nodeJoined", a[0], x.to_string()) == 1;
-  })) << c.host(0).log();
+    return seen("nodeJoined", x_.to_string()) == 1;
+  })) << c_.host(0).log();
 
-  // The same host dials again, as it does once it has declared the first link dead.
-  fake_host second(address, c.name(), *target, p, x);
-  ASSERT_TRUE(second.welcomed()) << "the new link was refused:\n" << c.host(0).log();
-  EXPECT_TRUE(first.connection().read_until_closed(5s).closed) << "the old link was kept";
+  first.connection().close();
+  fake_host second(address_, c_.name(), target_, p_, x_);
+  ASSERT_TRUE(second.welcomed()) << "the new link was refused:\n" << c_.host(0).log();
   second.announce_node();
   ASSERT_TRUE(eventually(formation_deadline, [&] {
-    return count(c.all_events(), "nodeJoined", a[0], x.to_string()) == 2;
-  })) << c.host(0).log();
+    return seen("nodeJoined", x_.to_string()) == 2;
+  })) << c_.host(0).log();
 
-  const auto all = c.all_events();
-  EXPECT_EQ(history(all, a[0], x.to_string(), {"nodeJoined", "nodeLeft"}),
-            (std::vector<std::string>{"nodeJoined", "nodeLeft:link_lost", "nodeJoined"}));
-  EXPECT_EQ(history(all, a[0], p.to_string(), {"hostJoined", "hostLeft"}),
-            (std::vector<std::string>{"hostJoined", "hostLeft:link_lost", "hostJoined"}));
+  const auto all = c_.all_events();
+  EXPECT_EQ(history(all, a_[0], x_.to_string(), {"nodeJoined", "nodeLeft"}),
+            (std::vector<std::string>{"nodeJoined", "nodeLeft:host_left", "nodeJoined"}));
+  EXPECT_EQ(history(all, a_[0], p_.to_string(), {"hostJoined", "hostLeft"}),
+            (std::vector<std::string>{"hostJoined", "hostLeft:host_left", "hostJoined"}));
+}
+
+// A hello is only a claim: one naming a host whose link is alive is refused, and the live link,
+// its nodes and its traffic stay (a peer re-saying hello with another host's UUID must not make
+// the real link flap).
+TEST_F(redial, a_hello_claiming_a_live_host_is_refused_and_its_link_stays) {
+  fake_host first(address_, c_.name(), target_, p_, x_);
+  ASSERT_TRUE(first.welcomed()) << c_.host(0).log();
+  first.announce_node();
+  ASSERT_TRUE(eventually(formation_deadline, [&] {
+    return seen("nodeJoined", x_.to_string()) == 1;
+  })) << c_.host(0).log();
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    fake_host impostor(address_, c_.name(), target_, p_, x_);
+    const auto got = impostor.connection().read_until_closed(10s);
+    EXPECT_TRUE(got.closed);
+    const auto frames = frames_in(got.data);
+    ASSERT_EQ(frames.size(), 1u) << "expected one refuse";
+    wire::refuse r;
+    ASSERT_FALSE(wire::decode_refuse(frames[0], r));
+    EXPECT_EQ(r.code, wire::refuse_code::duplicate_link);
+  }
+  // The first link is still the host's link: nothing left, and it was never closed.
+  EXPECT_EQ(seen("nodeLeft", x_.to_string()), 0u);
+  EXPECT_EQ(seen("hostLeft", p_.to_string()), 0u);
+  const auto still = first.connection().read_until_closed(200ms);
+  EXPECT_FALSE(still.closed) << "the live link was closed";
 }
 
 }  // namespace

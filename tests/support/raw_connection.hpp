@@ -84,6 +84,7 @@ class raw_connection {
   }
 
   void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  void close() { reset(); }
 
   // Reads until the master closes the connection or `deadline` passes.
   read_outcome read_until_closed(std::chrono::milliseconds deadline) {

@@ -209,9 +209,9 @@ TEST(WireDecodeErrors, Refuse) {
   EXPECT_EQ(decode_refuse(whole(frame_of(frame_type::refuse, bytes({0x00, 0x00}))), r),
             decode_error::bad_handshake)
       << "code 0";
-  EXPECT_EQ(decode_refuse(whole(frame_of(frame_type::refuse, bytes({0x09, 0x00}))), r),
+  EXPECT_EQ(decode_refuse(whole(frame_of(frame_type::refuse, bytes({0x0b, 0x00}))), r),
             decode_error::bad_handshake)
-      << "code 9";
+      << "code 11";
 
   std::vector<std::byte> body = bytes({0x08, 0x00});
   append(body, bytes(std::string(256, 't')));
@@ -247,7 +247,7 @@ TEST(WireDecodeErrors, NodesUpCountMismatch) {
 TEST(WireDecodeErrors, NodesDownCountMismatchAndBadReason) {
   EXPECT_EQ(nodes_down_error(with_count(golden_nodes_down, 3)), decode_error::bad_membership);
   EXPECT_EQ(nodes_down_error(with_count(golden_nodes_down, 1)), decode_error::bad_membership);
-  for (std::uint8_t reason : {0, 8, 255}) {
+  for (std::uint8_t reason : {0, 9, 255}) {
     std::vector<std::byte> frame = golden_nodes_down;
     frame[header_size + 4 + 24 + 16] = std::byte{reason};  // the second entry's reason
     EXPECT_EQ(nodes_down_error(frame), decode_error::bad_membership) << int{reason};
@@ -286,7 +286,7 @@ TEST(WireDecodeErrors, MembershipEntryLimit) {
 
 TEST(WireDecodeErrors, Goodbye) {
   leave_reason reason;
-  for (std::uint8_t value : {0, 8, 200}) {
+  for (std::uint8_t value : {0, 9, 200}) {
     EXPECT_EQ(decode_goodbye(whole(frame_of(frame_type::goodbye, bytes({value}))), reason),
               decode_error::bad_body)
         << int{value};

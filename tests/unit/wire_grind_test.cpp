@@ -49,11 +49,16 @@ struct status_reply_value {
   std::string json;
   friend bool operator==(const status_reply_value&, const status_reply_value&) = default;
 };
+struct auth_frame_value {
+  frame_type type{};  // auth_challenge or auth_proof
+  auth_value value{};
+  friend bool operator==(const auth_frame_value&, const auth_frame_value&) = default;
+};
 
-using frame_value =
-    std::variant<message_value, hello, welcome, refuse, goodbye_value, heartbeat_value,
-                 nodes_up_value, std::vector<node_down_entry>, hosts_up_value,
-                 std::vector<host_down_entry>, status_request_value, status_reply_value>;
+using frame_value = std::variant<message_value, hello, welcome, refuse, goodbye_value,
+                                 heartbeat_value, nodes_up_value, std::vector<node_down_entry>,
+                                 hosts_up_value, std::vector<host_down_entry>, status_request_value,
+                                 status_reply_value, auth_frame_value>;
 
 template <class... F>
 struct overloaded : F... {
@@ -80,6 +85,12 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const std::vector<host_down_entry>& h) { append_hosts_down(out, h); },
           [&](const status_request_value&) { append_status_request(out); },
           [&](const status_reply_value& s) { append_status_reply(out, s.json); },
+          [&](const auth_frame_value& a) {
+            if (a.type == frame_type::auth_challenge)
+              append_auth_challenge(out, a.value);
+            else
+              append_auth_proof(out, a.value);
+          },
       },
       value);
 }
@@ -132,6 +143,12 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
     case frame_type::status_reply:
       out = status_reply_value{std::string(status_json(frame))};
       return {};
+    case frame_type::auth_challenge:
+    case frame_type::auth_proof: {
+      auto& v = out.emplace<auth_frame_value>();
+      v.type = frame.header.type;
+      return decode_auth_value(frame, v.value);
+    }
   }
   return decode_error::unknown_type;
 }
@@ -146,10 +163,36 @@ class generator {
   }
   bool coin() { return between(0, 1) == 1; }
 
+  // Any bytes: what payloads, status documents and commands may hold (within UTF-8 for those).
   std::string text(std::size_t min, std::size_t max) {
     std::string out(between(min, max), '\0');
     for (char& c : out) c = static_cast<char>(between(0, 255));
     return out;
+  }
+  // Valid UTF-8 of min..max bytes, control characters included or not.
+  std::string utf8(std::size_t min, std::size_t max, bool controls) {
+    static const char* const pieces[] = {
+        "a",  "Z",    "0",   ":", "-", " ", ".", "\xc3\xa9", "\xe6\xbc\xa2", "\xf0\x9f\x98\x80",
+        "\t", "\x1b", "\x7f"};
+    const std::size_t choices = controls ? std::size(pieces) : std::size(pieces) - 3;
+    const std::size_t size = between(min, max);
+    std::string out;
+    while (out.size() < size) {
+      const std::string_view piece = pieces[between<std::size_t>(0, choices - 1)];
+      if (out.size() + piece.size() > size) {
+        out.append(size - out.size(), 'x');
+        break;
+      }
+      out += piece;
+    }
+    return out;
+  }
+  std::string name(std::size_t min, std::size_t max) { return utf8(min, max, false); }
+  std::optional<auth_value> maybe_auth() {
+    if (coin()) return std::nullopt;
+    auth_value v;
+    for (auto& b : v) b = static_cast<std::byte>(between(0, 255));
+    return v;
   }
   std::vector<std::byte> blob(std::size_t max) {
     std::vector<std::byte> out(between<std::size_t>(0, max));
@@ -161,14 +204,14 @@ class generator {
     for (auto& b : raw) b = between<std::uint8_t>(0, 255);
     return uuid(raw);
   }
-  leave_reason reason() { return static_cast<leave_reason>(between(1, 7)); }
+  leave_reason reason() { return static_cast<leave_reason>(between(1, 8)); }
   std::optional<std::uint32_t> maybe_u32(std::uint32_t min) {
     if (coin()) return std::nullopt;
     return between<std::uint32_t>(min, 0xffffffff);
   }
 
   frame_value frame() {
-    switch (between(0, 11)) {
+    switch (between(0, 12)) {
       case 0: {
         message_value m;
         m.type = static_cast<frame_type>(between(0x20, 0x23));
@@ -177,7 +220,7 @@ class generator {
         const bool has_id = m.type == frame_type::request || m.type == frame_type::reply;
         m.request_id = has_id ? between<std::uint64_t>(1, ~std::uint64_t{0}) : 0;
         m.word = between<std::uint32_t>(0, 0xffffffff);
-        m.command = m.type == frame_type::reply ? "" : text(1, limits::max_command_size);
+        m.command = m.type == frame_type::reply ? "" : utf8(1, limits::max_command_size, true);
         m.payload = blob(300);
         return m;
       }
@@ -188,11 +231,12 @@ class generator {
         h.sender = id();
         h.target = coin() ? uuid{} : id();
         h.pid = between<std::uint32_t>(0, 0xffffffff);
-        h.cluster = text(1, limits::max_cluster_name);
-        h.listen = h.role == role::host ? text(1, 40) : text(0, 40);
+        h.cluster = name(1, limits::max_cluster_name);
+        h.listen = h.role == role::host ? name(1, 40) : name(0, 40);
         h.max_frame = maybe_u32(limits::min_max_frame_size);
         h.heartbeat_ms = maybe_u32(0);
-        h.hostname = text(0, 30);
+        h.hostname = name(0, 30);
+        h.auth_nonce = maybe_auth();
         return h;
       }
       case 2: {
@@ -200,15 +244,17 @@ class generator {
         w.version = between<std::uint16_t>(0, 0xffff);
         w.host = host_id(id());
         w.pid = between<std::uint32_t>(0, 0xffffffff);
-        w.cluster = text(0, limits::max_cluster_name);
-        w.listen = text(0, 40);
+        w.cluster = name(0, limits::max_cluster_name);
+        w.listen = name(0, 40);
         w.max_frame = maybe_u32(limits::min_max_frame_size);
         w.heartbeat_ms = maybe_u32(0);
-        w.hostname = text(0, 30);
+        w.hostname = name(0, 30);
+        w.auth_proof = maybe_auth();
         return w;
       }
       case 3:
-        return refuse{static_cast<refuse_code>(between(1, 8)), text(0, limits::max_refuse_text)};
+        return refuse{static_cast<refuse_code>(between(1, 10)),
+                      utf8(0, limits::max_refuse_text, true)};
       case 4:
         return goodbye_value{reason()};
       case 5:
@@ -230,7 +276,7 @@ class generator {
       }
       case 8: {
         hosts_up_value v{{}, coin()};
-        for (auto n = between(0, 20); n > 0; --n) v.hosts.push_back({host_id(id()), text(0, 50)});
+        for (auto n = between(0, 20); n > 0; --n) v.hosts.push_back({host_id(id()), name(1, 50)});
         return v;
       }
       case 9: {
@@ -240,6 +286,12 @@ class generator {
       }
       case 10:
         return status_request_value{};
+      case 11: {
+        auth_frame_value a;
+        a.type = coin() ? frame_type::auth_challenge : frame_type::auth_proof;
+        a.value = maybe_auth().value_or(auth_value{});
+        return a;
+      }
       default:
         return status_reply_value{text(0, 200)};
     }

@@ -197,7 +197,7 @@ TEST(WireParser, RefusesAnUnknownTypeFromTheHeader) {
     }
     EXPECT_EQ(parse_error(header(100, t)), decode_error::unknown_type) << type;
   }
-  EXPECT_EQ(known, 15);
+  EXPECT_EQ(known, 17);
 }
 
 TEST(WireParser, RefusesGarbage) {

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
 #include "galaxies/options.hpp"
 
@@ -14,6 +15,7 @@ struct host_args {
   int heartbeat_ms = static_cast<int>(heartbeat_options{}.interval.count());
   int heartbeat_misses = heartbeat_options{}.misses;
   int registry_ttl_ms = 5000;
+  std::vector<std::string> limits;  // NAME=VALUE
 };
 
 struct client_args {

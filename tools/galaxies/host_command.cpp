@@ -2,6 +2,7 @@
 #include "builtin_service.hpp"
 #include "commands.hpp"
 #include "galaxies/run.hpp"
+#include "limit_option.hpp"
 
 namespace galaxies::cli {
 
@@ -28,6 +29,18 @@ void add_host_command(CLI::App& app, host_args& args) {
       ->capture_default_str();
   cmd->add_option("--registry-ttl-ms", args.registry_ttl_ms, "registry row expiry")
       ->check(CLI::Range(200, 3600000));
+  // The secret itself never goes on a command line (other users can read /proc/PID/cmdline).
+  cmd->add_option("--secret-file", args.opts.secret_file,
+                  "file holding the cluster secret (mode 0600); every host link proves it "
+                  "(default: $GALAXIES_SECRET_FILE)");
+  cmd->add_option("--tls-cert", args.opts.tls_cert,
+                  "PEM certificate of this host: TLS 1.3 on "
+                  "host links (with --tls-key and --tls-ca)");
+  cmd->add_option("--tls-key", args.opts.tls_key, "PEM private key of --tls-cert (mode 0600)");
+  cmd->add_option("--tls-ca", args.opts.tls_ca, "PEM CA that every host's certificate chains to");
+  cmd->add_flag("--insecure", args.opts.allow_insecure,
+                "without a secret, accept host links from any address (default: loopback only)");
+  cmd->add_option("--limit", args.limits, "NAME=VALUE, repeatable: " + describe_limits());
   cmd->add_option("--log-level", args.opts.log_level, "trace, debug, info, warn, error, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 }
@@ -36,6 +49,7 @@ int run_host(int argc, char** argv, host_args& args) {
   args.opts.heartbeat.interval = std::chrono::milliseconds(args.heartbeat_ms);
   args.opts.heartbeat.misses = args.heartbeat_misses;
   args.opts.registry_ttl = std::chrono::milliseconds(args.registry_ttl_ms);
+  for (const auto& assignment : args.limits) apply_limit(args.opts.limits, assignment);
   const bool json_events = args.events == "json";
   return run(argc, argv, args.opts,
              [json_events](node& n) { install_builtin_service(n, json_events); });

@@ -1,0 +1,182 @@
+// Every cost bounded: connections in handshake and in total, outbound bytes per connection and
+// per master, peers and observers that stop reading. Whatever cannot be queued is refused to its
+// sender or its consumer is closed (its nodes leave): never a silent loss, never unbounded memory.
+#include <gtest/gtest.h>
+
+#include "router_test_steps.hpp"
+#include "support/router_harness.hpp"
+
+namespace galaxies::test {
+namespace {
+
+const std::string chunk(16 * 1024, 'f');
+
+// How a node that left was reported to `end`, if it was.
+std::optional<leave_reason> left_as(const fake_end& end, const node_id& n) {
+  std::optional<leave_reason> found;
+  for (const auto& f : end.frames()) {
+    if (f.header.type != wire::frame_type::nodes_down) continue;
+    std::vector<wire::node_down_entry> entries;
+    if (wire::decode_nodes_down(f, entries)) continue;
+    for (const auto& e : entries)
+      if (e.node == n) found = e.reason;
+  }
+  return found;
+}
+
+// `from` sends to `to` until `done` (the router runs in between, so it reads what comes).
+bool flood(router_harness& h, fake_end& from, const node_id& src, const node_id& to,
+           const std::function<bool()>& done, std::size_t max_bytes = 64u << 20) {
+  const frame_bytes frame = message(wire::frame_type::send, src, to, 0, 0, "flood", chunk);
+  for (std::size_t sent = 0; sent < max_bytes; sent += frame.size()) {
+    if (done()) return true;
+    if (!from.send(frame)) return done();
+    h.run_for(1ms);
+  }
+  return h.run_until(done, 1s);
+}
+
+TEST(RouterLimits, APeerThatStopsReadingIsClosedAsASlowConsumerAndItsNodesLeave) {
+  harness_options o;
+  o.limits.max_queue_bytes = 256 * 1024;
+  router_harness h(o);
+  const node_id a = node_named(0x11, 1);
+  const node_id x = node_named(0x41, 1);
+  const node_id y = node_named(0x42, 1);
+  fake_end& a_end = attached_node(h, a);
+  fake_end& slow = linked_host(h, host_named(1), {x});
+  fake_end& fine = linked_host(h, host_named(2), {y});
+  slow.stop_reading();
+  ASSERT_TRUE(flood(h, a_end, a, x, [&] { return left_as(a_end, x).has_value(); }))
+      << "the slow peer was never closed";
+  EXPECT_EQ(left_as(a_end, x), leave_reason::overloaded);
+  EXPECT_EQ(h.router().counters().slow_consumers, 1u);
+  EXPECT_FALSE(a_end.closed()) << "the sender is not to blame";
+  EXPECT_FALSE(fine.closed());
+  ASSERT_TRUE(h.run_until([&] { return h.router().queued_bytes() < 64 * 1024; }))
+      << "its queue was not released: " << h.router().queued_bytes();
+  // The sender's traffic to others still flows.
+  a_end.send(message(wire::frame_type::send, a, y));
+  EXPECT_TRUE(h.run_until([&] { return !messages(fine).empty(); }));
+}
+
+TEST(RouterLimits, APeerThatReadsNothingForTooLongIsClosedEvenWithinItsQueueBound) {
+  harness_options o;
+  o.limits.write_stall = std::chrono::milliseconds(200);
+  router_harness h(o);
+  const node_id a = node_named(0x11, 1);
+  const node_id x = node_named(0x41, 1);
+  fake_end& a_end = attached_node(h, a);
+  fake_end& stalled = linked_host(h, host_named(1), {x});
+  stalled.stop_reading();
+  const auto start = std::chrono::steady_clock::now();
+  // Enough to fill the socket's buffers and leave a write pending, far below max_queue_bytes.
+  std::size_t sent = 0;
+  ASSERT_TRUE(flood(h, a_end, a, x, [&] {
+    return left_as(a_end, x).has_value() || (sent += chunk.size()) > (2u << 20);
+  }));
+  ASSERT_TRUE(h.run_until([&] { return left_as(a_end, x).has_value(); }, 3s));
+  // Never before the stall limit: a slow write is not yet a stalled one.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);
+  EXPECT_EQ(left_as(a_end, x), leave_reason::overloaded);
+  EXPECT_TRUE(h.run_until([&] { return stalled.closed() || h.router().connection_count() == 1; }));
+}
+
+TEST(RouterLimits, WhenTheMastersBudgetIsSpentTheLargestQueueGoes) {
+  harness_options o;
+  o.limits.max_queue_bytes = 8u << 20;
+  o.limits.max_total_queue_bytes = 1u << 20;
+  router_harness h(o);
+  const node_id a = node_named(0x11, 1);
+  const node_id x = node_named(0x41, 1);
+  const node_id y = node_named(0x42, 1);
+  fake_end& a_end = attached_node(h, a);
+  fake_end& big = linked_host(h, host_named(1), {x});
+  fake_end& small = linked_host(h, host_named(2), {y});
+  big.stop_reading();
+  small.stop_reading();
+  // x's queue grows to most of the budget...
+  ASSERT_TRUE(flood(h, a_end, a, x, [&] { return h.router().queued_bytes() > (700u << 10); }));
+  ASSERT_FALSE(left_as(a_end, x).has_value());
+  // ...then y's growth spends the rest: the largest holder (x's host) goes, y's stays.
+  ASSERT_TRUE(flood(
+      h, a_end, a, y, [&] { return left_as(a_end, x).has_value(); }, 4u << 20));
+  EXPECT_EQ(left_as(a_end, x), leave_reason::overloaded);
+  EXPECT_FALSE(left_as(a_end, y).has_value());
+  EXPECT_LE(h.router().queued_bytes(), o.limits.max_total_queue_bytes);
+}
+
+TEST(RouterLimits, AnObserverThatNeverReadsItsAnswersIsClosed) {
+  harness_options o;
+  o.limits.max_queue_bytes = 64 * 1024;
+  router_harness h(o);
+  attached_node(h, node_named(0x11, 1));
+  fake_end& observer = h.connect_local();
+  observer.send(node_hello(node_id::random(), h.options().cluster, wire::role::observer));
+  ASSERT_TRUE(h.run_until([&] { return welcome_of(observer).has_value(); }));
+  observer.stop_reading();
+  frame_bytes ask;
+  wire::append_status_request(ask);
+  std::size_t asked = 0;
+  ASSERT_TRUE(h.run_until(
+      [&] {
+        if (h.router().connection_count() == 1) return true;
+        if (asked < 20000 && observer.send(ask)) ++asked;
+        return false;
+      },
+      10s))
+      << "still open after " << asked << " requests";
+  EXPECT_EQ(h.router().counters().slow_consumers, 1u);
+  EXPECT_LT(h.router().queued_bytes(), 64u * 1024);
+}
+
+TEST(RouterLimits, ConnectionsInHandshakeAreBounded) {
+  harness_options o;
+  o.limits.max_handshakes = 2;
+  router_harness h(o);
+  fake_end& first = h.connect_host();
+  h.connect_host();
+  fake_end& third = h.connect_host();
+  ASSERT_TRUE(h.run_until([&] { return third.closed(); }));
+  const auto r = refusal(third);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->code, wire::refuse_code::overloaded);
+  EXPECT_TRUE(r->text.empty());
+  // Once one of them is through its handshake, there is room again.
+  dial_in(h, first, host_named(1), std::nullopt);
+  ASSERT_TRUE(welcome_of(first));
+  fake_end& fourth = h.connect_host();
+  dial_in(h, fourth, host_named(2), std::nullopt);
+  EXPECT_TRUE(welcome_of(fourth));
+}
+
+TEST(RouterLimits, ConnectionsInTotalAreBounded) {
+  harness_options o;
+  o.limits.max_connections = 3;
+  router_harness h(o);
+  attached_node(h, node_named(0x11, 1));
+  attached_node(h, node_named(0x11, 2));
+  linked_host(h, host_named(1), {});
+  fake_end& local = h.connect_local();
+  fake_end& host = h.connect_host();
+  ASSERT_TRUE(h.run_until([&] { return local.closed() && host.closed(); }));
+  EXPECT_EQ(refusal(local)->code, wire::refuse_code::overloaded);
+  EXPECT_EQ(refusal(host)->code, wire::refuse_code::overloaded);
+  EXPECT_EQ(h.router().connection_count(), 3u);
+}
+
+TEST(RouterLimits, AHandshakeNeverCompletedIsClosedAtTheDeadline) {
+  // handshake_timeout is 5 s: this only checks the connection is not kept for ever, and that the
+  // count of handshakes comes back down.
+  harness_options o;
+  o.limits.max_handshakes = 1;
+  router_harness h(o);
+  fake_end& idle = h.connect_host();
+  ASSERT_TRUE(h.run_until([&] { return idle.closed(); }, 7s));
+  fake_end& next = h.connect_host();
+  dial_in(h, next, host_named(1), std::nullopt);
+  EXPECT_TRUE(welcome_of(next));
+}
+
+}  // namespace
+}  // namespace galaxies::test
