@@ -789,3 +789,100 @@ TEST_F(link_test, CancelExpiryWinsWhenTheDeadlineIsDueInTheSameTurn) {
 
 }  // namespace
 }  // namespace galaxies::transport
+
+namespace galaxies::transport {
+namespace {
+
+// ---- what no peer can do to a link ----
+
+TEST_F(link_test, AnExceptionInTheSinkClosesThatLinkWithItsReasonAndIsNeverSwallowed) {
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa), {.name = "a"});
+  recording_sink sink;
+  sink.hook = [&sink](const wire::frame_view&) {
+    sink.in_on_frame = false;  // the recording sink's own bookkeeping; the throw skips it
+    throw std::runtime_error("bad \x1b[31mtext");
+  };
+  a->start(&sink);
+  a->stream().inject(concat({message_frame(1, 1), message_frame(2, 1)}));
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }));
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::internal_error);
+  EXPECT_EQ(sink.frames.size(), 1u) << "nothing after the failing frame";
+  EXPECT_FALSE(a->is_open());
+}
+
+TEST_F(link_test, AReaderYieldsToTheLoopAfterItsFramesPerTurn) {
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa), {.max_frames_per_turn = 10, .name = "a"});
+  recording_sink sink;
+  std::size_t frames_when_timer_ran = 0;
+  bool timer_ran = false;
+  asio::post(io_, [&] {
+    // Queued behind the link's first read: it must run before the 100 frames are all delivered.
+    asio::post(io_, [&] {
+      asio::post(io_, [&] {
+        timer_ran = true;
+        frames_when_timer_ran = sink.frames.size();
+      });
+    });
+  });
+  a->start(&sink);
+  std::vector<frame_bytes> many;
+  for (std::uint32_t i = 0; i < 100; ++i) many.push_back(message_frame(i, 1));
+  a->stream().inject(concat(many));  // one read holds all of them
+  ASSERT_TRUE(run_until([&] { return sink.frames.size() == 100; }));
+  EXPECT_EQ(sink.frames, many) << "all of them, in order";
+  ASSERT_TRUE(timer_ran);
+  EXPECT_LT(frames_when_timer_ran, 100u) << "the reader never let the loop run";
+}
+
+TEST_F(link_test, LinksShareOneBudgetAndGiveBackWhatTheyWrote) {
+  auto budget = std::make_shared<byte_budget>(1000);
+  auto [sa, pa] = streams({.max_unread = 1});
+  auto [sb, pb] = streams({.max_unread = 1});
+  auto a = make_link(std::move(sa), {.budget = budget, .name = "a"});
+  auto b = make_link(std::move(sb), {.budget = budget, .name = "b"});
+  recording_sink sink_a, sink_b;
+  a->start(&sink_a);
+  b->start(&sink_b);
+  for (std::uint32_t i = 0; i < 6; ++i) ASSERT_TRUE(a->enqueue(frame_of_size(i, 100)));
+  EXPECT_EQ(budget->used(), 600u);
+  for (std::uint32_t i = 0; i < 4; ++i) ASSERT_TRUE(b->enqueue(frame_of_size(i, 100)));
+  EXPECT_FALSE(b->has_room(1)) << "b's own bound is far, the shared one is reached";
+  EXPECT_FALSE(a->enqueue(frame_of_size(9, 100)));
+  // a's peer reads everything: a's share comes back, and b may grow into it.
+  a->stream().options().max_unread = 0;
+  pa.take_unread();
+  ASSERT_TRUE(run_until([&] {
+    pa.take_unread();
+    return a->queued_bytes() == 0;
+  }));
+  EXPECT_EQ(budget->used(), 400u);
+  EXPECT_TRUE(b->enqueue(frame_of_size(5, 100)));
+  b->close(close_reason::local);
+  EXPECT_EQ(budget->used(), 0u) << "a closed link holds nothing";
+}
+
+TEST_F(link_test, AWriteThePeerDoesNotTakeShowsAsAStall) {
+  auto [sa, peer] = streams({.max_unread = 1});
+  auto a = make_link(std::move(sa), {.name = "a"});
+  recording_sink sink;
+  a->start(&sink);
+  EXPECT_EQ(a->write_stalled_for(clock::now()), clock::duration::zero()) << "nothing written";
+  ASSERT_TRUE(a->enqueue(frame_of_size(1, 100)));
+  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
+  settle();
+  run_for(30ms);
+  EXPECT_GE(a->write_stalled_for(clock::now()), 30ms);
+  a->stream().options().max_unread = 0;
+  peer.take_unread();
+  ASSERT_TRUE(run_until([&] {
+    peer.take_unread();
+    return a->queued_bytes() == 0;
+  }));
+  EXPECT_EQ(a->write_stalled_for(clock::now()), clock::duration::zero());
+}
+
+}  // namespace
+}  // namespace galaxies::transport
