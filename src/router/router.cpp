@@ -64,11 +64,7 @@ connection& router::add_connection(connection_kind kind, transport::stream strea
 
 void router::turn_away(transport::socket& socket, wire::refuse_code code, const std::string& why) {
   ++counters_.refused_connections;
-  std::uint64_t suppressed = 0;
-  if (refusal_log_.allow(std::chrono::steady_clock::now(), suppressed))
-    spdlog::warn("{} (refused: {}){}", why, wire::to_string(code),
-                 suppressed ? fmt::format("; {} more refused since the last such line", suppressed)
-                            : std::string());
+  log_stranger(spdlog::level::warn, why + " (refused: " + wire::to_string(code) + ")");
   // A refuse with no text is 10 bytes, which an empty socket buffer always takes: one
   // non-blocking send, never a wait on a stranger.
   std::vector<std::byte> frame;
@@ -108,6 +104,7 @@ void router::accept_tcp(transport::socket socket, const transport::remote_addres
                                            : transport::stream(std::move(socket));
   connection& c = add_connection(connection_kind::inbound_tcp, std::move(stream),
                                  "inbound host link from " + remote);
+  c.link->throttle_logs(stranger_log_);
   c.remote = remote;
   c.handshaking = true;
   ++handshakes_;
@@ -168,8 +165,9 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
         return on_auth_proof(c, frame);
       if (c.step == handshake_step::awaiting_hello && frame.header.type == wire::frame_type::hello)
         return on_hello(c, frame);
-      spdlog::warn("{}: unexpected {} in the handshake", c.link->name(),
-                   wire::to_string(frame.header.type));
+      log_stranger(spdlog::level::warn, c.link->name() + ": unexpected " +
+                                            wire::to_string(frame.header.type) +
+                                            " in the handshake");
       return c.link->close(transport::close_reason::protocol_error);
     case connection_kind::inbound_unix:
     case connection_kind::worker:
@@ -200,6 +198,15 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
 // How long a worker's leave waits for its reap, so that nodeLeft can name the exit status. The
 // SIGCHLD normally lands within a millisecond of the channel's EOF.
 constexpr auto reap_wait = std::chrono::milliseconds(50);
+
+void router::log_stranger(spdlog::level::level_enum level, const std::string& line) {
+  std::uint64_t suppressed = 0;
+  if (!stranger_log_->allow(std::chrono::steady_clock::now(), suppressed)) return;
+  spdlog::log(level, "{}{}", line,
+              suppressed
+                  ? fmt::format(" ({} more such lines about strangers not shown)", suppressed)
+                  : std::string());
+}
 
 void router::on_closed(connection& c, transport::close_reason reason, std::error_code) {
   handshake_over(c);

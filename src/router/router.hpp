@@ -6,6 +6,7 @@
 // Threading: lives on one executor; every member and callback runs there.
 #pragma once
 
+#include <spdlog/common.h>
 #include <sys/types.h>
 
 #include <asio/any_io_executor.hpp>
@@ -118,6 +119,7 @@ class router {
   // Closes a socket that gets no connection at all, after a best-effort refuse with only a code.
   void turn_away(transport::socket& socket, wire::refuse_code code, const std::string& why);
   bool at_connection_limit() const noexcept;
+  void log_stranger(spdlog::level::level_enum level, const std::string& line);
   // The connection's handshake is over (established or refused): it no longer counts as one.
   void handshake_over(connection& c) noexcept;
   void housekeeping();
@@ -223,7 +225,9 @@ class router {
   std::unordered_map<pid_t, connection*> awaiting_exit_;  // closed channels waiting for the reap
 
   asio::steady_timer housekeeping_;
-  base::log_throttle refusal_log_{std::chrono::seconds(1)};
+  // Lines about connections that have not proved who they are: a burst of 64, then one a second.
+  std::shared_ptr<base::log_throttle> stranger_log_ =
+      std::make_shared<base::log_throttle>(std::chrono::seconds(1), 64);
 
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;

@@ -20,7 +20,10 @@ void router::refuse(connection& c, wire::refuse_code code, const std::string& wh
   // Losing the simultaneous-dial race is routine, not a problem worth a warning.
   const auto level =
       code == wire::refuse_code::duplicate_link ? spdlog::level::info : spdlog::level::warn;
-  spdlog::log(level, "{}: refused: {}: {}", c.link->name(), wire::to_string(code), why);
+  if (c.trusted)
+    spdlog::log(level, "{}: refused: {}: {}", c.link->name(), wire::to_string(code), why);
+  else
+    log_stranger(level, c.link->name() + ": refused: " + wire::to_string(code) + ": " + why);
   handshake_over(c);
   // A stranger learns the code only: never our cluster name, UUID or anything configured.
   wire::append_refuse(c.link->outbound(), {code, c.trusted ? why : std::string()});
@@ -92,11 +95,14 @@ void router::on_auth_proof(connection& c, const wire::frame_view& frame) {
     return refuse(c, wire::refuse_code::unauthorized, "wrong proof of the cluster secret");
   c.authenticated = true;
   c.trusted = true;
+  c.link->stop_throttling();
   admit_host(c);
 }
 
 // The dialler is who it says (secret) or as good as it gets (plain, loopback): judge its hello.
 void router::admit_host(connection& c) {
+  // Past the secret, or with none: from here on its lines are worth reading in full.
+  c.link->stop_throttling();
   const wire::hello& h = c.hello;
   if (h.cluster != settings_.cluster)
     return refuse(c, wire::refuse_code::wrong_cluster,

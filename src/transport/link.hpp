@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log_throttle.hpp"
 #include "transport/byte_budget.hpp"
 #include "transport/close_reason.hpp"
 #include "transport/frame_sink.hpp"
@@ -41,6 +42,9 @@ struct link_settings {
   std::size_t max_frames_per_turn = 1024;
   // Shared by every link of a process, bounding all their queues together; null: no global bound.
   std::shared_ptr<byte_budget> budget = nullptr;
+  // When set, the link's warnings (its close, bad input) go through it: a stranger, who can open
+  // connections at will, must not be able to flood the log. Shared by all such links.
+  std::shared_ptr<base::log_throttle> throttle = nullptr;
   std::string name;  // for logs: who is at the other end
 };
 
@@ -111,6 +115,12 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   }
   const std::string& name() const noexcept { return settings_.name; }
   void set_name(std::string name) { settings_.name = std::move(name); }
+  // From now until the other side has proved who it is (stop_throttling), warnings about this
+  // link go through `throttle`.
+  void throttle_logs(std::shared_ptr<base::log_throttle> throttle) noexcept {
+    settings_.throttle = std::move(throttle);
+  }
+  void stop_throttling() noexcept { settings_.throttle = nullptr; }
   Stream& stream() noexcept { return stream_; }
   std::uint32_t max_frame_size() const noexcept { return settings_.max_frame_size; }
   void set_max_frame_size(std::uint32_t value) noexcept {
@@ -158,7 +168,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     wake_.cancel();
     heartbeat_timer_.cancel();
     expiry_.cancel();
-    log_close(settings_.name, reason, error);
+    log_close(settings_.name, reason, error, settings_.throttle.get());
     // Posted, so that a sink closing its link from inside on_frame is never re-entered.
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), reason, error] {
       if (auto* sink = std::exchange(self->sink_, nullptr)) sink->on_closed(reason, error);
@@ -268,7 +278,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       if (result.state == wire::parse_result::status::error) {
         log_protocol_violation(
             settings_.name, result.error,
-            std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
+            std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_),
+            settings_.throttle.get());
         close(close_reason::protocol_error, result.error);
         return false;
       }

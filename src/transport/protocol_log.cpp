@@ -29,6 +29,7 @@ bool worth_a_warning(close_reason reason) {
     case close_reason::protocol_error:
     case close_reason::io_error:
     case close_reason::heartbeat_timeout:
+    case close_reason::handshake_timeout:
     case close_reason::overloaded:
     case close_reason::write_stall:
     case close_reason::internal_error:
@@ -41,14 +42,28 @@ bool worth_a_warning(close_reason reason) {
   }
 }
 
+// Whether a warning may be written now, and what to add about the ones held back before it.
+bool let_through(base::log_throttle* throttle, std::string& note) {
+  if (!throttle) return true;
+  std::uint64_t suppressed = 0;
+  if (!throttle->allow(base::log_throttle::clock::now(), suppressed)) return false;
+  if (suppressed)
+    note = " (" + std::to_string(suppressed) + " such lines about strangers not shown)";
+  return true;
+}
+
 }  // namespace
 
-void log_close(std::string_view name, close_reason reason, std::error_code error) {
-  const auto level = worth_a_warning(reason) ? spdlog::level::warn : spdlog::level::debug;
+void log_close(std::string_view name, close_reason reason, std::error_code error,
+               base::log_throttle* throttle) {
+  auto level = worth_a_warning(reason) ? spdlog::level::warn : spdlog::level::debug;
+  std::string note;
+  if (level == spdlog::level::warn && !let_through(throttle, note)) level = spdlog::level::debug;
   if (error)
-    spdlog::log(level, "connection {} closed: {} ({})", name, to_string(reason), error.message());
+    spdlog::log(level, "connection {} closed: {} ({}){}", name, to_string(reason), error.message(),
+                note);
   else
-    spdlog::log(level, "connection {} closed: {}", name, to_string(reason));
+    spdlog::log(level, "connection {} closed: {}{}", name, to_string(reason), note);
 }
 
 void log_internal_error(std::string_view name, std::string_view what) {
@@ -57,9 +72,11 @@ void log_internal_error(std::string_view name, std::string_view what) {
 }
 
 void log_protocol_violation(std::string_view name, std::error_code error,
-                            std::span<const std::byte> sample) {
-  spdlog::warn("connection {}: bad input: {}; first bytes: \"{}\"", name, error.message(),
-               escaped_sample(sample));
+                            std::span<const std::byte> sample, base::log_throttle* throttle) {
+  std::string note;
+  if (!let_through(throttle, note)) return;
+  spdlog::warn("connection {}: bad input: {}; first bytes: \"{}\"{}", name, error.message(),
+               escaped_sample(sample), note);
 }
 
 }  // namespace galaxies::transport

@@ -6,15 +6,19 @@
 #include <string_view>
 #include <system_error>
 
+#include "base/log_throttle.hpp"
 #include "transport/close_reason.hpp"
 
 namespace galaxies::transport {
 
-void log_close(std::string_view name, close_reason reason, std::error_code error);
+// A warning goes through `throttle` when one is given (null: always logged).
+void log_close(std::string_view name, close_reason reason, std::error_code error,
+               base::log_throttle* throttle = nullptr);
 
 // Logs the reason and at most 32 bytes of what the peer sent, escaped (never raw bytes in logs).
 void log_protocol_violation(std::string_view name, std::error_code error,
-                            std::span<const std::byte> sample);
+                            std::span<const std::byte> sample,
+                            base::log_throttle* throttle = nullptr);
 
 // An exception escaped this connection's code; `what` is escaped before it is printed.
 void log_internal_error(std::string_view name, std::string_view what);

@@ -3,6 +3,7 @@
 #include <unordered_set>
 
 #include "base/endian.hpp"
+#include "base/log_throttle.hpp"
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
 
@@ -56,3 +57,27 @@ TEST(Endian, StoresLittleEndian) {
 
 }  // namespace
 }  // namespace galaxies
+
+namespace galaxies::base {
+namespace {
+
+TEST(LogThrottle, ABurstThenOneLinePerIntervalWithTheRestCounted) {
+  using namespace std::chrono_literals;
+  log_throttle throttle(1s, 3);
+  const auto t0 = log_throttle::clock::now();
+  std::uint64_t suppressed = 99;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(throttle.allow(t0, suppressed)) << i;
+    EXPECT_EQ(suppressed, 0u);
+  }
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(throttle.allow(t0 + 500ms, suppressed));
+  ASSERT_TRUE(throttle.allow(t0 + 1001ms, suppressed));
+  EXPECT_EQ(suppressed, 10u) << "the next line says how many were held back";
+  EXPECT_FALSE(throttle.allow(t0 + 1500ms, suppressed));
+  // A long quiet spell earns the burst back, never more.
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(throttle.allow(t0 + 100s, suppressed)) << i;
+  EXPECT_FALSE(throttle.allow(t0 + 100s, suppressed));
+}
+
+}  // namespace
+}  // namespace galaxies::base

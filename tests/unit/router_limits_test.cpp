@@ -2,6 +2,11 @@
 // per master, peers and observers that stop reading. Whatever cannot be queued is refused to its
 // sender or its consumer is closed (its nodes leave): never a silent loss, never unbounded memory.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <sstream>
 
 #include "router_test_steps.hpp"
 #include "support/router_harness.hpp"
@@ -172,10 +177,57 @@ TEST(RouterLimits, AHandshakeNeverCompletedIsClosedAtTheDeadline) {
   o.limits.max_handshakes = 1;
   router_harness h(o);
   fake_end& idle = h.connect_host();
-  ASSERT_TRUE(h.run_until([&] { return idle.closed(); }, 7s));
+  ASSERT_TRUE(h.run_until([&] { return idle.closed() && h.router().connection_count() == 0; }, 7s));
   fake_end& next = h.connect_host();
   dial_in(h, next, host_named(1), std::nullopt);
   EXPECT_TRUE(welcome_of(next));
+}
+
+}  // namespace
+}  // namespace galaxies::test
+
+namespace galaxies::test {
+namespace {
+
+// Counts the lines the router logs at warning level or above.
+class warning_counter {
+ public:
+  warning_counter() {
+    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
+    sink_->set_level(spdlog::level::warn);
+    previous_ = spdlog::default_logger();
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("count", sink_));
+  }
+  ~warning_counter() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return stream_.str(); }
+  std::size_t lines() const {
+    const std::string text = stream_.str();
+    return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+  }
+
+ private:
+  std::ostringstream stream_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST(RouterLimits, StrangersCannotFloodTheLog) {
+  warning_counter warnings;
+  router_harness h;
+  constexpr int strangers = 500;
+  for (int i = 0; i < strangers; ++i) {
+    fake_end& turned_away = h.connect_host({"10.9.8.7:" + std::to_string(1000 + i), false});
+    fake_end& garbage = h.connect_host();
+    garbage.send(message(wire::frame_type::send, node_named(1, 1), node_named(1, 2)));
+    h.run_until([&] { return turned_away.closed() && garbage.closed(); });
+    turned_away.close();
+    garbage.close();
+  }
+  EXPECT_EQ(h.router().counters().refused_connections, static_cast<std::uint64_t>(strangers));
+  // A burst, then about one line a second: far fewer lines than strangers.
+  EXPECT_LT(warnings.lines(), 100u) << "each stranger's failure was logged:\n"
+                                    << warnings.text().substr(0, 2000);
+  EXPECT_GT(warnings.lines(), 0u) << "nothing logged at all";
 }
 
 }  // namespace
