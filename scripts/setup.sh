@@ -11,7 +11,7 @@ packages=(
   libasio-dev libssl-dev libcurl4-openssl-dev libhiredis-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format iproute2 iptables procps
+  clang-format iproute2 iptables procps openssl util-linux
   etcd-server redis-server
 )
 

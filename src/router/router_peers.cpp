@@ -322,17 +322,18 @@ void router::establish_peer(connection& c) {
 void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
   using wire::frame_type;
   switch (frame.header.type) {
-    case frame_type::reply:
-      // Its source may have left since it was asked (the far master then answers for it): the
-      // ledger decides, by the request that went this way (router_forward.cpp).
-      return forward(c, frame);
     case frame_type::send:
     case frame_type::request:
+    case frame_type::reply:
     case frame_type::broadcast: {
-      // A peer speaks for the nodes it announced, and for no other.
+      // A peer speaks for the nodes it announced, and for no other. One exception: a reply from a
+      // node that has left since it was asked (the far master answers node_left for it, or the
+      // answer crossed its nodes_down); the ledger then decides. A node we know elsewhere is
+      // never one of its own.
       const node_id src = wire::peek_src(frame);
       const route* r = routes_.find(src);
-      if (!r || r->via != &c) {
+      const bool departed = !r && frame.header.type == frame_type::reply;
+      if (!departed && (!r || r->via != &c)) {
         spdlog::warn("{}: {} from node {}, which this host did not announce", c.link->name(),
                      wire::to_string(frame.header.type), src.to_string());
         return c.link->close(transport::close_reason::protocol_error);

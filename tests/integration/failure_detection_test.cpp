@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "integration/membership_checks.hpp"
+#include "support/fake_host.hpp"
 #include "support/raw_connection.hpp"
 #include "transport/endpoint.hpp"
 #include "wire/control.hpp"
@@ -150,54 +151,6 @@ TEST(failure_detection, a_frozen_master_is_declared_gone_and_rejoins_when_it_res
 }
 
 // A fake host: a raw TCP connection that says hello as host `self` and announces one node.
-class fake_host {
- public:
-  fake_host(const std::string& address, const std::string& cluster, const uuid& target,
-            const host_id& self, const node_id& node)
-      : conn_(raw_connection::tcp(port_of(address))), self_(self), node_(node) {
-    wire::hello h;
-    h.role = wire::role::host;
-    h.sender = self.value();
-    h.target = target;
-    h.pid = 1;
-    h.cluster = cluster;
-    h.listen = "127.0.0.1:9";  // never dialled: this host is in no registry
-    h.hostname = "fake";
-    // No heartbeat_ms: the master then neither sends nor expects heartbeats on this link.
-    frame_bytes out;
-    wire::append_hello(out, h);
-    conn_.write(out);
-  }
-
-  bool welcomed() {
-    const auto got = conn_.read_until(5s, [](const frame_bytes& data) {
-      const auto frames = frames_in(data);
-      return !frames.empty();
-    });
-    const auto frames = frames_in(got.data);
-    return !frames.empty() && frames[0].header.type == wire::frame_type::welcome;
-  }
-
-  void announce_node() {
-    frame_bytes out;
-    const wire::node_entry entry{node_, self_, 4242};
-    wire::append_nodes_up(out, std::span(&entry, 1), true);
-    conn_.write(out);
-  }
-
-  raw_connection& connection() { return conn_; }
-
- private:
-  static std::uint16_t port_of(const std::string& address) {
-    const auto endpoint = transport::parse_endpoint(address);
-    return endpoint ? endpoint->port() : 0;
-  }
-
-  raw_connection conn_;
-  host_id self_;
-  node_id node_;
-};
-
 class redial : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -214,6 +167,7 @@ class redial : public ::testing::Test {
   std::size_t seen(const std::string& event, const std::string& who) {
     return count(c_.all_events(), event, a_[0], who);
   }
+  fake_host::options as_p() const { return {address_, c_.name(), target_, std::nullopt, p_}; }
 
   cluster c_;
   std::vector<std::string> a_;
@@ -226,17 +180,17 @@ class redial : public ::testing::Test {
 // A host dials again once it has declared its link dead and closed it: the new link is accepted
 // and its nodes join again (never a silent swap).
 TEST_F(redial, a_host_that_dials_again_after_closing_its_link_is_linked_again) {
-  fake_host first(address_, c_.name(), target_, p_, x_);
-  ASSERT_TRUE(first.welcomed()) << c_.host(0).log();
-  first.announce_node();
+  fake_host first(as_p());
+  ASSERT_TRUE(first.join()) << c_.host(0).log();
+  first.announce({x_});
   ASSERT_TRUE(eventually(formation_deadline, [&] {
     return seen("nodeJoined", x_.to_string()) == 1;
   })) << c_.host(0).log();
 
   first.connection().close();
-  fake_host second(address_, c_.name(), target_, p_, x_);
-  ASSERT_TRUE(second.welcomed()) << "the new link was refused:\n" << c_.host(0).log();
-  second.announce_node();
+  fake_host second(as_p());
+  ASSERT_TRUE(second.join()) << "the new link was refused:\n" << c_.host(0).log();
+  second.announce({x_});
   ASSERT_TRUE(eventually(formation_deadline, [&] {
     return seen("nodeJoined", x_.to_string()) == 2;
   })) << c_.host(0).log();
@@ -252,22 +206,18 @@ TEST_F(redial, a_host_that_dials_again_after_closing_its_link_is_linked_again) {
 // its nodes and its traffic stay (a peer re-saying hello with another host's UUID must not make
 // the real link flap).
 TEST_F(redial, a_hello_claiming_a_live_host_is_refused_and_its_link_stays) {
-  fake_host first(address_, c_.name(), target_, p_, x_);
-  ASSERT_TRUE(first.welcomed()) << c_.host(0).log();
-  first.announce_node();
+  fake_host first(as_p());
+  ASSERT_TRUE(first.join()) << c_.host(0).log();
+  first.announce({x_});
   ASSERT_TRUE(eventually(formation_deadline, [&] {
     return seen("nodeJoined", x_.to_string()) == 1;
   })) << c_.host(0).log();
 
   for (int attempt = 0; attempt < 2; ++attempt) {
-    fake_host impostor(address_, c_.name(), target_, p_, x_);
-    const auto got = impostor.connection().read_until_closed(10s);
-    EXPECT_TRUE(got.closed);
-    const auto frames = frames_in(got.data);
-    ASSERT_EQ(frames.size(), 1u) << "expected one refuse";
-    wire::refuse r;
-    ASSERT_FALSE(wire::decode_refuse(frames[0], r));
-    EXPECT_EQ(r.code, wire::refuse_code::duplicate_link);
+    fake_host impostor(as_p());
+    EXPECT_FALSE(impostor.join(10s));
+    ASSERT_TRUE(impostor.refusal());
+    EXPECT_EQ(impostor.refusal()->code, wire::refuse_code::duplicate_link);
   }
   // The first link is still the host's link: nothing left, and it was never closed.
   EXPECT_EQ(seen("nodeLeft", x_.to_string()), 0u);

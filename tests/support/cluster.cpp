@@ -113,7 +113,8 @@ host_process::host_process(const std::filesystem::path& dir, const std::string& 
     throw std::system_error(errno, std::system_category(), "pipe2");
   tools::unique_fd wake_read(wake[0]), wake_write(wake[1]);
 
-  std::vector<std::string> argv{cli_path(), "host"};
+  std::vector<std::string> argv = opts_.launcher;
+  argv.insert(argv.end(), {cli_path(), "host"});
   const std::pair<const char*, std::string> options[] = {
       {"--workers", std::to_string(opts_.workers)},
       {"--registry", registry_url_},

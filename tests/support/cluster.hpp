@@ -59,6 +59,8 @@ struct host_options {
   // Appended to the command line, e.g. {"--heartbeat-ms", "200"}; not the options the harness
   // sets itself (--workers --registry --cluster --events --listen --unix --log-level).
   std::vector<std::string> extra_args;
+  // Runs the host through this command (e.g. {"/usr/bin/prlimit", "--nofile=64:64"}).
+  std::vector<std::string> launcher;
 };
 
 // A host with `n` workers and the defaults otherwise.

@@ -169,3 +169,29 @@ TEST_F(RouterTrust, AnnouncingAnotherHostsNodesGoneChangesNothing) {
 
 }  // namespace
 }  // namespace galaxies::test
+
+namespace galaxies::test {
+namespace {
+
+// The far master answers for a node that left (node_left), or the node's answer crossed its
+// nodes_down: a reply from a node no longer known is dropped, never taken for a lie.
+TEST(RouterTrustEdges, AReplyFromANodeThatHasJustLeftIsDroppedNotFatal) {
+  router_harness h;
+  const node_id a = node_named(0x11, 1);
+  const node_id x = node_named(0x41, 1);
+  const host_id p = host_named(1);
+  fake_end& a_end = attached_node(h, a);
+  fake_end& p_end = linked_host(h, p, {x});
+  a_end.send(message(wire::frame_type::request, a, x, 5, 10000, "ask"));
+  ASSERT_TRUE(h.run_until([&] { return !messages(p_end).empty(); }));
+  p_end.send(nodes_down({x}, leave_reason::exited));
+  p_end.send(message(wire::frame_type::reply, x, a, 5, static_cast<std::uint32_t>(errc::node_left),
+                     "", "node left"));
+  ASSERT_TRUE(h.run_until([&] { return h.router().counters().unmatched_replies == 1; }));
+  EXPECT_FALSE(p_end.closed());
+  EXPECT_EQ(linked_nodes(h.router(), p), 0);
+  EXPECT_TRUE(messages(a_end).empty()) << "a learned it from nodes_down, not from a stray reply";
+}
+
+}  // namespace
+}  // namespace galaxies::test

@@ -21,7 +21,9 @@ std::int64_t now_ms() {
 // One write(2) per line: lines of several workers sharing stdout never interleave.
 void emit(nlohmann::json event) {
   event["ts_ms"] = now_ms();
-  std::string line = event.dump();
+  // Every text in an event was validated where it was decoded; replacing what still is not UTF-8
+  // keeps a bug elsewhere from throwing inside an event callback.
+  std::string line = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line.push_back('\n');
   const char* p = line.data();
   std::size_t left = line.size();

@@ -1,6 +1,7 @@
 // `galaxies status`: hosts, their addresses, nodes per host, link state.
 #include <iostream>
 
+#include "base/printable.hpp"
 #include "commands.hpp"
 #include "local_masters.hpp"
 
@@ -39,15 +40,20 @@ int run_status(const client_args& args) {
     all.push_back(host);
   }
   if (args.json) {
-    std::cout << all.dump(2) << "\n";
+    std::cout << all.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
+  // Registry rows and peers' hello records are printed for people: escaped, never raw (a
+  // hostname must not be able to move the cursor or recolour the terminal).
+  const auto text = [](const nlohmann::json& value) {
+    return base::printable(value.is_string() ? value.get<std::string>() : value.dump(), 200);
+  };
   std::cout << "cluster '" << args.cluster << "': " << rows.size() << " host(s)\n";
   for (const auto& h : all) {
-    std::cout << "host " << h["host"].get<std::string>() << "  " << h["address"].get<std::string>()
-              << "  pid " << h["pid"] << " on " << h["hostname"].get<std::string>() << "\n";
+    std::cout << "host " << text(h["host"]) << "  " << text(h["address"]) << "  pid " << h["pid"]
+              << " on " << text(h["hostname"]) << "\n";
     if (h.contains("error")) {
-      std::cout << "  (no answer: " << h["error"].get<std::string>() << ")\n";
+      std::cout << "  (no answer: " << text(h["error"]) << ")\n";
       continue;
     }
     if (!h.contains("status")) {
@@ -57,13 +63,15 @@ int run_status(const client_args& args) {
     const auto& s = h["status"];
     std::cout << "  nodes: " << s["nodes"].size() << "\n";
     for (const auto& n : s["nodes"])
-      std::cout << "    " << n["node"].get<std::string>() << "  pid " << n["pid"] << "  "
-                << n["kind"].get<std::string>() << "\n";
+      std::cout << "    " << text(n["node"]) << "  pid " << n["pid"] << "  " << text(n["kind"])
+                << "\n";
     std::cout << "  links: " << s["peers"].size() << "\n";
     for (const auto& p : s["peers"]) {
-      std::cout << "    host " << p["host"].get<std::string>() << "  "
-                << p["address"].get<std::string>() << "  " << p["state"].get<std::string>();
+      std::cout << "    host " << text(p["host"]) << "  " << text(p["address"]) << "  "
+                << text(p["state"]);
       if (p.contains("nodes")) std::cout << "  " << p["nodes"] << " node(s)";
+      if (p.value("tls", false)) std::cout << "  tls";
+      if (p.value("authenticated", false)) std::cout << "  authenticated";
       std::cout << "\n";
     }
   }
