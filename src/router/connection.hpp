@@ -49,6 +49,7 @@ class connection final : public transport::frame_sink {
 
   void on_frame(const wire::frame_view& frame) override;
   void on_closed(transport::close_reason reason, std::error_code error) override;
+  void on_drained() override;
 
   connection_kind kind;
   std::shared_ptr<transport::link> link;
@@ -84,6 +85,9 @@ class connection final : public transport::frame_sink {
   wire::auth_value challenge{};        // the acceptor's nonce
   bool authenticated = false;          // proved the cluster secret
   std::unique_ptr<asio::steady_timer> hold;  // awaiting_displacement: when to give up
+
+  // Connections whose reading waits for this one's queue to drain (router::hold_back).
+  std::vector<std::shared_ptr<transport::link>> held_back;
 
  private:
   router& owner_;

@@ -29,6 +29,9 @@ void connection::on_frame(const wire::frame_view& frame) {
 void connection::on_closed(transport::close_reason reason, std::error_code error) {
   owner_.on_closed(*this, reason, error);
 }
+void connection::on_drained() {
+  owner_.release_held_back(*this);
+}
 
 router::router(const asio::any_io_executor& executor, settings s, callbacks cb)
     : executor_(executor),
@@ -210,6 +213,7 @@ void router::log_stranger(spdlog::level::level_enum level, const std::string& li
 
 void router::on_closed(connection& c, transport::close_reason reason, std::error_code) {
   handshake_over(c);
+  release_held_back(c);
   if (c.kind == connection_kind::local_node) {
     leave_reason why = leave_reason::disconnected;
     int detail = 0;

@@ -53,6 +53,7 @@ struct router_counters {
   std::uint64_t refused_requests = 0;     // requests we answered no_such_node / overloaded
   std::uint64_t unmatched_replies = 0;    // replies to no request we forwarded (late or forged)
   std::uint64_t slow_consumers = 0;       // connections closed because they could not keep up
+  std::uint64_t held_back = 0;            // senders paused until their receiver drained
   std::uint64_t refused_connections = 0;  // closed at once: limits, address policy
 };
 
@@ -111,6 +112,8 @@ class router {
   // From connection.
   void on_frame(connection& c, const wire::frame_view& frame);
   void on_closed(connection& c, transport::close_reason reason, std::error_code error);
+  // `c`'s queue drained (or it closed): the connections held back for it read again.
+  void release_held_back(connection& c);
 
  private:
   connection& add_connection(connection_kind kind, transport::stream stream, std::string name);
@@ -170,13 +173,17 @@ class router {
 
   // Forwarding (router_forward.cpp).
   void forward(connection& from, const wire::frame_view& frame);
-  bool deliver(connection& to, const wire::frame_view& frame);
+  bool deliver(connection& from, connection& to, const wire::frame_view& frame);
   void forward_request(connection& from, connection& to, const wire::frame_view& frame);
   void answer_request(connection& from, const wire::frame_view& request, errc status);
   // Whether `to` can take `bytes` more: a connection past its own queue bound is closed as a slow
   // consumer (false); when the process-wide budget is what is spent, the connections holding the
   // most are closed until it fits.
   bool make_room(connection& to, std::size_t bytes);
+  // `to` is past its high-water mark (half its queue bound): `from` reads nothing more until `to`
+  // has drained to a quarter. A node sending faster than its receiver takes is slowed down instead
+  // of losing messages (its own send() then meets a full channel: overloaded).
+  void hold_back(connection& from, connection& to);
   void nodes_gone(const std::unordered_set<node_id>& gone);
 
   // Announcements to local nodes / peers.

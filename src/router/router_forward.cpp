@@ -38,9 +38,9 @@ void router::forward(connection& from, const wire::frame_view& frame) {
   }
   if (type == wire::frame_type::broadcast) {
     // Local nodes get a copy; peers get one each, and never relay it further.
-    for_each_local_node(&from, [&](connection& to) { deliver(to, frame); });
+    for_each_local_node(&from, [&](connection& to) { deliver(from, to, frame); });
     if (!from_peer) {
-      for (auto& [id, peer] : peers_) deliver(*peer, frame);
+      for (auto& [id, peer] : peers_) deliver(from, *peer, frame);
     }
     return;
   }
@@ -62,7 +62,7 @@ void router::forward(connection& from, const wire::frame_view& frame) {
     ++counters_.unmatched_replies;
     return;
   }
-  deliver(to, frame);
+  deliver(from, to, frame);
 }
 
 void router::forward_request(connection& from, connection& to, const wire::frame_view& frame) {
@@ -89,17 +89,32 @@ void router::forward_request(connection& from, connection& to, const wire::frame
     return answer_request(from, frame, errc::overloaded);
   }
   ++counters_.forwarded;
+  hold_back(from, to);
+}
+
+void router::hold_back(connection& from, connection& to) {
+  const std::size_t high = settings_.limits.max_queue_bytes / 2;
+  if (&from == &to || to.link->queued_bytes() <= high || !from.link->is_open()) return;
+  from.link->pause_reading();
+  ++counters_.held_back;
+  to.held_back.push_back(from.link);
+  to.link->notify_drained_below(settings_.limits.max_queue_bytes / 4);
+}
+
+void router::release_held_back(connection& c) {
+  for (auto& link : std::exchange(c.held_back, {})) link->resume_reading();
 }
 
 // A frame a sender's send() accepted, to a connection that must take it or go: the sender then
 // learns from nodeLeft that it did not arrive (never a silent drop).
-bool router::deliver(connection& to, const wire::frame_view& frame) {
+bool router::deliver(connection& from, connection& to, const wire::frame_view& frame) {
   if (!to.link->writable()) {
     ++counters_.dropped;  // leaving already: its nodeLeft follows
     return false;
   }
   if (!make_room(to, frame.bytes.size()) || !to.link->enqueue(frame.bytes)) return false;
   ++counters_.forwarded;
+  hold_back(from, to);
   return true;
 }
 

@@ -59,6 +59,7 @@ nlohmann::json router::status() const {
             {"refused_requests", counters_.refused_requests},
             {"unmatched_replies", counters_.unmatched_replies},
             {"slow_consumers", counters_.slow_consumers},
+            {"held_back", counters_.held_back},
             {"refused_connections", counters_.refused_connections},
             {"requests_in_flight", ledger_.size()}}}};
 }

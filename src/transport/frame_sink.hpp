@@ -16,6 +16,9 @@ class frame_sink {
   virtual void on_frame(const wire::frame_view& frame) = 0;
   // Exactly once, after the last on_frame, never from inside on_frame.
   virtual void on_closed(close_reason reason, std::error_code error) = 0;
+  // The outbound queue fell to the mark set with notify_drained_below(); never from inside
+  // on_frame.
+  virtual void on_drained() {}
 };
 
 }  // namespace galaxies::transport

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -64,6 +65,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         settings_(std::move(settings)),
         parser_(settings_.max_frame_size),
         wake_(stream_.get_executor()),
+        resume_(stream_.get_executor()),
         heartbeat_timer_(stream_.get_executor()),
         expiry_(stream_.get_executor()),
         read_buffer_(settings_.read_buffer_size) {}
@@ -104,6 +106,18 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     flush();
     return true;
   }
+
+  // Backpressure on the other side: while paused (each pause needs its resume), the link delivers
+  // no frame and reads nothing more; what it has read waits in its buffer, and the other side's
+  // writes back up into its own queue. A peer kept waiting is not thereby silent: bytes waiting in
+  // the socket count as its signs of life (heartbeat_loop).
+  void pause_reading() noexcept { ++pauses_; }
+  void resume_reading() {
+    if (pauses_ > 0 && --pauses_ == 0) resume_.cancel();
+  }
+  bool reading_paused() const noexcept { return pauses_ > 0; }
+  // on_drained() once, the next time the outbound queue falls to `bytes` or below.
+  void notify_drained_below(std::size_t bytes) noexcept { drain_mark_ = bytes; }
 
   bool is_open() const noexcept { return open_; }
   bool writable() const noexcept { return open_ && !closing_; }
@@ -166,6 +180,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     pending_.clear();  // dropped: nothing more will be written
     recharge();
     wake_.cancel();
+    resume_.cancel();
     heartbeat_timer_.cancel();
     expiry_.cancel();
     log_close(settings_.name, reason, error, settings_.throttle.get());
@@ -232,9 +247,18 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     charged_ = now_held;
   }
 
+  asio::awaitable<void> wait_while_paused() {
+    while (pauses_ > 0 && open_) {
+      resume_.expires_at(clock::time_point::max());
+      co_await resume_.async_wait(tuple_awaitable_t{});
+    }
+  }
+
   asio::awaitable<void> read_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
     while (open_) {
+      co_await wait_while_paused();
+      if (!open_) co_return;
       make_room_for_read();
       auto [ec, n] = co_await stream_.async_read_some(
           asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
@@ -255,18 +279,24 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         read_begin_ = read_end_ = 0;  // closing: what the peer still sends is ignored
         continue;
       }
-      while (deliver_frames()) {
-        co_await asio::post(stream_.get_executor(), asio::use_awaitable);
+      for (auto more = deliver_frames(); more != delivery::done; more = deliver_frames()) {
+        if (more == delivery::paused)
+          co_await wait_while_paused();
+        else
+          co_await asio::post(stream_.get_executor(), asio::use_awaitable);
         if (!open_) co_return;
       }
     }
   }
 
-  // Hands the complete frames in the buffer to the sink, at most max_frames_per_turn of them;
-  // true when it stopped at that limit with more to deliver.
-  bool deliver_frames() {
+  enum class delivery { done, turn_over, paused };
+
+  // Hands the complete frames in the buffer to the sink, at most max_frames_per_turn of them and
+  // none while paused; says why it stopped.
+  delivery deliver_frames() {
     for (std::size_t delivered = 0; open_ && !closing_; ++delivered) {
-      if (delivered == settings_.max_frames_per_turn) return true;
+      if (pauses_ > 0) return delivery::paused;
+      if (delivered == settings_.max_frames_per_turn) return delivery::turn_over;
       const auto result = parser_.parse(
           std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
       if (result.state == wire::parse_result::status::frame) {
@@ -281,14 +311,14 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
             std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_),
             settings_.throttle.get());
         close(close_reason::protocol_error, result.error);
-        return false;
+        return delivery::done;
       }
       // The parser has validated the header (needed <= max_frame_size); the buffer grows as the
       // bytes arrive (make_room_for_read), never up front on a header's word alone.
       if (result.needed > read_buffer_.size() - read_begin_) compact();
-      return false;
+      return delivery::done;
     }
-    return false;
+    return delivery::done;
   }
 
   void make_room_for_read() {
@@ -336,6 +366,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       writing_.clear();
       recharge();
       if (!open_) co_return;
+      if (drain_mark_ && queued_bytes() <= *drain_mark_) {
+        drain_mark_.reset();
+        if (sink_) sink_->on_drained();
+        if (!open_) co_return;
+      }
       if (ec) {
         close(close_reason::io_error, ec);
         co_return;
@@ -356,7 +391,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       if (now - last_read_ > silence_limit_) {
         // Bytes already waiting in the socket prove the peer alive: it is this process that was
         // slow to read (descheduled, stopped, or a long handler). Never blame the peer for that.
-        // (The reader never pauses, so waiting bytes mean its completion is already queued.)
+        // (Waiting bytes mean the reader's completion is queued, or the reader is paused for
+        // backpressure: either way the wait is ours.)
         std::error_code ec;
         if (stream_.available(ec) > 0 && !ec) continue;
         // An EOF or error that arrived during the same stall counts no bytes, but its completion
@@ -402,6 +438,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   std::size_t charged_ = 0;  // bytes this link has charged to settings_.budget
   bool writer_idle_ = false;
   asio::steady_timer wake_;  // the idle writer waits on it; cancel() wakes it
+  std::optional<std::size_t> drain_mark_;
+  unsigned pauses_ = 0;
+  asio::steady_timer resume_;  // the paused reader waits on it; cancel() resumes it
 
   std::chrono::milliseconds heartbeat_interval_{0};
   std::chrono::milliseconds silence_limit_{0};

@@ -59,7 +59,22 @@ bool fake_end::send(std::span<const std::byte> bytes) {
   return fd_ >= 0;
 }
 
+void fake_end::send_later(std::span<const std::byte> bytes) {
+  out_.insert(out_.end(), bytes.begin(), bytes.end());
+  pump();
+}
+
 void fake_end::pump() {
+  while (!out_.empty() && fd_ >= 0) {
+    const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      out_.erase(out_.begin(), out_.begin() + n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN) out_.clear();  // the router closed its end
+    break;
+  }
   if (!reading_ || closed_ || fd_ < 0) return;
   std::byte chunk[65536];
   while (true) {

@@ -35,6 +35,10 @@ class fake_end {
 
   // Writes all of `bytes` unless the router has closed its end; false then.
   bool send(std::span<const std::byte> bytes);
+  // Queues `bytes` to be written as the router reads them (pump() writes what the socket takes):
+  // for a sender that must not block when the router stops reading it.
+  void send_later(std::span<const std::byte> bytes);
+  std::size_t unsent() const { return out_.size(); }
   // Takes what has arrived; notes the end of the stream.
   void pump();
   // A peer that stops reading: pump() takes nothing until resume_reading().
@@ -53,6 +57,7 @@ class fake_end {
  private:
   int fd_;
   frame_bytes in_;
+  frame_bytes out_;
   bool closed_ = false;
   bool reading_ = true;
 };

@@ -109,6 +109,11 @@ struct recording_sink final : frame_sink {
     EXPECT_FALSE(in_on_frame) << "on_closed re-entered the sink from inside on_frame";
     closes.emplace_back(reason, error);
   }
+  void on_drained() override {
+    EXPECT_FALSE(in_on_frame) << "on_drained from inside on_frame";
+    ++drained;
+  }
+  int drained = 0;
   bool closed() const { return !closes.empty(); }
 };
 
@@ -882,6 +887,107 @@ TEST_F(link_test, AWriteThePeerDoesNotTakeShowsAsAStall) {
     return a->queued_bytes() == 0;
   }));
   EXPECT_EQ(a->write_stalled_for(clock::now()), clock::duration::zero());
+}
+
+// ---- backpressure ----
+
+TEST_F(link_test, APausedLinkDeliversNothingUntilEveryPauseIsResumed) {
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa));
+  recording_sink sink;
+  a->start(&sink);
+  a->pause_reading();
+  a->pause_reading();  // two receivers hold the same sender back
+  std::vector<frame_bytes> sent;
+  for (std::uint32_t i = 0; i < 3; ++i) sent.push_back(message_frame(i, 1));
+  a->stream().inject(concat(sent));
+  run_for(30ms);
+  EXPECT_TRUE(sink.frames.empty());
+  a->resume_reading();
+  run_for(30ms);
+  EXPECT_TRUE(sink.frames.empty()) << "one receiver is still full";
+  a->resume_reading();
+  ASSERT_TRUE(run_until([&] { return sink.frames.size() == 3; }));
+  EXPECT_EQ(sink.frames, sent);
+}
+
+TEST_F(link_test, APauseFromInsideOnFrameStopsTheRestOfTheReadUntilResumed) {
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa));
+  recording_sink sink;
+  sink.hook = [&](const wire::frame_view&) {
+    if (sink.frames.size() == 2) a->pause_reading();
+  };
+  a->start(&sink);
+  std::vector<frame_bytes> sent;
+  for (std::uint32_t i = 0; i < 5; ++i) sent.push_back(message_frame(i, 1));
+  a->stream().inject(concat(sent));  // one read holds all of them
+  ASSERT_TRUE(run_until([&] { return sink.frames.size() == 2; }));
+  run_for(30ms);
+  EXPECT_EQ(sink.frames.size(), 2u) << "frames delivered while paused";
+  sink.hook = nullptr;
+  a->resume_reading();
+  ASSERT_TRUE(run_until([&] { return sink.frames.size() == 5; }));
+  EXPECT_EQ(sink.frames, sent);
+}
+
+TEST_F(link_test, APausedLinkIsNotTimedOutWhileItsPeersBytesWait) {
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa));
+  recording_sink sink;
+  a->start(&sink);
+  a->enable_heartbeats(20ms, 60ms);
+  a->pause_reading();
+  const frame_bytes frame = message_frame(1, 1);
+  a->stream().inject(frame);
+  run_for(200ms);  // more than three silence limits
+  EXPECT_FALSE(sink.closed()) << "our pause was blamed on the peer";
+  a->resume_reading();
+  ASSERT_TRUE(run_until([&] { return sink.frames.size() == 1; }));
+  EXPECT_EQ(sink.frames[0], frame);
+}
+
+TEST_F(link_test, OnDrainedFiresOnceWhenTheQueueFallsToTheMark) {
+  auto [sa, peer] = streams({.max_unread = 1});
+  auto a = make_link(std::move(sa));
+  recording_sink sink;
+  a->start(&sink);
+  for (std::uint32_t i = 0; i < 4; ++i) ASSERT_TRUE(a->enqueue(frame_of_size(i, 100)));
+  a->notify_drained_below(a->queued_bytes() / 4);
+  run_for(30ms);
+  EXPECT_EQ(sink.drained, 0) << "the peer has read nothing yet";
+  a->stream().options().max_unread = 0;
+  ASSERT_TRUE(run_until([&] {
+    peer.take_unread();
+    return a->queued_bytes() == 0;
+  }));
+  settle();
+  EXPECT_EQ(sink.drained, 1);
+  ASSERT_TRUE(a->enqueue(frame_of_size(9, 100)));
+  ASSERT_TRUE(run_until([&] {
+    peer.take_unread();
+    return a->queued_bytes() == 0;
+  }));
+  settle();
+  EXPECT_EQ(sink.drained, 1) << "once per notify_drained_below";
+}
+
+TEST_F(link_test, ClosingAPausedLinkReportsTheCloseOnce) {
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa));
+  recording_sink sink;
+  a->start(&sink);
+  a->pause_reading();
+  a->stream().inject(message_frame(1, 1));
+  settle();
+  a->close(close_reason::local);
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }));
+  settle();
+  EXPECT_EQ(sink.closes.size(), 1u);
+  EXPECT_TRUE(sink.frames.empty());
+  a->resume_reading();  // a receiver that drains later must not wake anything
+  settle();
+  EXPECT_TRUE(sink.frames.empty());
 }
 
 }  // namespace

@@ -41,9 +41,85 @@ bool flood(router_harness& h, fake_end& from, const node_id& src, const node_id&
   return h.run_until(done, 1s);
 }
 
-TEST(RouterLimits, APeerThatStopsReadingIsClosedAsASlowConsumerAndItsNodesLeave) {
+// `count` messages of 16 KiB from `src` to `dst`, numbered in their command ("m0", "m1", ...),
+// queued on `from` to be written as fast as the router reads them.
+void send_numbered(fake_end& from, const node_id& src, const node_id& dst, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i)
+    from.send_later(
+        message(wire::frame_type::send, src, dst, 0, 0, "m" + std::to_string(i), chunk));
+}
+
+// Whether `end` received exactly "m0".."m<count-1>", in order.
+::testing::AssertionResult all_in_order(const fake_end& end, std::size_t count) {
+  const auto got = messages(end);
+  if (got.size() != count)
+    return ::testing::AssertionFailure() << got.size() << " of " << count << " arrived";
+  for (std::size_t i = 0; i < count; ++i)
+    if (got[i].command != "m" + std::to_string(i))
+      return ::testing::AssertionFailure() << "message " << i << " is " << got[i].command;
+  return ::testing::AssertionSuccess();
+}
+
+TEST(RouterLimits, ASenderFasterThanItsReceiverIsHeldBackAndNothingIsLost) {
   harness_options o;
   o.limits.max_queue_bytes = 256 * 1024;
+  router_harness h(o);
+  const node_id a = node_named(0x11, 1);
+  const node_id b = node_named(0x12, 1);
+  fake_end& a_end = attached_node(h, a);
+  fake_end& b_end = attached_node(h, b);
+  constexpr std::size_t count = 200;  // 3.2 MiB: twelve times what b's queue may hold
+  send_numbered(a_end, a, b, count);
+  std::size_t most_queued = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  // b reads in bursts, a little at a time: a receiver slower than its sender.
+  while (messages(b_end).size() < count && std::chrono::steady_clock::now() < deadline) {
+    b_end.stop_reading();
+    h.run_for(5ms);
+    most_queued = std::max(most_queued, h.router().queued_bytes());
+    b_end.resume_reading();
+    b_end.pump();
+  }
+  EXPECT_TRUE(all_in_order(b_end, count));
+  EXPECT_GE(h.router().counters().held_back, 1u) << "the sender was never slowed down";
+  EXPECT_EQ(h.router().counters().slow_consumers, 0u);
+  EXPECT_LE(most_queued, o.limits.max_queue_bytes) << "the router buffered what it should not";
+  EXPECT_FALSE(a_end.closed());
+  EXPECT_FALSE(b_end.closed());
+}
+
+TEST(RouterLimits, ABroadcastWaitsForItsSlowestReceiverAndEveryoneGetsEverything) {
+  harness_options o;
+  o.limits.max_queue_bytes = 256 * 1024;
+  router_harness h(o);
+  const node_id a = node_named(0x11, 1);
+  const node_id b = node_named(0x12, 1);
+  const node_id x = node_named(0x41, 1);
+  fake_end& a_end = attached_node(h, a);
+  fake_end& b_end = attached_node(h, b);
+  fake_end& peer = linked_host(h, host_named(1), {x});
+  constexpr std::size_t count = 100;
+  for (std::size_t i = 0; i < count; ++i)
+    a_end.send_later(
+        message(wire::frame_type::broadcast, a, node_id{}, 0, 0, "m" + std::to_string(i), chunk));
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while ((messages(b_end).size() < count || messages(peer).size() < count) &&
+         std::chrono::steady_clock::now() < deadline) {
+    peer.stop_reading();  // the slow one
+    h.run_for(5ms);
+    peer.resume_reading();
+    peer.pump();
+  }
+  EXPECT_TRUE(all_in_order(b_end, count));
+  EXPECT_TRUE(all_in_order(peer, count));
+  EXPECT_EQ(h.router().counters().slow_consumers, 0u);
+  EXPECT_FALSE(peer.closed());
+}
+
+TEST(RouterLimits, APeerThatStopsReadingHoldsItsSenderOnlyUntilTheStallClosesIt) {
+  harness_options o;
+  o.limits.max_queue_bytes = 256 * 1024;
+  o.limits.write_stall = std::chrono::milliseconds(300);
   router_harness h(o);
   const node_id a = node_named(0x11, 1);
   const node_id x = node_named(0x41, 1);
@@ -52,17 +128,22 @@ TEST(RouterLimits, APeerThatStopsReadingIsClosedAsASlowConsumerAndItsNodesLeave)
   fake_end& slow = linked_host(h, host_named(1), {x});
   fake_end& fine = linked_host(h, host_named(2), {y});
   slow.stop_reading();
-  ASSERT_TRUE(flood(h, a_end, a, x, [&] { return left_as(a_end, x).has_value(); }))
-      << "the slow peer was never closed";
+  send_numbered(a_end, a, x, 64);  // 1 MiB, four times x's queue bound
+  ASSERT_TRUE(h.run_until([&] { return left_as(a_end, x).has_value(); }, 5s))
+      << "the stalled peer was never closed";
   EXPECT_EQ(left_as(a_end, x), leave_reason::overloaded);
+  EXPECT_GE(h.router().counters().held_back, 1u);
   EXPECT_EQ(h.router().counters().slow_consumers, 1u);
   EXPECT_FALSE(a_end.closed()) << "the sender is not to blame";
   EXPECT_FALSE(fine.closed());
-  ASSERT_TRUE(h.run_until([&] { return h.router().queued_bytes() < 64 * 1024; }))
+  // Released with x's departure: the rest of its sends are read (and refused: x is gone), its
+  // traffic to others flows again, and x's queue is freed.
+  a_end.send_later(message(wire::frame_type::send, a, y, 0, 0, "after"));
+  ASSERT_TRUE(h.run_until([&] { return !messages(fine).empty(); }))
+      << "the sender stayed held back";
+  EXPECT_EQ(messages(fine).back().command, "after");
+  EXPECT_TRUE(h.run_until([&] { return h.router().queued_bytes() < 64 * 1024; }))
       << "its queue was not released: " << h.router().queued_bytes();
-  // The sender's traffic to others still flows.
-  a_end.send(message(wire::frame_type::send, a, y));
-  EXPECT_TRUE(h.run_until([&] { return !messages(fine).empty(); }));
 }
 
 TEST(RouterLimits, APeerThatReadsNothingForTooLongIsClosedEvenWithinItsQueueBound) {
