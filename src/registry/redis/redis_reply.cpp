@@ -1,5 +1,7 @@
 #include "registry/redis/redis_reply.hpp"
 
+#include <hiredis/hiredis.h>
+
 namespace galaxies::registry::redis {
 namespace {
 
@@ -25,6 +27,36 @@ class category final : public std::error_category {
 };
 
 }  // namespace
+
+reply copy_reply(const redisReply& from) {
+  reply out;
+  switch (from.type) {
+    case REDIS_REPLY_STRING:
+      out.type = reply::kind::string;
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = reply::kind::status;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = reply::kind::error;
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = reply::kind::integer;
+      out.integer = from.integer;
+      return out;
+    case REDIS_REPLY_ARRAY:
+      out.type = reply::kind::array;
+      out.elements.reserve(from.elements);
+      for (std::size_t i = 0; i < from.elements; ++i) {
+        out.elements.push_back(from.element[i] ? copy_reply(*from.element[i]) : reply{});
+      }
+      return out;
+    default:
+      return out;  // nil
+  }
+  if (from.str != nullptr) out.text.assign(from.str, from.len);
+  return out;
+}
 
 const std::error_category& error_category() noexcept {
   static const category instance;

@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+struct redisReply;  // hiredis
+
 namespace galaxies::registry::redis {
 
 struct reply {
@@ -25,6 +27,10 @@ struct reply {
   // "+OK"-style status whose text is `word` (case-sensitive, as Redis sends it).
   bool is_status(std::string_view word) const { return type == kind::status && text == word; }
 };
+
+// The owned copy of a reply hiredis parsed from the server's bytes; an unknown type (a newer
+// protocol's) or a null element is nil.
+reply copy_reply(const redisReply& from);
 
 // Failures that the standard error codes do not name. Connection and socket failures use the
 // system category (Connection refused, Connection timed out), so that a message built from the
