@@ -1,6 +1,7 @@
 // libFuzzer target for what a Redis server sends back and for the redis:// URL. The first byte
 // picks a mode; the rest is the input:
-//   0  protocol bytes, fed in chunks to hiredis's reader (as the connection does); every reply is
+//   0  protocol bytes, fed in chunks to hiredis's reader, limited as the connection's; every reply
+//   is
 //      copied (copy_reply) and goes through the registry's parsing: a SCAN page, an MGET of the
 //      last page's keys, a pub/sub message, a key, a keyspace channel;
 //   1  a redis:// URL.
@@ -116,6 +117,7 @@ void protocol(std::string_view bytes) {
   std::unique_ptr<redisReader, decltype(&redisReaderFree)> reader(redisReaderCreate(),
                                                                   redisReaderFree);
   require(reader != nullptr);
+  limit_reply_elements(*reader);  // as the connection does
   std::vector<std::string> keys;
   // Chunks as reads would deliver them; the size comes from the input's length.
   const std::size_t chunk = 1 + bytes.size() % 13;

@@ -143,10 +143,18 @@ reply array(std::vector<reply> elements) {
   return r;
 }
 
+using reader_ptr = std::unique_ptr<redisReader, decltype(&redisReaderFree)>;
+
+// A reader as the connection sets one up.
+reader_ptr make_reader() {
+  reader_ptr reader(redisReaderCreate(), redisReaderFree);
+  limit_reply_elements(*reader);
+  return reader;
+}
+
 // The server's bytes as hiredis reads them, copied: what every handler of the backend gets.
 std::vector<reply> read_replies(std::string_view bytes) {
-  std::unique_ptr<redisReader, decltype(&redisReaderFree)> reader(redisReaderCreate(),
-                                                                  redisReaderFree);
+  auto reader = make_reader();
   EXPECT_EQ(redisReaderFeed(reader.get(), bytes.data(), bytes.size()), REDIS_OK);
   std::vector<reply> out;
   for (;;) {
@@ -185,6 +193,29 @@ TEST(RedisReply, CopiesWhatTheServerSent) {
   ASSERT_EQ(got[6].elements[1].elements.size(), 2u);
   EXPECT_EQ(got[6].elements[1].elements[0].text, "k");
   EXPECT_TRUE(got[6].elements[1].elements[1].is_nil());
+}
+
+// Found by redis_reply_fuzz: a 12-byte array header made hiredis allocate 6 GB for element
+// pointers before a single element had arrived. The limited reader refuses the header itself.
+TEST(RedisReply, AnArrayAnnouncingTooManyElementsIsRefusedBeforeAnyAllocation) {
+  for (const std::string_view header : {"*777777772\r\n", "*100001\r\n", "*-2\r\n"}) {
+    auto reader = make_reader();
+    ASSERT_EQ(redisReaderFeed(reader.get(), header.data(), header.size()), REDIS_OK);
+    void* raw = nullptr;
+    EXPECT_EQ(redisReaderGetReply(reader.get(), &raw), REDIS_ERR) << header;
+    EXPECT_EQ(raw, nullptr);
+  }
+  // Up to the limit, an array is what it always was; its elements still have to arrive.
+  auto reader = make_reader();
+  const std::string_view most = "*100000\r\n";
+  ASSERT_EQ(redisReaderFeed(reader.get(), most.data(), most.size()), REDIS_OK);
+  void* raw = nullptr;
+  EXPECT_EQ(redisReaderGetReply(reader.get(), &raw), REDIS_OK);
+  EXPECT_EQ(raw, nullptr);  // incomplete
+  const auto nested = read_replies("*1\r\n*2\r\n:1\r\n*0\r\n");
+  ASSERT_EQ(nested.size(), 1u);
+  ASSERT_EQ(nested[0].elements.size(), 1u);
+  EXPECT_EQ(nested[0].elements[0].elements.size(), 2u);
 }
 
 TEST(RedisScan, PageParsing) {

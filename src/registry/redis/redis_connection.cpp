@@ -62,6 +62,8 @@ void connection::connect(std::chrono::milliseconds timeout, status_handler done,
   }
   // Workers are fork+exec'd from this process: they must not inherit the registry's socket.
   ::fcntl(context->c.fd, F_SETFD, ::fcntl(context->c.fd, F_GETFD) | FD_CLOEXEC);
+  // Before anything is read: a reply may not make us allocate for elements it never sends.
+  limit_reply_elements(*context->c.reader);
   context->data = this;
   events_ = hiredis_asio::attach(context, executor_,
                                  [this](const redisAsyncContext& gone) { on_detached(gone); });

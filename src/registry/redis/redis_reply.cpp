@@ -5,6 +5,16 @@
 namespace galaxies::registry::redis {
 namespace {
 
+// hiredis's own reply functions (static inside hiredis, reachable through any new reader), and
+// the same with the element count checked first. Written once, read-only afterwards.
+const redisReplyObjectFunctions* hiredis_functions = nullptr;
+redisReplyObjectFunctions limited_functions{};
+
+void* create_limited_array(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > max_reply_elements) return nullptr;
+  return hiredis_functions->createArray(task, elements);
+}
+
 class category final : public std::error_category {
  public:
   const char* name() const noexcept override { return "redis"; }
@@ -56,6 +66,17 @@ reply copy_reply(const redisReply& from) {
   }
   if (from.str != nullptr) out.text.assign(from.str, from.len);
   return out;
+}
+
+void limit_reply_elements(redisReader& reader) {
+  static const bool once = [&] {
+    hiredis_functions = reader.fn;
+    limited_functions = *reader.fn;
+    limited_functions.createArray = &create_limited_array;
+    return true;
+  }();
+  (void)once;
+  if (reader.fn == hiredis_functions) reader.fn = &limited_functions;
 }
 
 const std::error_category& error_category() noexcept {
