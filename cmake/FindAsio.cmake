@@ -17,8 +17,17 @@ if(Asio_FOUND AND NOT TARGET Asio::Asio)
   add_library(Asio::Asio INTERFACE IMPORTED)
   set_target_properties(Asio::Asio PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${Asio_INCLUDE_DIR}")
   # Standalone Asio, C++20 coroutines; the two macros let clang-based tools see co_await support.
+  #
+  # ASIO_HAS_STD_ALIGNED_ALLOC=1: Asio 1.22 decides it from _GLIBCXX_HAVE_ALIGNED_ALLOC, which is
+  # defined only once some libstdc++ header was included before Asio's config.hpp. The choice thus
+  # differed per translation unit, and its inline asio::aligned_new/aligned_delete (one copy kept
+  # per program) could pair ::operator new with std::free: AddressSanitizer's alloc-dealloc-mismatch.
+  # Defined for everyone, every TU of the library and of its applications agrees. We force it on
+  # rather than off (ASIO_DISABLE_STD_ALIGNED_ALLOC) because "off" makes aligned_new ignore the
+  # alignment it is asked for, while std::aligned_alloc (C++17, glibc) honours it.
   target_compile_definitions(Asio::Asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED
-                             ASIO_HAS_CO_AWAIT=1 ASIO_HAS_STD_COROUTINE=1)
+                             ASIO_HAS_CO_AWAIT=1 ASIO_HAS_STD_COROUTINE=1
+                             ASIO_HAS_STD_ALIGNED_ALLOC=1)
   target_link_libraries(Asio::Asio INTERFACE Threads::Threads)
 endif()
 mark_as_advanced(Asio_INCLUDE_DIR)

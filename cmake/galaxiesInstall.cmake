@@ -51,13 +51,17 @@ else()
   set(GALAXIES_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
 
-# The same definitions FindAsio.cmake gives Asio::Asio: library and application must agree.
+# The definitions FindAsio.cmake gives Asio::Asio, read from the target so that the two cannot
+# drift apart: library and application share Asio's inline functions and must configure it alike.
 set(GALAXIES_PC_CFLAGS "-I\${includedir}")
 if(NOT Asio_INCLUDE_DIR STREQUAL "/usr/include")
   string(APPEND GALAXIES_PC_CFLAGS " -I${Asio_INCLUDE_DIR}")
 endif()
-string(APPEND GALAXIES_PC_CFLAGS " -DASIO_STANDALONE -DASIO_NO_DEPRECATED -DASIO_HAS_CO_AWAIT=1"
-       " -DASIO_HAS_STD_COROUTINE=1 -pthread")
+get_target_property(_galaxies_asio_defs Asio::Asio INTERFACE_COMPILE_DEFINITIONS)
+foreach(def IN LISTS _galaxies_asio_defs)
+  string(APPEND GALAXIES_PC_CFLAGS " -D${def}")
+endforeach()
+string(APPEND GALAXIES_PC_CFLAGS " -pthread")
 
 if(GALAXIES_STATIC)
   # Plain `pkg-config --libs` (without --static) must be enough to link the static archive, so its

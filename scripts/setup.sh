@@ -6,8 +6,13 @@ set -euo pipefail
 
 # The one list: build tools and libraries, the registry servers the tests start (etcd, Redis),
 # and the network tools the fault tests use inside their own namespaces (iproute2, iptables).
+# scripts/test.sh's sanitizer stage needs only g++ (libasan and libubsan come with it); its fuzz
+# stage needs clang-14, libclang-rt-14-dev (libclang_rt.fuzzer-x86_64.a and clang's sanitizer
+# runtimes: clang-14 only recommends it, through libclang-common-14-dev, and recommendations are
+# not installed here) and llvm-14 (llvm-symbolizer-14, for readable stack traces).
 packages=(
   build-essential cmake ninja-build pkg-config
+  clang-14 libclang-rt-14-dev llvm-14
   libasio-dev libssl-dev libcurl4-openssl-dev libhiredis-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev

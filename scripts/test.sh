@@ -1,13 +1,108 @@
 #!/usr/bin/env bash
-# Runs every test: installs missing Debian packages (as root), builds, and runs ctest.
-# Labels: unit (no processes), integration (real processes on loopback), slow.
+# Runs every test: installs missing Debian packages (as root), then three stages, each announced
+# and timed, each in a build directory of its own:
+#   plain  build/       the normal build (scripts/build.sh, BUILD_DIR); ctest, every label (unit,
+#                       integration, slow). Arguments to this script go to this ctest.
+#   asan   build-asan/  g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-O1, tests only,
+#                       no bench/examples/fault tests); ctest -L 'unit|integration'.
+#   fuzz   build-fuzz/  clang++-14 libFuzzer targets (tests/fuzz), each run on its seed corpus
+#                       and then for GALAXIES_FUZZ_SECONDS (default 25) seconds.
+# GALAXIES_TEST_STAGES (default plain,asan,fuzz) picks stages. A failed stage does not stop the
+# next ones; the command fails if any stage failed. BUILD_JOBS sets the build's -j (default: all
+# cores), GALAXIES_TEST_JOBS ctest's -j (default 2).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
+jobs="${BUILD_JOBS:-$(nproc)}"
+test_jobs="${GALAXIES_TEST_JOBS:-2}"
+fuzz_seconds="${GALAXIES_FUZZ_SECONDS:-25}"
+IFS=, read -r -a stages <<<"${GALAXIES_TEST_STAGES:-plain,asan,fuzz}"
+
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    plain | asan | fuzz) ;;
+    *)
+      echo "test.sh: unknown stage '$stage' in GALAXIES_TEST_STAGES (plain, asan, fuzz)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 "$here/setup.sh"
-"$here/build.sh"
-
 cd "$root"
-# Two jobs: the machine has two cores; integration tests bound their own time.
-ctest --test-dir build --output-on-failure -j "${GALAXIES_TEST_JOBS:-2}" --timeout 900 "$@"
+
+stage_plain() {
+  "$here/build.sh"
+  ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j "$test_jobs" --timeout 900 "$@"
+}
+
+stage_asan() {
+  # -O1: quicker to build than -O2, still fast enough to keep the integration tests' timing, and
+  # stack traces stay readable. Only what unit and integration tests need is configured.
+  cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_CXX_COMPILER=g++ \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+    -DGALAXIES_SANITIZE=address,undefined -DGALAXIES_BUILD_BENCH=OFF \
+    -DGALAXIES_BUILD_EXAMPLES=OFF -DGALAXIES_BUILD_SLOW_TESTS=OFF
+  cmake --build "$root/build-asan" -j "$jobs"
+  # Every process inherits these: the test binaries, the `galaxies` CLI they start and the
+  # workers those exec. Reports go to stderr: ctest sees the test's own and its direct children's,
+  # the harness copies those of its hosts (and their workers) out of their log files, and a test
+  # whose output holds a report fails (tests/CMakeLists.txt). Leak checks run wherever a process
+  # exits normally (a SIGTERMed host, a worker whose master left); a SIGKILLed one has no exit to
+  # check.
+  export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:check_initialization_order=1:strict_init_order=1"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+  ctest --test-dir "$root/build-asan" --output-on-failure -j "$test_jobs" --timeout 900 \
+    -L 'unit|integration'
+}
+
+stage_fuzz() {
+  local compiler
+  compiler="$(command -v clang++-14 || command -v clang++)"
+  cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_CXX_COMPILER="$compiler" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGALAXIES_BUILD_TESTS=OFF -DGALAXIES_BUILD_BENCH=OFF \
+    -DGALAXIES_BUILD_EXAMPLES=OFF -DGALAXIES_BUILD_FUZZERS=ON
+  cmake --build "$root/build-fuzz" -j "$jobs" --target galaxies_fuzzers
+  # clang's runtime symbolizes stack traces only with an llvm-symbolizer it can find.
+  if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" ]] && command -v llvm-symbolizer-14 >/dev/null; then
+    ASAN_SYMBOLIZER_PATH="$(command -v llvm-symbolizer-14)"
+    export ASAN_SYMBOLIZER_PATH
+  fi
+  "$root/tests/fuzz/run_fuzzers.sh" "$root/build-fuzz" "$fuzz_seconds"
+}
+
+declare -A took=() result=()
+failed=0
+for stage in "${stages[@]}"; do
+  echo
+  echo "==== test.sh: stage $stage ($(date +%H:%M:%S))"
+  start=$SECONDS
+  # A subshell, so that a failing command ends that stage only. Not inside `if` or `||`: bash
+  # ignores `set -e` in a command whose status is being tested.
+  set +e
+  (
+    set -e
+    case "$stage" in
+      plain) stage_plain "$@" ;;
+      asan) stage_asan ;;
+      fuzz) stage_fuzz ;;
+    esac
+  )
+  status=$?
+  set -e
+  if ((status == 0)); then result[$stage]=passed; else
+    result[$stage]=FAILED
+    failed=1
+  fi
+  took[$stage]=$((SECONDS - start))
+  printf '==== test.sh: stage %s %s in %dm%02ds\n' "$stage" "${result[$stage]}" \
+    $((took[$stage] / 60)) $((took[$stage] % 60))
+done
+
+echo
+echo "==== test.sh: summary"
+for stage in "${stages[@]}"; do
+  printf '  %-6s %-7s %dm%02ds\n' "$stage" "${result[$stage]}" $((took[$stage] / 60)) \
+    $((took[$stage] % 60))
+done
+exit "$failed"

@@ -1,13 +1,19 @@
 // libFuzzer target for the wire layer: arbitrary bytes through the frame parser and every decoder.
-// Beyond "no crash, no out-of-bounds read" (AddressSanitizer), it checks two properties and traps
-// when they fail: the parser only returns frames inside its input, and whatever decodes re-encodes
-// to a frame that decodes to the same values.
+// Beyond "no crash, no out-of-bounds read" (AddressSanitizer, UBSan), it checks these properties
+// and traps when they fail: the parser only returns frames inside its input; its answer on a
+// prefix of the input agrees with its answer on the whole (need-more until the frame is complete,
+// a header error as soon as the header is there); whatever decodes re-encodes to a frame that
+// decodes to the same values; and the sample a protocol violation is logged with is printable,
+// bounded and says exactly which bytes came.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "base/endian.hpp"
+#include "transport/protocol_log.hpp"
 #include "wire/control.hpp"
 #include "wire/message.hpp"
 
@@ -22,6 +28,61 @@ void require(bool condition) {
 void require_in(std::span<const std::byte> frame, std::span<const std::byte> input) {
   require(frame.data() == input.data() && frame.size() <= input.size() &&
           frame.size() >= header_size);
+}
+
+// What the parser says about the first `k` bytes of an input on which it answered `whole`.
+void check_prefixes(const frame_parser& parser, std::span<const std::byte> input,
+                    const parse_result& whole) {
+  const bool header_error =
+      whole.state == parse_result::status::error &&
+      (whole.error == decode_error::frame_too_small ||
+       whole.error == decode_error::frame_too_large || whole.error == decode_error::unknown_type);
+  const std::size_t total =
+      whole.state == parse_result::status::frame ? whole.frame.bytes.size() : input.size();
+  for (const std::size_t k : {std::size_t{0}, header_size - 1, header_size, total - 1}) {
+    if (k >= total) continue;
+    const parse_result part = parser.parse(input.first(k));
+    if (k < header_size) {
+      require(part.state == parse_result::status::need_more && part.needed == 0);
+    } else if (whole.state == parse_result::status::frame) {
+      // The header was good on the whole input, so a prefix only lacks bytes.
+      require(part.state == parse_result::status::need_more && part.needed == total);
+    } else if (whole.state == parse_result::status::need_more) {
+      require(part.state == parse_result::status::need_more && part.needed == whole.needed);
+    } else if (header_error) {
+      // Known as soon as the header is there: the body is never awaited.
+      require(part.state == parse_result::status::error && part.error == whole.error);
+    }
+  }
+}
+
+// escaped_sample: printable ASCII only, at most 32 input bytes shown (4 characters each, "..."
+// when cut), and unescaping it gives back exactly the bytes shown.
+void check_sample(std::span<const std::byte> input) {
+  const std::string sample = galaxies::transport::escaped_sample(input);
+  const std::size_t shown = std::min<std::size_t>(input.size(), 32);
+  require(sample.size() <= shown * 4 + 3);
+  std::string text = sample;
+  if (input.size() > shown) {
+    require(text.size() >= 3 && text.compare(text.size() - 3, 3, "...") == 0);
+    text.resize(text.size() - 3);
+  }
+  std::vector<std::byte> back;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    require(c >= 0x20 && c < 0x7f);
+    if (c != '\\') {
+      require(c != '"');
+      back.push_back(std::byte{c});
+      continue;
+    }
+    require(i + 3 < text.size());
+    require(text[i + 1] == 'x');
+    auto hex = [](char h) { return h <= '9' ? h - '0' : h - 'a' + 10; };
+    back.push_back(static_cast<std::byte>(hex(text[i + 2]) * 16 + hex(text[i + 3])));
+    i += 3;
+  }
+  require(back.size() == shown && std::equal(back.begin(), back.end(), input.begin()));
 }
 
 frame_view reparse(const std::vector<std::byte>& encoded) {
@@ -42,7 +103,8 @@ void check_message(const frame_view& frame) {
   message_view n;
   require(!decode_message(reparse(again), n));
   require(n.type == m.type && n.src == m.src && n.dst == m.dst && n.request_id == m.request_id &&
-          n.word == m.word && n.command == m.command && n.payload.size() == m.payload.size());
+          n.word == m.word && n.command == m.command &&
+          std::equal(n.payload.begin(), n.payload.end(), m.payload.begin(), m.payload.end()));
 }
 
 template <class Value, class Decode, class Encode>
@@ -92,7 +154,23 @@ void exercise(const frame_view& frame) {
         append_hosts_up(out, v.entries, v.snapshot);
       });
   check_round_trip<std::vector<host_down_entry>>(frame, decode_hosts_down, append_hosts_down);
-  (void)status_json(frame);
+  auth_value auth{};
+  if (!decode_auth_value(frame, auth)) {
+    const bool challenge = frame.header.type == frame_type::auth_challenge;
+    require(challenge || frame.header.type == frame_type::auth_proof);
+    std::vector<std::byte> again;
+    (challenge ? append_auth_challenge : append_auth_proof)(again, auth);
+    auth_value auth_again{};
+    require(!decode_auth_value(reparse(again), auth_again) && auth_again == auth);
+  }
+
+  const std::string_view json = status_json(frame);
+  require(frame.header.type == frame_type::status_reply || json.empty());
+  if (frame.header.type == frame_type::status_reply) {
+    std::vector<std::byte> again;
+    append_status_reply(again, json);
+    require(status_json(reparse(again)) == json);
+  }
 }
 
 }  // namespace
@@ -110,7 +188,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::span<const std::byte> rest = input;
   for (;;) {
     const parse_result r = parser.parse(rest);
-    if (r.state != parse_result::status::frame) break;
+    check_prefixes(parser, rest, r);
+    if (r.state != parse_result::status::frame) {
+      // What a link logs when it refuses the peer's bytes.
+      if (r.state == parse_result::status::error) check_sample(rest);
+      break;
+    }
     require_in(r.frame.bytes, rest);
     exercise(r.frame);
     rest = rest.subspan(r.frame.bytes.size());

@@ -1,6 +1,8 @@
 # cmake -P script: installs the build tree into a scratch prefix, builds the consumer against it
 # twice (find_package, then plain pkg-config) and runs both binaries' --probe.
-# In: BUILD_DIR CONFIG CONSUMER_DIR WORK_DIR CXX GENERATOR PKG_CONFIG (empty: no pkg-config).
+# In: BUILD_DIR CONFIG CONSUMER_DIR WORK_DIR CXX GENERATOR PKG_CONFIG (empty: no pkg-config), and
+# CXX_FLAGS: the project's CMAKE_CXX_FLAGS, which the consumer needs too (a sanitizer build's
+# instrumented libgalaxies only links into an instrumented program).
 cmake_minimum_required(VERSION 3.25)
 
 function(run_step what)
@@ -25,7 +27,7 @@ run_step("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${pr
 # 1. find_package(galaxies), from this prefix only.
 run_step("configuring the consumer"
          ${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${WORK_DIR}/cmake-build -G "${GENERATOR}"
-         -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${prefix}
+         -DCMAKE_CXX_COMPILER=${CXX} "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" -DCMAKE_PREFIX_PATH=${prefix}
          -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
 file(STRINGS ${WORK_DIR}/cmake-build/CMakeCache.txt found_dir REGEX "^galaxies_DIR:")
 string(REGEX REPLACE "^galaxies_DIR:[A-Z]*=" "" found_dir "${found_dir}")
@@ -54,8 +56,9 @@ run_step("pkg-config" ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${pc_dir}
          ${PKG_CONFIG} --cflags --libs galaxies)
 string(STRIP "${step_output}" pc_flags)
 separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+separate_arguments(cxx_flags UNIX_COMMAND "${CXX_FLAGS}")
 run_step("building the consumer with pkg-config flags"
-         ${CXX} -std=c++20 ${CONSUMER_DIR}/main.cpp ${pc_flags} -o ${WORK_DIR}/pc_consumer)
+         ${CXX} -std=c++20 ${cxx_flags} ${CONSUMER_DIR}/main.cpp ${pc_flags} -o ${WORK_DIR}/pc_consumer)
 # A shared libgalaxies is found at run time through the scratch prefix.
 run_step("running the pkg-config-built consumer"
          ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${lib_dir} ${WORK_DIR}/pc_consumer --probe)

@@ -1,6 +1,7 @@
 #include "support/cluster.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -52,6 +53,19 @@ event parse_event(nlohmann::json doc) {
 
 void signal_if_same(const host_process::process_identity& p, int sig) {
   if (p.start_time != 0 && tools::start_time(p.pid) == p.start_time) ::kill(p.pid, sig);
+}
+
+// Where a sanitizer report starts in a host's log (its workers write there too), or npos. ASan and
+// LSan open with "==PID==ERROR: ...Sanitizer", UBSan with "FILE:LINE:COL: runtime error: ".
+std::size_t sanitizer_report_at(const std::string& log) {
+  std::size_t at = std::string::npos;
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             ": runtime error: ", "SUMMARY: UndefinedBehaviorSanitizer"}) {
+    at = std::min(at, log.find(marker));
+  }
+  if (at == std::string::npos) return at;
+  const auto line = log.rfind('\n', at);
+  return line == std::string::npos ? 0 : line + 1;
 }
 
 }  // namespace
@@ -165,6 +179,18 @@ host_process::~host_process() {
   reader_.join();
   ::close(wake_read_);
   ::close(wake_write_);
+
+  // A sanitizer report from the host or a worker would otherwise vanish with the temp dir, and a
+  // worker it killed is just respawned: show it (ctest also fails a test whose output holds one,
+  // see tests/CMakeLists.txt) and fail the test. Bounded: the log is at debug level.
+  const std::string text = log();
+  if (const auto at = sanitizer_report_at(text); at != std::string::npos) {
+    constexpr std::size_t shown = 64 * 1024;
+    std::fprintf(stderr, "[harness] %s: sanitizer report in its log:\n%.*s%s\n", name_.c_str(),
+                 static_cast<int>(std::min(shown, text.size() - at)), text.data() + at,
+                 text.size() - at > shown ? "\n[harness] (cut)" : "");
+    ADD_FAILURE() << "sanitizer report in the log of host " << name_ << " (printed above)";
+  }
 }
 
 std::filesystem::path host_process::log_path() const {

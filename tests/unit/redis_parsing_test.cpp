@@ -1,9 +1,11 @@
 // The pure parts of the Redis registry backend: URL parsing (with its error messages, which must
-// never show the password), the key layout, and the parsing of SCAN and MGET replies into rows,
-// skipping whatever is not a row. The backend against a real redis-server is covered by the
-// registry conformance suite (integration).
+// never show the password), the key layout, the copy of what hiredis read from the server, and the
+// parsing of SCAN and MGET replies into rows, skipping whatever is not a row. The backend against a
+// real redis-server is covered by the registry conformance suite (integration).
 #include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -139,6 +141,81 @@ reply array(std::vector<reply> elements) {
   r.type = reply::kind::array;
   r.elements = std::move(elements);
   return r;
+}
+
+using reader_ptr = std::unique_ptr<redisReader, decltype(&redisReaderFree)>;
+
+// A reader as the connection sets one up.
+reader_ptr make_reader() {
+  reader_ptr reader(redisReaderCreate(), redisReaderFree);
+  limit_reply_elements(*reader);
+  return reader;
+}
+
+// The server's bytes as hiredis reads them, copied: what every handler of the backend gets.
+std::vector<reply> read_replies(std::string_view bytes) {
+  auto reader = make_reader();
+  EXPECT_EQ(redisReaderFeed(reader.get(), bytes.data(), bytes.size()), REDIS_OK);
+  std::vector<reply> out;
+  for (;;) {
+    void* raw = nullptr;
+    if (redisReaderGetReply(reader.get(), &raw) != REDIS_OK) {
+      ADD_FAILURE() << "protocol error: " << reader->errstr;
+      break;
+    }
+    if (raw == nullptr) break;
+    out.push_back(copy_reply(*static_cast<const redisReply*>(raw)));
+    freeReplyObject(raw);
+  }
+  return out;
+}
+
+TEST(RedisReply, CopiesWhatTheServerSent) {
+  using namespace std::string_view_literals;  // the bytes hold a NUL
+  const auto got = read_replies(
+      "+OK\r\n-NOAUTH Authentication required.\r\n:-42\r\n$-1\r\n*-1\r\n"
+      "$5\r\na\0b\r\n\r\n*2\r\n$2\r\n17\r\n*2\r\n$1\r\nk\r\n$-1\r\n"sv);
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_TRUE(got[0].is_status("OK"));
+  EXPECT_EQ(got[1].type, reply::kind::error);
+  EXPECT_EQ(got[1].text, "NOAUTH Authentication required.");
+  EXPECT_EQ(got[2].type, reply::kind::integer);
+  EXPECT_EQ(got[2].integer, -42);
+  EXPECT_TRUE(got[3].is_nil());
+  EXPECT_TRUE(got[4].is_nil());
+  EXPECT_TRUE(got[5].is_string());
+  EXPECT_EQ(got[5].text, std::string("a\0b\r\n", 5));  // binary-safe
+  ASSERT_TRUE(got[6].is_array());
+  const auto page = parse_scan_page(got[6]);
+  ASSERT_FALSE(page);  // a nil key is not a SCAN page
+  ASSERT_EQ(got[6].elements.size(), 2u);
+  EXPECT_EQ(got[6].elements[0].text, "17");
+  ASSERT_EQ(got[6].elements[1].elements.size(), 2u);
+  EXPECT_EQ(got[6].elements[1].elements[0].text, "k");
+  EXPECT_TRUE(got[6].elements[1].elements[1].is_nil());
+}
+
+// Found by redis_reply_fuzz: a 12-byte array header made hiredis allocate 6 GB for element
+// pointers before a single element had arrived. The limited reader refuses the header itself.
+TEST(RedisReply, AnArrayAnnouncingTooManyElementsIsRefusedBeforeAnyAllocation) {
+  for (const std::string_view header : {"*777777772\r\n", "*100001\r\n", "*-2\r\n"}) {
+    auto reader = make_reader();
+    ASSERT_EQ(redisReaderFeed(reader.get(), header.data(), header.size()), REDIS_OK);
+    void* raw = nullptr;
+    EXPECT_EQ(redisReaderGetReply(reader.get(), &raw), REDIS_ERR) << header;
+    EXPECT_EQ(raw, nullptr);
+  }
+  // Up to the limit, an array is what it always was; its elements still have to arrive.
+  auto reader = make_reader();
+  const std::string_view most = "*100000\r\n";
+  ASSERT_EQ(redisReaderFeed(reader.get(), most.data(), most.size()), REDIS_OK);
+  void* raw = nullptr;
+  EXPECT_EQ(redisReaderGetReply(reader.get(), &raw), REDIS_OK);
+  EXPECT_EQ(raw, nullptr);  // incomplete
+  const auto nested = read_replies("*1\r\n*2\r\n:1\r\n*0\r\n");
+  ASSERT_EQ(nested.size(), 1u);
+  ASSERT_EQ(nested[0].elements.size(), 1u);
+  EXPECT_EQ(nested[0].elements[0].elements.size(), 2u);
 }
 
 TEST(RedisScan, PageParsing) {

@@ -12,36 +12,6 @@
 namespace galaxies::registry::redis {
 namespace {
 
-reply convert(const redisReply& from) {
-  reply out;
-  switch (from.type) {
-    case REDIS_REPLY_STRING:
-      out.type = reply::kind::string;
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = reply::kind::status;
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = reply::kind::error;
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = reply::kind::integer;
-      out.integer = from.integer;
-      return out;
-    case REDIS_REPLY_ARRAY:
-      out.type = reply::kind::array;
-      out.elements.reserve(from.elements);
-      for (std::size_t i = 0; i < from.elements; ++i) {
-        out.elements.push_back(from.element[i] ? convert(*from.element[i]) : reply{});
-      }
-      return out;
-    default:
-      return out;  // nil
-  }
-  if (from.str != nullptr) out.text.assign(from.str, from.len);
-  return out;
-}
-
 bool is_string(const redisReply* value) {
   return value != nullptr && (value->type == REDIS_REPLY_STRING) && value->str != nullptr;
 }
@@ -92,6 +62,8 @@ void connection::connect(std::chrono::milliseconds timeout, status_handler done,
   }
   // Workers are fork+exec'd from this process: they must not inherit the registry's socket.
   ::fcntl(context->c.fd, F_SETFD, ::fcntl(context->c.fd, F_GETFD) | FD_CLOEXEC);
+  // Before anything is read: a reply may not make us allocate for elements it never sends.
+  limit_reply_elements(*context->c.reader);
   context->data = this;
   events_ = hiredis_asio::attach(context, executor_,
                                  [this](const redisAsyncContext& gone) { on_detached(gone); });
@@ -255,7 +227,7 @@ void connection::on_reply(const redisReply* value, reply_handler done, bool time
     return;
   }
   if (timed) answered();
-  auto owned = convert(*value);
+  auto owned = copy_reply(*value);
   std::error_code ec;
   std::string detail;
   if (owned.type == reply::kind::error) {

@@ -10,6 +10,9 @@
 #include <type_traits>
 #include <vector>
 
+struct redisReply;  // hiredis
+struct redisReader;
+
 namespace galaxies::registry::redis {
 
 struct reply {
@@ -25,6 +28,22 @@ struct reply {
   // "+OK"-style status whose text is `word` (case-sensitive, as Redis sends it).
   bool is_status(std::string_view word) const { return type == kind::status && text == word; }
 };
+
+// The owned copy of a reply hiredis parsed from the server's bytes; an unknown type (a newer
+// protocol's) or a null element is nil.
+reply copy_reply(const redisReply& from);
+
+// The most elements one reply may announce. hiredis allocates an array's element pointers when it
+// reads the array's header, before any element has arrived: unbounded, the 13 bytes
+// "*2000000000\r\n" from whatever answers on the store's address cost 16 GB. This backend asks
+// for far less (SCAN pages of COUNT 100, MGETs of 500 keys, pub/sub messages of 3 or 4), and
+// scan_rows gives up past 100000 keys in all.
+inline constexpr int max_reply_elements = 100000;
+
+// Makes `reader` refuse, before allocating, a reply announcing more than max_reply_elements
+// elements (or a negative count): the reader then fails as hiredis fails on an allocation,
+// "Out of memory", and the connection with it. Every reader of this backend gets it.
+void limit_reply_elements(redisReader& reader);
 
 // Failures that the standard error codes do not name. Connection and socket failures use the
 // system category (Connection refused, Connection timed out), so that a message built from the

@@ -1,5 +1,12 @@
 // An application of an installed galaxies: a host whose workers answer "echo". `--probe` exits at
 // once, after touching enough of the library to prove that it links and runs.
+
+// Before any header: Asio's own guess for this macro depends on what was included first. Seeing
+// it here proves the package handed the application the library's Asio configuration.
+#if !defined(ASIO_HAS_STD_ALIGNED_ALLOC)
+#error "the galaxies package did not pass its Asio definitions (see cmake/FindAsio.cmake)"
+#endif
+
 #include <galaxies/galaxies.hpp>
 #include <galaxies/json.hpp>
 #include <iostream>
