@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES uuid.cpp error.cpp)
+list(APPEND LAYER_SOURCES uuid.cpp error.cpp backoff.cpp)

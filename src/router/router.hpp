@@ -17,11 +17,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/backoff.hpp"
 #include "base/limits.hpp"
 #include "galaxies/options.hpp"
 #include "router/connection.hpp"
 #include "router/route_table.hpp"
-#include "transport/backoff.hpp"
 #include "wire/control.hpp"
 
 namespace galaxies::router {
@@ -137,7 +137,7 @@ class router {
 
   struct wanted_peer {
     std::string address;
-    transport::backoff retry{std::chrono::milliseconds(50), limits::redial_backoff_max};
+    base::backoff retry{std::chrono::milliseconds(50), limits::redial_backoff_max};
     std::unique_ptr<asio::steady_timer> redial;  // set while a redial is scheduled
     bool stale = false;  // refused with wrong_target: not redialled until the row changes
   };

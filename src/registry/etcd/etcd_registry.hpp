@@ -30,9 +30,9 @@
 #include <tuple>
 #include <vector>
 
+#include "base/backoff.hpp"
 #include "registry/etcd/etcd_client.hpp"
 #include "registry/registry.hpp"
-#include "transport/backoff.hpp"
 
 namespace galaxies::registry {
 
@@ -105,8 +105,8 @@ class etcd_registry final : public registry {
   std::optional<bool> reported_healthy_;
   view_filter last_view_;
 
-  transport::backoff retry_backoff_;
-  transport::backoff watch_backoff_;
+  base::backoff retry_backoff_;
+  base::backoff watch_backoff_;
   asio::steady_timer keepalive_timer_;
   asio::steady_timer retry_timer_;
   asio::steady_timer resync_timer_;

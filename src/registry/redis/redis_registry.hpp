@@ -30,11 +30,11 @@
 #include <tuple>
 #include <vector>
 
+#include "base/backoff.hpp"
 #include "registry/redis/redis_connection.hpp"
 #include "registry/redis/redis_layout.hpp"
 #include "registry/redis/redis_url.hpp"
 #include "registry/registry.hpp"
-#include "transport/backoff.hpp"
 
 namespace galaxies::registry {
 
@@ -112,7 +112,7 @@ class redis_registry final : public registry {
   bool scanning_ = false;
   bool rescan_ = false;  // something changed during the running scan: scan once more after it
   std::size_t failed_attempts_ = 0;
-  transport::backoff backoff_;
+  base::backoff backoff_;
   asio::steady_timer refresh_timer_;
   asio::steady_timer retry_timer_;
 
