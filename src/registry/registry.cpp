@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "base/limits.hpp"
-#include "base/printable.hpp"
+#include "base/text.hpp"
 #include "registry/etcd/etcd_registry.hpp"
 #include "registry/file_registry.hpp"
 #include "registry/redis/redis_registry.hpp"
@@ -18,7 +18,7 @@
 namespace galaxies::registry {
 namespace {
 
-// Quoted input for an error message: bounded, printable, one line.
+// Quoted input for an error message: bounded, escaped, one line.
 std::string quoted(std::string_view text) {
   return "'" + base::printable(text) + "'";
 }
