@@ -7,6 +7,7 @@
 
 #include "base/backoff.hpp"
 #include "base/endian.hpp"
+#include "base/host_port.hpp"
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
 
@@ -114,6 +115,23 @@ TEST(Backoff, IndependentInstancesDoNotRunInLockstep) {
     b.push_back(second.next());
   }
   EXPECT_NE(a, b);
+}
+
+// The shape only; transport and the registry judge the address part (transport_misc_test).
+TEST(HostPort, SplitsTheShapeRegistryAndCommandLineWrite) {
+  const auto v4 = base::split_host_port("10.0.0.1:7100");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->host, "10.0.0.1");
+  EXPECT_EQ(v4->port, 7100);
+  const auto v6 = base::split_host_port("[::1]:0");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1") << "without the brackets";
+  EXPECT_EQ(v6->port, 0);
+  EXPECT_EQ(base::split_host_port("a:65535")->port, 65535);
+  for (const char* bad : {"", ":80", "10.0.0.1", "10.0.0.1:", "10.0.0.1:65536", "10.0.0.1:+1",
+                          "10.0.0.1: 1", "::1:80", "[]:80", "[::1]80", "[::1:80", "h:8o"}) {
+    EXPECT_FALSE(base::split_host_port(bad)) << '"' << bad << '"';
+  }
 }
 
 }  // namespace
