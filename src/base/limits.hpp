@@ -34,5 +34,9 @@ inline constexpr std::chrono::milliseconds dial_connect_timeout{1000};
 inline constexpr std::chrono::milliseconds redial_backoff_max{500};
 // A Unix socket path must fit sockaddr_un::sun_path (108 bytes with the NUL).
 inline constexpr std::size_t max_unix_path = 107;
+// The file registry takes its lock without blocking the event loop: a busy lock is retried after
+// 5 ms, doubling up to 100 ms (with jitter), until registry_request_timeout.
+inline constexpr std::chrono::milliseconds file_lock_retry_initial{5};
+inline constexpr std::chrono::milliseconds file_lock_retry_max{100};
 
 }  // namespace galaxies::limits

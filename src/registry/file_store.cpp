@@ -104,13 +104,15 @@ std::error_code replace(const std::string& path, const std::string& text) {
   return ec;
 }
 
-// Blocks until no other writer holds PATH.lock. flock (not fcntl) locks belong to the open file
-// description, so two registries in one process exclude each other too.
-std::error_code lock(const std::string& path, file_descriptor& out) {
+// Takes PATH.lock if no other writer holds it, without waiting. flock (not fcntl) locks belong to
+// the open file description, so two registries in one process exclude each other too.
+std::error_code try_lock(const std::string& path, file_descriptor& out) {
   const std::string lock_path = path + ".lock";
   out.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out.valid()) return last_error();
-  while (::flock(out.get(), LOCK_EX) != 0) {
+  while (::flock(out.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return std::make_error_code(std::errc::resource_unavailable_try_again);
     if (errno != EINTR) return last_error();
   }
   return {};
@@ -177,10 +179,10 @@ snapshot load(const std::string& path) {
 
 std::error_code update(const std::string& path, std::int64_t now_ms,
                        const std::function<bool(std::vector<host_record>&)>& edit,
-                       std::vector<host_record>* result) {
+                       snapshot* result) {
   if (auto ec = make_directories(parent_of(path))) return ec;
   file_descriptor held(-1);
-  if (auto ec = lock(path, held)) return ec;
+  if (auto ec = try_lock(path, held)) return ec;
 
   snapshot current = load(path);
   if (current.error) return current.error;
@@ -192,7 +194,7 @@ std::error_code update(const std::string& path, std::int64_t now_ms,
     if (auto ec = replace(path, serialize(current.rows))) return ec;
     if (current.corrupt) spdlog::warn("registry file:{}: replaced a corrupt file", path);
   }
-  if (result) *result = std::move(current.rows);
+  if (result) *result = std::move(current);
   return {};  // `held` unlocks on close
 }
 

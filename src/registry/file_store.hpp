@@ -4,7 +4,10 @@
 // File: {"format":1,"hosts":[{"id","cluster","address","unix","hostname","pid","expires_ms"}]}.
 // Readers take no lock: the data file is only ever replaced whole by rename(), so any open() sees
 // one complete version. Writers serialise on PATH.lock, never on PATH itself, because locking the
-// data file would lock an inode the next rename() unlinks.
+// data file would lock an inode the next rename() unlinks. Nothing here ever waits for the lock:
+// a process stopped while holding it (SIGSTOP, a debugger) must not freeze the event loops of
+// every master on the machine; the caller retries (file_writer.hpp).
+// Every file and directory this creates is private to the user (0600, 0700).
 // Threading: free functions without shared state; safe from any thread.
 #pragma once
 
@@ -43,11 +46,13 @@ snapshot load(const std::string& path);
 // Edits the rows under the lock: reads, drops rows expired at `now_ms` (of any cluster: dead is
 // dead), calls `edit`, and writes back through PATH.tmp.<pid> + rename() when `edit` returned true,
 // something was pruned, or the file was corrupt (so a corrupt file is repaired by the next writer).
-// Creates the parent directory (mode 0700) if missing. On success `result` holds the rows as now
+// Creates the parent directory (mode 0700) if missing. On success `result` holds the file as now
 // stored; on error the file is left as it was.
+// Never blocks: while another writer holds the lock it returns
+// std::errc::resource_unavailable_try_again, having read and written nothing.
 std::error_code update(const std::string& path, std::int64_t now_ms,
                        const std::function<bool(std::vector<host_record>&)>& edit,
-                       std::vector<host_record>* result = nullptr);
+                       snapshot* result = nullptr);
 
 // mkdir -p with mode 0700 for every directory it creates.
 std::error_code make_directories(const std::string& dir);

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "galaxies/ids.hpp"
 
 namespace galaxies::registry {
@@ -34,6 +35,9 @@ struct host_record {
 struct options {
   std::chrono::milliseconds ttl{5000};   // a row not refreshed for this long is dead
   std::chrono::milliseconds refresh{0};  // 0 = ttl / 3
+  // One request to the store (a connect, a command, the file's lock) fails after this long and
+  // the store counts as unreachable.
+  std::chrono::milliseconds request_timeout = limits::registry_request_timeout;
 };
 
 class registry {

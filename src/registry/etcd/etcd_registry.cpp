@@ -50,7 +50,7 @@ etcd_registry::etcd_registry(const asio::any_io_executor& executor,
       keepalive_timer_(executor),
       retry_timer_(executor),
       resync_timer_(executor),
-      client_(executor, std::move(endpoints), limits::registry_request_timeout) {
+      client_(executor, std::move(endpoints), opts.request_timeout) {
   if (ttl_seconds_ * 1000 != opts.ttl.count()) {
     spdlog::info("registry {}: ttl {} ms rounded to an etcd lease of {} s", url_, opts.ttl.count(),
                  ttl_seconds_);

@@ -32,6 +32,7 @@ redis_registry::redis_registry(const asio::any_io_executor& executor, redis::tar
       layout_(cluster_, where_.db.value_or(0)),
       ttl_(opts.ttl),
       refresh_(refresh_period(opts)),
+      request_timeout_(opts.request_timeout),
       backoff_(retry_initial, retry_max),
       refresh_timer_(executor),
       retry_timer_(executor) {
@@ -72,7 +73,7 @@ std::vector<std::string> redis_registry::set_command() const {
 
 void redis_registry::open_session() {
   const auto session = ++session_;
-  const auto timeout = limits::registry_request_timeout;
+  const auto timeout = request_timeout_;
   commands_ = std::make_unique<redis::connection>(executor_, where_, timeout);
   subscriber_ = std::make_unique<redis::connection>(executor_, where_, timeout);
   const auto lost = [this, session](std::error_code ec, const std::string& detail) {
@@ -319,12 +320,11 @@ void redis_registry::remove_stale(const host_id& stale, std::string_view address
 void redis_registry::read(read_handler done) {
   const auto id = ++next_read_;
   auto& op = reads_[id];
-  op.conn =
-      std::make_unique<redis::connection>(executor_, where_, limits::registry_request_timeout);
+  op.conn = std::make_unique<redis::connection>(executor_, where_, request_timeout_);
   op.done = std::move(done);
   auto* conn = op.conn.get();
   conn->connect(
-      limits::registry_request_timeout,
+      request_timeout_,
       [this, id, conn](std::error_code ec, const std::string& detail) {
         if (ec) return finish_read(id, ec, detail, {});
         redis::scan_rows(

@@ -89,6 +89,7 @@ class redis_registry final : public registry {
   redis::layout layout_;
   std::chrono::milliseconds ttl_;
   std::chrono::milliseconds refresh_;
+  std::chrono::milliseconds request_timeout_;
 
   state state_ = state::idle;
   host_record self_;
