@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "base/text.hpp"
 #include "process/spawn.hpp"
 #include "transport/endpoint.hpp"
 #include "transport/socket_setup.hpp"
@@ -72,7 +73,8 @@ void master::start(fatal_handler on_fatal) {
   rs.heartbeat = opts_.heartbeat;
   router::router::callbacks rc;
   rc.stale_peer = [this](const host_id& stale, const std::string& address) {
-    spdlog::warn("registry row of host {} at {} is stale; removing it", stale.to_string(), address);
+    spdlog::warn("registry row of host {} at {} is stale; removing it", stale.to_string(),
+                 base::printable(address));
     registry_->remove_stale(stale, address);
   };
   router_ = std::make_unique<router::router>(io_.get_executor(), rs, rc);

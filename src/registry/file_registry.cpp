@@ -36,6 +36,7 @@ file_registry::file_registry(const asio::any_io_executor& executor, std::string 
       ttl_(opts.ttl),
       refresh_(refresh_period(opts)),
       request_timeout_(opts.request_timeout),
+      skipped_log_("file:" + path_),
       refresh_timer_(executor),
       expiry_timer_(executor),
       watch_(executor),
@@ -114,7 +115,9 @@ void file_registry::remove_stale(const host_id& stale, std::string_view address)
 void file_registry::read(read_handler done) {
   auto snap = file_store::load(path_);
   if (snap.corrupt) spdlog::warn("registry {}: file is corrupt; read as empty", describe());
+  log_skipped(snap.skipped);
   auto rows = live_rows(snap.rows, file_store::now_ms());
+  view_bound{}.apply(rows, host_id{}, describe());
   asio::post(executor_, [alive = alive_, done = std::move(done), ec = snap.error,
                          rows = std::move(rows)]() mutable {
     if (*alive && done) done(ec, std::move(rows));
@@ -177,6 +180,7 @@ void file_registry::on_self_written(std::error_code ec, const file_store::snapsh
     report_health(ec);  // may stop or destroy this registry
     return;
   }
+  log_skipped(stored.skipped);
   const auto alive = alive_;
   report_health(ec);
   if (!*alive || state_ != state::running) return;
@@ -199,6 +203,10 @@ void file_registry::report_health(std::error_code ec) {
   }
   auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
   on_health(ec, detail);
+}
+
+void file_registry::log_skipped(const std::vector<file_store::skipped_row>& skipped) {
+  for (const auto& row : skipped) skipped_log_.skipped(row.key, row.why);
 }
 
 // Anyone who can write the directory can advertise hosts to us; rows are only hints and the
@@ -341,6 +349,7 @@ void file_registry::reload() {
     reload_deferred_ = true;
     return;
   }
+  log_skipped(snap.skipped);
   evaluate(snap.rows);
 }
 
@@ -365,6 +374,7 @@ void file_registry::evaluate(const std::vector<host_record>& rows) {
       std::upper_bound(view.begin(), view.end(), self_,
                        [](const host_record& a, const host_record& b) { return a.id < b.id; }),
       self_);
+  bound_.apply(view, self_.id, describe());
   auto earliest = std::numeric_limits<std::int64_t>::max();
   for (const auto& row : view)
     if (row.id != self_.id) earliest = std::min(earliest, row.expires_ms);

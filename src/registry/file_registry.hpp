@@ -23,6 +23,7 @@
 #include "registry/file_store.hpp"
 #include "registry/file_writer.hpp"
 #include "registry/registry.hpp"
+#include "registry/skipped_rows.hpp"
 
 namespace galaxies::registry {
 
@@ -60,6 +61,7 @@ class file_registry final : public registry {
   void reload();
   // Calls on_health when the outcome of our last write differs from the one last reported.
   void report_health(std::error_code ec);
+  void log_skipped(const std::vector<file_store::skipped_row>& skipped);
   // Recomputes the view from the file's rows; emits it if the keys changed. Emitting is the last
   // thing it does, so on_view may call stop() or even destroy this object.
   void evaluate(const std::vector<host_record>& rows);
@@ -80,6 +82,8 @@ class file_registry final : public registry {
   health_handler on_health_;
   std::optional<std::error_code> reported_health_;
   view_filter last_view_;
+  view_bound bound_;
+  skipped_rows_log skipped_log_;
   bool corrupt_reported_ = false;  // one warning per corruption, not one per inotify event
   bool self_write_queued_ = false;
   bool reload_deferred_ = false;  // a reload skipped while our write was stalled

@@ -86,6 +86,20 @@ class view_filter {
   std::optional<std::vector<std::tuple<host_id, std::string, std::string>>> last_;
 };
 
+// At most limits::max_registry_hosts rows in a view: ourselves, then the others in id order. The
+// log says so once each time the store goes over the limit.
+class view_bound {
+ public:
+  explicit view_bound(std::size_t max_rows = limits::max_registry_hosts) : max_rows_(max_rows) {}
+
+  // `view` sorted by id; `self` need not be in it (a one-shot read has no self).
+  void apply(std::vector<host_record>& view, const host_id& self, const std::string& where);
+
+ private:
+  std::size_t max_rows_;
+  bool over_ = false;
+};
+
 // `self` as a backend serving `cluster` stores it: a row naming another cluster is corrected (and
 // said so in the log, as `where`'s). Rows of one registry always name its cluster.
 host_record own_row(const host_record& self, const std::string& cluster, const std::string& where);

@@ -241,19 +241,19 @@ TEST_F(FileRegistry, MalformedRowsAreSkippedNotFatal) {
   std::vector<host_record> rows;
   const auto good = host_id::random();
   ASSERT_TRUE(file_store::parse(R"({"format":1,"hosts":[
-      {"id":"nope","cluster":"alpha","address":"a","expires_ms":1},
-      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"a","expires_ms":5},
-      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"b","expires_ms":9},
+      {"id":"nope","cluster":"alpha","address":"10.0.0.1:1","expires_ms":1},
+      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"10.0.0.1:1","expires_ms":5},
+      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"10.0.0.2:2","expires_ms":9},
       {"id":")" + host_id::random().to_string() +
-                                    R"(","cluster":"alpha","address":"a"},
+                                    R"(","cluster":"alpha","address":"10.0.0.1:1"},
       {"id":")" + host_id::random().to_string() +
-                                    R"(","cluster":"alpha","address":"a",
+                                    R"(","cluster":"alpha","address":"10.0.0.1:1",
        "pid":-1,"expires_ms":1},
       17]})",
                                 rows));
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].id, good);
-  EXPECT_EQ(rows[0].address, "b") << "a repeated id keeps the latest expiry";
+  EXPECT_EQ(rows[0].address, "10.0.0.2:2") << "a repeated id keeps the latest expiry";
 
   EXPECT_FALSE(file_store::parse("", rows));
   EXPECT_FALSE(file_store::parse("[]", rows));

@@ -35,6 +35,7 @@
 #include "registry/redis/redis_layout.hpp"
 #include "registry/redis/redis_url.hpp"
 #include "registry/registry.hpp"
+#include "registry/skipped_rows.hpp"
 
 namespace galaxies::registry {
 
@@ -99,7 +100,8 @@ class redis_registry final : public registry {
   health_handler on_health_;
   std::optional<bool> reported_healthy_;
   view_filter last_view_;
-  std::size_t malformed_reported_ = 0;  // one warning per change, not one per rescan
+  view_bound bound_;
+  skipped_rows_log skipped_log_;
 
   // The current session; its number changes whenever it ends, which retires late callbacks.
   std::uint64_t session_ = 0;
