@@ -2,14 +2,12 @@
 #include "registry/registry.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 
 #include "base/limits.hpp"
+#include "base/private_directory.hpp"
 #include "base/text.hpp"
 #include "registry/etcd/etcd_registry.hpp"
 #include "registry/file_registry.hpp"
@@ -30,11 +28,6 @@ void require_cluster_name(std::string_view cluster) {
                                 std::to_string(limits::max_cluster_name) +
                                 " characters of A-Z a-z 0-9 . _ -");
   }
-}
-
-bool is_directory(const char* path) {
-  struct stat st {};
-  return ::stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // "file:PATH"; "file:///abs" is accepted too, as people write file URLs that way.
@@ -114,16 +107,8 @@ host_record own_row(const host_record& self, const std::string& cluster, const s
 
 std::string default_url(std::string_view cluster) {
   require_cluster_name(cluster);
-  // XDG_RUNTIME_DIR is private to the user and cleaned at logout: the right home for live rows.
-  // The spec says to ignore a relative value.
-  std::string dir;
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime && runtime[0] == '/' && is_directory(runtime)) {
-    dir = std::string(runtime) + "/galaxies";
-  } else {
-    dir = "/tmp/galaxies-" + std::to_string(::geteuid());
-  }
-  return "file:" + dir + "/" + std::string(cluster) + ".registry.json";
+  // Beside the master's socket, in the directory the master checks is private to its user.
+  return "file:" + base::runtime_directory() + "/" + std::string(cluster) + ".registry.json";
 }
 
 std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, std::string_view url,

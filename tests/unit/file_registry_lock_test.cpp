@@ -12,6 +12,7 @@
 #include <asio/steady_timer.hpp>
 #include <atomic>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -236,6 +237,21 @@ TEST_F(FileRegistry, TheFileAndItsLockArePrivateToTheUser) {
     ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
   }
+}
+
+TEST_F(FileRegistry, AFileLeftReadableByOthersIsPrivateAgainAfterOurFirstWrite) {
+  // Made by hand or by a careless copy: the rows (addresses, socket paths, pids) are nobody
+  // else's to read. Every write is a new file renamed over the old one, so it brings its own mode.
+  { std::ofstream(path) << "{\"format\":1,\"hosts\":[]}\n"; }
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  auto a = make("alpha");
+  view_log views;
+  a->start(make_self("alpha", "127.0.0.1:7001"), views.handler(), {});
+  ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(file_store::load(path).rows.size(), 1u) << "and it holds our row";
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
-// The transport layer's small pieces: endpoint text as the registry and CLI write it, and the
-// escaped sample that protocol-violation logs carry.
+// The transport layer's small pieces: endpoint text as the registry and CLI write it, who may use
+// a master's Unix socket, and the escaped sample that protocol-violation logs carry.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstddef>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "transport/endpoint.hpp"
+#include "transport/local_peer.hpp"
 #include "transport/protocol_log.hpp"
 
 namespace galaxies::transport {
@@ -84,6 +87,26 @@ TEST(Endpoint, RejectsMalformedText) {
        }) {
     EXPECT_FALSE(parse_endpoint(text).has_value()) << '"' << text << '"';
   }
+}
+
+// ---- local_peer ----
+
+TEST(LocalPeer, OurOwnUidMayConnectAnotherMayNot) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  EXPECT_FALSE(refuse_local_peer(fds[0], ::geteuid())) << "the same uid";
+  const uid_t other = ::geteuid() == 0 ? 4242 : ::geteuid() + 1;
+  const auto refused = refuse_local_peer(fds[0], other);
+  if (::geteuid() == 0) {
+    EXPECT_FALSE(refused) << "root may always connect";
+  } else {
+    ASSERT_TRUE(refused);
+    EXPECT_NE(refused->find("uid " + std::to_string(::geteuid())), std::string::npos) << *refused;
+    EXPECT_NE(refused->find("pid " + std::to_string(::getpid())), std::string::npos) << *refused;
+  }
+  EXPECT_TRUE(refuse_local_peer(-1, ::geteuid())) << "no credentials, no entry";
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 // ---- escaped_sample ----
