@@ -48,4 +48,22 @@ inline constexpr std::chrono::milliseconds accept_error_log_interval{10000};
 // A Unix socket path must fit sockaddr_un::sun_path (108 bytes with the NUL).
 inline constexpr std::size_t max_unix_path = 107;
 
+// Registry rows come from a store others can write (a shared file, etcd, Redis): every field is
+// bounded and checked before a row is used (registry/row_checks.hpp); a bad row is skipped.
+// POSIX's HOST_NAME_MAX is 64 and DNS names stop at 253; 255 leaves room for both.
+inline constexpr std::size_t max_hostname = 255;
+// "[" + the longest IPv6 text (45, with an embedded IPv4) + "]:65535" is 53 bytes.
+inline constexpr std::size_t max_registry_address = 64;
+// One row's JSON, as an etcd or Redis value: the fields' bounds above make a real row < 1 KiB.
+inline constexpr std::size_t max_registry_row_size = 4096;
+// A view carries at most this many hosts (ourselves and the others first in id order): a store
+// holding 100 000 rows must not make a master dial, or keep, all of them.
+inline constexpr std::size_t max_registry_hosts = 1024;
+// A skipped row is logged at most once per row per interval: a bad row stays bad on every read.
+inline constexpr std::chrono::milliseconds registry_warning_interval{60000};
+// The file registry takes its lock without blocking the event loop: a busy lock is retried after
+// 5 ms, doubling up to 100 ms (with jitter), until registry_request_timeout.
+inline constexpr std::chrono::milliseconds file_lock_retry_initial{5};
+inline constexpr std::chrono::milliseconds file_lock_retry_max{100};
+
 }  // namespace galaxies::limits

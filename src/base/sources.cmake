@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES uuid.cpp error.cpp)
+list(APPEND LAYER_SOURCES uuid.cpp error.cpp backoff.cpp text.cpp host_port.cpp private_directory.cpp)

@@ -1,21 +1,21 @@
 #include "host/master.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
 
+#include "base/private_directory.hpp"
+#include "base/text.hpp"
 #include "process/spawn.hpp"
 #include "security/secret_file.hpp"
 #include "security/tls_context.hpp"
 #include "transport/connector.hpp"
 #include "transport/endpoint.hpp"
+#include "transport/local_peer.hpp"
 #include "transport/socket_setup.hpp"
 
 namespace galaxies::host {
@@ -33,14 +33,27 @@ std::int64_t wall_ms() {
       .count();
 }
 
-}  // namespace
-
-std::string runtime_directory() {
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR");
-      xdg && *xdg && std::filesystem::is_directory(xdg))
-    return std::string(xdg) + "/galaxies";
-  return "/tmp/galaxies-" + std::to_string(::getuid());
+// The default socket and registry file live there: another user who could write it could put
+// their socket in place of ours. A start-up error, with what was found and how to fix it.
+void require_private_runtime_directory() {
+  std::string problem;
+  if (base::ensure_private_directory(base::runtime_directory(), problem))
+    throw std::runtime_error("unsafe runtime directory: " + problem);
 }
+
+// An explicit --unix path is the user's choice, but not one in a directory others can write.
+void require_safe_socket_directory(const std::string& socket_path) {
+  const auto slash = socket_path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : socket_path.substr(0, slash);
+  std::string problem;
+  if (base::check_chosen_directory(dir, problem))
+    throw std::runtime_error("unsafe directory for --unix " + socket_path + ": " + problem);
+  if (!problem.empty()) spdlog::warn("--unix {}: {}", socket_path, problem);
+}
+
+}  // namespace
 
 master::master(asio::io_context& io, options opts, std::vector<std::string> worker_argv)
     : io_(io),
@@ -57,6 +70,7 @@ master::~master() {
 
 void master::start(fatal_handler on_fatal) {
   on_fatal_ = std::move(on_fatal);
+  if (opts_.registry.empty() || opts_.unix_path.empty()) require_private_runtime_directory();
   const std::string url =
       opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;
   registry::options ropts;
@@ -78,7 +92,8 @@ void master::start(fatal_handler on_fatal) {
   configure_security(rs);
   router::router::callbacks rc;
   rc.stale_peer = [this](const host_id& stale, const std::string& address) {
-    spdlog::warn("registry row of host {} at {} is stale; removing it", stale.to_string(), address);
+    spdlog::warn("registry row of host {} at {} is stale; removing it", stale.to_string(),
+                 base::printable(address));
     registry_->remove_stale(stale, address);
   };
   router_ = std::make_unique<router::router>(io_.get_executor(), rs, rc);
@@ -207,21 +222,22 @@ void master::bind_tcp() {
 }
 
 void master::bind_unix() {
-  unix_path_ = opts_.unix_path;
-  if (unix_path_.empty()) {
-    const std::string dir = runtime_directory();
-    std::filesystem::create_directories(dir);
-    ::chmod(dir.c_str(), 0700);
-    unix_path_ = dir + "/" + opts_.cluster + "-" + id_.to_string().substr(0, 8) + ".sock";
+  std::string path = opts_.unix_path;
+  if (path.empty()) {
+    // Checked private (and created) by start().
+    path = base::runtime_directory() + "/" + opts_.cluster + "-" + id_.to_string().substr(0, 8) +
+           ".sock";
+  } else {
+    require_safe_socket_directory(path);
   }
-  if (unix_path_.size() > limits::max_unix_path)
-    throw std::invalid_argument("the Unix socket path '" + unix_path_ + "' is longer than " +
+  if (path.size() > limits::max_unix_path)
+    throw std::invalid_argument("the Unix socket path '" + path + "' is longer than " +
                                 std::to_string(limits::max_unix_path) + " bytes");
   // Bound and listening under a temporary name first, then renamed into place: a client that
   // finds the path can always connect (bind-then-listen would refuse it in between).
-  const std::string staging = unix_path_ + ".tmp";
+  const std::string staging = path + ".tmp";
   if (staging.size() > limits::max_unix_path)
-    throw std::invalid_argument("the Unix socket path '" + unix_path_ + "' is too long");
+    throw std::invalid_argument("the Unix socket path '" + path + "' is too long");
   ::unlink(staging.c_str());
   const asio::local::stream_protocol::endpoint endpoint(staging);
   unix_acceptor_.open(endpoint.protocol());
@@ -229,10 +245,23 @@ void master::bind_unix() {
   std::error_code ec;
   unix_acceptor_.bind(endpoint, ec);
   if (ec) throw std::runtime_error("cannot bind " + staging + ": " + ec.message());
-  ::chmod(staging.c_str(), 0600);
+  // Called with errno at once: building the message allocates, which may change errno.
+  const auto fail = [&](int error, const std::string& what) {
+    ::unlink(staging.c_str());
+    throw std::runtime_error(what + ": " + std::strerror(error));
+  };
+  // Before listen(): until then nobody can connect, whatever mode bind() gave the path.
+  if (::chmod(staging.c_str(), 0600) != 0) {
+    const int error = errno;
+    fail(error, "cannot make " + staging + " private (chmod 0600)");
+  }
   unix_acceptor_.listen();
-  if (::rename(staging.c_str(), unix_path_.c_str()) != 0)
-    throw std::runtime_error("cannot create " + unix_path_ + ": " + std::strerror(errno));
+  if (::rename(staging.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    fail(error, "cannot create " + path);
+  }
+  // Ours from now on: the destructor and stop() remove it, and nothing they did not create.
+  unix_path_ = path;
 }
 
 void master::accept_tcp() {
@@ -279,8 +308,13 @@ void master::accept_unix() {
         if (ec) return after_accept_error(ec, "unix", unix_accept_pause_, &master::accept_unix);
         accept_backoff_ = {};
         transport::set_cloexec(socket.native_handle());
-        router_->accept_unix(transport::socket(
-            io_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), socket.release()));
+        if (auto why = transport::refuse_local_peer(socket.native_handle(), ::geteuid())) {
+          router_->refused_local_peer(*why);
+          socket.close(ec);
+        } else {
+          router_->accept_unix(transport::socket(
+              io_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), socket.release()));
+        }
         accept_unix();
       });
 }

@@ -31,7 +31,8 @@ class master {
 
   // Binds and registers; spawns the workers once the first registration succeeded. Throws
   // std::runtime_error / std::invalid_argument with a clear message on a start-up error found at
-  // once (bad address, bad registry URL, socket path too long); reports the others to `on_fatal`.
+  // once (bad address, bad registry URL, socket path too long, a runtime or socket directory that
+  // other users could write: docs/security.md); reports the others to `on_fatal`.
   void start(fatal_handler on_fatal);
 
   // Graceful stop: the registry row goes, workers stop (and leave), peers get goodbye.
@@ -76,8 +77,5 @@ class master {
   bool registry_healthy_ = false;
   bool stopping_ = false;
 };
-
-// The per-user directory for sockets and the embedded registry.
-std::string runtime_directory();
 
 }  // namespace galaxies::host

@@ -11,7 +11,9 @@
 #include <cstring>
 #include <limits>
 #include <system_error>
+#include <utility>
 
+#include "base/text.hpp"
 #include "registry/file_store.hpp"
 
 namespace galaxies::registry {
@@ -33,9 +35,12 @@ file_registry::file_registry(const asio::any_io_executor& executor, std::string 
       cluster_(std::move(cluster)),
       ttl_(opts.ttl),
       refresh_(refresh_period(opts)),
+      request_timeout_(opts.request_timeout),
+      skipped_log_("file:" + path_),
       refresh_timer_(executor),
       expiry_timer_(executor),
-      watch_(executor) {
+      watch_(executor),
+      writer_(executor, path_, opts.request_timeout) {
   const auto slash = path_.rfind('/');
   dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
   file_name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
@@ -65,8 +70,7 @@ void file_registry::start(const host_record& self, view_handler on_view, health_
   on_view_ = std::move(on_view);
   on_health_ = std::move(on_health);
 
-  std::vector<host_record> stored;
-  upsert_self(stored);  // creates the directory; a failure is logged and retried on refresh
+  write_self();  // creates the directory, unless the lock is busy; a failure is retried on refresh
   check_directory();
   open_watch();  // needs the directory to exist
   arm_refresh();
@@ -83,33 +87,37 @@ void file_registry::remove_stale(const host_id& stale, std::string_view address)
     spdlog::warn("registry {}: asked to remove our own row as stale; ignored", describe());
     return;
   }
-  bool removed = false;
-  const auto ec = file_store::update(path_, file_store::now_ms(), [&](auto& rows) {
-    removed = std::erase_if(rows, [&](const host_record& r) {
-                return r.id == stale && r.address == address && r.cluster == cluster_;
-              }) > 0;
-    return removed;
-  });
-  if (ec) {
-    spdlog::warn("registry {}: could not remove stale row {} at {}: {}", describe(),
-                 stale.to_string(), address, ec.message());
-    return;
-  }
-  if (!removed) return;  // someone re-registered or removed it first: that is the compare-and-swap
-  spdlog::info("registry {}: removed stale row {} at {}", describe(), stale.to_string(), address);
-  // inotify will report the write as well, but the view must not depend on inotify working.
-  if (state_ == state::running) {
-    asio::post(executor_, [this, alive = alive_] {
-      if (!*alive || state_ != state::running) return;
-      reload();
-    });
-  }
+  auto removed = std::make_shared<bool>(false);
+  writer_.submit(
+      [this, removed, stale, address = std::string(address)](std::vector<host_record>& rows) {
+        *removed = std::erase_if(rows, [&](const host_record& r) {
+                     return r.id == stale && r.address == address && r.cluster == cluster_;
+                   }) > 0;
+        return *removed;
+      },
+      [this, removed, stale, address = base::printable(address)](std::error_code ec,
+                                                                 const file_store::snapshot&) {
+        if (ec) {
+          spdlog::warn("registry {}: could not remove stale row {} at {}: {}", describe(),
+                       stale.to_string(), address, ec.message());
+          return;
+        }
+        // Not removed: someone re-registered or removed it first; that is the compare-and-swap.
+        if (!*removed) return;
+        spdlog::info("registry {}: removed stale row {} at {}", describe(), stale.to_string(),
+                     address);
+        // inotify will report the write as well, but the view must not depend on inotify working.
+        if (state_ == state::running) reload();
+      });
 }
 
+// Takes no lock, like every reader: rename() makes each version of the file whole.
 void file_registry::read(read_handler done) {
   auto snap = file_store::load(path_);
   if (snap.corrupt) spdlog::warn("registry {}: file is corrupt; read as empty", describe());
+  log_skipped(snap.skipped);
   auto rows = live_rows(snap.rows, file_store::now_ms());
+  view_bound{}.apply(rows, host_id{}, describe());
   asio::post(executor_, [alive = alive_, done = std::move(done), ec = snap.error,
                          rows = std::move(rows)]() mutable {
     if (*alive && done) done(ec, std::move(rows));
@@ -123,13 +131,20 @@ void file_registry::stop(std::function<void()> done) {
     std::error_code ignored;
     watch_.close(ignored);
     watch_wd_ = -1;
-    const auto ec = file_store::update(path_, file_store::now_ms(), [&](auto& rows) {
-      return std::erase_if(rows, [&](const host_record& r) { return r.id == self_.id; }) > 0;
-    });
-    if (ec) {
-      spdlog::warn("registry {}: could not remove our row (it will expire in {} ms): {}",
-                   describe(), ttl_.count(), ec.message());
-    }
+    state_ = state::stopped;
+    // Behind any write still queued, so a refresh waiting for the lock cannot bring the row back.
+    writer_.submit(
+        [id = self_.id](std::vector<host_record>& rows) {
+          return std::erase_if(rows, [&](const host_record& r) { return r.id == id; }) > 0;
+        },
+        [this, done = std::move(done)](std::error_code ec, const file_store::snapshot&) {
+          if (ec) {
+            spdlog::warn("registry {}: could not remove our row (it will expire in {} ms): {}",
+                         describe(), ttl_.count(), ec.message());
+          }
+          if (done) done();
+        });
+    return;
   }
   state_ = state::stopped;
   asio::post(executor_, [alive = alive_, done = std::move(done)] {
@@ -137,34 +152,61 @@ void file_registry::stop(std::function<void()> done) {
   });
 }
 
-bool file_registry::upsert_self(std::vector<host_record>& stored) {
-  const auto now = file_store::now_ms();
-  self_.expires_ms = now + ttl_.count();
-  const auto ec = file_store::update(
-      path_, now,
-      [&](auto& rows) {
+void file_registry::write_self() {
+  if (self_write_queued_) return;
+  self_write_queued_ = true;
+  writer_.submit(
+      [this](std::vector<host_record>& rows) {
+        // The expiry counts from the write, however long the lock kept us waiting.
+        self_.expires_ms = file_store::now_ms() + ttl_.count();
         // Replacing by id also re-creates the row if someone removed it.
         std::erase_if(rows, [&](const host_record& r) { return r.id == self_.id; });
         rows.push_back(self_);
         return true;
       },
-      &stored);
-  if (state_ == state::running) report_health(ec);
+      [this](std::error_code ec, const file_store::snapshot& stored) {
+        on_self_written(ec, stored);
+      });
+}
+
+void file_registry::on_self_written(std::error_code ec, const file_store::snapshot& stored) {
+  self_write_queued_ = false;
+  if (state_ != state::running) return;
   if (ec) {
-    spdlog::warn("registry {}: could not write our row: {}", describe(), ec.message());
-    return false;
+    // Loud once per outage; its retries on every refresh are detail.
+    spdlog::log(reported_health_ == ec ? spdlog::level::debug : spdlog::level::warn,
+                "registry {}: could not write our row: {}", describe(),
+                ec == std::errc::timed_out ? "the lock is held by another process" : ec.message());
+    report_health(ec);  // may stop or destroy this registry
+    return;
   }
-  return true;
+  log_skipped(stored.skipped);
+  const auto alive = alive_;
+  report_health(ec);
+  if (!*alive || state_ != state::running) return;
+  // A change seen while we waited may be newer than what our write read: read the file again.
+  if (std::exchange(reload_deferred_, false)) return reload();
+  // Our own write carries every row, so this doubles as a poll when inotify is unavailable.
+  evaluate(stored.rows);
 }
 
 void file_registry::report_health(std::error_code ec) {
   if (reported_health_ == ec) return;
   reported_health_ = ec;
-  asio::post(executor_, [this, alive = alive_, ec] {
-    if (!*alive || state_ != state::running || !on_health_) return;
-    auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
-    on_health(ec, ec ? "cannot write " + path_ + ": " + ec.message() : std::string());
-  });
+  if (!on_health_) return;
+  std::string detail;
+  if (ec == std::errc::timed_out) {
+    detail = "cannot lock " + path_ + ".lock within " + std::to_string(request_timeout_.count()) +
+             " ms: another process holds it";
+  } else if (ec) {
+    detail = "cannot write " + path_ + ": " + ec.message();
+  }
+  auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
+  on_health(ec, detail);
+}
+
+void file_registry::log_skipped(const std::vector<file_store::skipped_row>& skipped) {
+  for (const auto& row : skipped) skipped_log_.skipped(row.key, row.why);
 }
 
 // Anyone who can write the directory can advertise hosts to us; rows are only hints and the
@@ -260,15 +302,10 @@ void file_registry::arm_refresh() {
 
 void file_registry::on_refresh() {
   arm_refresh();
-  std::vector<host_record> stored;
-  const bool written = upsert_self(stored);
   if (watch_wd_ < 0) add_watch();
-  // Our own write carries every row, so this doubles as a poll when inotify is unavailable.
-  if (written) {
-    evaluate(stored);
-  } else {
-    reload();
-  }
+  // Still waiting for the lock since the last refresh: that write takes the expiry of its moment.
+  if (self_write_queued_) return;
+  write_self();
 }
 
 void file_registry::arm_expiry(std::int64_t earliest_ms) {
@@ -296,17 +333,23 @@ void file_registry::reload() {
     return;
   }
   if (snap.corrupt && !corrupt_reported_) {
-    spdlog::warn("registry {}: file is corrupt; treating it as empty and rewriting our row",
-                 describe());
+    spdlog::warn("registry {}: file is corrupt; rewriting our row", describe());
   }
   corrupt_reported_ = snap.corrupt;
-  // Repair now rather than at the next refresh: every watcher re-adds its own row, so the other
-  // hosts are back within one round of inotify events.
-  std::vector<host_record> stored;
-  if (snap.corrupt && upsert_self(stored)) {
-    evaluate(stored);
+  if (snap.corrupt) {
+    // Repair now rather than at the next refresh: every watcher re-adds its own row, so the other
+    // hosts are back within one round of inotify events. The view follows the repaired file; a
+    // corrupt one says nothing about the hosts.
+    return write_self();
+  }
+  // While our own row waits for the lock or could not be written, the view stands, as for a
+  // store that does not answer: a row expiring meanwhile may only have missed its refresh behind
+  // the same lock. The next write that succeeds reads the file again.
+  if (self_write_queued_ || (reported_health_ && *reported_health_)) {
+    reload_deferred_ = true;
     return;
   }
+  log_skipped(snap.skipped);
   evaluate(snap.rows);
 }
 
@@ -327,12 +370,14 @@ void file_registry::evaluate(const std::vector<host_record>& rows) {
   // We are live while running even when our row is missing (removed, file corrupt): report
   // ourselves as we last wrote, so a repair by the next refresh is no change.
   std::erase_if(view, [&](const host_record& r) { return r.id == self_.id; });
-  auto earliest = std::numeric_limits<std::int64_t>::max();
-  for (const auto& row : view) earliest = std::min(earliest, row.expires_ms);
   view.insert(
       std::upper_bound(view.begin(), view.end(), self_,
                        [](const host_record& a, const host_record& b) { return a.id < b.id; }),
       self_);
+  bound_.apply(view, self_.id, describe());
+  auto earliest = std::numeric_limits<std::int64_t>::max();
+  for (const auto& row : view)
+    if (row.id != self_.id) earliest = std::min(earliest, row.expires_ms);
   arm_expiry(earliest);
 
   if (!last_view_.changed(view) || !on_view_) return;

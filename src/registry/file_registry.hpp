@@ -1,7 +1,10 @@
 // The embedded registry backend ("file:PATH"): one JSON file per cluster shared by every master
 // on this machine, no server. Rows are refreshed on a timer and expire on their own; the file is
 // watched with inotify on the executor (no extra thread), and an expiry timer catches rows that
-// die without any change to the file. The format and locking live in file_store.hpp.
+// die without any change to the file. The format and locking live in file_store.hpp; writes go
+// through a file_writer, which never blocks the loop on the lock. A lock held past the request
+// timeout makes the store unhealthy, exactly like an unreachable etcd or Redis; reads take no
+// lock, so the view keeps following the file meanwhile.
 //
 // Threading: like every registry, it lives on one executor; call every member there. No callback
 // runs after destruction, not even a pending read() or stop() completion. Destroying it without
@@ -17,7 +20,10 @@
 #include <tuple>
 #include <vector>
 
+#include "registry/file_store.hpp"
+#include "registry/file_writer.hpp"
 #include "registry/registry.hpp"
+#include "registry/skipped_rows.hpp"
 
 namespace galaxies::registry {
 
@@ -41,7 +47,10 @@ class file_registry final : public registry {
   enum class state { idle, running, stopped };
 
   void check_directory() const;
-  bool upsert_self(std::vector<host_record>& stored);
+  // Queues the refresh of our row, unless one is queued already (it takes the expiry of the
+  // moment it is written). Its completion reports health and the view.
+  void write_self();
+  void on_self_written(std::error_code ec, const file_store::snapshot& stored);
   void open_watch();
   void add_watch();
   void arm_watch();
@@ -50,8 +59,9 @@ class file_registry final : public registry {
   void on_refresh();
   void arm_expiry(std::int64_t earliest_ms);
   void reload();
-  // Posts on_health when the outcome of our last write differs from the one last reported.
+  // Calls on_health when the outcome of our last write differs from the one last reported.
   void report_health(std::error_code ec);
+  void log_skipped(const std::vector<file_store::skipped_row>& skipped);
   // Recomputes the view from the file's rows; emits it if the keys changed. Emitting is the last
   // thing it does, so on_view may call stop() or even destroy this object.
   void evaluate(const std::vector<host_record>& rows);
@@ -64,6 +74,7 @@ class file_registry final : public registry {
   std::string cluster_;
   std::chrono::milliseconds ttl_;
   std::chrono::milliseconds refresh_;
+  std::chrono::milliseconds request_timeout_;
 
   state state_ = state::idle;
   host_record self_;
@@ -71,12 +82,17 @@ class file_registry final : public registry {
   health_handler on_health_;
   std::optional<std::error_code> reported_health_;
   view_filter last_view_;
+  view_bound bound_;
+  skipped_rows_log skipped_log_;
   bool corrupt_reported_ = false;  // one warning per corruption, not one per inotify event
+  bool self_write_queued_ = false;
+  bool reload_deferred_ = false;  // a reload skipped while our write was stalled
 
   asio::steady_timer refresh_timer_;
   asio::steady_timer expiry_timer_;
   asio::posix::stream_descriptor watch_;  // the inotify fd
   int watch_wd_ = -1;
+  file_writer writer_;
 
   // Handlers hold a copy and check it first: false once this object is gone.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
+#include "base/limits.hpp"
 #include "registry/row_json.hpp"
 
 namespace galaxies::registry::file_store {
@@ -104,13 +106,15 @@ std::error_code replace(const std::string& path, const std::string& text) {
   return ec;
 }
 
-// Blocks until no other writer holds PATH.lock. flock (not fcntl) locks belong to the open file
-// description, so two registries in one process exclude each other too.
-std::error_code lock(const std::string& path, file_descriptor& out) {
+// Takes PATH.lock if no other writer holds it, without waiting. flock (not fcntl) locks belong to
+// the open file description, so two registries in one process exclude each other too.
+std::error_code try_lock(const std::string& path, file_descriptor& out) {
   const std::string lock_path = path + ".lock";
   out.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out.valid()) return last_error();
-  while (::flock(out.get(), LOCK_EX) != 0) {
+  while (::flock(out.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return std::make_error_code(std::errc::resource_unavailable_try_again);
     if (errno != EINTR) return last_error();
   }
   return {};
@@ -123,8 +127,10 @@ std::int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-bool parse(std::string_view text, std::vector<host_record>& rows) {
+bool parse(std::string_view text, std::vector<host_record>& rows,
+           std::vector<skipped_row>* skipped) {
   rows.clear();
+  if (skipped) skipped->clear();
   const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return false;
   const auto format = doc.find("format");
@@ -133,16 +139,28 @@ bool parse(std::string_view text, std::vector<host_record>& rows) {
     return false;
   const auto hosts = doc.find("hosts");
   if (hosts == doc.end() || !hosts->is_array()) return false;
-  for (const auto& item : *hosts) {
+  std::unordered_map<host_id, std::size_t> position;
+  for (std::size_t index = 0; index < hosts->size(); ++index) {
+    const auto& item = (*hosts)[index];
     host_record row;
-    if (!row_from_json(item, row, expiry_field::required))
-      continue;  // one bad row does not hide the others
-    const auto same = std::find_if(rows.begin(), rows.end(),
-                                   [&](const host_record& r) { return r.id == row.id; });
-    if (same == rows.end()) {
+    if (const auto why = parse_row(item, row, expiry_field::required)) {
+      // One bad row does not hide the others.
+      if (skipped && skipped->size() < limits::max_registry_hosts) {
+        const auto id = item.is_object() ? item.find("id") : item.end();
+        // Bounded: the log shows 80 bytes of it anyway.
+        skipped->push_back({id != item.end() && id->is_string()
+                                ? id->get_ref<const std::string&>().substr(0, 128)
+                                : "#" + std::to_string(index),
+                            why});
+      }
+      continue;
+    }
+    // An index, not a search per row: a file of 60 000 rows must not cost 60 000^2 / 2 steps.
+    const auto [same, added] = position.try_emplace(row.id, rows.size());
+    if (added) {
       rows.push_back(std::move(row));
-    } else if (row.expires_ms > same->expires_ms) {
-      *same = std::move(row);
+    } else if (row.expires_ms > rows[same->second].expires_ms) {
+      rows[same->second] = std::move(row);
     }
   }
   return true;
@@ -168,8 +186,9 @@ snapshot load(const std::string& path) {
     if (ec != std::errc::no_such_file_or_directory) result.error = ec;
     return result;
   }
-  if (too_large || !parse(text, result.rows)) {
+  if (too_large || !parse(text, result.rows, &result.skipped)) {
     result.rows.clear();
+    result.skipped.clear();
     result.corrupt = true;
   }
   return result;
@@ -177,10 +196,10 @@ snapshot load(const std::string& path) {
 
 std::error_code update(const std::string& path, std::int64_t now_ms,
                        const std::function<bool(std::vector<host_record>&)>& edit,
-                       std::vector<host_record>* result) {
+                       snapshot* result) {
   if (auto ec = make_directories(parent_of(path))) return ec;
   file_descriptor held(-1);
-  if (auto ec = lock(path, held)) return ec;
+  if (auto ec = try_lock(path, held)) return ec;
 
   snapshot current = load(path);
   if (current.error) return current.error;
@@ -192,7 +211,7 @@ std::error_code update(const std::string& path, std::int64_t now_ms,
     if (auto ec = replace(path, serialize(current.rows))) return ec;
     if (current.corrupt) spdlog::warn("registry file:{}: replaced a corrupt file", path);
   }
-  if (result) *result = std::move(current.rows);
+  if (result) *result = std::move(current);
   return {};  // `held` unlocks on close
 }
 

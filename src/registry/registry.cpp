@@ -2,44 +2,32 @@
 #include "registry/registry.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <stdexcept>
 
 #include "base/limits.hpp"
-#include "base/printable.hpp"
+#include "base/private_directory.hpp"
+#include "base/text.hpp"
 #include "registry/etcd/etcd_registry.hpp"
 #include "registry/file_registry.hpp"
 #include "registry/redis/redis_registry.hpp"
+#include "registry/row_checks.hpp"
 
 namespace galaxies::registry {
 namespace {
 
-// Quoted input for an error message: bounded, printable, one line.
+// Quoted input for an error message: bounded, escaped, one line.
 std::string quoted(std::string_view text) {
   return "'" + base::printable(text) + "'";
 }
 
-// The name becomes part of a file name and of the handshake, hence the small alphabet.
 void require_cluster_name(std::string_view cluster) {
-  const bool valid_size = !cluster.empty() && cluster.size() <= limits::max_cluster_name;
-  const bool valid_chars = std::all_of(cluster.begin(), cluster.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  });
-  if (!valid_size || !valid_chars) {
+  if (!is_valid_cluster_name(cluster)) {
     throw std::invalid_argument("invalid cluster name " + quoted(cluster) + ": use 1.." +
                                 std::to_string(limits::max_cluster_name) +
                                 " characters of A-Z a-z 0-9 . _ -");
   }
-}
-
-bool is_directory(const char* path) {
-  struct stat st {};
-  return ::stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // "file:PATH"; "file:///abs" is accepted too, as people write file URLs that way.
@@ -72,6 +60,33 @@ bool view_filter::changed(const std::vector<host_record>& view) {
   return true;
 }
 
+void view_bound::apply(std::vector<host_record>& view, const host_id& self,
+                       const std::string& where) {
+  if (view.size() <= max_rows_) {
+    if (over_)
+      spdlog::info("registry {}: {} host(s) listed, within the limit again", where, view.size());
+    over_ = false;
+    return;
+  }
+  if (!over_) {
+    spdlog::warn(
+        "registry {}: {} hosts listed, more than the limit of {}; using ourselves and the "
+        "first ones by id",
+        where, view.size(), max_rows_);
+  }
+  over_ = true;
+  const auto self_at =
+      std::find_if(view.begin(), view.end(), [&](const host_record& r) { return r.id == self; });
+  const bool self_listed = self_at != view.end();
+  const bool self_beyond =
+      self_listed && static_cast<std::size_t>(self_at - view.begin()) >= max_rows_;
+  if (self_beyond) {
+    // Ourselves in the last place kept, the order by id unchanged.
+    std::rotate(view.begin() + static_cast<std::ptrdiff_t>(max_rows_) - 1, self_at, self_at + 1);
+  }
+  view.resize(max_rows_);
+}
+
 host_record own_row(const host_record& self, const std::string& cluster, const std::string& where) {
   host_record row = self;
   if (row.cluster != cluster) {
@@ -82,21 +97,18 @@ host_record own_row(const host_record& self, const std::string& cluster, const s
     }
     row.cluster = cluster;
   }
+  // Every reader checks rows the same way: a row of ours that fails would be invisible to all.
+  if (const auto ec = check_row_fields(row)) {
+    spdlog::error("registry {}: our own row will be skipped by other hosts: {}", where,
+                  ec.message());
+  }
   return row;
 }
 
 std::string default_url(std::string_view cluster) {
   require_cluster_name(cluster);
-  // XDG_RUNTIME_DIR is private to the user and cleaned at logout: the right home for live rows.
-  // The spec says to ignore a relative value.
-  std::string dir;
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  if (runtime && runtime[0] == '/' && is_directory(runtime)) {
-    dir = std::string(runtime) + "/galaxies";
-  } else {
-    dir = "/tmp/galaxies-" + std::to_string(::geteuid());
-  }
-  return "file:" + dir + "/" + std::string(cluster) + ".registry.json";
+  // Beside the master's socket, in the directory the master checks is private to its user.
+  return "file:" + base::runtime_directory() + "/" + std::string(cluster) + ".registry.json";
 }
 
 std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, std::string_view url,

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "galaxies/ids.hpp"
 
 namespace galaxies::registry {
@@ -34,6 +35,9 @@ struct host_record {
 struct options {
   std::chrono::milliseconds ttl{5000};   // a row not refreshed for this long is dead
   std::chrono::milliseconds refresh{0};  // 0 = ttl / 3
+  // One request to the store (a connect, a command, the file's lock) fails after this long and
+  // the store counts as unreachable.
+  std::chrono::milliseconds request_timeout = limits::registry_request_timeout;
 };
 
 class registry {
@@ -80,6 +84,20 @@ class view_filter {
 
  private:
   std::optional<std::vector<std::tuple<host_id, std::string, std::string>>> last_;
+};
+
+// At most limits::max_registry_hosts rows in a view: ourselves, then the others in id order. The
+// log says so once each time the store goes over the limit.
+class view_bound {
+ public:
+  explicit view_bound(std::size_t max_rows = limits::max_registry_hosts) : max_rows_(max_rows) {}
+
+  // `view` sorted by id; `self` need not be in it (a one-shot read has no self).
+  void apply(std::vector<host_record>& view, const host_id& self, const std::string& where);
+
+ private:
+  std::size_t max_rows_;
+  bool over_ = false;
 };
 
 // `self` as a backend serving `cluster` stores it: a row naming another cluster is corrected (and

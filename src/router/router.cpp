@@ -202,6 +202,11 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
 // SIGCHLD normally lands within a millisecond of the channel's EOF.
 constexpr auto reap_wait = std::chrono::milliseconds(50);
 
+void router::refused_local_peer(const std::string& why) {
+  ++counters_.refused_connections;
+  log_stranger(spdlog::level::warn, "unix connection refused: " + why);
+}
+
 void router::log_stranger(spdlog::level::level_enum level, const std::string& line) {
   std::uint64_t suppressed = 0;
   if (!stranger_log_->allow(std::chrono::steady_clock::now(), suppressed)) return;

@@ -24,13 +24,13 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/backoff.hpp"
 #include "base/limits.hpp"
 #include "base/log_throttle.hpp"
 #include "galaxies/options.hpp"
 #include "router/connection.hpp"
 #include "router/request_ledger.hpp"
 #include "router/route_table.hpp"
-#include "transport/backoff.hpp"
 #include "transport/byte_budget.hpp"
 #include "transport/connector.hpp"
 #include "wire/control.hpp"
@@ -92,6 +92,9 @@ class router {
   // connection limits, or a stranger's address without a cluster secret.
   void accept_tcp(transport::socket socket, const transport::remote_address& from);
   void accept_unix(transport::socket socket);
+  // A Unix connection the master closed unread (not this user's, transport::refuse_local_peer):
+  // counted and logged, the log throttled like any line about strangers.
+  void refused_local_peer(const std::string& why);
   void adopt_worker(int channel_fd, pid_t pid);
   void worker_exited(pid_t pid, int wait_status);
 
@@ -202,7 +205,7 @@ class router {
 
   struct wanted_peer {
     std::string address;
-    transport::backoff retry{std::chrono::milliseconds(50), limits::redial_backoff_max};
+    base::backoff retry{std::chrono::milliseconds(50), limits::redial_backoff_max};
     std::unique_ptr<asio::steady_timer> redial;  // set while a redial is scheduled
     bool stale = false;   // refused with wrong_target: not redialled until the row changes
     bool queued = false;  // waiting in dial_queue_ for a free dial slot

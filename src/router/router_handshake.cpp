@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include "base/printable.hpp"
+#include "base/text.hpp"
 #include "router/router.hpp"
 #include "security/peer_auth.hpp"
 

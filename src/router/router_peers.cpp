@@ -6,7 +6,7 @@
 #include <unordered_set>
 
 #include "base/endian.hpp"
-#include "base/printable.hpp"
+#include "base/text.hpp"
 #include "router/router.hpp"
 #include "security/peer_auth.hpp"
 #include "wire/message.hpp"

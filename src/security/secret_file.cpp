@@ -8,7 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "base/printable.hpp"
+#include "base/text.hpp"
 
 namespace galaxies::security {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-#include "base/printable.hpp"
+#include "base/text.hpp"
 
 namespace galaxies::security {
 namespace {

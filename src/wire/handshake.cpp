@@ -5,7 +5,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include "base/utf8.hpp"
+#include "base/text.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/codes.hpp"
 #include "wire/control.hpp"

@@ -1,7 +1,7 @@
 // Membership frames: nodes_up, nodes_down, hosts_up, hosts_down (docs/protocol.md §5).
 #include <string_view>
 
-#include "base/utf8.hpp"
+#include "base/text.hpp"
 #include "wire/byte_io.hpp"
 #include "wire/codes.hpp"
 #include "wire/control.hpp"

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "base/endian.hpp"
-#include "base/utf8.hpp"
+#include "base/text.hpp"
 #include "galaxies/error.hpp"
 #include "wire/byte_io.hpp"
 

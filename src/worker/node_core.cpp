@@ -5,7 +5,7 @@
 
 #include <asio/post.hpp>
 
-#include "base/printable.hpp"
+#include "base/text.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::detail {

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/text.hpp"
 #include "registry/etcd/etcd_codec.hpp"
 #include "registry/etcd/etcd_endpoints.hpp"
 
@@ -32,7 +33,7 @@ void require(bool condition) {
 bool ok(std::error_code ec, const std::string& detail) {
   if (!ec) return true;
   require(ec.category() == error_category() && !detail.empty());
-  for (const char c : detail) require(c >= 0x20 && c < 0x7f);
+  require(base::is_plain_text(detail));  // escaped: shows as itself, on one line
   return false;
 }
 
@@ -191,7 +192,7 @@ void url(std::string_view text) {
   try {
     endpoints = parse_url(text);
   } catch (const std::invalid_argument& e) {
-    for (const char* c = e.what(); *c; ++c) require(*c >= 0x20 && *c < 0x7f);
+    require(base::is_plain_text(e.what()));
     return;
   }
   require(!endpoints.empty());

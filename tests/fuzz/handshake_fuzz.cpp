@@ -17,7 +17,7 @@
 
 #include "base/endian.hpp"
 #include "base/limits.hpp"
-#include "base/utf8.hpp"
+#include "base/text.hpp"
 #include "wire/control.hpp"
 
 namespace galaxies::wire {

@@ -20,9 +20,11 @@
 #include <string_view>
 #include <vector>
 
+#include "base/text.hpp"
 #include "registry/redis/redis_layout.hpp"
 #include "registry/redis/redis_reply.hpp"
 #include "registry/redis/redis_url.hpp"
+#include "registry/row_checks.hpp"
 
 namespace galaxies::registry::redis {
 namespace {
@@ -108,8 +110,9 @@ void examine(const layout& where, const reply& r, std::vector<std::string>& keys
     });
     require(asked);
   }
-  for (const auto& key : out.malformed)
-    require(std::find(keys.begin(), keys.end(), key) != keys.end());
+  for (const auto& skipped : out.malformed)
+    require(skipped.why && std::find(keys.begin(), keys.end(), skipped.key) != keys.end());
+  for (const auto& row : out.rows) require(!check_row_fields(row));
 }
 
 void protocol(std::string_view bytes) {
@@ -160,8 +163,9 @@ void url(std::string_view text) {
     t = parse_url(text);
   } catch (const std::invalid_argument& e) {
     const std::string_view message = e.what();
-    require(message.size() < 400);
-    for (const char c : message) require(c >= 0x20 && c < 0x7f);
+    // The URL is shown escaped, at most 4 * 80 + 3 bytes of it (base::printable), in one line.
+    require(message.size() < 600);
+    require(base::is_plain_text(message));
     return;
   }
   require(!t.host.empty() && t.port != 0 && (!t.db || *t.db >= 0));

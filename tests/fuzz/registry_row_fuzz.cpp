@@ -22,11 +22,12 @@ void require(bool condition) {
 
 void check_row(std::string_view text, expiry_field expiry) {
   host_record row;
-  if (!row_from_text(text, row, expiry)) return;
-  require(!row.id.is_nil() && !row.cluster.empty());
+  if (parse_row_text(text, row, expiry)) return;
+  // What decodes has passed every row check: usable as it is, and ours to write back unchanged.
+  require(!row.id.is_nil() && is_valid_cluster_name(row.cluster) && !check_row_fields(row));
   if (expiry == expiry_field::absent) require(row.expires_ms == 0);
   host_record again;
-  require(row_from_text(row_to_text(row, expiry), again, expiry) && again == row);
+  require(!parse_row_text(row_to_text(row, expiry), again, expiry) && again == row);
 }
 
 void check_file(std::string_view text) {
@@ -37,7 +38,7 @@ void check_file(std::string_view text) {
   }
   std::set<host_id> ids;
   for (const auto& row : rows) {
-    require(!row.id.is_nil() && !row.cluster.empty());
+    require(!row.id.is_nil() && is_valid_cluster_name(row.cluster) && !check_row_fields(row));
     require(ids.insert(row.id).second);  // one row per id: the latest expiry won
   }
   std::vector<host_record> again;

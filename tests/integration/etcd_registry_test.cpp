@@ -4,17 +4,22 @@
 // recovery re-reads everything), compare-and-swap removal, read, stop and destruction.
 // The same backend against a real etcd is the conformance suite's business.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <asio/io_context.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "fake_etcd.hpp"
 #include "registry/registry.hpp"
 #include "registry/row_json.hpp"
@@ -152,6 +157,64 @@ TEST_F(EtcdRegistry, WatchEventsChangeTheViewOnlyWhenHostsChange) {
   etcd.remove(key_of(other));
   ASSERT_TRUE(run_until(io, [&] { return views.size() == 4; }));
   EXPECT_EQ(last_view(), std::set<host_id>{self.id});
+}
+
+TEST_F(EtcdRegistry, HostileRowsAreSkippedOnceAndEscaped) {
+  std::ostringstream log;
+  const auto saved = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "captured", std::make_shared<spdlog::sinks::ostream_sink_st>(log)));
+  auto hostile = make_host("127.0.0.1:1003");
+  hostile.hostname = "\x1b]0;owned\x07";
+  auto too_large = make_host("127.0.0.1:1004");
+  too_large.unix_path = std::string(5000, 'u');
+  etcd.put(key_of(hostile), value_of(hostile));
+  etcd.put(key_of(too_large), value_of(too_large));
+  etcd.put(prefix + "\x1b[2J" + host_id::random().to_string(), value_of(other));
+  auto reg = make();
+  start(*reg, self);
+  ASSERT_TRUE(run_until(io, [&] { return views.size() == 1 && etcd.open_watches() == 1; }));
+  EXPECT_EQ(last_view(), std::set<host_id>{self.id});
+  etcd.put(key_of(hostile), value_of(hostile));  // the same bad row again, through the watch
+  etcd.put(key_of(other), value_of(other));
+  ASSERT_TRUE(run_until(io, [&] { return views.size() == 2; }));
+  spdlog::set_default_logger(saved);
+
+  const auto text = log.str();
+  const auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(hostile.id.to_string()), 1u) << "once per row per interval\n" << text;
+  EXPECT_EQ(count(too_large.id.to_string()), 1u) << text;
+  EXPECT_EQ(count("\\x1b[2J"), 1u) << "the foreign key, escaped\n" << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << "no raw escape reaches the log";
+}
+
+TEST_F(EtcdRegistry, AViewHoldsAtMostTheLimitOfHosts) {
+  std::vector<host_record> many;
+  for (std::size_t i = 0; i < limits::max_registry_hosts + 20; ++i) {
+    many.push_back(make_host("10.0.0.1:" + std::to_string(2000 + i)));
+    etcd.put(key_of(many.back()), value_of(many.back()));
+  }
+  std::sort(many.begin(), many.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  auto reg = make();
+  start(*reg, self);
+  ASSERT_TRUE(run_until(io, [&] { return views.size() == 1 && etcd.open_watches() == 1; }));
+  EXPECT_EQ(views.back().size(), limits::max_registry_hosts);
+  EXPECT_TRUE(last_view().contains(self.id));
+  EXPECT_TRUE(last_view().contains(many.front().id)) << "the first by id are kept";
+  EXPECT_FALSE(last_view().contains(many.back().id));
+
+  // More through the watch: still bounded, and still the first by id.
+  for (int i = 0; i < 20; ++i) {
+    const auto extra = make_host("10.0.0.2:" + std::to_string(3000 + i));
+    etcd.put(key_of(extra), value_of(extra));
+  }
+  run_for(io, 300ms);
+  EXPECT_EQ(views.back().size(), limits::max_registry_hosts);
+  EXPECT_TRUE(last_view().contains(self.id));
 }
 
 TEST_F(EtcdRegistry, ACanceledWatchRereadsEverything) {

@@ -1,15 +1,66 @@
 // The registry conformance suite, the store in trouble: refusing connections, silent (SIGSTOP),
 // crashed and restarted, lost by one host only; and the fault launchers themselves. Same fixture
 // and timings as registry_conformance_test.cpp (registry_conformance.hpp).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <asio/ip/tcp.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 
 #include "registry_conformance.hpp"
+#include "support/eventually.hpp"
+#include "support/host_tools.hpp"
 
 namespace galaxies::registry::conformance {
 namespace {
+
+// The file backend's silent store: another process takes the file's lock and is stopped
+// (SIGSTOP, as ^Z or a debugger would) while holding it. Killed by its PID to end the outage.
+class frozen_lock_holder {
+ public:
+  explicit frozen_lock_holder(const std::string& file_url) {
+    const std::string lock_path = file_url.substr(std::string_view("file:").size()) + ".lock";
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // The parent has threads: async-signal-safe calls only, then stop for good.
+      const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd < 0 || ::flock(fd, LOCK_EX) != 0) ::_exit(1);
+      const char byte = 1;
+      if (::write(ready[1], &byte, 1) != 1) ::_exit(2);
+      ::kill(::getpid(), SIGSTOP);
+      while (true) ::pause();
+    }
+    ::close(ready[1]);
+    pollfd p{ready[0], POLLIN, 0};
+    char byte = 0;
+    const bool locked = pid_ > 0 && ::poll(&p, 1, 10000) == 1 && ::read(ready[0], &byte, 1) == 1;
+    ::close(ready[0]);
+    if (!locked || !test::eventually(10s, [&] { return test::tools::state(pid_) == 'T'; })) {
+      release();
+      throw std::runtime_error("the lock holder did not take the lock and stop");
+    }
+  }
+  ~frozen_lock_holder() { release(); }
+
+  void release() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    test::eventually(10s, [&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; });
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
 
 // ---- the store in trouble -----------------------------------------------------------------------
 
@@ -55,7 +106,6 @@ TEST_P(RegistryConformance, UnreachableStoreReportsAnErrorAndDoesNotHang) {
 }
 
 TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
-  if (!has_server()) GTEST_SKIP() << "a file has no server to pause";
   const auto url = private_store();
   const auto ttl = 2 * short_ttl();
   auto a = join(1, ttl_of(ttl), url);
@@ -69,7 +119,13 @@ TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
   const auto views_a = a->rec.views.size();
   const auto views_b = b->rec.views.size();
 
-  own_server_->pause();  // connections are accepted, nothing is ever answered
+  // A server accepts connections and never answers; a file's lock is held by a stopped process.
+  std::unique_ptr<frozen_lock_holder> frozen;
+  if (has_server()) {
+    own_server_->pause();
+  } else {
+    frozen = std::make_unique<frozen_lock_holder>(url);
+  }
   const auto paused = clock_type::now();
   // Whatever is asked of a silent store ends, with an error, within the request timeout.
   auto d = join(4, ttl_of(ttl), url);
@@ -93,7 +149,11 @@ TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
   EXPECT_TRUE(a->rec.unhealthy() && b->rec.unhealthy()) << "registered hosts report the outage";
   EXPECT_TRUE(d->rec.unhealthy()) << "a host starting now reports the store unreachable";
   EXPECT_TRUE(c_stopped) << "stop() completes although the row could not be removed";
-  EXPECT_TRUE(read.done() && *read.ec) << "read() fails rather than hang or report no hosts";
+  if (has_server()) {
+    EXPECT_TRUE(read.done() && *read.ec) << "read() fails rather than hang or report no hosts";
+  } else {
+    EXPECT_TRUE(read.done() && !*read.ec) << "reading a file takes no lock";
+  }
   if (noticed) run_for(io, 1s);  // and nothing else happens while it stays silent
   for (const auto* m : {a.get(), b.get(), d.get()}) {
     ASSERT_FALSE(m->rec.health.empty());
@@ -107,7 +167,11 @@ TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
   std::cout << "[ info     ] " << name() << ": silent store noticed after " << took.count()
             << " ms (ttl " << ttl.count() << " ms)\n";
 
-  own_server_->resume();
+  if (has_server()) {
+    own_server_->resume();
+  } else {
+    frozen->release();
+  }
   // c's row goes by its delete arriving late or by expiry; a, b and d re-register as needed.
   const std::set<host_id> live{a->self.id, b->self.id, d->self.id};
   ASSERT_TRUE(run_until(

@@ -9,8 +9,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <system_error>
 
 #include "galaxies/ids.hpp"
@@ -83,10 +85,21 @@ void unique_fd::reset(int fd) {
   fd_ = fd;
 }
 
-pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) {
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd,
+            const std::vector<std::string>& environment) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto overridden = std::any_of(environment.begin(), environment.end(), [&](auto& set) {
+      return entry.substr(0, entry.find('=') + 1) == set.substr(0, set.find('=') + 1);
+    });
+    if (!overridden) env.push_back(*e);
+  }
+  for (const auto& e : environment) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -108,7 +121,7 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   pid_t pid = -1;
-  const int error = ::posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
+  const int error = ::posix_spawn(&pid, args[0], &actions, &attr, args.data(), env.data());
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) throw std::system_error(error, std::system_category(), "posix_spawn " + argv[0]);

@@ -30,9 +30,11 @@ class unique_fd {
 };
 
 // posix_spawn of argv[0] with stdin from /dev/null, the given stdout/stderr, every other fd closed
-// (whatever a library opened without O_CLOEXEC included) and default signal handling. Throws
-// std::system_error on failure.
-pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd);
+// (whatever a library opened without O_CLOEXEC included) and default signal handling; the test's
+// environment with `environment` ("NAME=VALUE" each) set on top. Throws std::system_error on
+// failure.
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd,
+            const std::vector<std::string>& environment = {});
 
 // /proc/PID/stat field 22 (start time in clock ticks since boot); 0 when the process is gone.
 std::uint64_t start_time(pid_t pid);

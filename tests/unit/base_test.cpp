@@ -1,14 +1,21 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <set>
 #include <unordered_set>
+#include <vector>
 
+#include "base/backoff.hpp"
 #include "base/endian.hpp"
+#include "base/host_port.hpp"
 #include "base/log_throttle.hpp"
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
 
 namespace galaxies {
 namespace {
+
+using namespace std::chrono_literals;
 
 TEST(Uuid, RoundTripsThroughCanonicalText) {
   const uuid id = uuid::random();
@@ -53,6 +60,79 @@ TEST(Endian, StoresLittleEndian) {
   EXPECT_EQ(buf[0], std::byte{0x04});
   EXPECT_EQ(buf[3], std::byte{0x01});
   EXPECT_EQ(base::load_le<std::uint32_t>(buf), 0x01020304u);
+}
+
+// ---- backoff ----
+
+// Each delay must sit within ±25% of its base, and the base doubles from `initial` to the cap.
+void expect_sequence(base::backoff& b, std::chrono::milliseconds initial,
+                     std::chrono::milliseconds max, int steps) {
+  auto base = initial;
+  for (int i = 0; i < steps; ++i) {
+    const auto delay = b.next();
+    EXPECT_GE(delay, base - base / 4) << "step " << i << ", base " << base.count() << " ms";
+    EXPECT_LE(delay, base + base / 4) << "step " << i << ", base " << base.count() << " ms";
+    base = std::min(max, base * 2);
+  }
+}
+
+TEST(Backoff, DoublesToTheCapWithBoundedJitter) {
+  base::backoff b(50ms, 2000ms);
+  expect_sequence(b, 50ms, 2000ms, 12);  // 50 .. 1600, then 2000 six times
+  for (int i = 0; i < 100; ++i) EXPECT_LE(b.next(), 2500ms) << "never past the cap plus jitter";
+}
+
+TEST(Backoff, JitterVaries) {
+  base::backoff b(1000ms, 1000ms);
+  std::set<std::chrono::milliseconds> seen;
+  for (int i = 0; i < 50; ++i) seen.insert(b.next());
+  EXPECT_GE(seen.size(), 10u) << "the same delay every time is no jitter";
+}
+
+TEST(Backoff, ResetStartsAgainFromTheInitialDelay) {
+  base::backoff b(100ms, 800ms);
+  for (int i = 0; i < 10; ++i) b.next();
+  b.reset();
+  expect_sequence(b, 100ms, 800ms, 6);
+}
+
+TEST(Backoff, TinyDelaysStayPositive) {
+  base::backoff b(1ms, 4ms);
+  for (int i = 0; i < 20; ++i) {
+    const auto delay = b.next();
+    EXPECT_GE(delay, 1ms);
+    EXPECT_LE(delay, 5ms);
+  }
+}
+
+// The point of the jitter: masters that lose the same peer at the same moment (each with its own
+// backoff, in its own process) must not redial in lockstep.
+TEST(Backoff, IndependentInstancesDoNotRunInLockstep) {
+  base::backoff first(500ms, 60000ms);
+  base::backoff second(500ms, 60000ms);
+  std::vector<std::chrono::milliseconds> a, b;
+  for (int i = 0; i < 8; ++i) {
+    a.push_back(first.next());
+    b.push_back(second.next());
+  }
+  EXPECT_NE(a, b);
+}
+
+// The shape only; transport and the registry judge the address part (transport_misc_test).
+TEST(HostPort, SplitsTheShapeRegistryAndCommandLineWrite) {
+  const auto v4 = base::split_host_port("10.0.0.1:7100");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->host, "10.0.0.1");
+  EXPECT_EQ(v4->port, 7100);
+  const auto v6 = base::split_host_port("[::1]:0");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1") << "without the brackets";
+  EXPECT_EQ(v6->port, 0);
+  EXPECT_EQ(base::split_host_port("a:65535")->port, 65535);
+  for (const char* bad : {"", ":80", "10.0.0.1", "10.0.0.1:", "10.0.0.1:65536", "10.0.0.1:+1",
+                          "10.0.0.1: 1", "::1:80", "[]:80", "[::1]80", "[::1:80", "h:8o"}) {
+    EXPECT_FALSE(base::split_host_port(bad)) << '"' << bad << '"';
+  }
 }
 
 }  // namespace

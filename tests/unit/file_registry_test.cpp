@@ -23,107 +23,12 @@
 #include "registry/file_store.hpp"
 #include "registry/registry.hpp"
 #include "support/eventually.hpp"
+#include "unit/file_registry_support.hpp"
 
 namespace galaxies::registry {
 namespace {
 
-using namespace std::chrono_literals;
-using clock_type = std::chrono::steady_clock;
-
-// Generous: a loaded 2-core machine must never turn a slow run into a failure.
-constexpr auto deadline = 5s;
-
-class temp_dir {
- public:
-  temp_dir() {
-    char pattern[] = "/tmp/galaxies-registry-test-XXXXXX";
-    if (!::mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Runs handlers until `done` holds or the deadline passes.
-bool run_until(asio::io_context& io, const std::function<bool()>& done,
-               std::chrono::milliseconds limit = deadline) {
-  return galaxies::test::run_until(io, done, limit);
-}
-
-// Runs handlers for a while: for tests whose claim is "nothing happens during this time".
-void run_for(asio::io_context& io, std::chrono::milliseconds span) {
-  const auto until = clock_type::now() + span;
-  while (clock_type::now() < until) {
-    io.restart();
-    io.run_until(until);
-    if (io.stopped() && clock_type::now() < until) std::this_thread::sleep_for(1ms);
-  }
-}
-
-host_record make_self(std::string cluster, std::string address) {
-  host_record self;
-  self.id = host_id::random();
-  self.cluster = std::move(cluster);
-  self.address = std::move(address);
-  self.unix_path = "/tmp/galaxies-test-" + self.id.to_string() + ".sock";
-  self.hostname = "testhost";
-  self.pid = static_cast<std::uint32_t>(::getpid());
-  return self;
-}
-
-// Records every view a registry reports.
-struct view_log {
-  std::vector<std::vector<host_record>> views;
-
-  registry::view_handler handler() {
-    return [this](const std::vector<host_record>& view) { views.push_back(view); };
-  }
-  bool has(const host_id& id) const {
-    if (views.empty()) return false;
-    const auto& last = views.back();
-    return std::any_of(last.begin(), last.end(), [&](const host_record& r) { return r.id == id; });
-  }
-  std::size_t size() const { return views.empty() ? 0 : views.back().size(); }
-};
-
-bool stored(const std::string& path, const host_id& id) {
-  const auto snap = file_store::load(path);
-  return std::any_of(snap.rows.begin(), snap.rows.end(),
-                     [&](const host_record& r) { return r.id == id; });
-}
-
-void write_raw(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-}
-
-options short_ttl(int ttl_ms = 300, int refresh_ms = 0) {
-  options opts;
-  opts.ttl = std::chrono::milliseconds(ttl_ms);
-  opts.refresh = std::chrono::milliseconds(refresh_ms);
-  return opts;
-}
-
-class FileRegistry : public ::testing::Test {
- protected:
-  std::unique_ptr<registry> make(std::string_view cluster, options opts = short_ttl()) {
-    return make_registry(io.get_executor(), "file:" + path, cluster, opts);
-  }
-  void stop_and_wait(registry& r) {
-    bool done = false;
-    r.stop([&] { done = true; });
-    ASSERT_TRUE(run_until(io, [&] { return done; }));
-  }
-
-  asio::io_context io;
-  temp_dir dir;
-  std::string path = dir.path() + "/alpha.registry.json";
-};
+using namespace file_test;
 
 TEST_F(FileRegistry, TwoRegistriesSeeEachOtherAndStopRemovesTheRow) {
   auto a = make("alpha");
@@ -336,19 +241,19 @@ TEST_F(FileRegistry, MalformedRowsAreSkippedNotFatal) {
   std::vector<host_record> rows;
   const auto good = host_id::random();
   ASSERT_TRUE(file_store::parse(R"({"format":1,"hosts":[
-      {"id":"nope","cluster":"alpha","address":"a","expires_ms":1},
-      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"a","expires_ms":5},
-      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"b","expires_ms":9},
+      {"id":"nope","cluster":"alpha","address":"10.0.0.1:1","expires_ms":1},
+      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"10.0.0.1:1","expires_ms":5},
+      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"10.0.0.2:2","expires_ms":9},
       {"id":")" + host_id::random().to_string() +
-                                    R"(","cluster":"alpha","address":"a"},
+                                    R"(","cluster":"alpha","address":"10.0.0.1:1"},
       {"id":")" + host_id::random().to_string() +
-                                    R"(","cluster":"alpha","address":"a",
+                                    R"(","cluster":"alpha","address":"10.0.0.1:1",
        "pid":-1,"expires_ms":1},
       17]})",
                                 rows));
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].id, good);
-  EXPECT_EQ(rows[0].address, "b") << "a repeated id keeps the latest expiry";
+  EXPECT_EQ(rows[0].address, "10.0.0.2:2") << "a repeated id keeps the latest expiry";
 
   EXPECT_FALSE(file_store::parse("", rows));
   EXPECT_FALSE(file_store::parse("[]", rows));

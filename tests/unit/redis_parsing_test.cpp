@@ -287,7 +287,30 @@ TEST(RedisScan, RowsFromMget) {
   EXPECT_EQ(got_a.hostname, a.hostname);
   EXPECT_EQ(got_a.pid, a.pid);
   EXPECT_EQ(got_a.expires_ms, 0);
-  EXPECT_EQ(out.malformed.size(), 4u);
+  ASSERT_EQ(out.malformed.size(), 4u);
+  const auto reason_of = [&](const std::string& key) {
+    for (const auto& bad : out.malformed)
+      if (bad.key == key) return bad.why;
+    return std::error_code();
+  };
+  EXPECT_EQ(reason_of(where.key(foreign.id)), row_error::foreign_key);
+  EXPECT_EQ(reason_of(where.key(mismatched.id)), row_error::foreign_key);
+  EXPECT_EQ(reason_of(keys[5]), row_error::not_json);
+
+  // A value failing the row checks every backend shares, and one too large to be parsed.
+  auto hostile = make_row("c1", "127.0.0.1:5000");
+  hostile.hostname = "\x1b]0;owned\x07";
+  auto huge = make_row("c1", "127.0.0.1:6000");
+  huge.unix_path = std::string(5000, 'u');
+  parsed_rows checked;
+  ASSERT_TRUE(parse_rows(where, {where.key(hostile.id), where.key(huge.id)},
+                         array({string(row_to_text(hostile, expiry_field::absent)),
+                                string(row_to_text(huge, expiry_field::absent))}),
+                         checked));
+  EXPECT_TRUE(checked.rows.empty());
+  ASSERT_EQ(checked.malformed.size(), 2u);
+  EXPECT_EQ(checked.malformed[0].why, row_error::bad_hostname);
+  EXPECT_EQ(checked.malformed[1].why, row_error::not_json) << "over max_registry_row_size";
 
   // A value of another type (MGET answers nil for it) and a wrongly shaped reply.
   parsed_rows other;

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "base/utf8.hpp"
+#include "base/text.hpp"
 #include "security/hmac.hpp"
 #include "security/peer_auth.hpp"
 #include "security/secret_file.hpp"
@@ -118,26 +118,6 @@ TEST_F(SecretFile, RefusesShortMissingAndOddFiles) {
   EXPECT_NE(error_of(write("short", 0600)).find("shorter than 16"), std::string::npos);
   EXPECT_NE(error_of((dir_ / "absent").string()).find("No such file"), std::string::npos);
   EXPECT_NE(error_of(dir_.string()).find("not a regular file"), std::string::npos);
-}
-
-TEST(Utf8, AcceptsValidAndRefusesMalformedSequences) {
-  EXPECT_TRUE(base::is_valid_utf8(""));
-  EXPECT_TRUE(base::is_valid_utf8("plain ascii"));
-  EXPECT_TRUE(base::is_valid_utf8("h\xc3\xa9llo \xe6\xbc\xa2 \xf0\x9f\x98\x80"));
-  EXPECT_TRUE(base::is_valid_utf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF
-  for (std::string_view bad :
-       {"\x80", "\xc3", "\xc3\x28", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-        "\xf8\x88\x80\x80\x80", "\xff", "ok\xe6\xbc"})
-    EXPECT_FALSE(base::is_valid_utf8(bad)) << ::testing::PrintToString(std::string(bad));
-}
-
-TEST(Utf8, CleanNamesHaveNoControlCharactersAndABound) {
-  EXPECT_TRUE(base::is_clean_name("host-1.example", 255));
-  EXPECT_TRUE(base::is_clean_name("h\xc3\xa9", 255));
-  EXPECT_FALSE(base::is_clean_name("", 255));
-  EXPECT_FALSE(base::is_clean_name("abc", 2));
-  for (std::string_view bad : {"a\x1b[31m", "tab\there", "nl\n", "del\x7f", "c1\xc2\x9b", "\xff"})
-    EXPECT_FALSE(base::is_clean_name(bad, 255)) << ::testing::PrintToString(std::string(bad));
 }
 
 }  // namespace

@@ -1,15 +1,16 @@
-// The transport layer's small pieces: endpoint text as the registry and CLI write it, redial
-// backoff, and the escaped sample that protocol-violation logs carry.
+// The transport layer's small pieces: endpoint text as the registry and CLI write it, who may use
+// a master's Unix socket, and the escaped sample that protocol-violation logs carry.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstddef>
-#include <set>
 #include <string>
 #include <vector>
 
-#include "transport/backoff.hpp"
 #include "transport/endpoint.hpp"
+#include "transport/local_peer.hpp"
 #include "transport/protocol_log.hpp"
 
 namespace galaxies::transport {
@@ -88,60 +89,24 @@ TEST(Endpoint, RejectsMalformedText) {
   }
 }
 
-// ---- backoff ----
+// ---- local_peer ----
 
-// Each delay must sit within ±25% of its base, and the base doubles from `initial` to the cap.
-void expect_sequence(backoff& b, std::chrono::milliseconds initial, std::chrono::milliseconds max,
-                     int steps) {
-  auto base = initial;
-  for (int i = 0; i < steps; ++i) {
-    const auto delay = b.next();
-    EXPECT_GE(delay, base - base / 4) << "step " << i << ", base " << base.count() << " ms";
-    EXPECT_LE(delay, base + base / 4) << "step " << i << ", base " << base.count() << " ms";
-    base = std::min(max, base * 2);
+TEST(LocalPeer, OurOwnUidMayConnectAnotherMayNot) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  EXPECT_FALSE(refuse_local_peer(fds[0], ::geteuid())) << "the same uid";
+  const uid_t other = ::geteuid() == 0 ? 4242 : ::geteuid() + 1;
+  const auto refused = refuse_local_peer(fds[0], other);
+  if (::geteuid() == 0) {
+    EXPECT_FALSE(refused) << "root may always connect";
+  } else {
+    ASSERT_TRUE(refused);
+    EXPECT_NE(refused->find("uid " + std::to_string(::geteuid())), std::string::npos) << *refused;
+    EXPECT_NE(refused->find("pid " + std::to_string(::getpid())), std::string::npos) << *refused;
   }
-}
-
-TEST(Backoff, DoublesToTheCapWithBoundedJitter) {
-  backoff b(50ms, 2000ms);
-  expect_sequence(b, 50ms, 2000ms, 12);  // 50 .. 1600, then 2000 six times
-  for (int i = 0; i < 100; ++i) EXPECT_LE(b.next(), 2500ms) << "never past the cap plus jitter";
-}
-
-TEST(Backoff, JitterVaries) {
-  backoff b(1000ms, 1000ms);
-  std::set<std::chrono::milliseconds> seen;
-  for (int i = 0; i < 50; ++i) seen.insert(b.next());
-  EXPECT_GE(seen.size(), 10u) << "the same delay every time is no jitter";
-}
-
-TEST(Backoff, ResetStartsAgainFromTheInitialDelay) {
-  backoff b(100ms, 800ms);
-  for (int i = 0; i < 10; ++i) b.next();
-  b.reset();
-  expect_sequence(b, 100ms, 800ms, 6);
-}
-
-TEST(Backoff, TinyDelaysStayPositive) {
-  backoff b(1ms, 4ms);
-  for (int i = 0; i < 20; ++i) {
-    const auto delay = b.next();
-    EXPECT_GE(delay, 1ms);
-    EXPECT_LE(delay, 5ms);
-  }
-}
-
-// The point of the jitter: masters that lose the same peer at the same moment (each with its own
-// backoff, in its own process) must not redial in lockstep.
-TEST(Backoff, IndependentInstancesDoNotRunInLockstep) {
-  backoff first(500ms, 60000ms);
-  backoff second(500ms, 60000ms);
-  std::vector<std::chrono::milliseconds> a, b;
-  for (int i = 0; i < 8; ++i) {
-    a.push_back(first.next());
-    b.push_back(second.next());
-  }
-  EXPECT_NE(a, b);
+  EXPECT_TRUE(refuse_local_peer(-1, ::geteuid())) << "no credentials, no entry";
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 // ---- escaped_sample ----

@@ -1,7 +1,7 @@
 // `galaxies status`: hosts, their addresses, nodes per host, link state.
 #include <iostream>
 
-#include "base/printable.hpp"
+#include "base/text.hpp"
 #include "commands.hpp"
 #include "local_masters.hpp"
 

@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "base/text.hpp"
+
 namespace galaxies::registry::etcd {
 namespace {
 
@@ -153,11 +155,12 @@ void client::on_watch_data(watch_id id, const std::shared_ptr<watch_state>& w,
     std::string detail;
     if (const auto ec = parse_watch(line, reply, detail)) return end_watch(id, w, ec, detail);
     if (reply.canceled) {
-      detail =
-          reply.compact_revision > 0
-              ? "watch start revision compacted (now at " + std::to_string(reply.compact_revision) +
-                    ")"
-              : "watch canceled" + (reply.cancel_reason.empty() ? "" : ": " + reply.cancel_reason);
+      detail = reply.compact_revision > 0
+                   ? "watch start revision compacted (now at " +
+                         std::to_string(reply.compact_revision) + ")"
+                   : "watch canceled" + (reply.cancel_reason.empty()
+                                             ? ""
+                                             : ": " + base::printable(reply.cancel_reason, 200));
       return end_watch(id, w, errc::watch_canceled, detail);
     }
     const auto on_event = w->on_event;  // a copy: the handler may cancel or destroy

@@ -5,7 +5,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "base/printable.hpp"
+#include "base/text.hpp"
 
 namespace galaxies::registry::etcd {
 namespace {
@@ -44,7 +44,7 @@ constexpr std::array<std::int8_t, 256> make_decode_table() {
 }
 constexpr auto decode_table = make_decode_table();
 
-// A bounded, printable, one-line sample of text from the network, for a log line.
+// A bounded, escaped, one-line sample of text from the network, for a log line.
 std::string sample(std::string_view text) {
   return base::printable(text, 120);
 }

@@ -4,21 +4,16 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "base/text.hpp"
+
 namespace galaxies::registry::etcd {
 namespace {
 
 constexpr std::string_view scheme = "etcd://";
 
-// Quoted input for an error message: bounded, printable, one line.
+// Quoted input for an error message: bounded, escaped, one line.
 std::string quoted(std::string_view text) {
-  constexpr std::size_t max_shown = 80;
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  if (text.size() > max_shown) out += "...";
-  return out + "'";
+  return "'" + base::printable(text) + "'";
 }
 
 [[noreturn]] void reject(std::string_view url, const std::string& why) {

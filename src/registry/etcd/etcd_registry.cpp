@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "base/limits.hpp"
+#include "base/text.hpp"
 #include "registry/row_json.hpp"
 
 namespace galaxies::registry {
@@ -44,13 +45,14 @@ etcd_registry::etcd_registry(const asio::any_io_executor& executor,
       refresh_(opts.refresh.count() > 0 ? opts.refresh
                                         : std::chrono::milliseconds(ttl_seconds_ * 1000 / 3)),
       keepalive_period_(refresh_),
+      skipped_log_(url_),
       // Capped low: a registry that is back should be used again within a second or two.
       retry_backoff_(100ms, 1500ms),
       watch_backoff_(50ms, 1500ms),
       keepalive_timer_(executor),
       retry_timer_(executor),
       resync_timer_(executor),
-      client_(executor, std::move(endpoints), limits::registry_request_timeout) {
+      client_(executor, std::move(endpoints), opts.request_timeout) {
   if (ttl_seconds_ * 1000 != opts.ttl.count()) {
     spdlog::info("registry {}: ttl {} ms rounded to an etcd lease of {} s", url_, opts.ttl.count(),
                  ttl_seconds_);
@@ -146,7 +148,7 @@ void etcd_registry::resync(std::uint64_t epoch) {
         rows_.clear();
         for (const auto& kv : r.kvs) {
           host_record row;
-          if (accept(kv, row)) rows_.emplace(kv.key, std::move(row));
+          if (accept(kv, row)) remember(kv.key, std::move(row));
         }
         watch_from(epoch, r.revision + 1);
         retry_backoff_.reset();
@@ -174,7 +176,7 @@ void etcd_registry::on_watch_event(const etcd::watch_reply& reply) {
   for (const auto& event : reply.events) {
     host_record row;
     if (event.type == etcd::watch_event::kind::put && accept(event.kv, row)) {
-      rows_.insert_or_assign(event.kv.key, std::move(row));
+      remember(event.kv.key, std::move(row));
     } else {
       rows_.erase(event.kv.key);
       own_row_deleted = own_row_deleted ||
@@ -275,10 +277,10 @@ void etcd_registry::remove_stale(const host_id& stale, std::string_view address)
     if (r.kvs.empty()) return;  // gone already
     host_record row;
     const auto& kv = r.kvs.front();
-    if (!row_from_text(kv.value, row, expiry_field::absent) || row.id != stale ||
+    if (parse_row_text(kv.value, row, expiry_field::absent) || row.id != stale ||
         row.address != address) {
       spdlog::info("registry {}: row {} no longer names {}; kept", describe(), stale.to_string(),
-                   address);
+                   base::printable(address));
       return;
     }
     client_.delete_if_unchanged(
@@ -286,10 +288,10 @@ void etcd_registry::remove_stale(const host_id& stale, std::string_view address)
         [this, stale, address](std::error_code ec, const std::string& detail, etcd::txn_reply t) {
           if (ec) {
             spdlog::warn("registry {}: could not remove stale row {} at {}: {}", describe(),
-                         stale.to_string(), address, detail);
+                         stale.to_string(), base::printable(address), detail);
           } else if (t.succeeded) {
             spdlog::info("registry {}: removed stale row {} at {}", describe(), stale.to_string(),
-                         address);
+                         base::printable(address));
           } else {
             spdlog::info("registry {}: row {} changed meanwhile; kept", describe(),
                          stale.to_string());
@@ -311,6 +313,7 @@ void etcd_registry::read(read_handler done) {
                              if (accept(kv, row)) rows.push_back(std::move(row));
                            }
                            std::sort(rows.begin(), rows.end(), by_id);
+                           view_bound{}.apply(rows, host_id{}, describe());
                          }
                          if (done) done(ec, std::move(rows));
                        });
@@ -340,16 +343,28 @@ void etcd_registry::stop(std::function<void()> done) {
   });
 }
 
-bool etcd_registry::accept(const etcd::key_value& kv, host_record& row) const {
+bool etcd_registry::accept(const etcd::key_value& kv, host_record& row) {
   // The key and the row must agree: a row filed under another host's key is not trusted.
-  const bool ok = kv.key.starts_with(prefix_) &&
-                  row_from_text(kv.value, row, expiry_field::absent) && row.cluster == cluster_ &&
-                  kv.key.compare(prefix_.size(), std::string::npos, row.id.to_string()) == 0;
-  if (!ok) {
-    spdlog::warn("registry {}: ignoring malformed row under key '{}'", describe(),
-                 kv.key.substr(0, 200));
+  std::error_code why = parse_row_text(kv.value, row, expiry_field::absent);
+  if (!why && (!kv.key.starts_with(prefix_) || row.cluster != cluster_ ||
+               kv.key.compare(prefix_.size(), std::string::npos, row.id.to_string()) != 0)) {
+    why = row_error::foreign_key;
   }
-  return ok;
+  if (why) skipped_log_.skipped(kv.key, why);
+  return !why;
+}
+
+void etcd_registry::remember(const std::string& key, host_record row) {
+  if (const auto known = rows_.find(key); known != rows_.end()) {
+    known->second = std::move(row);
+    return;
+  }
+  if (rows_.size() >= limits::max_registry_hosts) {
+    const auto last = std::prev(rows_.end());
+    if (key > last->first) return;
+    rows_.erase(last);
+  }
+  rows_.emplace(key, std::move(row));
 }
 
 void etcd_registry::report_health(std::error_code ec, const std::string& detail) {
@@ -372,6 +387,7 @@ void etcd_registry::evaluate() {
   // as we wrote, so the repair is no change.
   view.push_back(self_);
   std::sort(view.begin(), view.end(), by_id);
+  bound_.apply(view, self_.id, describe());
 
   if (!last_view_.changed(view) || !on_view_) return;
   auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry

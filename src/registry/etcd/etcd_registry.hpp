@@ -30,9 +30,10 @@
 #include <tuple>
 #include <vector>
 
+#include "base/backoff.hpp"
 #include "registry/etcd/etcd_client.hpp"
 #include "registry/registry.hpp"
-#include "transport/backoff.hpp"
+#include "registry/skipped_rows.hpp"
 
 namespace galaxies::registry {
 
@@ -77,7 +78,12 @@ class etcd_registry final : public registry {
   bool current(std::uint64_t epoch) const { return state_ == state::running && epoch == epoch_; }
 
   void use_lease_ttl(std::int64_t ttl_seconds);
-  bool accept(const etcd::key_value& kv, host_record& row) const;
+  // True for a valid row of this cluster filed under its own key; logs the others (rate-limited).
+  bool accept(const etcd::key_value& kv, host_record& row);
+  // Keeps at most limits::max_registry_hosts rows, the first by key (by id): a store holding
+  // more cannot make us hold them all. Past the limit, a deleted row leaves a gap until the next
+  // full read (a watch restart) instead of re-reading everything on each delete.
+  void remember(const std::string& key, host_record row);
   // Both may end in a handler that stops or destroys this registry: callers call them last.
   void report_health(std::error_code ec, const std::string& detail);
   void evaluate();
@@ -104,9 +110,11 @@ class etcd_registry final : public registry {
   std::map<std::string, host_record> rows_;  // by key: the store as last read and watched
   std::optional<bool> reported_healthy_;
   view_filter last_view_;
+  view_bound bound_;
+  skipped_rows_log skipped_log_;
 
-  transport::backoff retry_backoff_;
-  transport::backoff watch_backoff_;
+  base::backoff retry_backoff_;
+  base::backoff watch_backoff_;
   asio::steady_timer keepalive_timer_;
   asio::steady_timer retry_timer_;
   asio::steady_timer resync_timer_;

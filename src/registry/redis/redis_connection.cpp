@@ -7,6 +7,7 @@
 #include <asio/post.hpp>
 #include <cerrno>
 
+#include "base/text.hpp"
 #include "registry/redis/hiredis_asio.hpp"
 
 namespace galaxies::registry::redis {
@@ -86,7 +87,7 @@ void connection::start_setup() {
     return [this, what](std::error_code ec, const std::string&, reply value) {
       if (phase_ != phase::connecting || !ec) return;
       fail(ec, "redis " + where_.endpoint() + ": " + what + ": " +
-                   (value.text.empty() ? ec.message() : value.text));
+                   (value.text.empty() ? ec.message() : base::printable(value.text, 200)));
     };
   };
   if (!where_.password.empty()) {
@@ -232,7 +233,7 @@ void connection::on_reply(const redisReply* value, reply_handler done, bool time
   std::string detail;
   if (owned.type == reply::kind::error) {
     ec = errc::server_error;
-    detail = "redis " + where_.endpoint() + ": " + owned.text;
+    detail = "redis " + where_.endpoint() + ": " + base::printable(owned.text, 200);
   }
   asio::post(executor_, [alive = alive_, done = std::move(done), ec, detail = std::move(detail),
                          owned = std::move(owned)]() mutable {
@@ -314,7 +315,8 @@ void connection::note_context_error(const redisAsyncContext& context) {
       break;
   }
   const char* text = context.c.errstr[0] != '\0' ? context.c.errstr : nullptr;
-  failure_detail_ = "redis " + where_.endpoint() + ": " + (text ? text : failure_.message());
+  failure_detail_ =
+      "redis " + where_.endpoint() + ": " + base::printable(text ? text : failure_.message(), 200);
 }
 
 void connection::expect_reply() {

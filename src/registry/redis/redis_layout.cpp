@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/limits.hpp"
 #include "registry/row_json.hpp"
 
 namespace galaxies::registry::redis {
@@ -77,11 +78,13 @@ bool parse_rows(const layout& where, const std::vector<std::string>& keys, const
     if (value.is_nil()) continue;
     host_record row;
     const auto key_id = where.id_of_key(keys[i]);
-    const bool valid = key_id && value.is_string() &&
-                       row_from_text(value.text, row, expiry_field::absent) && row.id == *key_id &&
-                       row.cluster == where.cluster();
-    if (!valid) {
-      out.malformed.push_back(keys[i]);
+    std::error_code why = value.is_string() ? parse_row_text(value.text, row, expiry_field::absent)
+                                            : make_error_code(row_error::not_json);
+    if (!why && (!key_id || row.id != *key_id || row.cluster != where.cluster()))
+      why = row_error::foreign_key;
+    if (why) {
+      if (out.malformed.size() < limits::max_registry_hosts)
+        out.malformed.push_back({keys[i], why});
       continue;
     }
     out.rows.push_back(std::move(row));

@@ -60,13 +60,19 @@ struct scan_page {
 };
 std::optional<scan_page> parse_scan_page(const reply& value);
 
-// The rows an MGET of `keys` returned. A nil value (the key expired between SCAN and MGET) is
-// skipped silently; a value that is not a row of this cluster, or whose id differs from its
-// key's, is skipped and its key listed in `malformed`. False if the reply is not an array of
-// keys.size() elements. Rows are sorted by id; expires_ms stays 0 (Redis keeps the TTL).
+// The rows an MGET of `keys` returned, added to `out`. A nil value (the key expired between SCAN
+// and MGET) is skipped silently; a value that is not a valid row of this cluster (row_checks.hpp),
+// or whose id differs from its key's, is skipped and listed in `malformed` with the reason (the
+// first limits::max_registry_hosts of them). False
+// if the reply is not an array of keys.size() elements. Rows are sorted by id; expires_ms stays 0
+// (Redis keeps the TTL).
+struct malformed_row {
+  std::string key;
+  std::error_code why;
+};
 struct parsed_rows {
   std::vector<host_record> rows;
-  std::vector<std::string> malformed;
+  std::vector<malformed_row> malformed;
 };
 bool parse_rows(const layout& where, const std::vector<std::string>& keys, const reply& values,
                 parsed_rows& out);

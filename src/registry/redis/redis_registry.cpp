@@ -6,6 +6,7 @@
 #include <asio/post.hpp>
 
 #include "base/limits.hpp"
+#include "base/text.hpp"
 #include "registry/redis/redis_scan.hpp"
 #include "registry/row_json.hpp"
 
@@ -32,6 +33,8 @@ redis_registry::redis_registry(const asio::any_io_executor& executor, redis::tar
       layout_(cluster_, where_.db.value_or(0)),
       ttl_(opts.ttl),
       refresh_(refresh_period(opts)),
+      request_timeout_(opts.request_timeout),
+      skipped_log_(where_.describe()),
       backoff_(retry_initial, retry_max),
       refresh_timer_(executor),
       retry_timer_(executor) {
@@ -72,7 +75,7 @@ std::vector<std::string> redis_registry::set_command() const {
 
 void redis_registry::open_session() {
   const auto session = ++session_;
-  const auto timeout = limits::registry_request_timeout;
+  const auto timeout = request_timeout_;
   commands_ = std::make_unique<redis::connection>(executor_, where_, timeout);
   subscriber_ = std::make_unique<redis::connection>(executor_, where_, timeout);
   const auto lost = [this, session](std::error_code ec, const std::string& detail) {
@@ -259,13 +262,7 @@ void redis_registry::report_health(std::error_code ec, const std::string& detail
 }
 
 void redis_registry::evaluate(const redis::parsed_rows& rows) {
-  if (rows.malformed.size() != malformed_reported_) {
-    if (!rows.malformed.empty()) {
-      spdlog::warn("registry {}: skipping {} malformed row(s), e.g. key '{}'", describe(),
-                   rows.malformed.size(), rows.malformed.front());
-    }
-    malformed_reported_ = rows.malformed.size();
-  }
+  for (const auto& bad : rows.malformed) skipped_log_.skipped(bad.key, bad.why);
   auto view = rows.rows;
   // We are live while running even when our key is missing (expired while we were cut off):
   // report ourselves as we registered, so the repair by the next refresh is no change.
@@ -274,6 +271,7 @@ void redis_registry::evaluate(const redis::parsed_rows& rows) {
       std::upper_bound(view.begin(), view.end(), self_,
                        [](const host_record& a, const host_record& b) { return a.id < b.id; }),
       self_);
+  bound_.apply(view, self_.id, describe());
 
   if (!last_view_.changed(view) || !on_view_) return;
   auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
@@ -288,13 +286,13 @@ void redis_registry::remove_stale(const host_id& stale, std::string_view address
   if (!registered_ || !commands_) {
     // Rows are hints: the stale key expires by its TTL, and the next refused handshake asks again.
     spdlog::info("registry {}: not connected; stale row {} at {} is left to expire", describe(),
-                 stale.to_string(), address);
+                 stale.to_string(), base::printable(address));
     return;
   }
   const auto session = session_;
   commands_->command({"EVAL", redis::compare_and_delete_script, "1", layout_.key(stale),
                       stale.to_string(), std::string(address)},
-                     [this, session, stale, address = std::string(address)](
+                     [this, session, stale, address = base::printable(address)](
                          std::error_code ec, const std::string& detail, redis::reply value) {
                        if (!current(session)) return;
                        if (ec) {
@@ -319,17 +317,18 @@ void redis_registry::remove_stale(const host_id& stale, std::string_view address
 void redis_registry::read(read_handler done) {
   const auto id = ++next_read_;
   auto& op = reads_[id];
-  op.conn =
-      std::make_unique<redis::connection>(executor_, where_, limits::registry_request_timeout);
+  op.conn = std::make_unique<redis::connection>(executor_, where_, request_timeout_);
   op.done = std::move(done);
   auto* conn = op.conn.get();
   conn->connect(
-      limits::registry_request_timeout,
+      request_timeout_,
       [this, id, conn](std::error_code ec, const std::string& detail) {
         if (ec) return finish_read(id, ec, detail, {});
         redis::scan_rows(
             *conn, layout_,
             [this, id](std::error_code ec, const std::string& detail, redis::parsed_rows rows) {
+              for (const auto& bad : rows.malformed) skipped_log_.skipped(bad.key, bad.why);
+              view_bound{}.apply(rows.rows, host_id{}, describe());
               finish_read(id, ec, detail, std::move(rows.rows));
             });
       },

@@ -30,11 +30,12 @@
 #include <tuple>
 #include <vector>
 
+#include "base/backoff.hpp"
 #include "registry/redis/redis_connection.hpp"
 #include "registry/redis/redis_layout.hpp"
 #include "registry/redis/redis_url.hpp"
 #include "registry/registry.hpp"
-#include "transport/backoff.hpp"
+#include "registry/skipped_rows.hpp"
 
 namespace galaxies::registry {
 
@@ -89,6 +90,7 @@ class redis_registry final : public registry {
   redis::layout layout_;
   std::chrono::milliseconds ttl_;
   std::chrono::milliseconds refresh_;
+  std::chrono::milliseconds request_timeout_;
 
   state state_ = state::idle;
   host_record self_;
@@ -98,7 +100,8 @@ class redis_registry final : public registry {
   health_handler on_health_;
   std::optional<bool> reported_healthy_;
   view_filter last_view_;
-  std::size_t malformed_reported_ = 0;  // one warning per change, not one per rescan
+  view_bound bound_;
+  skipped_rows_log skipped_log_;
 
   // The current session; its number changes whenever it ends, which retires late callbacks.
   std::uint64_t session_ = 0;
@@ -112,7 +115,7 @@ class redis_registry final : public registry {
   bool scanning_ = false;
   bool rescan_ = false;  // something changed during the running scan: scan once more after it
   std::size_t failed_attempts_ = 0;
-  transport::backoff backoff_;
+  base::backoff backoff_;
   asio::steady_timer refresh_timer_;
   asio::steady_timer retry_timer_;
 

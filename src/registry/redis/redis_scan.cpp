@@ -5,6 +5,8 @@
 #include <set>
 #include <vector>
 
+#include "base/limits.hpp"
+
 namespace galaxies::registry::redis {
 namespace {
 
@@ -58,7 +60,10 @@ void scan_page_from(const std::shared_ptr<scan_state>& state, const std::string&
 }
 
 void fetch_batch(const std::shared_ptr<scan_state>& state) {
-  if (state->next_batch >= state->keys.size()) return state->finish({}, {});  // parse_rows sorted
+  const bool enough = state->out.rows.size() > limits::max_registry_hosts;
+  if (enough || state->next_batch >= state->keys.size()) {
+    return state->finish({}, {});  // parse_rows sorted
+  }
   const auto first = state->next_batch;
   const auto last = std::min(state->keys.size(), first + mget_batch);
   state->next_batch = last;

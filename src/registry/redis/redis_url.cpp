@@ -4,14 +4,14 @@
 #include <limits>
 #include <stdexcept>
 
-#include "base/printable.hpp"
+#include "base/text.hpp"
 
 namespace galaxies::registry::redis {
 namespace {
 
 constexpr std::string_view scheme = "redis://";
 
-// The URL as an error message may show it: bounded, printable, the password masked.
+// The URL as an error message may show it: bounded, escaped, the password masked.
 std::string shown(std::string_view url) {
   std::string text(url);
   if (const auto at = text.rfind('@'); at != std::string::npos) {

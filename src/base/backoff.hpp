@@ -1,10 +1,10 @@
-// Capped exponential backoff with jitter, for redialling a peer.
+// Capped exponential backoff with jitter: redials, store reconnects, lock retries.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 
-namespace galaxies::transport {
+namespace galaxies::base {
 
 class backoff {
  public:
@@ -27,4 +27,4 @@ class backoff {
   std::uint64_t state_ = seed();
 };
 
-}  // namespace galaxies::transport
+}  // namespace galaxies::base

@@ -1,9 +1,9 @@
-#include "transport/backoff.hpp"
+#include "base/backoff.hpp"
 
 #include <algorithm>
 #include <random>
 
-namespace galaxies::transport {
+namespace galaxies::base {
 
 std::chrono::milliseconds backoff::next() {
   const auto base = next_;
@@ -24,4 +24,4 @@ std::uint64_t backoff::seed() {
   return (std::uint64_t{device()} << 32 | device()) | 1;  // xorshift must not start at 0
 }
 
-}  // namespace galaxies::transport
+}  // namespace galaxies::base
