@@ -8,6 +8,7 @@
 
 #include <spdlog/common.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/tcp.hpp>
@@ -140,6 +141,17 @@ class router {
   // Refuses with `code`; `why` goes to our log, and to the other side only if it is trusted.
   void refuse(connection& c, wire::refuse_code code, const std::string& why);
   wire::welcome make_welcome() const;
+  // What this master says of itself in a hello or a welcome: both carry the same records.
+  template <class Message>
+  void describe_self(Message& m) const {
+    m.pid = static_cast<std::uint32_t>(::getpid());
+    m.cluster = settings_.cluster;
+    m.listen = settings_.address;
+    m.max_frame = settings_.limits.max_frame_size;
+    if (settings_.heartbeat.interval.count() > 0)
+      m.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
+    m.hostname = settings_.hostname;
+  }
   void send_host_welcome(connection& c);
   // Heartbeats run only when both sides advertised an interval; each sends at the smaller one.
   void enable_heartbeats(connection& c);

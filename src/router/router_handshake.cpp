@@ -1,7 +1,6 @@
 // Handshakes on the accepting side: hello, the cluster secret's challenge and proof, the checks
 // that admit a host, a node or an observer, and refusals that tell strangers nothing.
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include "base/text.hpp"
 #include "router/router.hpp"
@@ -129,13 +128,7 @@ void router::admit_host(connection& c) {
 wire::welcome router::make_welcome() const {
   wire::welcome w;
   w.host = settings_.self;
-  w.pid = static_cast<std::uint32_t>(::getpid());
-  w.cluster = settings_.cluster;
-  w.listen = settings_.address;
-  w.max_frame = settings_.limits.max_frame_size;
-  if (settings_.heartbeat.interval.count() > 0)
-    w.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
-  w.hostname = settings_.hostname;
+  describe_self(w);
   return w;
 }
 

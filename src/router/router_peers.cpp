@@ -1,7 +1,6 @@
 // The router's links to other hosts: dialling a few at a time, the dialler's side of the
 // handshake, the duplicate-link and displacement rules, and what a peer may say about membership.
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <unordered_set>
 
@@ -113,13 +112,7 @@ void router::on_dial_connected(const host_id& id, const std::string& address,
   h.role = wire::role::host;
   h.sender = settings_.self.value();
   h.target = id.value();
-  h.pid = static_cast<std::uint32_t>(::getpid());
-  h.cluster = settings_.cluster;
-  h.listen = settings_.address;
-  h.max_frame = settings_.limits.max_frame_size;
-  if (settings_.heartbeat.interval.count() > 0)
-    h.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
-  h.hostname = settings_.hostname;
+  describe_self(h);
   if (settings_.secret) h.auth_nonce = security::make_nonce();
   wire::append_hello(c.hello_frame, h);
   c.link->outbound() = c.hello_frame;

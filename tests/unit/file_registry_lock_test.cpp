@@ -214,14 +214,9 @@ TEST_F(FileRegistry, ReadingTakesNoLock) {
   write_raw(path, file_store::serialize({other}));
   lock_holder held(path);
   auto reader = make("alpha");
-  std::optional<std::vector<host_record>> rows;
-  reader->read([&](std::error_code ec, std::vector<host_record> r) {
-    EXPECT_FALSE(ec);
-    rows = std::move(r);
-  });
-  ASSERT_TRUE(run_until(io, [&] { return rows.has_value(); }));
-  ASSERT_EQ(rows->size(), 1u);
-  EXPECT_EQ(rows->at(0).id, other.id);
+  const auto rows = read_rows(*reader);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].id, other.id);
 }
 
 TEST_F(FileRegistry, TheFileAndItsLockArePrivateToTheUser) {

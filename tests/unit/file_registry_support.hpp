@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -111,6 +112,16 @@ class FileRegistry : public ::testing::Test {
  protected:
   std::unique_ptr<registry> make(std::string_view cluster, options opts = short_ttl()) {
     return make_registry(io.get_executor(), "file:" + path, cluster, opts);
+  }
+  // What one read() of `r` returns, once it has completed without an error.
+  std::vector<host_record> read_rows(registry& r) {
+    std::optional<std::vector<host_record>> rows;
+    r.read([&](std::error_code ec, std::vector<host_record> got) {
+      EXPECT_FALSE(ec) << ec.message();
+      rows = std::move(got);
+    });
+    EXPECT_TRUE(run_until(io, [&] { return rows.has_value(); })) << "read() never completed";
+    return rows.value_or(std::vector<host_record>{});
   }
   void stop_and_wait(registry& r) {
     bool done = false;

@@ -197,14 +197,9 @@ TEST_F(FileRegistry, OtherClustersInTheSameFileAreInvisible) {
   EXPECT_TRUE(stored(path, self_b.id)) << "a writer of one cluster keeps the other's rows";
 
   auto reader = make("beta");
-  std::optional<std::vector<host_record>> rows;
-  reader->read([&](std::error_code ec, std::vector<host_record> r) {
-    EXPECT_FALSE(ec);
-    rows = std::move(r);
-  });
-  ASSERT_TRUE(run_until(io, [&] { return rows.has_value(); }));
-  ASSERT_EQ(rows->size(), 1u);
-  EXPECT_EQ(rows->at(0).id, self_b.id);
+  const auto rows = read_rows(*reader);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].id, self_b.id);
 }
 
 TEST_F(FileRegistry, CorruptFileIsToleratedAndRepaired) {
@@ -293,11 +288,9 @@ TEST_F(FileRegistry, ReadPostsItsCompletionAndDoesNotRegister) {
   auto a = make("alpha");
   const auto self = make_self("alpha", "127.0.0.1:7001");
   a->start(self, [](auto&) {}, {});
-  rows.reset();
-  reader->read([&](std::error_code, std::vector<host_record> r) { rows = std::move(r); });
-  ASSERT_TRUE(run_until(io, [&] { return rows.has_value(); }));
-  ASSERT_EQ(rows->size(), 1u);
-  EXPECT_EQ(rows->at(0).id, self.id);
+  const auto now_stored = read_rows(*reader);
+  ASSERT_EQ(now_stored.size(), 1u);
+  EXPECT_EQ(now_stored[0].id, self.id);
   EXPECT_EQ(reader->describe(), "file:" + path);
 }
 
