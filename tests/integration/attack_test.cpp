@@ -29,6 +29,15 @@ namespace {
 constexpr auto join_deadline = 20s;
 
 // What /proc says about a process.
+// Under AddressSanitizer, freed memory waits in a quarantine (256 MiB) before reuse: a master's
+// RSS then says how much it allocated, not how much it holds. The sanitizer stage checks leaks
+// instead; the plain build checks the bound.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool rss_is_live_memory = false;
+#else
+constexpr bool rss_is_live_memory = true;
+#endif
+
 std::size_t rss_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -147,8 +156,9 @@ class attacks : public ::testing::Test {
           eventually(10s, [&] { return open_fds(hosts_[i]->pid()) <= baseline_fds_[i] + 2; }))
           << hosts_[i]->name() << " holds " << open_fds(hosts_[i]->pid()) << " descriptors, was "
           << baseline_fds_[i];
-      EXPECT_LE(rss_kib(hosts_[i]->pid()), baseline_rss_[i] + extra_rss_kib)
-          << hosts_[i]->name() << " grew";
+      if (rss_is_live_memory)
+        EXPECT_LE(rss_kib(hosts_[i]->pid()), baseline_rss_[i] + extra_rss_kib)
+            << hosts_[i]->name() << " grew";
     }
   }
 

@@ -224,7 +224,7 @@ frame_bytes message(wire::frame_type type, const node_id& src, const node_id& ds
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
   out.resize(size);
   auto put = [&](std::size_t at, const void* p, std::size_t n) {
-    std::memcpy(out.data() + at, p, n);
+    if (n > 0) std::memcpy(out.data() + at, p, n);  // p may be null when n is 0
   };
   const std::uint32_t size_field = static_cast<std::uint32_t>(size - 4);
   const std::uint8_t type_byte = static_cast<std::uint8_t>(type);
