@@ -21,6 +21,9 @@ struct limits_options {
   std::size_t max_dials = 8;                 // host links being dialled at once
   std::size_t max_routed_requests = 262144;  // requests a master tracks for reply matching
   std::chrono::milliseconds write_stall{10000};  // a peer that reads nothing for this long goes
+  // A receiver that keeps a host link held back (not read, so every node behind it waits) this
+  // long goes. Well below write_stall, so that the peer never sees our pause as a stalled link.
+  std::chrono::milliseconds max_hold{2000};
 };
 
 // Failure detection on every host link and worker channel. A side that hears nothing for

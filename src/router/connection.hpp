@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -86,8 +87,10 @@ class connection final : public transport::frame_sink {
   bool authenticated = false;          // proved the cluster secret
   std::unique_ptr<asio::steady_timer> hold;  // awaiting_displacement: when to give up
 
-  // Connections whose reading waits for this one's queue to drain (router::hold_back).
+  // Connections whose reading waits for this one's queue to drain (router::hold_back), and since
+  // when a host link is among them (bounded by limits_options::max_hold).
   std::vector<std::shared_ptr<transport::link>> held_back;
+  std::optional<std::chrono::steady_clock::time_point> holding_host_link_since;
 
  private:
   router& owner_;

@@ -282,6 +282,19 @@ void router::housekeeping() {
                  c->link->queued_bytes(), settings_.limits.write_stall.count());
     c->link->close(transport::close_reason::write_stall);
   }
+  // Holding a host link back stalls every node behind it: a receiver may do so for max_hold, no
+  // longer. Its departure releases the link.
+  std::vector<connection*> holding;
+  for (auto& [ptr, c] : connections_)
+    if (c->link->writable() && c->holding_host_link_since &&
+        now - *c->holding_host_link_since > settings_.limits.max_hold)
+      holding.push_back(ptr);
+  for (connection* c : holding) {
+    ++counters_.slow_consumers;
+    spdlog::warn("{}: held a host link back for more than {} ms ({} bytes queued): closing",
+                 c->link->name(), settings_.limits.max_hold.count(), c->link->queued_bytes());
+    c->link->close(transport::close_reason::overloaded);
+  }
   if (shutting_down_) return;
   housekeeping_.expires_after(housekeeping_interval);
   housekeeping_.async_wait([this](std::error_code ec) {

@@ -98,10 +98,13 @@ void router::hold_back(connection& from, connection& to) {
   from.link->pause_reading();
   ++counters_.held_back;
   to.held_back.push_back(from.link);
+  if (from.kind == connection_kind::peer && !to.holding_host_link_since)
+    to.holding_host_link_since = std::chrono::steady_clock::now();
   to.link->notify_drained_below(settings_.limits.max_queue_bytes / 4);
 }
 
 void router::release_held_back(connection& c) {
+  c.holding_host_link_since.reset();
   for (auto& link : std::exchange(c.held_back, {})) link->resume_reading();
 }
 

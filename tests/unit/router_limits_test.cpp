@@ -146,6 +146,60 @@ TEST(RouterLimits, APeerThatStopsReadingHoldsItsSenderOnlyUntilTheStallClosesIt)
       << "its queue was not released: " << h.router().queued_bytes();
 }
 
+TEST(RouterLimits, ANodeThatHoldsAHostLinkBackTooLongGoesAndTheLinkFlowsAgain) {
+  harness_options o;
+  o.limits.max_queue_bytes = 256 * 1024;
+  o.limits.max_hold = std::chrono::milliseconds(300);
+  router_harness h(o);
+  const node_id b = node_named(0x12, 1);
+  const node_id c = node_named(0x13, 1);
+  const node_id x = node_named(0x41, 1);
+  fake_end& b_end = attached_node(h, b);
+  fake_end& c_end = attached_node(h, c);
+  fake_end& peer = linked_host(h, host_named(1), {x});
+  b_end.stop_reading();  // alive, heartbeating or not, but taking nothing
+  send_numbered(peer, x, b, 64);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(h.run_until([&] { return h.router().counters().held_back > 0; }))
+      << "the host link was never held back";
+  peer.send_later(message(wire::frame_type::send, x, c, 0, 0, "after"));
+  ASSERT_TRUE(h.run_until([&] { return left_as(peer, b).has_value(); }, 5s))
+      << "the node holding the link was never closed";
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms) << "closed before max_hold";
+  EXPECT_EQ(left_as(peer, b), leave_reason::overloaded);
+  EXPECT_EQ(h.router().counters().slow_consumers, 1u);
+  // The link was released, not blamed: what came behind the flood arrives.
+  ASSERT_TRUE(h.run_until([&] { return !messages(c_end).empty(); })) << "the link stayed held";
+  EXPECT_EQ(messages(c_end).back().command, "after");
+  EXPECT_FALSE(peer.closed());
+  EXPECT_FALSE(c_end.closed());
+}
+
+TEST(RouterLimits, ASlowNodeThatKeepsDrainingHoldsAHostLinkWithoutBeingClosed) {
+  harness_options o;
+  o.limits.max_queue_bytes = 256 * 1024;
+  o.limits.max_hold = std::chrono::milliseconds(300);
+  router_harness h(o);
+  const node_id b = node_named(0x12, 1);
+  const node_id x = node_named(0x41, 1);
+  fake_end& b_end = attached_node(h, b);
+  fake_end& peer = linked_host(h, host_named(1), {x});
+  constexpr std::size_t count = 200;
+  send_numbered(peer, x, b, count);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (messages(b_end).size() < count && std::chrono::steady_clock::now() < deadline) {
+    b_end.stop_reading();
+    h.run_for(20ms);  // slow, but draining well within max_hold
+    b_end.resume_reading();
+    b_end.pump();
+  }
+  EXPECT_TRUE(all_in_order(b_end, count));
+  EXPECT_GE(h.router().counters().held_back, 1u);
+  EXPECT_EQ(h.router().counters().slow_consumers, 0u);
+  EXPECT_FALSE(b_end.closed());
+  EXPECT_FALSE(peer.closed());
+}
+
 TEST(RouterLimits, APeerThatReadsNothingForTooLongIsClosedEvenWithinItsQueueBound) {
   harness_options o;
   o.limits.write_stall = std::chrono::milliseconds(200);

@@ -26,6 +26,15 @@ limit_field field(const char* name, T limits_options::*member, std::uint64_t min
           max};
 }
 
+limit_field milliseconds(const char* name, std::chrono::milliseconds limits_options::*member,
+                         std::uint64_t min) {
+  return {
+      name,
+      [member](limits_options& l, std::uint64_t v) { l.*member = std::chrono::milliseconds(v); },
+      [member](const limits_options& l) { return static_cast<std::uint64_t>((l.*member).count()); },
+      min, 3600000};
+}
+
 const std::vector<limit_field>& fields() {
   static const std::vector<limit_field> all = {
       field("max_frame_size", &limits_options::max_frame_size, 4096),
@@ -37,10 +46,8 @@ const std::vector<limit_field>& fields() {
       field("max_handshakes", &limits_options::max_handshakes),
       field("max_dials", &limits_options::max_dials),
       field("max_routed_requests", &limits_options::max_routed_requests),
-      {"write_stall_ms",
-       [](limits_options& l, std::uint64_t v) { l.write_stall = std::chrono::milliseconds(v); },
-       [](const limits_options& l) { return static_cast<std::uint64_t>(l.write_stall.count()); },
-       100, 3600000},
+      milliseconds("write_stall_ms", &limits_options::write_stall, 100),
+      milliseconds("max_hold_ms", &limits_options::max_hold, 10),
   };
   return all;
 }
