@@ -60,6 +60,22 @@ void send_numbered(fake_end& from, const node_id& src, const node_id& dst, std::
   return ::testing::AssertionSuccess();
 }
 
+// `slow` reads in bursts, pausing `pause` between them (a receiver slower than its sender), until
+// `done` or 20 s. Returns the most the router had queued at any pause.
+std::size_t read_slowly(router_harness& h, fake_end& slow, const std::function<bool()>& done,
+                        std::chrono::milliseconds pause = 5ms) {
+  std::size_t most_queued = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    slow.stop_reading();
+    h.run_for(pause);
+    most_queued = std::max(most_queued, h.router().queued_bytes());
+    slow.resume_reading();
+    slow.pump();
+  }
+  return most_queued;
+}
+
 TEST(RouterLimits, ASenderFasterThanItsReceiverIsHeldBackAndNothingIsLost) {
   harness_options o;
   o.limits.max_queue_bytes = 256 * 1024;
@@ -70,16 +86,8 @@ TEST(RouterLimits, ASenderFasterThanItsReceiverIsHeldBackAndNothingIsLost) {
   fake_end& b_end = attached_node(h, b);
   constexpr std::size_t count = 200;  // 3.2 MiB: twelve times what b's queue may hold
   send_numbered(a_end, a, b, count);
-  std::size_t most_queued = 0;
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  // b reads in bursts, a little at a time: a receiver slower than its sender.
-  while (messages(b_end).size() < count && std::chrono::steady_clock::now() < deadline) {
-    b_end.stop_reading();
-    h.run_for(5ms);
-    most_queued = std::max(most_queued, h.router().queued_bytes());
-    b_end.resume_reading();
-    b_end.pump();
-  }
+  const std::size_t most_queued =
+      read_slowly(h, b_end, [&] { return messages(b_end).size() == count; });
   EXPECT_TRUE(all_in_order(b_end, count));
   EXPECT_GE(h.router().counters().held_back, 1u) << "the sender was never slowed down";
   EXPECT_EQ(h.router().counters().slow_consumers, 0u);
@@ -102,14 +110,9 @@ TEST(RouterLimits, ABroadcastWaitsForItsSlowestReceiverAndEveryoneGetsEverything
   for (std::size_t i = 0; i < count; ++i)
     a_end.send_later(
         message(wire::frame_type::broadcast, a, node_id{}, 0, 0, "m" + std::to_string(i), chunk));
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while ((messages(b_end).size() < count || messages(peer).size() < count) &&
-         std::chrono::steady_clock::now() < deadline) {
-    peer.stop_reading();  // the slow one
-    h.run_for(5ms);
-    peer.resume_reading();
-    peer.pump();
-  }
+  read_slowly(h, peer, [&] {  // the slow one
+    return messages(b_end).size() == count && messages(peer).size() == count;
+  });
   EXPECT_TRUE(all_in_order(b_end, count));
   EXPECT_TRUE(all_in_order(peer, count));
   EXPECT_EQ(h.router().counters().slow_consumers, 0u);
@@ -186,13 +189,9 @@ TEST(RouterLimits, ASlowNodeThatKeepsDrainingHoldsAHostLinkWithoutBeingClosed) {
   fake_end& peer = linked_host(h, host_named(1), {x});
   constexpr std::size_t count = 200;
   send_numbered(peer, x, b, count);
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (messages(b_end).size() < count && std::chrono::steady_clock::now() < deadline) {
-    b_end.stop_reading();
-    h.run_for(20ms);  // slow, but draining well within max_hold
-    b_end.resume_reading();
-    b_end.pump();
-  }
+  // Slow, but draining well within max_hold.
+  read_slowly(
+      h, b_end, [&] { return messages(b_end).size() == count; }, 20ms);
   EXPECT_TRUE(all_in_order(b_end, count));
   EXPECT_GE(h.router().counters().held_back, 1u);
   EXPECT_EQ(h.router().counters().slow_consumers, 0u);
