@@ -16,6 +16,8 @@
 #include <system_error>
 #include <utility>
 
+#include "process/self_executable.hpp"
+
 extern char** environ;
 
 namespace galaxies::process {
@@ -155,9 +157,10 @@ spawned spawn_worker(const std::vector<std::string>& argv,
   std::vector<char*> env_pointers = pointers_to(env);
 
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions.value, &attr.value,
+  const std::string executable = self_executable();
+  const int rc = ::posix_spawn(&pid, executable.c_str(), &actions.value, &attr.value,
                                arg_pointers.data(), env_pointers.data());
-  if (rc != 0) throw_errno(rc, "posix_spawn(/proc/self/exe)");
+  if (rc != 0) throw_errno(rc, "posix_spawn(" + executable + ")");
   return spawned{pid, master_end.release()};
 }
 

@@ -21,10 +21,10 @@ struct spawned {
   int channel_fd = -1;  // the master's end of the socketpair; close-on-exec, owned by the caller
 };
 
-// Starts /proc/self/exe with `argv` (argv[0] included) and the current environment plus
-// `extra_env`, the child's end of a new AF_UNIX stream socketpair as an inherited fd whose number
-// is in GALAXIES_CHANNEL_FD. Every other fd of the master stays closed in the child (all are
-// close-on-exec). Throws std::system_error on failure.
+// Starts this same program (self_executable()) with `argv` (argv[0] included) and the current
+// environment plus `extra_env`, the child's end of a new AF_UNIX stream socketpair as an inherited
+// fd whose number is in GALAXIES_CHANNEL_FD. Every other fd of the master stays closed in the child
+// (all are close-on-exec). Throws std::system_error on failure.
 spawned spawn_worker(const std::vector<std::string>& argv,
                      const std::vector<std::pair<std::string, std::string>>& extra_env);
 
