@@ -90,6 +90,7 @@ class responder {
 
 using message_handler = std::function<void(const message&, responder)>;
 using request_callback = detail::unique_function<void(std::error_code, bytes)>;
+using send_callback = detail::unique_function<void(std::error_code)>;
 
 struct node_counters {
   std::uint64_t sent = 0;
@@ -139,10 +140,34 @@ class node {
   void on_host_left(std::function<void(const host_info&, leave_reason)> callback);
   void on_disconnected(std::function<void(std::error_code, std::string_view why)> callback);
 
-  // One-way messages: at-most-once, FIFO per (sender, receiver) pair. Errors: no_such_node,
-  // too_large, overloaded, not_connected.
+  // One-way messages, FIFO per (sender, receiver) pair. A message send() accepts arrives, unless
+  // the receiver leaves first (its on_node_left tells). Refused, nothing is sent: no_such_node,
+  // too_large, not_connected, or overloaded: the receiver has not granted room for it yet (flow
+  // control, docs/protocol.md §4.1) or the channel to the master is full. broadcast() accepts
+  // only if every node has room.
   std::error_code send(const node_id& to, std::string_view command, byte_view payload);
   std::error_code broadcast(std::string_view command, byte_view payload);
+
+  // A send that waits for room instead of refusing with overloaded; completes exactly once with
+  // an error_code through any Asio completion token: success once the message is accepted (in
+  // order with every other message to `to`), or no_such_node, too_large, not_connected, node_left
+  // (the receiver left while it waited), shutting_down. The payload is copied at the call.
+  template <class CompletionToken>
+  auto async_send(const node_id& to, std::string_view command, byte_view payload,
+                  CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code)>(
+        [this](auto handler, const node_id& to, std::string_view command, byte_view payload) {
+          auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
+          start_send(
+              to, command, payload,
+              [handler = std::move(handler), work = std::move(work)](std::error_code ec) mutable {
+                auto ex = work.get_executor();
+                asio::dispatch(
+                    ex, [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
+              });
+        },
+        token, to, command, payload);
+  }
 
   // A request; completes exactly once with (error_code, reply bytes) through any Asio completion
   // token: a callback, asio::use_awaitable, asio::use_future. When the target leaves, its pending
@@ -173,6 +198,8 @@ class node {
  private:
   void start_request(const node_id& to, std::string_view command, byte_view payload,
                      std::chrono::milliseconds timeout, request_callback done);
+  void start_send(const node_id& to, std::string_view command, byte_view payload,
+                  send_callback done);
 
   std::shared_ptr<detail::node_core> core_;
 };

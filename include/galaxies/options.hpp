@@ -24,6 +24,11 @@ struct limits_options {
   // A receiver that keeps a host link held back (not read, so every node behind it waits) this
   // long goes. Well below write_stall, so that the peer never sees our pause as a stalled link.
   std::chrono::milliseconds max_hold{2000};
+  // The window every (sender, receiver) pair of nodes starts with (docs/protocol.md §4.1); the
+  // same on every host of a cluster (a host link between different ones is refused). A node may
+  // grant its senders max_queue_bytes / 2 in all: what its master's queue to it can hold
+  // without ever holding a sender back.
+  std::uint32_t flow_window = 256 * 1024;
 };
 
 // Failure detection on every host link and worker channel. A side that hears nothing for

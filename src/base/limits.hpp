@@ -13,6 +13,11 @@ inline constexpr std::uint32_t min_max_frame_size = 4096;
 // a stranger cannot make the master reserve a large buffer by announcing a large frame.
 inline constexpr std::uint32_t handshake_max_frame_size = 64 * 1024;
 inline constexpr std::size_t max_command_size = 255;
+// End-to-end flow control (docs/protocol.md §4.1): the smallest window a handshake may name, and
+// the defaults. Every pair starts with flow_window; a receiver grows a blocked sender's window by
+// doubling, up to a quarter of its flow budget, while the sum of its windows stays within it.
+inline constexpr std::uint32_t min_flow_window = 4096;
+inline constexpr std::uint32_t default_flow_window = 256 * 1024;
 inline constexpr std::size_t default_max_pending_requests = 65536;
 inline constexpr std::size_t default_max_queue_bytes = 64u << 20;
 inline constexpr std::uint32_t max_membership_entries = 1u << 20;

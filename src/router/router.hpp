@@ -151,7 +151,10 @@ class router {
     if (settings_.heartbeat.interval.count() > 0)
       m.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
     m.hostname = settings_.hostname;
+    m.flow_window = settings_.limits.flow_window;
   }
+  // Why a peer's handshake cannot make a link with us (its flow window differs), or "".
+  std::string flow_mismatch(const std::optional<std::uint32_t>& theirs) const;
   void send_host_welcome(connection& c);
   // Heartbeats run only when both sides advertised an interval; each sends at the smaller one.
   void enable_heartbeats(connection& c);
@@ -190,6 +193,9 @@ class router {
   void forward(connection& from, const wire::frame_view& frame);
   bool deliver(connection& from, connection& to, const wire::frame_view& frame);
   void forward_request(connection& from, connection& to, const wire::frame_view& frame);
+  // A grant of credit from one node to another (protocol.md §4.1): routed like a message, ahead
+  // of any data queued on the way.
+  void forward_credit(connection& from, const wire::frame_view& frame);
   void answer_request(connection& from, const wire::frame_view& request, errc status);
   // Whether `to` can take `bytes` more: a connection past its own queue bound is closed as a slow
   // consumer (false); when the process-wide budget is what is spent, the connections holding the

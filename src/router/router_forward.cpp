@@ -10,13 +10,18 @@ namespace galaxies::router {
 void router::on_local_frame(connection& c, const wire::frame_view& frame) {
   using wire::frame_type;
   const auto type = frame.header.type;
-  if (wire::is_message(type)) {
+  if (wire::is_message(type) || type == frame_type::credit) {
     if (wire::peek_src(frame) != c.node) {
-      spdlog::warn("{}: message with a forged source {}", c.link->name(),
+      spdlog::warn("{}: {} with a forged source {}", c.link->name(), wire::to_string(type),
                    wire::peek_src(frame).to_string());
       return c.link->close(transport::close_reason::protocol_error);
     }
-    return forward(c, frame);
+    // Only a master answers for another node; a node claiming to be one lies about its reply.
+    if (frame.header.flags & wire::flag_from_master) {
+      spdlog::warn("{}: {} marked as a master's answer", c.link->name(), wire::to_string(type));
+      return c.link->close(transport::close_reason::protocol_error);
+    }
+    return type == frame_type::credit ? forward_credit(c, frame) : forward(c, frame);
   }
   if (type == frame_type::goodbye) {
     c.said_goodbye = true;
@@ -92,6 +97,18 @@ void router::forward_request(connection& from, connection& to, const wire::frame
   hold_back(from, to);
 }
 
+void router::forward_credit(connection& from, const wire::frame_view& frame) {
+  const route* r = routes_.find(wire::peek_dst(frame));
+  // The sender it was meant for left: nothing is owed to it any more. A peer may grant only to
+  // our own nodes (no relaying between hosts).
+  if (!r || (from.kind == connection_kind::peer && !r->local)) return;
+  connection& to = *r->via;
+  // Never held back and never behind data: a grant is what lets queued data drain. What grants
+  // can cost is bounded by the data they answer (one per half window consumed).
+  if (!to.link->writable() || !make_room(to, frame.bytes.size())) return;
+  to.link->enqueue_control(frame.bytes);
+}
+
 void router::hold_back(connection& from, connection& to) {
   const std::size_t high = settings_.limits.max_queue_bytes / 2;
   if (&from == &to || to.link->queued_bytes() <= high || !from.link->is_open()) return;
@@ -145,11 +162,13 @@ void router::answer_request(connection& from, const wire::frame_view& request, e
                                : status == errc::node_left  ? "node left"
                                                             : "queue full";
   send_control(from, [&](std::vector<std::byte>& out) {
-    // The reply comes "from" the node that was asked, so the requester matches it like any other.
-    wire::append_message(
-        out, wire::frame_type::reply, wire::peek_dst(request), wire::peek_src(request),
-        wire::peek_request_id(request), static_cast<std::uint32_t>(status), {},
-        std::as_bytes(std::span(why.data(), why.size())), from.link->max_frame_size());
+    // The reply comes "from" the node that was asked, so the requester matches it like any other;
+    // the flag tells it the request never arrived (its credit comes back).
+    wire::append_message(out, wire::frame_type::reply, wire::peek_dst(request),
+                         wire::peek_src(request), wire::peek_request_id(request),
+                         static_cast<std::uint32_t>(status), {},
+                         std::as_bytes(std::span(why.data(), why.size())),
+                         from.link->max_frame_size(), wire::flag_from_master);
   });
 }
 

@@ -60,7 +60,17 @@ void router::on_hello(connection& c, const wire::frame_view& frame) {
   c.link->set_max_frame_size(std::min(h.max_frame.value_or(settings_.limits.max_frame_size),
                                       settings_.limits.max_frame_size));
   if (h.role == wire::role::observer) return accept_observer(c);
+  if (!h.flow_window)
+    return refuse(c, wire::refuse_code::malformed,
+                  "a node must speak flow control (flow_window record, protocol.md §4.1)");
   accept_node(c, h);
+}
+
+std::string router::flow_mismatch(const std::optional<std::uint32_t>& theirs) const {
+  if (theirs == settings_.limits.flow_window) return {};
+  return "this host's flow_window is " + std::to_string(settings_.limits.flow_window) +
+         ", the peer's " + (theirs ? std::to_string(*theirs) : std::string("missing")) +
+         " (every host of a cluster needs the same)";
 }
 
 // A host's hello. With a secret, nothing is judged before the dialler has proved it: the checks
@@ -113,6 +123,8 @@ void router::admit_host(connection& c) {
   const host_id p(h.sender);
   if (p == settings_.self || p.is_nil())
     return refuse(c, wire::refuse_code::malformed, "bad host identity");
+  if (auto why = flow_mismatch(h.flow_window); !why.empty())
+    return refuse(c, wire::refuse_code::wrong_cluster, why);
   c.link->cancel_expiry();
   c.link->set_max_frame_size(std::min(h.max_frame.value_or(settings_.limits.max_frame_size),
                                       settings_.limits.max_frame_size));
@@ -179,7 +191,11 @@ void router::accept_node(connection& c, const wire::hello& h) {
                    std::to_string(c.pid) + ")");
 
   c.heartbeat_ms = h.heartbeat_ms;
-  wire::append_welcome(c.link->outbound(), make_welcome());
+  wire::welcome w = make_welcome();
+  // What our queue to it holds before its senders would be held back (router::hold_back).
+  w.flow_budget = static_cast<std::uint32_t>(
+      std::min<std::size_t>(settings_.limits.max_queue_bytes / 2, UINT32_MAX));
+  wire::append_welcome(c.link->outbound(), w);
   enable_heartbeats(c);
   send_cluster_snapshot(c);
   routes_.add(id, route{&c, settings_.self, static_cast<std::uint32_t>(c.pid), true});

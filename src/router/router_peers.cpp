@@ -216,6 +216,7 @@ void router::on_dial_welcome(connection& c, const wire::frame_view& frame) {
       return reject_peer(c, "wrong proof of the cluster secret");
     c.authenticated = true;
   }
+  if (auto why = flow_mismatch(w.flow_window); !why.empty()) return reject_peer(c, why);
   c.trusted = true;
   c.link->cancel_expiry();
   c.link->set_max_frame_size(std::min(w.max_frame.value_or(settings_.limits.max_frame_size),
@@ -332,6 +333,17 @@ void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
         return c.link->close(transport::close_reason::protocol_error);
       }
       return forward(c, frame);
+    }
+    case frame_type::credit: {
+      // Only nodes grant credit, and a peer's nodes_down follows its node's last frame: the
+      // granting node is one this peer announced and still has.
+      const route* r = routes_.find(wire::peek_src(frame));
+      if (!r || r->via != &c) {
+        spdlog::warn("{}: credit from node {}, which this host did not announce", c.link->name(),
+                     wire::peek_src(frame).to_string());
+        return c.link->close(transport::close_reason::protocol_error);
+      }
+      return forward_credit(c, frame);
     }
     case frame_type::nodes_up:
       return on_peer_nodes_up(c, frame);

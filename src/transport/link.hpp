@@ -3,6 +3,7 @@
 // Threading: a link lives on its stream's executor (one thread); every member runs there.
 #pragma once
 
+#include <array>
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -23,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/endian.hpp"
 #include "base/log_throttle.hpp"
 #include "transport/byte_budget.hpp"
 #include "transport/close_reason.hpp"
@@ -41,6 +43,9 @@ struct link_settings {
   // After this many frames delivered from one read, the reader lets the rest of the loop run
   // (timers, other connections) before it goes on: one busy peer cannot starve heartbeats.
   std::size_t max_frames_per_turn = 1024;
+  // A write takes at most this many bytes of data (whole frames; one larger frame goes alone), so
+  // that control frames queued meanwhile wait for one such write at most.
+  std::size_t max_write_chunk = 256 * 1024;
   // Shared by every link of a process, bounding all their queues together; null: no global bound.
   std::shared_ptr<byte_budget> budget = nullptr;
   // When set, the link's warnings (its close, bad input) go through it: a stranger, who can open
@@ -107,6 +112,16 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     return true;
   }
 
+  // The control lane: frames that must not wait behind queued data (credit grants, a master's
+  // answers). Each write sends what this lane holds first, then the next chunk of data; order
+  // within each lane is kept, not between them. The caller has checked has_room().
+  std::vector<std::byte>& control_outbound() noexcept { return control_; }
+  void enqueue_control(std::span<const std::byte> frame) {
+    if (!writable()) return;
+    control_.insert(control_.end(), frame.begin(), frame.end());
+    flush();
+  }
+
   // Backpressure on the other side: while paused (each pause needs its resume), the link delivers
   // no frame and reads nothing more; what it has read waits in its buffer, and the other side's
   // writes back up into its own queue. A peer kept waiting is not thereby silent: bytes waiting in
@@ -121,7 +136,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   bool is_open() const noexcept { return open_; }
   bool writable() const noexcept { return open_ && !closing_; }
-  std::size_t queued_bytes() const noexcept { return pending_.size() + writing_.size(); }
+  std::size_t queued_bytes() const noexcept {
+    return pending_.size() + control_.size() + writing_.size() - written_ + writing_control_.size();
+  }
   // How long the write in progress has made no progress (zero when nothing is being written):
   // a peer that stops reading shows here, even while it keeps sending.
   clock::duration write_stalled_for(clock::time_point now) const noexcept {
@@ -178,6 +195,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     std::error_code ignored;
     stream_.close(ignored);
     pending_.clear();  // dropped: nothing more will be written
+    control_.clear();
     recharge();
     wake_.cancel();
     resume_.cancel();
@@ -345,25 +363,36 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
     while (open_) {
-      if (pending_.empty()) {
-        if (closing_) {
-          close(closing_reason_);
-          co_return;
+      if (written_ == writing_.size()) {
+        writing_.clear();
+        written_ = 0;
+        if (pending_.empty() && control_.empty()) {
+          if (closing_) {
+            close(closing_reason_);
+            co_return;
+          }
+          writer_idle_ = true;
+          wake_.expires_at(clock::time_point::max());
+          co_await wake_.async_wait(use_tuple);
+          writer_idle_ = false;
+          continue;
         }
-        writer_idle_ = true;
-        wake_.expires_at(clock::time_point::max());
-        co_await wake_.async_wait(use_tuple);
-        writer_idle_ = false;
-        continue;
+        // Everything queued so far is this round's data; producers fill the other buffer.
+        std::swap(pending_, writing_);
       }
-      // Everything queued so far goes out in one write; producers fill the other buffer meanwhile.
-      std::swap(pending_, writing_);
+      // Control frames first, then at most one chunk of data, in one write.
+      std::swap(control_, writing_control_);
+      const std::size_t chunk_end = next_chunk_end();
+      const std::array<asio::const_buffer, 2> buffers{
+          asio::buffer(writing_control_),
+          asio::buffer(writing_.data() + written_, chunk_end - written_)};
       writing_now_ = true;
       last_write_progress_ = clock::now();
-      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(writing_),
-                                                progress_tracker{this}, use_tuple);
+      auto [ec, n] =
+          co_await asio::async_write(stream_, buffers, progress_tracker{this}, use_tuple);
       writing_now_ = false;
-      writing_.clear();
+      writing_control_.clear();
+      written_ = chunk_end;
       recharge();
       if (!open_) co_return;
       if (drain_mark_ && queued_bytes() <= *drain_mark_) {
@@ -377,6 +406,19 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       }
       last_write_ = clock::now();
     }
+  }
+
+  // Where the next write's data ends: at a frame boundary, max_write_chunk bytes on at most
+  // (further only for one frame larger than that). Walking headers costs a load per frame, and
+  // only when more than a chunk is queued.
+  std::size_t next_chunk_end() const noexcept {
+    const std::size_t end = writing_.size();
+    if (end - written_ <= settings_.max_write_chunk) return end;
+    std::size_t at = written_;
+    do {
+      at += std::size_t{base::load_le<std::uint32_t>(writing_.data() + at)} + 4;
+    } while (at < end && at - written_ < settings_.max_write_chunk);
+    return std::min(at, end);
   }
 
   asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
@@ -431,8 +473,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   bool closing_ = false;
   close_reason closing_reason_ = close_reason::local;
 
-  std::vector<std::byte> pending_;  // frames queued by producers
-  std::vector<std::byte> writing_;  // the batch being written
+  std::vector<std::byte> pending_;          // frames queued by producers
+  std::vector<std::byte> control_;          // the control lane (enqueue_control)
+  std::vector<std::byte> writing_;          // this round's data, written a chunk at a time
+  std::size_t written_ = 0;                 // bytes of writing_ already written
+  std::vector<std::byte> writing_control_;  // the control frames of the write in progress
   bool writing_now_ = false;
   clock::time_point last_write_progress_;
   std::size_t charged_ = 0;  // bytes this link has charged to settings_.budget

@@ -12,10 +12,10 @@ pending_requests::~pending_requests() {
 }
 
 std::uint64_t pending_requests::add(const node_id& target, clock::time_point deadline,
-                                    request_callback& done) {
+                                    request_callback& done, std::uint32_t frame_size) {
   if (entries_.size() >= max_pending_) return 0;
   const std::uint64_t id = next_id_++;
-  entries_.emplace(id, entry{target, deadline, std::move(done)});
+  entries_.emplace(id, entry{target, deadline, std::move(done), frame_size});
   deadlines_.emplace(deadline, id);
   if (deadline < armed_for_) arm_timer();
   return id;

@@ -28,7 +28,10 @@ class pending_requests {
 
   // Reserves the next id (never 0, never reused) for a request to `target`. Returns 0 when the
   // table is full; `done` is then untouched and the caller fails the request with overloaded.
-  std::uint64_t add(const node_id& target, clock::time_point deadline, request_callback& done);
+  // `frame_size`: the bytes its frame took of the requester's credit (refunded if a master answers
+  // for the target).
+  std::uint64_t add(const node_id& target, clock::time_point deadline, request_callback& done,
+                    std::uint32_t frame_size = 0);
 
   // Completes request `id` (a reply arrived). False if it is not pending: a late reply.
   bool complete(std::uint64_t id, std::error_code error, bytes reply);
@@ -44,6 +47,12 @@ class pending_requests {
   // handed back so that the caller can complete it as it sees fit.
   request_callback take(std::uint64_t id);
 
+  bool contains(std::uint64_t id) const noexcept { return entries_.contains(id); }
+  // The frame size given to add(); 0 if `id` is not pending.
+  std::uint32_t frame_size(std::uint64_t id) const noexcept {
+    const auto it = entries_.find(id);
+    return it == entries_.end() ? 0 : it->second.frame_size;
+  }
   std::size_t size() const noexcept { return entries_.size(); }
   std::uint64_t timeouts() const noexcept { return timeouts_; }
 
@@ -52,6 +61,7 @@ class pending_requests {
     node_id target;
     clock::time_point deadline;
     request_callback done;
+    std::uint32_t frame_size = 0;
   };
 
   void arm_timer();

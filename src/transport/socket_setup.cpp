@@ -17,6 +17,10 @@ void tune_host_link(int fd) {
   // Best effort: both are optimisations of timing, and a kernel without them still works.
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   ::setsockopt(fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &on, sizeof on);
+  // The kernel keeps at most this much unsent data: the rest waits in the link's queue, where a
+  // credit or a master's answer can still go ahead of it (the link's control lane).
+  const int lowat = static_cast<int>(host_link_notsent_lowat);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
 }
 
 }  // namespace galaxies::transport

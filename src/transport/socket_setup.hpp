@@ -2,6 +2,7 @@
 // fork+execs workers: without this, every worker would inherit every link of its master.
 #pragma once
 
+#include <cstddef>
 #include <system_error>
 
 namespace galaxies::transport {
@@ -11,6 +12,8 @@ void set_cloexec(int fd);
 // For host links: no Nagle delay, and linear (not exponential) retransmission timeouts while
 // few segments are in flight (TCP_THIN_LINEAR_TIMEOUTS). A heartbeat lost to packet loss is then
 // retried every ~200 ms instead of after 0.2, 0.6, 1.4 s, so loss alone does not look like death.
+// And TCP_NOTSENT_LOWAT: the kernel holds at most host_link_notsent_lowat bytes not yet sent.
+inline constexpr std::size_t host_link_notsent_lowat = 128 * 1024;
 void tune_host_link(int fd);
 
 }  // namespace galaxies::transport

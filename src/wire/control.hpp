@@ -42,8 +42,10 @@ enum class record_tag : std::uint16_t {
   max_frame = 3,
   heartbeat_ms = 4,
   hostname = 5,
-  auth_nonce = 6,  // hello: the dialler's fresh nonce; present exactly when it holds a secret
-  auth_proof = 7,  // welcome: the acceptor's proof; always the last record (protocol.md §3.2)
+  auth_nonce = 6,   // hello: the dialler's fresh nonce; present exactly when it holds a secret
+  auth_proof = 7,   // welcome: the acceptor's proof; always the last record (protocol.md §3.2)
+  flow_window = 8,  // the window every (sender, receiver) pair starts with (protocol.md §4.1)
+  flow_budget = 9,  // welcome to a node: the bytes of windows it may grant in all
 };
 
 inline constexpr std::size_t auth_value_size = 32;  // nonces, challenges and proofs
@@ -60,6 +62,8 @@ struct hello {
   std::optional<std::uint32_t> max_frame;  // optional records
   std::optional<std::uint32_t> heartbeat_ms;
   std::string hostname;
+  std::optional<std::uint32_t> flow_window;
+  std::optional<std::uint32_t> flow_budget;
   std::optional<auth_value> auth_nonce;
   friend bool operator==(const hello&, const hello&) = default;
 };
@@ -73,6 +77,8 @@ struct welcome {
   std::optional<std::uint32_t> max_frame;
   std::optional<std::uint32_t> heartbeat_ms;
   std::string hostname;
+  std::optional<std::uint32_t> flow_window;
+  std::optional<std::uint32_t> flow_budget;
   std::optional<auth_value> auth_proof;
   friend bool operator==(const welcome&, const welcome&) = default;
 };

@@ -26,6 +26,7 @@ enum class frame_type : std::uint8_t {
   request = 0x21,
   reply = 0x22,
   broadcast = 0x23,
+  credit = 0x24,
   status_request = 0x30,
   status_reply = 0x31,
 };
@@ -38,6 +39,10 @@ inline constexpr std::size_t header_size = 8;
 inline constexpr std::size_t min_size_field = 4;  // type + flags + aux
 
 inline constexpr std::uint8_t flag_snapshot = 0x01;  // nodes_up / hosts_up
+// Message frames (docs/protocol.md §4.1): the sender waited for credit on this pair since its last
+// frame to the same receiver (asks for a larger window); a reply a master wrote itself.
+inline constexpr std::uint8_t flag_blocked = 0x02;
+inline constexpr std::uint8_t flag_from_master = 0x04;
 
 struct frame_header {
   std::uint32_t size = 0;  // bytes after the size field

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "base/endian.hpp"
+#include "wire/credit.hpp"
 #include "wire/frame.hpp"
 #include "wire/message.hpp"
 
@@ -56,6 +57,9 @@ std::error_code check_fixed_body(const frame_view& frame) noexcept {
     case frame_type::auth_proof:
       expected = 32;
       break;
+    case frame_type::credit:
+      expected = credit_frame_size - header_size;
+      break;
     default:
       return {};
   }
@@ -87,6 +91,7 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::request:
     case frame_type::reply:
     case frame_type::broadcast:
+    case frame_type::credit:
     case frame_type::status_request:
     case frame_type::status_reply:
       return true;
@@ -138,6 +143,8 @@ const char* to_string(frame_type type) noexcept {
       return "reply";
     case frame_type::broadcast:
       return "broadcast";
+    case frame_type::credit:
+      return "credit";
     case frame_type::status_request:
       return "status_request";
     case frame_type::status_reply:

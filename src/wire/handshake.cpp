@@ -53,6 +53,8 @@ std::size_t records_size(const Message& m) noexcept {
   }
   if (m.max_frame) size += record_header_size + 4;
   if (m.heartbeat_ms) size += record_header_size + 4;
+  if (m.flow_window) size += record_header_size + 4;
+  if (m.flow_budget) size += record_header_size + 4;
   if (auth_record(m)) size += record_header_size + auth_value_size;
   return size;
 }
@@ -77,6 +79,8 @@ void write_records(detail::byte_writer& writer, const Message& m) noexcept {
   number(record_tag::max_frame, m.max_frame);
   number(record_tag::heartbeat_ms, m.heartbeat_ms);
   text(record_tag::hostname, m.hostname);
+  number(record_tag::flow_window, m.flow_window);
+  number(record_tag::flow_budget, m.flow_budget);
   // Last, so that a welcome's proof is its final 32 bytes (the acceptor signs all before them).
   if (const auto& value = auth_record(m)) {
     writer.put(static_cast<std::uint16_t>(auth_tag<Message>));
@@ -124,6 +128,14 @@ std::error_code read_records(detail::byte_reader reader, Message& out) {
       case record_tag::hostname:
         if (!base::is_clean_name(value, limits::max_hostname_size)) return bad;
         out.hostname = value;
+        break;
+      case record_tag::flow_window:
+        // A tiny window would turn every frame into a credit round trip.
+        if (!read_u32(value, out.flow_window) || *out.flow_window < limits::min_flow_window)
+          return bad;
+        break;
+      case record_tag::flow_budget:
+        if (!read_u32(value, out.flow_budget)) return bad;
         break;
       case record_tag::auth_nonce:
       case record_tag::auth_proof: {

@@ -92,7 +92,7 @@ std::uint32_t peek_word(const frame_view& frame) noexcept {
 std::error_code append_message(std::vector<std::byte>& out, frame_type type, const node_id& src,
                                const node_id& dst, std::uint64_t request_id, std::uint32_t word,
                                std::string_view command, std::span<const std::byte> payload,
-                               std::uint32_t max_frame_size) {
+                               std::uint32_t max_frame_size, std::uint8_t flags) {
   if (!is_message(type) || !command_length_fits_type(type, command.size())) {
     return std::make_error_code(std::errc::invalid_argument);
   }
@@ -104,7 +104,8 @@ std::error_code append_message(std::vector<std::byte>& out, frame_type type, con
   }
 
   const std::size_t body = message_frame_size(command.size(), payload.size()) - header_size;
-  auto writer = detail::begin_frame(out, type, 0, static_cast<std::uint16_t>(command.size()), body);
+  auto writer =
+      detail::begin_frame(out, type, flags, static_cast<std::uint16_t>(command.size()), body);
   writer.put_id(src);
   writer.put_id(dst);
   writer.put(request_id);

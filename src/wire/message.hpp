@@ -48,9 +48,10 @@ inline constexpr std::size_t message_frame_size(std::size_t command, std::size_t
 // Fails with std::errc::invalid_argument (leaving `out` untouched) for a frame no peer would
 // accept: a type that is not a message, an empty command on send/request/broadcast, a command on a
 // reply. Hot path: grows `out` once (no allocation at all when its capacity suffices) and copies.
+// `flags`: flag_blocked, flag_from_master (§4.1).
 std::error_code append_message(std::vector<std::byte>& out, frame_type type, const node_id& src,
                                const node_id& dst, std::uint64_t request_id, std::uint32_t word,
                                std::string_view command, std::span<const std::byte> payload,
-                               std::uint32_t max_frame_size);
+                               std::uint32_t max_frame_size, std::uint8_t flags = 0);
 
 }  // namespace galaxies::wire

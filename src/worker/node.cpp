@@ -97,6 +97,11 @@ void node::start_request(const node_id& to, std::string_view command, byte_view 
                          std::chrono::milliseconds timeout, request_callback done) {
   core_->start_request(to, command, payload, timeout, std::move(done));
 }
+
+void node::start_send(const node_id& to, std::string_view command, byte_view payload,
+                      send_callback done) {
+  core_->start_send(to, command, payload, std::move(done));
+}
 void node::stop() {
   core_->stop();
 }

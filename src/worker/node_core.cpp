@@ -6,6 +6,7 @@
 #include <asio/post.hpp>
 
 #include "base/text.hpp"
+#include "wire/credit.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::detail {
@@ -38,6 +39,8 @@ void node_core::connect(transport::socket socket) {
   h.pid = static_cast<std::uint32_t>(::getpid());
   h.cluster = settings_.cluster;
   h.max_frame = settings_.max_frame_size;
+  // This node speaks flow control; the master's welcome names the cluster's window and our budget.
+  h.flow_window = limits::default_flow_window;
   if (settings_.heartbeat.interval.count() > 0)
     h.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
   wire::append_hello(link_->outbound(), h);
@@ -70,34 +73,112 @@ void node_core::set_handler(std::string command, message_handler handler) {
   handlers_[std::move(command)] = std::move(handler);
 }
 
-std::error_code node_core::check_sendable(std::size_t frame_size) const {
+std::error_code node_core::check_sendable(std::string_view command, std::size_t frame_size) const {
   if (state_ != state::ready && state_ != state::registered) return errc::not_connected;
-  if (frame_size > link_->max_frame_size()) return errc::too_large;
-  if (!link_->has_room(frame_size)) return errc::overloaded;
+  if (command.size() > limits::max_command_size || frame_size > link_->max_frame_size())
+    return errc::too_large;
   return {};
 }
 
-std::error_code node_core::append(wire::frame_type type, const node_id& to, std::uint64_t id,
-                                  std::uint32_t word, std::string_view command, byte_view payload) {
-  if (command.empty() && type != wire::frame_type::reply)
-    return std::make_error_code(std::errc::invalid_argument);
-  if (command.size() > limits::max_command_size) return errc::too_large;
-  if (auto ec = check_sendable(wire::message_frame_size(command.size(), payload.size()))) return ec;
-  if (auto ec = wire::append_message(link_->outbound(), type, self_, to, id, word, command, payload,
-                                     link_->max_frame_size()))
-    return ec;
+bool node_core::can_go_now(const node_id& to, std::size_t frame_size) {
+  if (const auto it = waiting_.find(to); it != waiting_.end()) return false;
+  if (!send_credit_.admits(to, frame_size)) {
+    send_credit_.mark_blocked(to);
+    return false;
+  }
+  return link_->has_room(frame_size);
+}
+
+void node_core::emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
+                     std::string_view command, byte_view payload) {
+  const std::size_t size = wire::message_frame_size(command.size(), payload.size());
+  // check_sendable has bounded the command and the frame, so encoding cannot fail.
+  wire::append_message(link_->outbound(), type, self_, to, id, word, command, payload,
+                       link_->max_frame_size(), send_credit_.take(to, size));
   link_->flush();
   ++counters_.sent;
-  return {};
+}
+
+void node_core::wait_for_credit(wire::frame_type type, const node_id& to, std::uint64_t id,
+                                std::uint32_t word, std::string_view command, byte_view payload,
+                                send_callback done) {
+  waiting_frame w{{}, type == wire::frame_type::request ? id : 0, std::move(done)};
+  wire::append_message(w.frame, type, self_, to, id, word, command, payload,
+                       link_->max_frame_size());
+  waiting_[to].push_back(std::move(w));
+  // Whatever holds it back (credit or the channel), the next chance to send it is a grant or a
+  // drained channel; a grant flushes on arrival, the channel says when it drained.
+  link_->notify_drained_below(settings_.max_queue_bytes / 2);
+}
+
+void node_core::flush_waiting(const node_id& to) {
+  const auto it = waiting_.find(to);
+  if (it == waiting_.end() || state_ == state::closed) return;
+  auto& queue = it->second;
+  bool wrote = false;
+  while (!queue.empty()) {
+    auto& w = queue.front();
+    if (w.request_id != 0 && !pending_.contains(w.request_id)) {
+      queue.pop_front();  // timed out while it waited: nobody expects its reply
+      continue;
+    }
+    if (!send_credit_.admits(to, w.frame.size())) {
+      send_credit_.mark_blocked(to);
+      break;
+    }
+    if (!link_->has_room(w.frame.size())) {
+      link_->notify_drained_below(settings_.max_queue_bytes / 2);
+      break;
+    }
+    w.frame[5] = std::byte{send_credit_.take(to, w.frame.size())};  // the header's flags
+    auto& out = link_->outbound();
+    out.insert(out.end(), w.frame.begin(), w.frame.end());
+    wrote = true;
+    ++counters_.sent;
+    if (w.done) fail_soon(std::move(w.done), {});
+    queue.pop_front();
+  }
+  if (queue.empty()) waiting_.erase(it);
+  if (wrote) link_->flush();
+}
+
+void node_core::on_drained() {
+  std::vector<node_id> targets;
+  targets.reserve(waiting_.size());
+  for (const auto& [to, queue] : waiting_) targets.push_back(to);
+  for (const auto& to : targets) flush_waiting(to);
 }
 
 std::error_code node_core::send(const node_id& to, std::string_view command, byte_view payload) {
+  const std::size_t size = wire::message_frame_size(command.size(), payload.size());
+  if (auto ec = check_sendable(command, size)) return ec;
+  if (command.empty()) return std::make_error_code(std::errc::invalid_argument);
   if (to != self_ && !nodes_.contains(to)) return errc::no_such_node;
-  return append(wire::frame_type::send, to, 0, 0, command, payload);
+  if (!can_go_now(to, size)) return errc::overloaded;
+  emit(wire::frame_type::send, to, 0, 0, command, payload);
+  return {};
 }
 
 std::error_code node_core::broadcast(std::string_view command, byte_view payload) {
-  return append(wire::frame_type::broadcast, node_id{}, 0, 0, command, payload);
+  const std::size_t size = wire::message_frame_size(command.size(), payload.size());
+  if (auto ec = check_sendable(command, size)) return ec;
+  if (command.empty()) return std::make_error_code(std::errc::invalid_argument);
+  // One frame, one copy for every other node: each must have room, or nobody gets it.
+  bool admitted = link_->has_room(size);
+  for (const auto& [id, info] : nodes_) {
+    if (waiting_.contains(id) || !send_credit_.admits(id, size)) {
+      send_credit_.mark_blocked(id);
+      admitted = false;
+    }
+  }
+  if (!admitted) return errc::overloaded;
+  std::uint8_t flags = 0;
+  for (const auto& [id, info] : nodes_) flags |= send_credit_.take(id, size);
+  wire::append_message(link_->outbound(), wire::frame_type::broadcast, self_, node_id{}, 0, 0,
+                       command, payload, link_->max_frame_size(), flags);
+  link_->flush();
+  ++counters_.sent;
+  return {};
 }
 
 void node_core::fail_soon(request_callback done, std::error_code error) {
@@ -105,36 +186,59 @@ void node_core::fail_soon(request_callback done, std::error_code error) {
   asio::post(executor_, [done = std::move(done), error]() mutable { done(error, {}); });
 }
 
+void node_core::fail_soon(send_callback done, std::error_code error) {
+  asio::post(executor_, [done = std::move(done), error]() mutable { done(error); });
+}
+
+void node_core::start_send(const node_id& to, std::string_view command, byte_view payload,
+                           send_callback done) {
+  const std::size_t size = wire::message_frame_size(command.size(), payload.size());
+  if (auto ec = check_sendable(command, size)) return fail_soon(std::move(done), ec);
+  if (command.empty())
+    return fail_soon(std::move(done), std::make_error_code(std::errc::invalid_argument));
+  if (to != self_ && !nodes_.contains(to)) return fail_soon(std::move(done), errc::no_such_node);
+  if (!can_go_now(to, size))
+    return wait_for_credit(wire::frame_type::send, to, 0, 0, command, payload, std::move(done));
+  emit(wire::frame_type::send, to, 0, 0, command, payload);
+  fail_soon(std::move(done), {});
+}
+
 void node_core::start_request(const node_id& to, std::string_view command, byte_view payload,
                               std::chrono::milliseconds timeout, request_callback done) {
-  if (state_ != state::ready && state_ != state::registered)
-    return fail_soon(std::move(done), errc::not_connected);
-  if (to != self_ && !nodes_.contains(to)) return fail_soon(std::move(done), errc::no_such_node);
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
-  if (auto ec = check_sendable(size); ec || command.size() > limits::max_command_size)
-    return fail_soon(std::move(done), ec ? static_cast<errc>(ec.value()) : errc::too_large);
+  if (auto ec = check_sendable(command, size)) return fail_soon(std::move(done), ec);
+  if (command.empty())
+    return fail_soon(std::move(done), std::make_error_code(std::errc::invalid_argument));
+  if (to != self_ && !nodes_.contains(to)) return fail_soon(std::move(done), errc::no_such_node);
 
   const auto deadline = transport::pending_requests::clock::now() + timeout;
-  const std::uint64_t id = pending_.add(to, deadline, done);
+  const std::uint64_t id = pending_.add(to, deadline, done, static_cast<std::uint32_t>(size));
   if (id == 0) return fail_soon(std::move(done), errc::overloaded);
-  const auto ms = std::clamp<std::int64_t>(timeout.count(), 0, UINT32_MAX);
-  if (auto ec = append(wire::frame_type::request, to, id, static_cast<std::uint32_t>(ms), command,
-                       payload))
-    fail_soon(pending_.take(id), ec);
+  const auto ms =
+      static_cast<std::uint32_t>(std::clamp<std::int64_t>(timeout.count(), 0, UINT32_MAX));
+  // Without credit it waits, within its deadline (the pending table times it out meanwhile).
+  if (!can_go_now(to, size))
+    return wait_for_credit(wire::frame_type::request, to, id, ms, command, payload, {});
+  emit(wire::frame_type::request, to, id, ms, command, payload);
 }
 
 void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc status,
                            byte_view payload) {
   if (state_ == state::closed) return;
-  if (append(wire::frame_type::reply, to, request_id, static_cast<std::uint32_t>(status), {},
-             payload)) {
-    // The reply could not be queued (too large or the channel is full): answer with the reason
-    // instead, which is small, so that the requester learns why rather than timing out.
-    const std::string_view why = "reply could not be sent";
-    if (status == errc::ok)
-      append(wire::frame_type::reply, to, request_id, static_cast<std::uint32_t>(errc::overloaded),
-             {}, as_bytes(why));
+  const auto word = static_cast<std::uint32_t>(status);
+  const std::size_t size = wire::message_frame_size(0, payload.size());
+  if (auto ec = check_sendable({}, size)) {
+    // Too large: answer with the reason instead, which is small, so that the requester learns
+    // why rather than timing out.
+    if (ec != errc::too_large) return;
+    const std::string_view why = "reply too large to send";
+    return send_reply(to, request_id, status == errc::ok ? errc::too_large : status, as_bytes(why));
   }
+  // A reply waits for credit like any message: the requester's deadline bounds its worth, and
+  // its requester leaving drops it.
+  if (!can_go_now(to, size))
+    return wait_for_credit(wire::frame_type::reply, to, request_id, word, {}, payload, {});
+  emit(wire::frame_type::reply, to, request_id, word, {}, payload);
 }
 
 void node_core::on_frame(const wire::frame_view& frame) {
@@ -146,6 +250,8 @@ void node_core::on_frame(const wire::frame_view& frame) {
     case frame_type::reply:
     case frame_type::broadcast:
       return on_message(frame);
+    case frame_type::credit:
+      return on_credit(frame);
     case frame_type::nodes_up:
       return on_nodes_up(frame);
     case frame_type::nodes_down:
@@ -175,6 +281,10 @@ void node_core::on_handshake_frame(const wire::frame_view& frame) {
   wire::welcome w;
   if (wire::decode_welcome(frame, w) || w.version != wire::protocol_version)
     return protocol_error("malformed welcome");
+  // Every pair in the cluster starts with the same window, which only the master can tell us.
+  if (!w.flow_window || !w.flow_budget) return protocol_error("welcome without flow control");
+  send_credit_ = send_credit(*w.flow_window);
+  receive_credit_ = receive_credit(*w.flow_window, *w.flow_budget);
   link_->set_max_frame_size(
       std::min(w.max_frame.value_or(settings_.max_frame_size), settings_.max_frame_size));
   host_ = w.host;
@@ -196,9 +306,14 @@ void node_core::on_message(const wire::frame_view& frame) {
   if (m.type == wire::frame_type::reply) {
     const auto status = static_cast<errc>(m.word);
     std::error_code ec = status == errc::ok ? std::error_code{} : make_error_code(status);
+    // A master answered for the target: our request never reached it, so its bytes come back to
+    // our credit, and nobody is owed any for this reply.
+    const bool from_master = (frame.header.flags & wire::flag_from_master) != 0;
+    if (from_master) send_credit_.refund(m.src, pending_.frame_size(m.request_id));
     if (!pending_.complete_reply(m.src, m.request_id, ec,
                                  bytes(m.payload.begin(), m.payload.end())))
       ++counters_.late_replies;
+    if (!from_master) consumed(frame, m.src);
     return;
   }
   const bool is_request = m.type == wire::frame_type::request;
@@ -208,7 +323,7 @@ void node_core::on_message(const wire::frame_view& frame) {
       send_reply(m.src, m.request_id, errc::no_handler, as_bytes(m.command));
     else
       ++counters_.unhandled;
-    return;
+    return consumed(frame, m.src);
   }
   const message msg{m.src, m.command, m.payload, is_request};
   responder r = is_request ? responder(weak_from_this(), m.src, m.request_id) : responder();
@@ -219,6 +334,39 @@ void node_core::on_message(const wire::frame_view& frame) {
     spdlog::error("handler for '{}' threw: {}", base::printable(m.command),
                   base::printable(e.what(), 200));
   }
+  consumed(frame, m.src);
+}
+
+void node_core::consumed(const wire::frame_view& frame, const node_id& from) {
+  // The handler may have stopped this node, or its sender may have left meanwhile (a nested
+  // event): no grant then.
+  if (state_ == state::closed || (from != self_ && !nodes_.contains(from))) return;
+  const bool blocked = (frame.header.flags & wire::flag_blocked) != 0;
+  if (auto grant = receive_credit_.consumed(self_, from, frame.bytes.size(), blocked)) {
+    // Credit never waits for credit, nor behind our own data: it is what lets the sender go on.
+    wire::append_credit(link_->control_outbound(), *grant);
+    link_->flush();
+  }
+}
+
+void node_core::on_credit(const wire::frame_view& frame) {
+  wire::credit_grant g;
+  if (wire::decode_credit(frame, g) || g.dst != self_) return protocol_error("malformed credit");
+  // A grant from a node that left meanwhile has nothing left to open.
+  if (g.src != self_ && !nodes_.contains(g.src)) return;
+  send_credit_.grant(g.src, g.grant, g.window);
+  flush_waiting(g.src);
+}
+
+void node_core::forget_peer(const node_id& id) {
+  send_credit_.forget(id);
+  receive_credit_.forget(id);
+  const auto it = waiting_.find(id);
+  if (it == waiting_.end()) return;
+  auto queue = std::move(it->second);
+  waiting_.erase(it);
+  for (auto& w : queue)
+    if (w.done) fail_soon(std::move(w.done), make_error_code(errc::node_left));
 }
 
 void node_core::on_nodes_up(const wire::frame_view& frame) {
@@ -245,6 +393,7 @@ void node_core::on_nodes_down(const wire::frame_view& frame) {
     if (it == nodes_.end()) continue;
     const node_info info = it->second;
     nodes_.erase(it);
+    forget_peer(info.id);
     pending_.fail_target(info.id, make_error_code(errc::node_left));
     if (callbacks_.node_left) callbacks_.node_left(info, e.reason, e.detail);
     if (state_ == state::closed) return;
@@ -308,6 +457,13 @@ void node_core::disconnect(std::error_code error, std::string_view why, bool gra
       });
   }
   // Everything we knew is gone from our point of view: each known node leaves exactly once.
+  const std::error_code unsent =
+      error == errc::shutting_down ? error : make_error_code(errc::not_connected);
+  for (auto& [to, queue] : std::exchange(waiting_, {}))
+    for (auto& w : queue)
+      if (w.done) fail_soon(std::move(w.done), unsent);
+  send_credit_.clear();
+  receive_credit_.clear();
   pending_.fail_all(error == errc::shutting_down ? error : make_error_code(errc::not_connected));
   auto gone = std::move(nodes_);
   nodes_.clear();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 #include "transport/link.hpp"
 #include "transport/pending_requests.hpp"
 #include "wire/control.hpp"
+#include "worker/flow_credit.hpp"
 
 namespace galaxies::detail {
 
@@ -71,6 +73,10 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
 
   std::error_code send(const node_id& to, std::string_view command, byte_view payload);
   std::error_code broadcast(std::string_view command, byte_view payload);
+  // A send that waits for credit instead of refusing: `done` runs (posted) once the message is
+  // accepted, or with the reason it never will be.
+  void start_send(const node_id& to, std::string_view command, byte_view payload,
+                  send_callback done);
   void start_request(const node_id& to, std::string_view command, byte_view payload,
                      std::chrono::milliseconds timeout, request_callback done);
   void send_reply(const node_id& to, std::uint64_t request_id, errc status, byte_view payload);
@@ -78,14 +84,38 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   // transport::frame_sink
   void on_frame(const wire::frame_view& frame) override;
   void on_closed(transport::close_reason reason, std::error_code error) override;
+  void on_drained() override;
 
  private:
   enum class state { idle, handshaking, registered, ready, closed };
 
-  std::error_code check_sendable(std::size_t frame_size) const;
-  std::error_code append(wire::frame_type type, const node_id& to, std::uint64_t id,
-                         std::uint32_t word, std::string_view command, byte_view payload);
+  // A frame that waits for credit to its receiver (or for room on the channel), in order.
+  struct waiting_frame {
+    std::vector<std::byte> frame;  // encoded; its flags are set when it goes
+    std::uint64_t request_id = 0;  // a request: dropped if it ended meanwhile
+    send_callback done;            // async_send: told when it goes, or why it never will
+  };
+
+  // Whether a message of `frame_size` bytes can be sent at all (state, size limits).
+  std::error_code check_sendable(std::string_view command, std::size_t frame_size) const;
+  // Whether a frame for `to` can go now: nothing waits for `to`, its credit and the channel
+  // have room. Marks the pair blocked when the credit is what lacks.
+  bool can_go_now(const node_id& to, std::size_t frame_size);
+  // Appends a message frame admitted by can_go_now to the channel, debiting the credit.
+  void emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
+            std::string_view command, byte_view payload);
+  // Encodes a message frame to wait for `to`'s credit, behind any already waiting.
+  void wait_for_credit(wire::frame_type type, const node_id& to, std::uint64_t id,
+                       std::uint32_t word, std::string_view command, byte_view payload,
+                       send_callback done);
+  // Sends what waits for `to`, in order, as far as its credit and the channel allow.
+  void flush_waiting(const node_id& to);
+  void forget_peer(const node_id& id);
   void fail_soon(request_callback done, std::error_code error);
+  void fail_soon(send_callback done, std::error_code error);
+  void on_credit(const wire::frame_view& frame);
+  // The frame from `from` has been handled: grants `from` more credit when it is due.
+  void consumed(const wire::frame_view& frame, const node_id& from);
   void on_handshake_frame(const wire::frame_view& frame);
   void on_message(const wire::frame_view& frame);
   void on_nodes_up(const wire::frame_view& frame);
@@ -102,6 +132,9 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   state state_ = state::idle;
   std::shared_ptr<transport::link> link_;
   transport::pending_requests pending_;
+  send_credit send_credit_{limits::default_flow_window};
+  receive_credit receive_credit_{limits::default_flow_window, 0};
+  std::unordered_map<node_id, std::deque<waiting_frame>> waiting_;
   std::unordered_map<node_id, node_info> nodes_;
   std::unordered_map<host_id, host_info> hosts_;
   std::unordered_map<std::string, message_handler, string_hash, std::equal_to<>> handlers_;

@@ -21,6 +21,7 @@
 #include "support/fake_host.hpp"
 #include "support/raw_connection.hpp"
 #include "transport/endpoint.hpp"
+#include "wire/credit.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::test {
@@ -275,14 +276,22 @@ TEST_F(attacks, a_peer_that_never_reads_is_closed_and_costs_bounded_memory) {
   const node_id z = node_id::random();
   sink.announce({z});
   ASSERT_TRUE(eventually(10s, [&] { return knows(*a_, z); }));
+  // z grants a a gigabyte of credit (a conforming receiver would grant what it consumed), so a
+  // may flood it; z's host never reads.
+  frame_bytes grant;
+  wire::append_credit(grant, {z, a_->id(), 1u << 30, 1u << 30});
+  ASSERT_TRUE(sink.send(grant));
   const std::string chunk(60 * 1024, 'q');
-  // a floods z; z's host never reads. Each send is accepted by a's own channel or refused.
+  // Each send is accepted by a's own channel or refused.
   const auto gone = [&] {
     for (const auto& [id, why] : a_->left_reasons())
       if (id == z.to_string()) return true;
     return false;
   };
-  for (int i = 0; i < 20000 && !gone(); ++i) a_->send(z, "flood", chunk);
+  // Until the grant arrives, a's window to z is the initial one and sends are refused.
+  for (const auto until = std::chrono::steady_clock::now() + 15s;
+       !gone() && std::chrono::steady_clock::now() < until;)
+    if (a_->send(z, "flood", chunk) == errc::overloaded) std::this_thread::sleep_for(1ms);
   ASSERT_TRUE(eventually(15s, gone)) << "the peer that never reads was kept";
   for (const auto& [id, why] : a_->left_reasons())
     if (id == z.to_string()) EXPECT_EQ(why, leave_reason::overloaded);

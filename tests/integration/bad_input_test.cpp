@@ -77,6 +77,7 @@ wire::hello good_hello(door d, const std::string& cluster, const uuid& host) {
   h.cluster = cluster;
   if (d == door::tcp) h.listen = "127.0.0.1:1";  // required of role host; never dialled back
   h.max_frame = limits::default_max_frame_size;
+  h.flow_window = limits::default_flow_window;
   return h;
 }
 

@@ -26,6 +26,7 @@ bool fake_host::join(std::chrono::milliseconds deadline) {
   h.listen = "127.0.0.1:9";  // never dialled back: this host is in no registry
   h.hostname = opts_.hostname;
   h.heartbeat_ms = opts_.heartbeat_ms;
+  h.flow_window = limits::default_flow_window;
   if (opts_.secret) h.auth_nonce = security::make_nonce();
   frame_bytes hello;
   wire::append_hello(hello, h);

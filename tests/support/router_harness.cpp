@@ -181,6 +181,7 @@ frame_bytes host_hello(const host_id& sender, const host_id& target, const std::
   h.cluster = cluster;
   h.listen = listen;
   h.max_frame = limits::default_max_frame_size;
+  h.flow_window = limits::default_flow_window;
   h.hostname = hostname;
   h.auth_nonce = nonce;
   frame_bytes out;
@@ -195,6 +196,7 @@ frame_bytes node_hello(const node_id& sender, const std::string& cluster, wire::
   h.pid = 4343;
   h.cluster = cluster;
   h.max_frame = limits::default_max_frame_size;
+  h.flow_window = limits::default_flow_window;
   frame_bytes out;
   wire::append_hello(out, h);
   return out;

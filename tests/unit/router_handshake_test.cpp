@@ -262,6 +262,7 @@ frame_bytes proven_welcome(const router_harness& h, const host_id& p, const fram
   w.cluster = h.options().cluster;
   w.listen = "127.0.0.1:7100";
   w.max_frame = limits::default_max_frame_size;
+  w.flow_window = limits::default_flow_window;
   w.auth_proof.emplace();
   frame_bytes out;
   wire::append_welcome(out, w);

@@ -46,6 +46,7 @@ frame_bytes beating_hello(const router_harness& h, const host_id& p) {
   hello.cluster = h.options().cluster;
   hello.listen = "127.0.0.1:7001";
   hello.heartbeat_ms = 20;
+  hello.flow_window = limits::default_flow_window;
   frame_bytes out;
   wire::append_hello(out, hello);
   return out;
@@ -138,6 +139,7 @@ TEST(RouterLinks, AnEstablishedLinkWeDialledToALargerHostRefusesItsHello) {
   wire::welcome w;
   w.host = p;
   w.cluster = h.options().cluster;
+  w.flow_window = limits::default_flow_window;
   frame_bytes out;
   wire::append_welcome(out, w);
   ours->send(out);

@@ -8,6 +8,7 @@
 
 #include "unit/wire_test_frames.hpp"
 #include "wire/control.hpp"
+#include "wire/credit.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::wire {
@@ -58,7 +59,7 @@ struct auth_frame_value {
 using frame_value = std::variant<message_value, hello, welcome, refuse, goodbye_value,
                                  heartbeat_value, nodes_up_value, std::vector<node_down_entry>,
                                  hosts_up_value, std::vector<host_down_entry>, status_request_value,
-                                 status_reply_value, auth_frame_value>;
+                                 status_reply_value, auth_frame_value, credit_grant>;
 
 template <class... F>
 struct overloaded : F... {
@@ -85,6 +86,7 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const std::vector<host_down_entry>& h) { append_hosts_down(out, h); },
           [&](const status_request_value&) { append_status_request(out); },
           [&](const status_reply_value& s) { append_status_reply(out, s.json); },
+          [&](const credit_grant& c) { append_credit(out, c); },
           [&](const auth_frame_value& a) {
             if (a.type == frame_type::auth_challenge)
               append_auth_challenge(out, a.value);
@@ -149,6 +151,8 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
       v.type = frame.header.type;
       return decode_auth_value(frame, v.value);
     }
+    case frame_type::credit:
+      return decode_credit(frame, out.emplace<credit_grant>());
   }
   return decode_error::unknown_type;
 }
@@ -211,7 +215,7 @@ class generator {
   }
 
   frame_value frame() {
-    switch (between(0, 12)) {
+    switch (between(0, 13)) {
       case 0: {
         message_value m;
         m.type = static_cast<frame_type>(between(0x20, 0x23));
@@ -236,6 +240,8 @@ class generator {
         h.max_frame = maybe_u32(limits::min_max_frame_size);
         h.heartbeat_ms = maybe_u32(0);
         h.hostname = name(0, 30);
+        h.flow_window = maybe_u32(limits::min_flow_window);
+        h.flow_budget = maybe_u32(0);
         h.auth_nonce = maybe_auth();
         return h;
       }
@@ -249,6 +255,8 @@ class generator {
         w.max_frame = maybe_u32(limits::min_max_frame_size);
         w.heartbeat_ms = maybe_u32(0);
         w.hostname = name(0, 30);
+        w.flow_window = maybe_u32(limits::min_flow_window);
+        w.flow_budget = maybe_u32(0);
         w.auth_proof = maybe_auth();
         return w;
       }
@@ -292,6 +300,9 @@ class generator {
         a.value = maybe_auth().value_or(auth_value{});
         return a;
       }
+      case 12:
+        return credit_grant{node_id(id()), node_id(id()), between<std::uint32_t>(0, 0xffffffff),
+                            between<std::uint32_t>(1, 0xffffffff)};
       default:
         return status_reply_value{text(0, 200)};
     }

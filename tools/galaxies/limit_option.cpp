@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "base/limits.hpp"
+
 namespace galaxies::cli {
 namespace {
 
@@ -48,6 +50,7 @@ const std::vector<limit_field>& fields() {
       field("max_routed_requests", &limits_options::max_routed_requests),
       milliseconds("write_stall_ms", &limits_options::write_stall, 100),
       milliseconds("max_hold_ms", &limits_options::max_hold, 10),
+      field("flow_window", &limits_options::flow_window, limits::min_flow_window, 1u << 30),
   };
   return all;
 }

@@ -1,0 +1,90 @@
+// End-to-end flow control between nodes (docs/protocol.md §4.1), without I/O: what a node may
+// still send to each receiver, and what it owes each sender as it consumes their frames.
+// Threading: owned by a node_core; runs on its executor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+
+#include "galaxies/ids.hpp"
+#include "wire/credit.hpp"
+
+namespace galaxies::detail {
+
+// The sending side: one window per receiver, created at the first frame to it.
+class send_credit {
+ public:
+  explicit send_credit(std::uint32_t initial_window) noexcept : initial_window_(initial_window) {}
+
+  // Whether a frame of `size` bytes may go to `to` now: the credit covers it, or at least half
+  // the window is available (so a frame larger than that still goes, alone). Frames already waiting
+  // for that receiver go first: the caller keeps FIFO by asking only when none waits.
+  bool admits(const node_id& to, std::size_t size) const noexcept;
+  // Debits a frame admitted for `to`; returns the flags it must carry (flag_blocked once after
+  // the pair was refused or waited, asking the receiver for a larger window).
+  std::uint8_t take(const node_id& to, std::size_t size);
+  // A frame to `to` was refused or has to wait for credit.
+  void mark_blocked(const node_id& to);
+  // A grant from `to`: adds to the credit, which never exceeds the window it names.
+  void grant(const node_id& to, std::uint32_t bytes, std::uint32_t window);
+  // A frame debited for `to` never reached it (a master answered its request instead).
+  void refund(const node_id& to, std::size_t size);
+  // `to` left: its window goes with it.
+  void forget(const node_id& to) { pairs_.erase(to); }
+  void clear() { pairs_.clear(); }
+
+  std::int64_t available(const node_id& to) const noexcept;
+  std::uint32_t window(const node_id& to) const noexcept;
+
+ private:
+  struct pair {
+    std::int64_t available;  // below zero after a frame larger than the window went alone
+    std::uint32_t window;
+    bool blocked = false;
+  };
+  pair& at(const node_id& to);
+
+  std::uint32_t initial_window_;
+  std::unordered_map<node_id, pair> pairs_;
+};
+
+// The receiving side: what each sender has consumed since its last grant, and its window. A
+// sender's window grows (doubling) when it says it was blocked, while the sum of the windows of
+// the senders it knows stays within the node's budget, and none exceeds a quarter of it. Every
+// pair starts with the initial window whatever the budget: N senders hold at least N of them.
+class receive_credit {
+ public:
+  receive_credit(std::uint32_t initial_window, std::size_t budget) noexcept
+      : initial_window_(initial_window), budget_(budget) {}
+
+  // A frame of `size` bytes from `from` has been handled. Returns the grant to send now, if any:
+  // half a window consumed, or whatever is consumed when the sender says it was blocked (its
+  // window doubled first, when the budget allows).
+  std::optional<wire::credit_grant> consumed(const node_id& self, const node_id& from,
+                                             std::size_t size, bool blocked);
+  // `from` left: its window returns to the budget.
+  void forget(const node_id& from);
+  void clear() {
+    pairs_.clear();
+    windows_ = 0;
+  }
+
+  std::size_t windows() const noexcept { return windows_; }  // the sum of every sender's window
+  std::uint32_t window(const node_id& from) const noexcept;
+  std::uint32_t max_window() const noexcept;
+
+ private:
+  struct pair {
+    std::uint32_t window;
+    std::uint64_t consumed = 0;  // since the last grant
+  };
+
+  std::uint32_t initial_window_;
+  std::size_t budget_;
+  std::size_t windows_ = 0;
+  std::unordered_map<node_id, pair> pairs_;
+};
+
+}  // namespace galaxies::detail
