@@ -271,10 +271,15 @@ void router::housekeeping() {
   const auto now = std::chrono::steady_clock::now();
   ledger_.expire(now);
   // A peer that stopped reading keeps our queue for it full however alive its heartbeats say it
-  // is: past write_stall it goes, with its nodes (senders learn it from nodeLeft).
+  // is: past write_stall it goes, with its nodes (senders learn it from nodeLeft). Not a local
+  // node whose queue is within its flow budget: its senders' credit is what holds them, it costs
+  // no more than that, and it may be stopped on purpose (a debugger); whether it lives is for
+  // its heartbeats to say.
+  const std::size_t flow_budget = settings_.limits.max_queue_bytes / 2;
   std::vector<connection*> stalled;
   for (auto& [ptr, c] : connections_)
-    if (c->link->writable() && c->link->write_stalled_for(now) > settings_.limits.write_stall)
+    if (c->link->writable() && c->link->write_stalled_for(now) > settings_.limits.write_stall &&
+        !(c->kind == connection_kind::local_node && c->link->queued_bytes() <= flow_budget))
       stalled.push_back(ptr);
   for (connection* c : stalled) {
     ++counters_.slow_consumers;

@@ -174,8 +174,15 @@ class cluster {
 // Its methods are thread-safe: they run on the node's thread and wait for the result.
 class test_node {
  public:
-  test_node(const std::string& unix_path, const std::string& cluster);
+  // heartbeat: on the node's channel; an interval of 0 lets the test freeze the node's thread
+  // (freeze_until) without its master taking the silence for death.
+  test_node(const std::string& unix_path, const std::string& cluster,
+            heartbeat_options heartbeat = {});
   ~test_node();
+
+  // Blocks the node's thread until `thaw` is ready (at most 5 minutes): the node reads nothing
+  // meanwhile, as a stopped process would. Returns at once.
+  void freeze_until(std::shared_future<void> thaw);
 
   bool wait_ready(std::chrono::milliseconds deadline = 10s);
   node_id id();

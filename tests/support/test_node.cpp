@@ -17,10 +17,12 @@ constexpr auto request_margin = 5s;
 
 }  // namespace
 
-test_node::test_node(const std::string& unix_path, const std::string& cluster) {
+test_node::test_node(const std::string& unix_path, const std::string& cluster,
+                     heartbeat_options heartbeat) {
   node::attach_options opts;
   opts.unix_path = unix_path;
   opts.cluster = cluster;
+  opts.heartbeat = heartbeat;
   node_ = node::attach(io_, std::move(opts));
   // Set before the thread starts: no callback can run before io_.run().
   node_->on_ready([this] {
@@ -58,6 +60,10 @@ test_node::~test_node() {
   work_.reset();
   if (finished_.wait_for(stop_deadline) != std::future_status::ready) io_.stop();
   thread_.join();
+}
+
+void test_node::freeze_until(std::shared_future<void> thaw) {
+  asio::post(io_, [thaw = std::move(thaw)] { thaw.wait_for(std::chrono::minutes(5)); });
 }
 
 template <class Fn>

@@ -221,6 +221,29 @@ TEST(RouterLimits, APeerThatReadsNothingForTooLongIsClosedEvenWithinItsQueueBoun
   EXPECT_TRUE(h.run_until([&] { return stalled.closed() || h.router().connection_count() == 1; }));
 }
 
+TEST(RouterLimits, AStoppedNodeWithinItsFlowBudgetIsNotClosedForTheStall) {
+  // Its senders' credit (protocol.md §4.1) bounds what waits for it: keeping it costs no more than
+  // that, and it may be stopped on purpose. Its heartbeats, not the stall, say whether it lives.
+  harness_options o;
+  o.limits.max_queue_bytes = 16u << 20;  // a flow budget of 8 MiB
+  o.limits.write_stall = std::chrono::milliseconds(100);
+  router_harness h(o);
+  const node_id a = node_named(0x11, 1);
+  const node_id b = node_named(0x12, 1);
+  fake_end& a_end = attached_node(h, a);
+  fake_end& b_end = attached_node(h, b);
+  b_end.stop_reading();
+  constexpr std::size_t count = 128;  // 2 MiB: past the socket's buffers, within the budget
+  send_numbered(a_end, a, b, count);
+  ASSERT_TRUE(h.run_until([&] { return a_end.unsent() == 0; }, 5s));
+  h.run_for(500ms);  // five stall limits; there is no event to wait for when nothing happens
+  EXPECT_FALSE(b_end.closed());
+  EXPECT_EQ(h.router().counters().slow_consumers, 0u);
+  b_end.resume_reading();
+  EXPECT_TRUE(h.run_until([&] { return messages(b_end).size() == count; }, 5s));
+  EXPECT_TRUE(all_in_order(b_end, count));
+}
+
 TEST(RouterLimits, WhenTheMastersBudgetIsSpentTheLargestQueueGoes) {
   harness_options o;
   o.limits.max_queue_bytes = 8u << 20;
