@@ -31,7 +31,7 @@ constexpr int warmup_window_ms = 100;
 std::vector<test_spec> all_specs(bool quick) {
   const int send_ms = quick ? 150 : 1000;
   const int request_ms = quick ? 100 : 500;
-  const int slow_ms = quick ? 150 : 1000;  // the flood lasts five times this
+  const int slow_ms = quick ? 150 : 1000;
   using k = test_kind;
   // {name, kind, payload, inflight, pairs, window_ms}
   return {{"send_64", k::throughput, 64, 1, 1, send_ms},

@@ -52,9 +52,10 @@ struct throughput_result {
   double msgs_per_s = 0;
   std::int64_t first_arrival_ns = 0;  // steady clock; 0 when nothing arrived
   std::int64_t last_arrival_ns = 0;
+  std::int64_t started_ns = 0;  // when the sender began (galaxies only)
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(throughput_result, sent, overloaded, arrived, seconds,
-                                   msgs_per_s, first_arrival_ns, last_arrival_ns)
+                                   msgs_per_s, first_arrival_ns, last_arrival_ns, started_ns)
 
 // Fills seconds and msgs_per_s from the arrival times and count.
 void compute_rate(throughput_result& r);

@@ -1,8 +1,7 @@
-// slow_consumer: the sink (host b) stops reading while a worker on host a floods it for five
-// times the neighbours' window; meanwhile, in the middle of the flood, two other pairs on the same
-// host link exchange messages and requests. What it shows: how much of
-// their throughput and latency the neighbours keep, how far the masters' memory grows, and
-// whether every message send() accepted reaches the sink once it reads again.
+// slow_consumer: the sink (host b) stops reading while a worker on host a floods it; meanwhile, in
+// the middle of the flood, two other pairs on the same host link exchange messages and requests.
+// What it shows: how much of their throughput and latency the neighbours keep, how far the masters'
+// memory grows, and whether every message send() accepted reaches the sink once it reads again.
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -31,15 +30,20 @@ struct phase {
   latency_result request;
 };
 
+// A neighbour's rate from the start of its sending, not from its first arrival: messages held up
+// by the flood and then delivered in one burst must not look fast.
 phase read_phase(const std::vector<nlohmann::json>& results) {
-  return {results.at(0).get<throughput_result>(), results.at(1).get<latency_result>()};
+  phase p{results.at(0).get<throughput_result>(), results.at(1).get<latency_result>()};
+  const double seconds = static_cast<double>(p.send.last_arrival_ns - p.send.started_ns) / 1e9;
+  p.send.msgs_per_s = seconds > 0 ? static_cast<double>(p.send.arrived) / seconds : 0;
+  return p;
 }
 
 // Outside the coroutines (g++ 12 and braced lists inside them, see galaxies_system.cpp).
 nlohmann::json report(const phase& quiet, const phase& loud, const throughput_result& flood,
-                      std::uint64_t arrived, double drain_ms, const std::string& sink_gone,
-                      const nlohmann::json& before, const nlohmann::json& during,
-                      const nlohmann::json& after) {
+                      double flood_ms, std::uint64_t arrived, double drain_ms,
+                      const std::string& sink_gone, const nlohmann::json& before,
+                      const nlohmann::json& during, const nlohmann::json& after) {
   const auto lost = [](const throughput_result& r) {
     return static_cast<double>(r.sent) - static_cast<double>(r.arrived);
   };
@@ -54,6 +58,7 @@ nlohmann::json report(const phase& quiet, const phase& loud, const throughput_re
                      {"p99_ratio", ratio(loud.request.p99_us, quiet.request.p99_us)},
                      {"neighbour_lost", lost(quiet.send) + lost(loud.send)},
                      {"neighbour_request_errors", quiet.request.errors + loud.request.errors},
+                     {"flood_ms", flood_ms},
                      {"sent", flood.sent},
                      {"refused", flood.overloaded},
                      {"arrived", arrived},
@@ -111,17 +116,20 @@ asio::awaitable<void> galaxies_system::replace_lost_sink() {
 // The sink reads again as soon as the flood ends, whether or not the neighbours are done.
 asio::awaitable<nlohmann::json> galaxies_system::flood_then_resume(node_id flooder,
                                                                    test_spec flood) {
+  const auto start = clock::now();
   auto result = co_await run_remote(flooder, sink_->id(), std::move(flood));
   sink_->resume();
+  result["flood_ms"] = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   co_return result;
 }
 
 asio::awaitable<nlohmann::json> galaxies_system::slow_consumer(const test_spec& spec) {
   co_await replace_lost_sink();
   const auto window = std::chrono::milliseconds(spec.window_ms);
-  // The flood starts this long before the neighbours measure and goes on as long after them, so
-  // that they measure a link whose queues are already full.
-  const auto settle = 2 * window;
+  // The flood starts this long before the neighbours measure (time enough to fill the queues on
+  // the way) and is meant to go on as long after them; a master that drops the sink ends it early
+  // (flood_ms says when).
+  const auto settle = std::max<std::chrono::milliseconds>(window / 5, 200ms);
   test_spec send{spec.name + ".send", test_kind::throughput, neighbour_payload, 1, 1,
                  spec.window_ms};
   test_spec ask{spec.name + ".request", test_kind::latency, neighbour_payload, 1, 1,
@@ -167,8 +175,8 @@ asio::awaitable<nlohmann::json> galaxies_system::slow_consumer(const test_spec& 
          clock::now() - resumed < drain_timeout)
     co_await pause(drain_poll);
   const double drain_ms = std::chrono::duration<double, std::milli>(clock::now() - resumed).count();
-  co_return report(quiet, loud, flooded, sink_->arrived(), drain_ms, sink_->disconnected(), before,
-                   during, rss_now());
+  co_return report(quiet, loud, flooded, loud_results[1].at("flood_ms").get<double>(),
+                   sink_->arrived(), drain_ms, sink_->disconnected(), before, during, rss_now());
 }
 
 }  // namespace galaxies::bench
