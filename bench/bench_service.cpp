@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cstdio>
 #include <galaxies/json.hpp>
 #include <memory>
 #include <stdexcept>
@@ -29,6 +29,17 @@ constexpr auto max_backoff = 2ms;
 // Beyond the window, the time the queues in between may take to drain.
 constexpr auto control_timeout = 60s;
 constexpr auto request_timeout = 5s;
+
+void report_escape(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    std::fprintf(stderr, "galaxies bench worker: %s\n", x.what());
+  } catch (...) {
+    std::fprintf(stderr, "galaxies bench worker: unknown exception\n");
+  }
+}
 
 class service : public std::enable_shared_from_this<service> {
  public:
@@ -84,7 +95,8 @@ class service : public std::enable_shared_from_this<service> {
     } catch (const std::exception& e) {
       return r.fail(errc::handler_failed, std::string("bad bench.run request: ") + e.what());
     }
-    asio::co_spawn(node_.get_executor(), run(spec, peer, std::move(r)), asio::detached);
+    // run() answers the request itself, whatever happens; what could still escape is reported.
+    asio::co_spawn(node_.get_executor(), run(spec, peer, std::move(r)), report_escape);
   }
 
   asio::awaitable<void> run(test_spec spec, node_id peer, responder r) {
@@ -92,10 +104,10 @@ class service : public std::enable_shared_from_this<service> {
     std::string failure;
     try {
       nlohmann::json result;
-      if (spec.kind == test_kind::throughput)
-        result = co_await throughput(spec, peer);
-      else
+      if (spec.kind == test_kind::latency)
         result = co_await latency(spec, peer);
+      else
+        result = co_await throughput(spec, peer);
       r.reply(result.dump());
       co_return;
     } catch (const std::exception& e) {
@@ -120,12 +132,16 @@ class service : public std::enable_shared_from_this<service> {
     }
   }
 
+  // A flood does not ask the receiver anything: it may not be reading, and whoever stopped it
+  // counts what arrives.
   asio::awaitable<throughput_result> throughput(const test_spec& spec, const node_id& peer) {
     auto executor = node_.get_executor();
+    const bool flood = spec.kind == test_kind::flood;
+    if (!flood) co_await control(peer, cmd_tp_begin, {});
     const auto window_end = clock::now() + std::chrono::milliseconds(spec.window_ms);
-    co_await control(peer, cmd_tp_begin, {});
 
     throughput_result out;
+    out.started_ns = to_ns(clock::now());
     const bytes payload(spec.payload, std::byte{0x5a});
     const std::size_t batch = std::max<std::size_t>(1, send_batch_bytes / (spec.payload + 64));
     asio::steady_timer pause(executor);
@@ -138,6 +154,9 @@ class service : public std::enable_shared_from_this<service> {
           ++out.sent;
           continue;
         }
+        // A flooded receiver its master let go is the flood's end, not the test's failure: what
+        // it had accepted is compared with what reached the receiver.
+        if (flood && ec == errc::no_such_node) co_return out;
         if (ec != errc::overloaded) throw std::system_error(ec, "send");
         ++out.overloaded;
         refused = true;
@@ -153,12 +172,12 @@ class service : public std::enable_shared_from_this<service> {
       }
     }
 
+    if (flood) co_return out;
     const auto counts = parse_json(co_await control(peer, cmd_tp_end, {}));
     out.arrived = counts.at("arrived").get<std::uint64_t>();
-    const auto first = from_ns(counts.at("first_arrival_ns").get<std::int64_t>());
-    const auto last = from_ns(counts.at("last_arrival_ns").get<std::int64_t>());
-    if (out.arrived > 1) out.seconds = std::chrono::duration<double>(last - first).count();
-    out.msgs_per_s = out.seconds > 0 ? static_cast<double>(out.arrived) / out.seconds : 0;
+    out.first_arrival_ns = counts.at("first_arrival_ns").get<std::int64_t>();
+    out.last_arrival_ns = counts.at("last_arrival_ns").get<std::int64_t>();
+    compute_rate(out);
     co_return out;
   }
 
@@ -195,9 +214,11 @@ class service : public std::enable_shared_from_this<service> {
                   std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - sent_at)
                       .count());
             }
-            if (--state->running == 0) state->all_done->cancel();
           },
-          asio::detached);
+          [state](std::exception_ptr e) {
+            if (e) ++state->errors;
+            if (--state->running == 0) state->all_done->cancel();
+          });
     }
     co_await state->all_done->async_wait(use_tuple);
     co_return summarize(state->samples, state->errors, clock::now() - start);

@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <system_error>
 #include <thread>
+
+#include "process/self_executable.hpp"
 
 namespace galaxies::bench {
 namespace {
@@ -20,8 +24,8 @@ constexpr auto poll_interval = 10ms;
 
 }  // namespace
 
-child_process::child_process(const std::vector<std::string>& args) {
-  std::vector<std::string> owned{"galaxies_bench"};
+child_process::child_process(const std::string& program, const std::vector<std::string>& args) {
+  std::vector<std::string> owned{std::filesystem::path(program).filename().string()};
   owned.insert(owned.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : owned) argv.push_back(a.data());
@@ -34,7 +38,11 @@ child_process::child_process(const std::vector<std::string>& args) {
     // Only async-signal-safe calls between fork and exec.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(127);  // the driver died before prctl
-    ::execv("/proc/self/exe", argv.data());
+    ::dup2(STDERR_FILENO, STDOUT_FILENO);
+    // Asio's sockets are not close-on-exec: a child holding the driver's node connection would
+    // keep it open after the driver closed it.
+    ::close_range(3, ~0U, 0);
+    ::execv(program.c_str(), argv.data());
     ::_exit(127);
   }
 }
@@ -66,6 +74,22 @@ bool child_process::stop(std::chrono::milliseconds grace) {
   ::waitpid(pid_, nullptr, 0);
   reaped_ = true;
   return false;
+}
+
+std::string this_program() {
+  return process::self_executable();
+}
+
+std::string find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) continue;
+    const std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
 }
 
 bool process_alive(pid_t pid) {

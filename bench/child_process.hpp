@@ -1,4 +1,4 @@
-// The driver's hosts: copies of this program started with other arguments, each stopped by its PID.
+// The processes the driver starts (its hosts, relays, NATS servers), each stopped by its PID.
 #pragma once
 
 #include <sys/types.h>
@@ -11,9 +11,10 @@ namespace galaxies::bench {
 
 class child_process {
  public:
-  // Starts /proc/self/exe with `args` (argv[1..]). The child gets SIGTERM when this thread dies,
-  // so that a killed driver leaves no host behind. Call before any thread exists (fork).
-  explicit child_process(const std::vector<std::string>& args);
+  // Starts `program` (a path) with `args` as argv[1..]. Its stdout goes to our stderr, so that
+  // `--json -` keeps stdout for the JSON. The child gets SIGTERM when the thread that started it
+  // dies, so that a killed driver leaves nothing behind.
+  child_process(const std::string& program, const std::vector<std::string>& args);
   ~child_process();
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
@@ -29,6 +30,12 @@ class child_process {
   pid_t pid_ = -1;
   bool reaped_ = false;
 };
+
+// This program again (the file it was started from), for the hosts and the relays.
+std::string this_program();
+
+// The first executable file called `name` in $PATH; "" if there is none.
+std::string find_in_path(const std::string& name);
 
 // True while `pid` (not our child) exists and is not a zombie.
 bool process_alive(pid_t pid);

@@ -2,46 +2,45 @@
 
 #include <signal.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <galaxies/json.hpp>
-#include <galaxies/node.hpp>
 #include <iostream>
 #include <memory>
-#include <set>
 #include <stdexcept>
 
-#include "baseline.hpp"
-#include "bench_service.hpp"
-#include "child_process.hpp"
+#include "galaxies_system.hpp"
+#include "machine_context.hpp"
+#include "nats_system.hpp"
+#include "relay.hpp"
 #include "report.hpp"
+#include "tcp_baseline.hpp"
 
 namespace galaxies::bench {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
-constexpr auto startup_timeout = 20s;
-constexpr auto poll_interval = 10ms;
-constexpr auto host_stop_grace = 5000ms;
+constexpr auto stop_grace = 3000ms;
+constexpr int warmup_window_ms = 100;
 
 std::vector<test_spec> all_specs(bool quick) {
-  const int tp_ms = quick ? 200 : 1000;
-  const int rtt_ms = quick ? 100 : 500;
-  return {{"send_64", test_kind::throughput, 64, 1, tp_ms},
-          {"send_1k", test_kind::throughput, 1024, 1, tp_ms},
-          {"request_64", test_kind::latency, 64, 1, rtt_ms},
-          {"request_64_x32", test_kind::latency, 64, 32, rtt_ms}};
+  const int send_ms = quick ? 150 : 1000;
+  const int request_ms = quick ? 100 : 500;
+  const int slow_ms = quick ? 150 : 1000;
+  using k = test_kind;
+  // {name, kind, payload, inflight, pairs, window_ms}
+  return {{"send_64", k::throughput, 64, 1, 1, send_ms},
+          {"send_1k", k::throughput, 1024, 1, 1, send_ms},
+          {"send_64_x4", k::throughput, 64, 1, 4, send_ms},
+          {"request_64", k::latency, 64, 1, 1, request_ms},
+          {"request_64_x64", k::latency, 64, 64, 1, request_ms},
+          // The flood sends 1 KiB messages (queues fill sooner); the neighbours 64 B.
+          {"slow_consumer", k::slow_consumer, 1024, 1, 1, slow_ms}};
 }
 
 std::vector<test_spec> make_specs(const driver_options& options) {
@@ -54,13 +53,8 @@ std::vector<test_spec> make_specs(const driver_options& options) {
   return chosen;
 }
 
-// Outside the coroutines: g++ 12 miscompiles braced initializer lists inside them ("array used as
-// initializer").
-std::string run_request(const node_id& receiver, const test_spec& spec) {
-  return nlohmann::json{{"spec", spec}, {"peer", receiver.to_string()}}.dump();
-}
-
-// A private directory for the hosts' sockets and registry file, removed at the end.
+// A private directory for the hosts' and relays' sockets, the registry file and the NATS logs,
+// removed at the end.
 class scratch_dir {
  public:
   scratch_dir() {
@@ -81,164 +75,92 @@ class scratch_dir {
 };
 
 struct session {
+  explicit session(const driver_options& o, const std::string& dir)
+      : options(o), specs(make_specs(o)), galaxies(io, dir, o.log_level), relay(dir) {
+    if (std::find(o.peers.begin(), o.peers.end(), "nats") != o.peers.end()) nats = start_nats(dir);
+    systems = {"galaxies", "tcp", "relay"};
+    if (nats) systems.push_back("nats");
+  }
+
   driver_options options;
   std::vector<test_spec> specs;
-  std::string dir;
-  std::string cluster;
-  std::vector<std::unique_ptr<child_process>> hosts;
   asio::io_context io{1};
-  std::unique_ptr<node> driver;
-  std::string disconnected;  // why the driver's node lost its master, if it did
-  bool refused = false;      // ... because the master was not listening yet
-  std::set<pid_t> worker_pids;
+  galaxies_system galaxies;
+  relay_baseline relay;
+  std::unique_ptr<nats_system> nats;
+  std::vector<std::string> systems;
   std::vector<run_record> records;
 
-  std::string unix_path(const std::string& host) const { return dir + "/" + host + ".sock"; }
-
-  void start_host(const std::string& name) {
-    hosts.push_back(std::make_unique<child_process>(
-        std::vector<std::string>{"host", "--workers", "1", "--cluster", cluster, "--registry",
-                                 "file:" + dir + "/registry.json", "--unix", unix_path(name),
-                                 "--log-level", options.log_level}));
-  }
-
-  void check_hosts() const {
-    for (const auto& h : hosts)
-      if (!h->running())
-        throw std::runtime_error("a host exited early (pid " + std::to_string(h->pid()) + ")");
-  }
-
-  void check_alive() const {
-    check_hosts();
-    if (!disconnected.empty())
-      throw std::runtime_error("the driver's node lost its master: " + disconnected);
-  }
-
-  // Start-up only: polls, as there is no event for "a file exists" or "two hosts are linked" that
-  // is worth wiring here; bounded by startup_timeout.
-  asio::awaitable<void> wait_until(std::function<bool()> done, const char* what) {
-    asio::steady_timer timer(io);
-    const auto give_up = clock::now() + startup_timeout;
-    while (!done()) {
-      check_alive();
-      if (clock::now() > give_up)
-        throw std::runtime_error(std::string("timed out waiting for ") + what);
-      timer.expires_after(poll_interval);
-      co_await timer.async_wait(use_tuple);
+  // The baselines block this thread for a test's window: the driver's nodes do not mind (the
+  // control node runs without heartbeats, the sink on a thread of its own).
+  asio::awaitable<nlohmann::json> measure(const std::string& system, const test_spec& spec) {
+    if (system == "galaxies") co_return co_await galaxies.run(spec);
+    const bool tp = spec.kind == test_kind::throughput;
+    if (system == "tcp") co_return tp ? figures(tcp_throughput(spec)) : figures(tcp_latency(spec));
+    if (system == "relay") {
+      relay.check_running();
+      co_return tp ? figures(relay.throughput(spec)) : figures(relay.latency(spec));
     }
+    nats->check_running();
+    co_return tp ? figures(nats->throughput(spec)) : figures(nats->latency(spec));
   }
 
-  asio::awaitable<nlohmann::json> run_remote(const node_id& sender, const node_id& receiver,
-                                             const test_spec& spec) {
-    const std::string request = run_request(receiver, spec);
-    const auto timeout = std::chrono::milliseconds(spec.window_ms) + 90s;
-    auto [ec, reply] =
-        co_await driver->request(sender, cmd_run, as_bytes(request), timeout, use_tuple);
-    if (ec)
-      throw std::runtime_error(spec.name + " failed: " + ec.message() + ": " +
-                               std::string(as_text(reply)));
-    co_return parse_json(reply);
-  }
-
-  // The socket file appears when the master binds it, a moment before it listens: a refused
-  // connection is tried again.
-  asio::awaitable<void> attach() {
-    const auto give_up = clock::now() + startup_timeout;
-    asio::steady_timer timer(io);
-    for (;;) {
-      driver.reset();  // its goodbye callback runs now, not over the next attempt's state
-      disconnected.clear();
-      refused = false;
-      driver = node::attach(io, {.unix_path = unix_path("a"), .cluster = cluster});
-      driver->on_disconnected([this](std::error_code ec, std::string_view why) {
-        refused = driver && !driver->ready() && ec == std::errc::connection_refused;
-        disconnected = ec.message() + ": " + std::string(why);
-      });
-      while (!driver->ready() && disconnected.empty()) {
-        check_hosts();
-        if (clock::now() > give_up) throw std::runtime_error("timed out attaching to host a");
-        timer.expires_after(poll_interval);
-        co_await timer.async_wait(use_tuple);
-      }
-      if (!refused) co_return;  // ready, or a failure the next check reports
-      timer.expires_after(poll_interval);
-      co_await timer.async_wait(use_tuple);
-    }
+  // slow_consumer needs a link shared by several pairs, which only galaxies has here.
+  static bool measures(const std::string& system, const test_spec& spec) {
+    return system == "galaxies" || spec.kind != test_kind::slow_consumer;
   }
 
   asio::awaitable<void> drive() {
-    co_await wait_until([&] { return std::filesystem::exists(unix_path("a")); }, "host a's socket");
-    co_await attach();
-    // Both workers, on two hosts: the hosts have found each other and linked.
-    co_await wait_until(
-        [&] {
-          if (!driver->ready()) return false;
-          std::set<host_id> hosts_seen;
-          for (const auto& n : driver->nodes()) hosts_seen.insert(n.host);
-          return driver->nodes().size() >= 2 && hosts_seen.size() >= 2;
-        },
-        "both hosts' workers");
-    auto workers = driver->nodes();
-    std::sort(workers.begin(), workers.end(),
-              [](const auto& x, const auto& y) { return x.id < y.id; });
-    const node_id sender = workers[0].id;
-    const node_id receiver = workers[1].id;
-    for (const auto& w : workers) worker_pids.insert(static_cast<pid_t>(w.pid));
-    std::cerr << "galaxies_bench: sender " << sender.to_string().substr(0, 8) << " (pid "
-              << workers[0].pid << "), receiver " << receiver.to_string().substr(0, 8) << " (pid "
-              << workers[1].pid << ")\n";
-
-    // Warm-up: connections, page faults and allocator pools, on both sides.
-    for (auto spec : specs) {
-      spec.window_ms = std::min(spec.window_ms, 100);
-      co_await run_remote(sender, receiver, spec);
-      if (spec.kind == test_kind::throughput)
-        baseline_throughput(spec);
-      else
-        baseline_latency(spec);
+    co_await galaxies.connect();
+    if (!options.quick) {  // connections, page faults and allocator pools, everywhere
+      for (auto spec : specs) {
+        if (spec.kind == test_kind::slow_consumer) continue;
+        spec.window_ms = std::min(spec.window_ms, warmup_window_ms);
+        for (const auto& system : systems) co_await measure(system, spec);
+      }
     }
-
     for (int run = 1; run <= options.runs; ++run) {
+      auto order = systems;  // each system goes first in some runs
+      std::rotate(order.begin(), order.begin() + (run - 1) % order.size(), order.end());
       for (const auto& spec : specs) {
-        run_record record;
-        record.spec = spec;
-        record.run = run;
-        // Blocks this thread for the test's window: the driver's node has nothing to do meanwhile.
-        if (spec.kind == test_kind::throughput)
-          record.baseline = baseline_throughput(spec);
-        else
-          record.baseline = baseline_latency(spec);
-        record.galaxies = co_await run_remote(sender, receiver, spec);
-        check_alive();
-        std::cerr << "galaxies_bench: run " << run << "/" << options.runs << " " << spec.name
-                  << ": galaxies " << record.galaxies.dump() << " baseline "
-                  << record.baseline.dump() << "\n";
-        records.push_back(std::move(record));
+        for (const auto& system : order) {
+          if (!measures(system, spec)) continue;
+          run_record record;
+          record.spec = spec;
+          record.run = run;
+          record.system = system;
+          record.figures = co_await measure(system, spec);
+          std::cerr << "galaxies bench: run " << run << "/" << options.runs << " " << spec.name
+                    << " " << system << " " << record.figures.dump() << "\n";
+          records.push_back(std::move(record));
+        }
       }
     }
   }
 
-  // Every process started, by PID: the driver's node leaves, the masters stop their workers, and
-  // whatever is still there after the grace period is killed.
   bool stop_everything() {
-    if (driver) {
-      driver->stop();
-      io.restart();
-      io.run_for(200ms);  // lets the goodbye out
-      driver.reset();
-    }
-    bool clean = true;
-    for (auto& h : hosts) clean = h->stop(host_stop_grace) && clean;
-    for (pid_t pid : worker_pids) {
-      if (process_alive(pid)) {
-        std::cerr << "galaxies_bench: worker pid " << pid << " outlived its master\n";
-        stop_foreign_process(pid, 1000ms);
-        clean = false;
-      }
-    }
+    bool clean = galaxies.stop();
+    clean = relay.stop(stop_grace) && clean;
+    if (nats) clean = nats->stop(stop_grace) && clean;
     return clean;
   }
 };
+
+int write_output(const driver_options& options, const nlohmann::json& document) {
+  if (options.json_path == "-") {
+    std::cout << document.dump(2) << "\n";
+    return 0;
+  }
+  print_table(std::cout, document);
+  if (options.json_path.empty()) return 0;
+  std::ofstream file(options.json_path);
+  file << document.dump(2) << "\n";
+  if (!file) {
+    std::cerr << "galaxies bench: cannot write " << options.json_path << "\n";
+    return 1;
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -249,15 +171,10 @@ std::vector<std::string> test_names() {
 }
 
 int run_driver(const driver_options& options) {
+  nlohmann::json context = machine_context();
   scratch_dir dir;
-  session s;
-  s.options = options;
-  s.specs = make_specs(options);
-  s.dir = dir.path();
-  s.cluster = "bench-" + std::to_string(::getpid());
-  // Before any thread exists: the hosts are started with fork+exec.
-  s.start_host("a");
-  s.start_host("b");
+  // Every child process is started here, before the driver's own sockets and threads exist.
+  session s(options, dir.path());
 
   std::string failure;
   asio::co_spawn(s.io, s.drive(), [&](std::exception_ptr e) {
@@ -276,7 +193,7 @@ int run_driver(const driver_options& options) {
     failure = "time limit of " + std::to_string(options.time_limit_s) + " s reached";
     s.io.stop();
   });
-  // Ctrl-C reaches the hosts too (one process group); the driver still stops and cleans up.
+  // Ctrl-C reaches the children too (one process group); the driver still stops and cleans up.
   asio::signal_set signals(s.io, SIGINT, SIGTERM);
   signals.async_wait([&](std::error_code ec, int signal) {
     if (ec) return;
@@ -288,32 +205,16 @@ int run_driver(const driver_options& options) {
   signals.cancel();
   const bool clean = s.stop_everything();
   if (!failure.empty()) {
-    std::cerr << "galaxies_bench: error: " << failure << "\n";
+    std::cerr << "galaxies bench: error: " << failure << "\n";
     return 1;
   }
-  if (!clean) std::cerr << "galaxies_bench: warning: a process needed SIGKILL to stop\n";
+  if (!clean) std::cerr << "galaxies bench: warning: a process needed SIGKILL to stop\n";
 
-  const nlohmann::json summary = summarize_runs(s.specs, s.records);
-  const nlohmann::json document{{"runs", options.runs},
-                                {"quick", options.quick},
-                                {"ratio", "galaxies / baseline, median of per-run ratios"},
-                                {"tests", summary}};
-  if (options.json_path == "-") {
-    std::cout << document.dump(2) << "\n";
-    return 0;
-  }
-  print_table(std::cout, summary);
-  if (options.json_path.empty()) {
-    std::cout << "\n" << document.dump(2) << "\n";
-  } else {
-    std::ofstream file(options.json_path);
-    file << document.dump(2) << "\n";
-    if (!file) {
-      std::cerr << "galaxies_bench: cannot write " << options.json_path << "\n";
-      return 1;
-    }
-  }
-  return 0;
+  context["load_average_end"] = load_average();
+  context["runs"] = options.runs;
+  context["quick"] = options.quick;
+  context["systems"] = s.systems;
+  return write_output(options, {{"context", context}, {"tests", summarize(s.specs, s.records)}});
 }
 
 }  // namespace galaxies::bench

@@ -1,6 +1,7 @@
-// The benchmark's driver: starts two hosts of this program on 127.0.0.1, attaches to one of them as
-// a node, has one worker measure against the other (one test at a time, each right after the same
-// test over the plain-TCP baseline), prints the medians and stops every process it started.
+// The benchmark's driver (`galaxies bench`): starts the systems it compares (galaxies' two hosts,
+// the relay processes, optionally a NATS cluster), runs every test on each system in turn, run
+// after run (the order of the systems rotating from run to run), prints medians with min-max and
+// the ratios from the same runs, and stops every process it started, by PID.
 #pragma once
 
 #include <string>
@@ -11,10 +12,11 @@ namespace galaxies::bench {
 struct driver_options {
   int runs = 5;
   bool quick = false;              // one short run: a smoke test of the benchmark itself
-  std::string json_path;           // "" = the JSON after the table; "-" = only the JSON, on stdout
+  std::string json_path;           // "" = the table only; "-" = only the JSON, on stdout
   std::string log_level = "warn";  // of the hosts
-  int time_limit_s = 110;          // the whole benchmark, start-up and shutdown included
+  int time_limit_s = 600;          // the whole benchmark, start-up and shutdown included
   std::vector<std::string> tests;  // the tests to run; empty = all
+  std::vector<std::string> peers;  // optional systems: "nats"
 };
 
 // The tests' names, in the order they run.

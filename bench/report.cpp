@@ -1,5 +1,6 @@
 #include "report.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ostream>
 #include <string>
@@ -7,109 +8,156 @@
 namespace galaxies::bench {
 namespace {
 
-struct metric {
-  const char* key;    // field of the result
-  const char* label;  // in the table
+// The figures compared across systems, and how the table shows them.
+struct headline {
+  const char* key;
   const char* unit;
 };
+constexpr headline headlines[] = {{"msgs_per_s", "msg/s"}, {"lost", "msgs"},
+                                  {"p50_us", "us"},        {"p99_us", "us"},
+                                  {"p999_us", "us"},       {"requests_per_s", "req/s"}};
+constexpr const char* compared[] = {"msgs_per_s", "p50_us", "p99_us", "requests_per_s"};
 
-std::vector<metric> metrics_of(test_kind kind) {
-  if (kind == test_kind::throughput) return {{"msgs_per_s", "", "msg/s"}};
-  return {{"p50_us", " p50", "us"}, {"p99_us", " p99", "us"}, {"requests_per_s", "", "req/s"}};
+// What slow_consumer's table shows (its whole object is in the JSON).
+constexpr headline slow_consumer_lines[] = {{"throughput_ratio", "flood/quiet"},
+                                            {"p50_ratio", "flood/quiet"},
+                                            {"p99_ratio", "flood/quiet"},
+                                            {"msgs_per_s_quiet", "msg/s"},
+                                            {"msgs_per_s_flood", "msg/s"},
+                                            {"p99_us_quiet", "us"},
+                                            {"p99_us_flood", "us"},
+                                            {"sent", "msgs"},
+                                            {"refused", "times"},
+                                            {"lost", "msgs"},
+                                            {"rss_kib_a_during", "KiB"},
+                                            {"rss_kib_b_during", "KiB"}};
+
+nlohmann::json figure(const std::vector<double>& runs) {
+  return {{"median", median(runs)},
+          {"min", *std::min_element(runs.begin(), runs.end())},
+          {"max", *std::max_element(runs.begin(), runs.end())},
+          {"runs", runs}};
 }
 
-std::string describe(const test_spec& spec) {
-  const std::string size = spec.payload % 1024 == 0 ? std::to_string(spec.payload / 1024) + " KiB"
-                                                    : std::to_string(spec.payload) + " B";
-  if (spec.kind == test_kind::throughput) return "send " + size;
-  return "request " + size + ", " + std::to_string(spec.inflight) + " in flight";
+nlohmann::json summarize_system(const std::vector<const run_record*>& runs) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, first] : runs.front()->figures.items()) {
+    if (first.is_number()) {
+      std::vector<double> values;
+      for (const auto* r : runs) values.push_back(r->figures.at(key).get<double>());
+      out[key] = figure(values);
+    } else if (first.is_boolean()) {
+      bool all = true;
+      nlohmann::json values = nlohmann::json::array();
+      for (const auto* r : runs) {
+        all = all && r->figures.at(key).get<bool>();
+        values.push_back(r->figures.at(key));
+      }
+      out[key] = {{"all", all}, {"runs", values}};
+    } else {
+      nlohmann::json values = nlohmann::json::array();
+      for (const auto* r : runs) values.push_back(r->figures.at(key));
+      out[key] = {{"runs", values}};
+    }
+  }
+  return out;
+}
+
+// galaxies / base, run by run: the two figures of a ratio were measured seconds apart.
+nlohmann::json ratios(const std::vector<const run_record*>& galaxies,
+                      const std::vector<const run_record*>& base) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* key : compared) {
+    std::vector<double> values;
+    for (const auto* g : galaxies) {
+      for (const auto* b : base) {
+        if (b->run != g->run || !g->figures.contains(key) || !b->figures.contains(key)) continue;
+        const double denominator = b->figures.at(key).get<double>();
+        if (denominator > 0) values.push_back(g->figures.at(key).get<double>() / denominator);
+      }
+    }
+    if (!values.empty()) out[key] = figure(values);
+  }
+  return out;
 }
 
 std::string format_value(double value, const std::string& unit) {
   char text[32];
   if (unit == "us")
     std::snprintf(text, sizeof text, "%.1f", value);
+  else if (unit == "ratio" || unit == "flood/quiet")
+    std::snprintf(text, sizeof text, "%.2f", value);
   else if (value >= 1e6)
     std::snprintf(text, sizeof text, "%.2fM", value / 1e6);
-  else if (value >= 1e3)
+  else if (value >= 1e4)
     std::snprintf(text, sizeof text, "%.1fk", value / 1e3);
   else
     std::snprintf(text, sizeof text, "%.0f", value);
   return text;
 }
 
+void print_figure(std::ostream& out, const std::string& label, const std::string& unit,
+                  const nlohmann::json& f) {
+  char line[200];
+  const std::string range = format_value(f.at("min").get<double>(), unit) + "-" +
+                            format_value(f.at("max").get<double>(), unit);
+  std::snprintf(line, sizeof line, "  %-30s %11s %10s  [%s]\n", label.c_str(), unit.c_str(),
+                format_value(f.at("median").get<double>(), unit).c_str(), range.c_str());
+  out << line;
+}
+
 }  // namespace
 
-nlohmann::json summarize_runs(const std::vector<test_spec>& specs,
-                              const std::vector<run_record>& records) {
+nlohmann::json summarize(const std::vector<test_spec>& specs,
+                         const std::vector<run_record>& records) {
   nlohmann::json tests = nlohmann::json::array();
   for (const auto& spec : specs) {
-    nlohmann::json test{{"spec", spec}, {"description", describe(spec)}};
-    std::vector<const run_record*> runs;
+    nlohmann::json systems = nlohmann::json::object();
+    std::vector<std::string> order;
     for (const auto& r : records)
-      if (r.spec.name == spec.name) runs.push_back(&r);
-    for (const auto& m : metrics_of(spec.kind)) {
-      std::vector<double> g, b, ratio;
-      for (const auto* r : runs) {
-        const double gv = r->galaxies.at(m.key).get<double>();
-        const double bv = r->baseline.at(m.key).get<double>();
-        g.push_back(gv);
-        b.push_back(bv);
-        if (bv > 0) ratio.push_back(gv / bv);
-      }
-      test["metrics"][m.key] = {{"unit", m.unit},         {"label", m.label},
-                                {"galaxies", median(g)},  {"baseline", median(b)},
-                                {"ratio", median(ratio)}, {"galaxies_runs", g},
-                                {"baseline_runs", b}};
+      if (r.spec.name == spec.name &&
+          std::find(order.begin(), order.end(), r.system) == order.end())
+        order.push_back(r.system);
+    const auto runs_of = [&](const std::string& system) {
+      std::vector<const run_record*> runs;
+      for (const auto& r : records)
+        if (r.spec.name == spec.name && r.system == system) runs.push_back(&r);
+      return runs;
+    };
+    nlohmann::json test_ratios = nlohmann::json::object();
+    for (const auto& system : order) {
+      systems[system] = summarize_system(runs_of(system));
+      if (system != "galaxies")
+        test_ratios["galaxies/" + system] = ratios(runs_of("galaxies"), runs_of(system));
     }
-    if (spec.kind == test_kind::throughput) {
-      // Where the messages that did not arrive went: refused at the sender, dropped on the way.
-      std::vector<double> dropped, refused;
-      for (const auto* r : runs) {
-        const auto res = r->galaxies.get<throughput_result>();
-        dropped.push_back(res.sent ? 100.0 * static_cast<double>(res.sent - res.arrived) /
-                                         static_cast<double>(res.sent)
-                                   : 0);
-        refused.push_back(static_cast<double>(res.overloaded));
-      }
-      test["galaxies_dropped_percent"] = median(dropped);
-      test["galaxies_overloaded_refusals"] = median(refused);
-    }
-    nlohmann::json raw = nlohmann::json::array();
-    for (const auto* r : runs)
-      raw.push_back({{"run", r->run}, {"galaxies", r->galaxies}, {"baseline", r->baseline}});
-    test["runs"] = std::move(raw);
-    tests.push_back(std::move(test));
+    tests.push_back({{"name", spec.name}, {"systems", systems}, {"ratios", test_ratios}});
   }
   return tests;
 }
 
-void print_table(std::ostream& out, const nlohmann::json& summary) {
-  char line[160];
-  std::snprintf(line, sizeof line, "%-38s %6s %10s %10s %8s\n", "test (medians)", "unit",
-                "galaxies", "baseline", "ratio");
-  out << line;
-  for (const auto& test : summary) {
-    for (const auto& [key, m] : test.at("metrics").items()) {
-      const std::string unit = m.at("unit");
-      const std::string name =
-          test.at("description").get<std::string>() + m.at("label").get<std::string>();
-      std::snprintf(line, sizeof line, "%-38s %6s %10s %10s %8.2f\n", name.c_str(), unit.c_str(),
-                    format_value(m.at("galaxies").get<double>(), unit).c_str(),
-                    format_value(m.at("baseline").get<double>(), unit).c_str(),
-                    m.at("ratio").get<double>());
-      out << line;
+void print_table(std::ostream& out, const nlohmann::json& document) {
+  const auto& context = document.at("context");
+  out << "galaxies bench: " << context.at("runs") << " run(s), medians [min-max]; "
+      << context.at("cores") << " cores, load " << context.at("load_average_start").dump()
+      << " at the start, " << context.at("load_average_end").dump() << " at the end\n";
+  for (const auto& test : document.at("tests")) {
+    out << "\n" << test.at("name").get<std::string>() << "\n";
+    const bool slow = test.at("name") == "slow_consumer";
+    for (const auto& [system, figures] : test.at("systems").items()) {
+      if (slow) {
+        for (const auto& [key, unit] : slow_consumer_lines)
+          if (figures.contains(key)) print_figure(out, system + " " + key, unit, figures.at(key));
+        if (figures.contains("delivered_all"))
+          out << "  " << system << " every accepted message reached the sink: "
+              << (figures.at("delivered_all").at("all").get<bool>() ? "yes" : "NO") << "\n";
+        continue;
+      }
+      for (const auto& [key, unit] : headlines)
+        if (figures.contains(key)) print_figure(out, system + " " + key, unit, figures.at(key));
     }
-  }
-  for (const auto& test : summary) {
-    if (!test.contains("galaxies_dropped_percent")) continue;
-    std::snprintf(line, sizeof line,
-                  "%s: galaxies dropped %.1f%% of the sent messages on the way, "
-                  "send() refused %.0f times (overloaded)\n",
-                  test.at("description").get<std::string>().c_str(),
-                  test.at("galaxies_dropped_percent").get<double>(),
-                  test.at("galaxies_overloaded_refusals").get<double>());
-    out << line;
+    for (const auto& [name, by_figure] : test.at("ratios").items())
+      for (const auto& [key, f] : by_figure.items())
+        print_figure(out, name + " " + key, "ratio", f);
   }
 }
 

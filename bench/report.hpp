@@ -1,27 +1,32 @@
-// Medians over runs, ratios against the baseline, the table and the JSON document.
+// From the runs' figures to the document: per test and system, each figure's median, min and max
+// over the runs (and the runs themselves), the ratios galaxies/baseline taken run by run, and the
+// table.
 #pragma once
 
 #include <iosfwd>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "results.hpp"
 
 namespace galaxies::bench {
 
-// One test of one run: galaxies and the baseline, measured back to back.
+// One test of one run on one system.
 struct run_record {
   test_spec spec;
   int run = 0;
-  nlohmann::json galaxies;  // throughput_result or latency_result
-  nlohmann::json baseline;
+  std::string system;      // "galaxies", "tcp", "relay", "nats"
+  nlohmann::json figures;  // a flat object: numbers, and for slow_consumer a flag and a reason
 };
 
-// The summary: per test and metric, the medians over runs of galaxies, of the baseline and of the
-// per-run ratio galaxies/baseline (each ratio from two measurements taken seconds apart).
-nlohmann::json summarize_runs(const std::vector<test_spec>& specs,
-                              const std::vector<run_record>& records);
+// [{"name", "systems": {SYSTEM: {FIGURE: {"median", "min", "max", "runs"}}},
+//   "ratios": {"galaxies/SYSTEM": {FIGURE: {...}}}}]. Flags become {"all", "runs"}, texts
+// {"runs"}.
+nlohmann::json summarize(const std::vector<test_spec>& specs,
+                         const std::vector<run_record>& records);
 
-void print_table(std::ostream& out, const nlohmann::json& summary);
+// The document's tests as a table: medians with [min-max], then the ratios.
+void print_table(std::ostream& out, const nlohmann::json& document);
 
 }  // namespace galaxies::bench

@@ -5,6 +5,42 @@
 
 namespace galaxies::bench {
 
+void compute_rate(throughput_result& r) {
+  r.seconds = r.arrived > 1 ? static_cast<double>(r.last_arrival_ns - r.first_arrival_ns) / 1e9 : 0;
+  r.msgs_per_s = r.seconds > 0 ? static_cast<double>(r.arrived) / r.seconds : 0;
+}
+
+throughput_result combine(const std::vector<throughput_result>& pairs) {
+  throughput_result out;
+  for (const auto& p : pairs) {
+    out.sent += p.sent;
+    out.overloaded += p.overloaded;
+    out.arrived += p.arrived;
+    if (p.arrived == 0) continue;
+    if (out.first_arrival_ns == 0 || p.first_arrival_ns < out.first_arrival_ns)
+      out.first_arrival_ns = p.first_arrival_ns;
+    out.last_arrival_ns = std::max(out.last_arrival_ns, p.last_arrival_ns);
+  }
+  compute_rate(out);
+  return out;
+}
+
+nlohmann::json figures(const throughput_result& r) {
+  // More can arrive than was counted as accepted only through a bug; say so rather than wrap.
+  const double lost = static_cast<double>(r.sent) - static_cast<double>(r.arrived);
+  return {{"msgs_per_s", r.msgs_per_s},
+          {"sent", r.sent},
+          {"arrived", r.arrived},
+          {"lost", lost},
+          {"refused", r.overloaded}};
+}
+
+nlohmann::json figures(const latency_result& r) {
+  return {{"p50_us", r.p50_us},       {"p99_us", r.p99_us},
+          {"p999_us", r.p999_us},     {"requests_per_s", r.requests_per_s},
+          {"completed", r.completed}, {"errors", r.errors}};
+}
+
 double percentile(std::vector<std::int64_t>& values, double p) {
   if (values.empty()) return 0;
   const auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(values.size())));

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # The one list: build tools and libraries, the registry servers the tests start (etcd, Redis),
-# and the network tools the fault tests use inside their own namespaces (iproute2, iptables).
+# the network tools the fault tests use inside their own namespaces (iproute2, iptables), and the
+# NATS server and C client `galaxies bench --peer nats` compares against (its test runs it).
 # scripts/test.sh's sanitizer stage needs only g++ (libasan and libubsan come with it); its fuzz
 # stage needs clang-14, libclang-rt-14-dev (libclang_rt.fuzzer-x86_64.a and clang's sanitizer
 # runtimes: clang-14 only recommends it, through libclang-common-14-dev, and recommendations are
@@ -17,7 +18,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format iproute2 iptables procps openssl util-linux
-  etcd-server redis-server
+  etcd-server redis-server nats-server libnats-dev
 )
 
 is_installed() {

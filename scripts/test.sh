@@ -4,7 +4,7 @@
 #   plain  build/       the normal build (scripts/build.sh, BUILD_DIR); ctest, every label (unit,
 #                       integration, slow). Arguments to this script go to this ctest.
 #   asan   build-asan/  g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-O1, tests only,
-#                       no bench/examples/fault tests); ctest -L 'unit|integration'.
+#                       no examples/fault tests); ctest -L 'unit|integration'.
 #   fuzz   build-fuzz/  clang++-14 libFuzzer targets (tests/fuzz), each run on its seed corpus
 #                       and then for GALAXIES_FUZZ_SECONDS (default 25) seconds.
 # GALAXIES_TEST_STAGES (default plain,asan,fuzz) picks stages. A failed stage does not stop the
@@ -41,8 +41,8 @@ stage_asan() {
   # stack traces stay readable. Only what unit and integration tests need is configured.
   cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_CXX_COMPILER=g++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
-    -DGALAXIES_SANITIZE=address,undefined -DGALAXIES_BUILD_BENCH=OFF \
-    -DGALAXIES_BUILD_EXAMPLES=OFF -DGALAXIES_BUILD_SLOW_TESTS=OFF
+    -DGALAXIES_SANITIZE=address,undefined -DGALAXIES_BUILD_EXAMPLES=OFF \
+    -DGALAXIES_BUILD_SLOW_TESTS=OFF
   cmake --build "$root/build-asan" -j "$jobs"
   # Every process inherits these: the test binaries, the `galaxies` CLI they start and the
   # workers those exec. Reports go to stderr: ctest sees the test's own and its direct children's,
@@ -60,8 +60,8 @@ stage_fuzz() {
   local compiler
   compiler="$(command -v clang++-14 || command -v clang++)"
   cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_CXX_COMPILER="$compiler" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGALAXIES_BUILD_TESTS=OFF -DGALAXIES_BUILD_BENCH=OFF \
-    -DGALAXIES_BUILD_EXAMPLES=OFF -DGALAXIES_BUILD_FUZZERS=ON
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGALAXIES_BUILD_TESTS=OFF -DGALAXIES_BUILD_EXAMPLES=OFF \
+    -DGALAXIES_BUILD_FUZZERS=ON
   cmake --build "$root/build-fuzz" -j "$jobs" --target galaxies_fuzzers
   # clang's runtime symbolizes stack traces only with an llvm-symbolizer it can find.
   if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" ]] && command -v llvm-symbolizer-14 >/dev/null; then

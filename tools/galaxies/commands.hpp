@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "driver.hpp"
 #include "galaxies/options.hpp"
+#include "relay.hpp"
 
 namespace galaxies::cli {
 
@@ -32,12 +34,22 @@ struct request_args : client_args {
   std::string payload;
 };
 
+// `galaxies bench` and the hidden subcommands it starts its hosts and relays with.
+struct bench_args {
+  bench::driver_options driver;
+  options host;
+  bench::relay_options relay;
+};
+
 void add_host_command(CLI::App& app, host_args& args);
 void add_status_command(CLI::App& app, client_args& args);
 void add_request_command(CLI::App& app, request_args& args);
+void add_bench_command(CLI::App& app, bench_args& args);
 
 int run_host(int argc, char** argv, host_args& args);
 int run_status(const client_args& args);
 int run_request(const request_args& args);
+// Any of the three bench subcommands, whichever `app` got.
+int run_bench(int argc, char** argv, CLI::App& app, bench_args& args);
 
 }  // namespace galaxies::cli

@@ -1,4 +1,4 @@
-// galaxies: run a host, look at a cluster, send a request.
+// galaxies: run a host, look at a cluster, send a request, measure.
 #include <iostream>
 
 #include "commands.hpp"
@@ -10,9 +10,11 @@ int main(int argc, char** argv) {
   host_args host;
   client_args status;
   request_args request;
+  bench_args bench;
   add_host_command(app, host);
   add_status_command(app, status);
   add_request_command(app, request);
+  add_bench_command(app, bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -22,9 +24,9 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("host")) return run_host(argc, argv, host);
     if (app.got_subcommand("status")) return run_status(status);
     if (app.got_subcommand("request")) return run_request(request);
+    return run_bench(argc, argv, app, bench);
   } catch (const std::exception& e) {
     std::cerr << "galaxies: error: " << e.what() << "\n";
     return 1;
   }
-  return 1;
 }

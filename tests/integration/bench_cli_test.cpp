@@ -1,0 +1,174 @@
+// `galaxies bench --quick`, run as the test command runs it, so that the tool cannot rot: the JSON
+// has the documented shape, and galaxies lost nothing that send() accepted. Timings are printed by
+// the tool, never judged here.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "support/cluster.hpp"
+#include "support/eventually.hpp"
+#include "support/host_tools.hpp"
+
+namespace galaxies::test {
+namespace {
+
+// The bench's own time limit, and ours above it.
+constexpr int bench_time_limit_s = 100;
+constexpr auto wait_limit = std::chrono::seconds(bench_time_limit_s + 20);
+
+const std::vector<std::string> throughput_tests = {"send_64", "send_1k", "send_64_x4"};
+const std::vector<std::string> request_tests = {"request_64", "request_64_x64"};
+
+std::vector<std::string> expected_systems() {
+  std::vector<std::string> systems = {"galaxies", "tcp", "relay"};
+#ifdef GALAXIES_TEST_NATS
+  systems.push_back("nats");
+#endif
+  return systems;
+}
+
+// One quick run for the whole suite: exit status, the document and the tool's stderr.
+struct bench_run {
+  int status = -1;
+  nlohmann::json document;
+  std::string log;
+};
+
+bench_run run_quick_bench() {
+  temp_dir dir;
+  const std::string json_path = (dir.path() / "bench.json").string();
+  const std::string log_path = (dir.path() / "bench.log").string();
+  std::vector<std::string> argv = {cli_path(),
+                                   "bench",
+                                   "--quick",
+                                   "--json",
+                                   json_path,
+                                   "--time-limit",
+                                   std::to_string(bench_time_limit_s)};
+#ifdef GALAXIES_TEST_NATS
+  argv.insert(argv.end(), {"--peer", "nats"});
+#endif
+  tools::unique_fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  const pid_t pid = tools::spawn(argv, log.get(), log.get());
+  bench_run out;
+  int status = 0;
+  const bool exited = eventually(
+      wait_limit, [&] { return ::waitpid(pid, &status, WNOHANG) == pid; },
+      std::chrono::milliseconds(50));
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  out.status = exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream log_in(log_path);
+  out.log.assign(std::istreambuf_iterator<char>(log_in), {});
+  std::ifstream json_in(json_path);
+  if (json_in) out.document = nlohmann::json::parse(json_in, nullptr, false);
+  return out;
+}
+
+// Its log is printed whatever happens: the figures are worth seeing, and in a sanitizer build a
+// report from any of its processes fails the test there (tests/CMakeLists.txt).
+const bench_run& quick_run() {
+  static const bench_run run = [] {
+    auto r = run_quick_bench();
+    std::cerr << "---- galaxies bench --quick (exit " << r.status << ")\n" << r.log << "----\n";
+    return r;
+  }();
+  return run;
+}
+
+const nlohmann::json* find_test(const std::string& name) {
+  for (const auto& t : quick_run().document.at("tests"))
+    if (t.at("name") == name) return &t;
+  return nullptr;
+}
+
+// {"median": x, "min": y, "max": z} with min <= median <= max.
+void expect_figure(const nlohmann::json& system, const std::string& key, const std::string& where) {
+  ASSERT_TRUE(system.contains(key)) << where << " has no " << key;
+  const auto& f = system.at(key);
+  for (const char* part : {"median", "min", "max"})
+    ASSERT_TRUE(f.contains(part) && f.at(part).is_number()) << where << " " << key << "." << part;
+  EXPECT_LE(f.at("min").get<double>(), f.at("median").get<double>()) << where << " " << key;
+  EXPECT_LE(f.at("median").get<double>(), f.at("max").get<double>()) << where << " " << key;
+}
+
+void expect_systems(const std::string& test, const std::vector<std::string>& figures) {
+  const auto* t = find_test(test);
+  ASSERT_NE(t, nullptr) << "no test " << test;
+  for (const auto& system : expected_systems()) {
+    ASSERT_TRUE(t->at("systems").contains(system)) << test << " has no system " << system;
+    for (const auto& key : figures)
+      expect_figure(t->at("systems").at(system), key, test + "/" + system);
+  }
+}
+
+class bench_cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& run = quick_run();
+    ASSERT_EQ(run.status, 0) << "galaxies bench --quick failed:\n" << run.log;
+    ASSERT_TRUE(run.document.is_object()) << "no JSON document written:\n" << run.log;
+  }
+};
+
+TEST_F(bench_cli, quick_run_reports_the_machine) {
+  const auto& context = quick_run().document.at("context");
+  for (const char* key : {"cores", "load_average_start", "load_average_end", "compiler", "commit"})
+    EXPECT_TRUE(context.contains(key)) << "context has no " << key;
+  EXPECT_GE(context.at("cores").get<int>(), 1);
+}
+
+TEST_F(bench_cli, throughput_tests_report_rate_and_counts_for_every_system) {
+  for (const auto& test : throughput_tests)
+    expect_systems(test, {"msgs_per_s", "sent", "arrived", "lost"});
+}
+
+TEST_F(bench_cli, request_tests_report_percentiles_and_rate_for_every_system) {
+  for (const auto& test : request_tests)
+    expect_systems(test, {"p50_us", "p99_us", "p999_us", "requests_per_s"});
+}
+
+TEST_F(bench_cli, slow_consumer_reports_neighbours_memory_and_delivery) {
+  const auto* t = find_test("slow_consumer");
+  ASSERT_NE(t, nullptr);
+  const auto& g = t->at("systems").at("galaxies");
+  for (const char* key :
+       {"throughput_ratio", "p50_ratio", "p99_ratio", "sent", "refused", "arrived", "lost",
+        "rss_kib_a_before", "rss_kib_a_during", "rss_kib_a_after", "rss_kib_b_before",
+        "rss_kib_b_during", "rss_kib_b_after"})
+    expect_figure(g, key, "slow_consumer/galaxies");
+  ASSERT_TRUE(g.contains("delivered_all"));
+  EXPECT_TRUE(g.at("delivered_all").at("all").is_boolean());
+}
+
+// A correctness claim, not a timing: what send() accepted arrived.
+TEST_F(bench_cli, galaxies_loses_no_accepted_message) {
+  for (const auto& test : throughput_tests) {
+    const auto* t = find_test(test);
+    ASSERT_NE(t, nullptr) << test;
+    EXPECT_EQ(t->at("systems").at("galaxies").at("lost").at("max").get<double>(), 0) << test;
+  }
+}
+
+// The same for a receiver that stops reading while it is flooded. Disabled until the flow control
+// of issue #8 lands: today the receiver's master closes it as a slow consumer (its queue passes
+// 64 MiB, or it holds the host link back for more than 2 s), and what was queued for it is lost.
+TEST_F(bench_cli, DISABLED_galaxies_loses_nothing_to_a_stopped_receiver) {
+  const auto* t = find_test("slow_consumer");
+  ASSERT_NE(t, nullptr);
+  const auto& g = t->at("systems").at("galaxies");
+  EXPECT_EQ(g.at("lost").at("max").get<double>(), 0);
+  EXPECT_EQ(g.at("neighbour_lost").at("max").get<double>(), 0);
+  EXPECT_TRUE(g.at("delivered_all").at("all").get<bool>());
+}
+
+}  // namespace
+}  // namespace galaxies::test
