@@ -102,6 +102,8 @@ void node_core::emit(wire::frame_type type, const node_id& to, std::uint64_t id,
 void node_core::wait_for_credit(wire::frame_type type, const node_id& to, std::uint64_t id,
                                 std::uint32_t word, std::string_view command, byte_view payload,
                                 send_callback done) {
+  if (type == wire::frame_type::request && ++waiting_requests_ > 2 * pending_.size() + 64)
+    sweep_ended_requests();
   waiting_frame w{{}, type == wire::frame_type::request ? id : 0, std::move(done)};
   wire::append_message(w.frame, type, self_, to, id, word, command, payload,
                        link_->max_frame_size());
@@ -119,6 +121,7 @@ void node_core::flush_waiting(const node_id& to) {
   while (!queue.empty()) {
     auto& w = queue.front();
     if (w.request_id != 0 && !pending_.contains(w.request_id)) {
+      --waiting_requests_;
       queue.pop_front();  // timed out while it waited: nobody expects its reply
       continue;
     }
@@ -135,11 +138,23 @@ void node_core::flush_waiting(const node_id& to) {
     out.insert(out.end(), w.frame.begin(), w.frame.end());
     wrote = true;
     ++counters_.sent;
+    if (w.request_id != 0) --waiting_requests_;
     if (w.done) fail_soon(std::move(w.done), {});
     queue.pop_front();
   }
   if (queue.empty()) waiting_.erase(it);
   if (wrote) link_->flush();
+}
+
+void node_core::sweep_ended_requests() {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    std::erase_if(it->second, [&](const waiting_frame& w) {
+      const bool ended = w.request_id != 0 && !pending_.contains(w.request_id);
+      if (ended) --waiting_requests_;
+      return ended;
+    });
+    it = it->second.empty() ? waiting_.erase(it) : std::next(it);
+  }
 }
 
 void node_core::on_drained() {
@@ -365,8 +380,10 @@ void node_core::forget_peer(const node_id& id) {
   if (it == waiting_.end()) return;
   auto queue = std::move(it->second);
   waiting_.erase(it);
-  for (auto& w : queue)
+  for (auto& w : queue) {
+    if (w.request_id != 0) --waiting_requests_;
     if (w.done) fail_soon(std::move(w.done), make_error_code(errc::node_left));
+  }
 }
 
 void node_core::on_nodes_up(const wire::frame_view& frame) {
@@ -462,6 +479,7 @@ void node_core::disconnect(std::error_code error, std::string_view why, bool gra
   for (auto& [to, queue] : std::exchange(waiting_, {}))
     for (auto& w : queue)
       if (w.done) fail_soon(std::move(w.done), unsent);
+  waiting_requests_ = 0;
   send_credit_.clear();
   receive_credit_.clear();
   pending_.fail_all(error == errc::shutting_down ? error : make_error_code(errc::not_connected));

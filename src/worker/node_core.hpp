@@ -110,6 +110,7 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
                        send_callback done);
   // Sends what waits for `to`, in order, as far as its credit and the channel allow.
   void flush_waiting(const node_id& to);
+  void sweep_ended_requests();
   void forget_peer(const node_id& id);
   void fail_soon(request_callback done, std::error_code error);
   void fail_soon(send_callback done, std::error_code error);
@@ -135,6 +136,9 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   send_credit send_credit_{limits::default_flow_window};
   receive_credit receive_credit_{limits::default_flow_window, 0};
   std::unordered_map<node_id, std::deque<waiting_frame>> waiting_;
+  // Requests among the waiting frames, timed out or not: when most of them have ended, a sweep
+  // drops those, so a receiver that never grants cannot make expired requests pile up.
+  std::size_t waiting_requests_ = 0;
   std::unordered_map<node_id, node_info> nodes_;
   std::unordered_map<host_id, host_info> hosts_;
   std::unordered_map<std::string, message_handler, string_hash, std::equal_to<>> handlers_;

@@ -171,6 +171,72 @@ TEST(flow, a_receiver_slower_than_its_sender_slows_it_down_and_gets_everything) 
   RecordProperty("refused_sends", static_cast<int>(sent.refused));
 }
 
+TEST(flow, without_credit_sends_are_refused_and_async_sends_and_requests_wait_in_order) {
+  cluster c;
+  const auto hosts = two_hosts(c);
+  test_node a(hosts[0]->unix_path(), c.name());
+  test_node b(hosts[1]->unix_path(), c.name(), heartbeat_options{0ms, 6});
+  test_node other(hosts[1]->unix_path(), c.name());
+  for (auto* n : {&a, &b, &other}) ASSERT_TRUE(n->wait_ready());
+  sequence_log at_b;
+  std::atomic<int> broadcasts_at_other{0};
+  b.run([&](node& n) {
+    n.on("seq", [&](const message& m, responder) { at_b.add(m.payload); });
+    n.on("echo", [](const message& m, responder r) { r.reply(m.payload); });
+  });
+  other.run(
+      [&](node& n) { n.on("all", [&](const message&, responder) { ++broadcasts_at_other; }); });
+  const node_id b_id = b.id();
+  ASSERT_TRUE(eventually(join_deadline, [&] { return knows(a, b_id) && knows(a, other.id()); }));
+
+  std::promise<void> thaw;
+  b.freeze_until(thaw.get_future().share());
+  // send() takes what the window holds, then refuses; a broadcast needs room at every node.
+  std::size_t accepted = 0;
+  std::error_code refused, broadcast_refused;
+  a.run([&](node& n) {
+    while (!(refused = n.send(b_id, "seq", as_bytes(numbered(accepted, 1024))))) ++accepted;
+    broadcast_refused = n.broadcast("all", as_bytes(std::string_view("x")));
+  });
+  EXPECT_EQ(refused, errc::overloaded);
+  EXPECT_EQ(broadcast_refused, errc::overloaded) << "b has no room: nobody gets the broadcast";
+  EXPECT_GT(accepted, 0u);
+
+  // async_send waits for room, behind nothing but the pair's own earlier messages.
+  constexpr std::size_t waiting = 20;
+  std::mutex mutex;
+  std::vector<std::error_code> completions;
+  a.run([&](node& n) {
+    for (std::size_t i = 0; i < waiting; ++i)
+      n.async_send(b_id, "seq", as_bytes(numbered(accepted + i, 1024)), [&](std::error_code ec) {
+        const std::lock_guard lock(mutex);
+        completions.push_back(ec);
+      });
+  });
+  // A request waits too, and times out while b is stopped; its time is the test's pause.
+  const auto [timed_out, nothing] = a.request(b_id, "echo", "late", 300ms);
+  EXPECT_EQ(timed_out, errc::timeout);
+  {
+    const std::lock_guard lock(mutex);
+    EXPECT_TRUE(completions.empty()) << "an async_send completed without credit";
+  }
+
+  thaw.set_value();
+  ASSERT_TRUE(eventually(30s, [&] {
+    const std::lock_guard lock(mutex);
+    return completions.size() == waiting;
+  }));
+  for (const auto& ec : completions) EXPECT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(eventually(30s, [&] { return at_b.count() >= accepted + waiting; }));
+  EXPECT_EQ(at_b.count(), accepted + waiting);
+  EXPECT_TRUE(at_b.in_order());
+  const auto [ok, reply] = a.request(b_id, "echo", "again", 5s);
+  EXPECT_FALSE(ok) << ok.message();
+  EXPECT_EQ(as_text(reply), "again");
+  EXPECT_EQ(broadcasts_at_other.load(), 0);
+  expect_nothing_dropped_or_held(hosts);
+}
+
 // Host A runs a flooder and two neighbour senders, host B a receiver that stops reading and the
 // two neighbour receivers: one pair exchanges messages, the other requests, all over the one
 // link between A and B.
