@@ -19,19 +19,36 @@ constexpr bool is_dash_position(std::size_t i) {
   return i == 8 || i == 13 || i == 18 || i == 23;
 }
 
-}  // namespace
-
-uuid uuid::random() {
-  std::array<std::uint8_t, size> bytes;
+void fill_random(void* data, std::size_t size) {
+  auto* at = static_cast<std::uint8_t*>(data);
   std::size_t filled = 0;
   while (filled < size) {
-    ssize_t n = ::getrandom(bytes.data() + filled, size - filled, 0);
+    ssize_t n = ::getrandom(at + filled, size - filled, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw std::runtime_error("getrandom failed");
     }
     filled += static_cast<std::size_t>(n);
   }
+}
+
+}  // namespace
+
+std::array<std::uint64_t, 2> detail::uuid_hash_seed() noexcept {
+  std::array<std::uint64_t, 2> seed{};
+  try {
+    fill_random(seed.data(), sizeof seed);
+  } catch (const std::exception&) {
+    // getrandom cannot fail once the kernel's pool is ready (it always is after boot); should it,
+    // fixed odd constants still spread random UUIDs evenly.
+    seed = {0xa0761d6478bd642full, 0xe7037ed1a0b428dbull};
+  }
+  return seed;
+}
+
+uuid uuid::random() {
+  std::array<std::uint8_t, size> bytes;
+  fill_random(bytes.data(), bytes.size());
   bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0f) | 0x40);  // version 4
   bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
   return uuid(bytes);

@@ -41,8 +41,9 @@ request_ledger::add_result request_ledger::add(const node_id& requester, std::ui
 }
 
 void request_ledger::erase(std::unordered_map<key, entry, key_hash>::iterator it) {
-  auto count = per_node_.find(it->first.requester);
-  if (count != per_node_.end() && --count->second == 0) per_node_.erase(count);
+  // A count at zero stays until its node leaves (forget): a node asking one request at a time
+  // would otherwise cost an allocation per request for its count alone.
+  if (auto count = per_node_.find(it->first.requester); count != per_node_.end()) --count->second;
   entries_.erase(it);
 }
 
@@ -60,6 +61,7 @@ bool request_ledger::answer(const node_id& requester, std::uint64_t id, const no
 
 void request_ledger::forget(const std::unordered_set<node_id>& gone) {
   if (gone.empty()) return;
+  for (const auto& node : gone) per_node_.erase(node);
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
     if (gone.contains(it->first.requester) || gone.contains(it->second.target)) erase(it);

@@ -11,14 +11,26 @@ send_credit::pair& send_credit::at(const node_id& to) {
   return pairs_.try_emplace(to, pair{initial_window_, initial_window_}).first->second;
 }
 
-bool send_credit::admits(const node_id& to, std::size_t size) const noexcept {
-  const auto it = pairs_.find(to);
-  if (it == pairs_.end()) return true;  // a fresh window
-  const auto& p = it->second;
+bool send_credit::covers(const pair& p, std::size_t size) noexcept {
   // A receiver grants once half a window is consumed, so with nothing in flight more than half is
   // available: a frame larger than that goes then, alone, and never waits for good.
   return p.available >= static_cast<std::int64_t>(size) ||
          p.available >= static_cast<std::int64_t>(p.window / 2);
+}
+
+bool send_credit::admits(const node_id& to, std::size_t size) const noexcept {
+  const auto it = pairs_.find(to);
+  return it == pairs_.end() || covers(it->second, size);  // absent: a fresh window
+}
+
+std::optional<std::uint8_t> send_credit::try_take(const node_id& to, std::size_t size) {
+  auto& p = at(to);
+  if (!covers(p, size)) {
+    p.blocked = true;
+    return std::nullopt;
+  }
+  p.available -= static_cast<std::int64_t>(size);
+  return std::exchange(p.blocked, false) ? wire::flag_blocked : 0;
 }
 
 std::uint8_t send_credit::take(const node_id& to, std::size_t size) {

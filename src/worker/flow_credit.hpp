@@ -25,6 +25,9 @@ class send_credit {
   // Debits a frame admitted for `to`; returns the flags it must carry (flag_blocked once after
   // the pair was refused or waited, asking the receiver for a larger window).
   std::uint8_t take(const node_id& to, std::size_t size);
+  // admits() and take() with one lookup (the hot path): the flags when admitted and debited;
+  // otherwise nothing, and the pair is marked blocked.
+  std::optional<std::uint8_t> try_take(const node_id& to, std::size_t size);
   // A frame to `to` was refused or has to wait for credit.
   void mark_blocked(const node_id& to);
   // A grant from `to`: adds to the credit, which never exceeds the window it names.
@@ -45,6 +48,7 @@ class send_credit {
     bool blocked = false;
   };
   pair& at(const node_id& to);
+  static bool covers(const pair& p, std::size_t size) noexcept;
 
   std::uint32_t initial_window_;
   std::unordered_map<node_id, pair> pairs_;

@@ -80,21 +80,17 @@ std::error_code node_core::check_sendable(std::string_view command, std::size_t 
   return {};
 }
 
-bool node_core::can_go_now(const node_id& to, std::size_t frame_size) {
-  if (const auto it = waiting_.find(to); it != waiting_.end()) return false;
-  if (!send_credit_.admits(to, frame_size)) {
-    send_credit_.mark_blocked(to);
-    return false;
-  }
-  return link_->has_room(frame_size);
+std::optional<std::uint8_t> node_core::admit(const node_id& to, std::size_t frame_size) {
+  if (!waiting_.empty() && waiting_.contains(to)) return std::nullopt;
+  if (!link_->has_room(frame_size)) return std::nullopt;
+  return send_credit_.try_take(to, frame_size);
 }
 
 void node_core::emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
-                     std::string_view command, byte_view payload) {
-  const std::size_t size = wire::message_frame_size(command.size(), payload.size());
+                     std::string_view command, byte_view payload, std::uint8_t flags) {
   // check_sendable has bounded the command and the frame, so encoding cannot fail.
   wire::append_message(link_->outbound(), type, self_, to, id, word, command, payload,
-                       link_->max_frame_size(), send_credit_.take(to, size));
+                       link_->max_frame_size(), flags);
   link_->flush();
   ++counters_.sent;
 }
@@ -169,8 +165,9 @@ std::error_code node_core::send(const node_id& to, std::string_view command, byt
   if (auto ec = check_sendable(command, size)) return ec;
   if (command.empty()) return std::make_error_code(std::errc::invalid_argument);
   if (to != self_ && !nodes_.contains(to)) return errc::no_such_node;
-  if (!can_go_now(to, size)) return errc::overloaded;
-  emit(wire::frame_type::send, to, 0, 0, command, payload);
+  const auto flags = admit(to, size);
+  if (!flags) return errc::overloaded;
+  emit(wire::frame_type::send, to, 0, 0, command, payload, *flags);
   return {};
 }
 
@@ -212,9 +209,10 @@ void node_core::start_send(const node_id& to, std::string_view command, byte_vie
   if (command.empty())
     return fail_soon(std::move(done), std::make_error_code(std::errc::invalid_argument));
   if (to != self_ && !nodes_.contains(to)) return fail_soon(std::move(done), errc::no_such_node);
-  if (!can_go_now(to, size))
+  const auto flags = admit(to, size);
+  if (!flags)
     return wait_for_credit(wire::frame_type::send, to, 0, 0, command, payload, std::move(done));
-  emit(wire::frame_type::send, to, 0, 0, command, payload);
+  emit(wire::frame_type::send, to, 0, 0, command, payload, *flags);
   fail_soon(std::move(done), {});
 }
 
@@ -232,9 +230,9 @@ void node_core::start_request(const node_id& to, std::string_view command, byte_
   const auto ms =
       static_cast<std::uint32_t>(std::clamp<std::int64_t>(timeout.count(), 0, UINT32_MAX));
   // Without credit it waits, within its deadline (the pending table times it out meanwhile).
-  if (!can_go_now(to, size))
-    return wait_for_credit(wire::frame_type::request, to, id, ms, command, payload, {});
-  emit(wire::frame_type::request, to, id, ms, command, payload);
+  const auto flags = admit(to, size);
+  if (!flags) return wait_for_credit(wire::frame_type::request, to, id, ms, command, payload, {});
+  emit(wire::frame_type::request, to, id, ms, command, payload, *flags);
 }
 
 void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc status,
@@ -251,9 +249,10 @@ void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc sta
   }
   // A reply waits for credit like any message: the requester's deadline bounds its worth, and
   // its requester leaving drops it.
-  if (!can_go_now(to, size))
+  const auto flags = admit(to, size);
+  if (!flags)
     return wait_for_credit(wire::frame_type::reply, to, request_id, word, {}, payload, {});
-  emit(wire::frame_type::reply, to, request_id, word, {}, payload);
+  emit(wire::frame_type::reply, to, request_id, word, {}, payload, *flags);
 }
 
 void node_core::on_frame(const wire::frame_view& frame) {
@@ -353,9 +352,9 @@ void node_core::on_message(const wire::frame_view& frame) {
 }
 
 void node_core::consumed(const wire::frame_view& frame, const node_id& from) {
-  // The handler may have stopped this node, or its sender may have left meanwhile (a nested
-  // event): no grant then.
-  if (state_ == state::closed || (from != self_ && !nodes_.contains(from))) return;
+  // The handler may have stopped this node: no grant then. (Its sender cannot have left: a
+  // nodes_down follows the sender's last frame, and is handled after this one.)
+  if (state_ == state::closed) return;
   const bool blocked = (frame.header.flags & wire::flag_blocked) != 0;
   if (auto grant = receive_credit_.consumed(self_, from, frame.bytes.size(), blocked)) {
     // Credit never waits for credit, nor behind our own data: it is what lets the sender go on.

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -98,12 +99,13 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
 
   // Whether a message of `frame_size` bytes can be sent at all (state, size limits).
   std::error_code check_sendable(std::string_view command, std::size_t frame_size) const;
-  // Whether a frame for `to` can go now: nothing waits for `to`, its credit and the channel
-  // have room. Marks the pair blocked when the credit is what lacks.
-  bool can_go_now(const node_id& to, std::size_t frame_size);
-  // Appends a message frame admitted by can_go_now to the channel, debiting the credit.
+  // Whether a frame for `to` can go now: nothing waits for `to`, the channel and its credit have
+  // room. If so the credit is debited and the frame's flags returned; if the credit is what
+  // lacks, the pair is marked blocked.
+  std::optional<std::uint8_t> admit(const node_id& to, std::size_t frame_size);
+  // Appends an admitted message frame to the channel.
   void emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
-            std::string_view command, byte_view payload);
+            std::string_view command, byte_view payload, std::uint8_t flags);
   // Encodes a message frame to wait for `to`'s credit, behind any already waiting.
   void wait_for_credit(wire::frame_type type, const node_id& to, std::uint64_t id,
                        std::uint32_t word, std::string_view command, byte_view payload,

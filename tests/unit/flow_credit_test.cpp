@@ -39,6 +39,15 @@ TEST(SendCredit, TheFrameAfterABlockAsksForMore) {
   EXPECT_EQ(credit.take(peer, 100), 0) << "only the first frame after the block carries it";
 }
 
+TEST(SendCredit, TryTakeIsAdmitsAndTakeInOne) {
+  send_credit credit(window);
+  ASSERT_EQ(credit.try_take(peer, window - 10), std::optional<std::uint8_t>(0));
+  EXPECT_FALSE(credit.try_take(peer, 100)) << "10 bytes left, less than half the window";
+  EXPECT_EQ(credit.available(peer), 10) << "a refusal debits nothing";
+  credit.grant(peer, window, window);
+  EXPECT_EQ(credit.try_take(peer, 100), std::optional<std::uint8_t>(wire::flag_blocked));
+}
+
 TEST(SendCredit, AFrameLargerThanTheWindowGoesAloneWhenHalfIsFree) {
   send_credit credit(window);
   EXPECT_TRUE(credit.admits(peer, 10 * window));

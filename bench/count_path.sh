@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Counts of the message path that do not depend on the machine's mood (bench/RESULTS.md), from
+# galaxies_path_count (two routers, two nodes, one loop, one process): instructions per message
+# (valgrind callgrind, the measured phase only), syscalls per request round trip (strace -c) and
+# allocations per message and per request (the program's own operator new).
+# Usage: bench/count_path.sh [BUILD_DIR]   (default build/; needs valgrind and strace)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build}"
+program="$build/bench/galaxies_path_count"
+[[ -x "$program" ]] || { echo "count_path.sh: build galaxies_path_count first" >&2; exit 2; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+sends=100000
+requests=10000
+
+instructions() {  # total Ir of the measured phase, then the top functions (inclusive)
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/out" "$@" >/dev/null 2>&1
+  callgrind_annotate --inclusive=yes "$work/out" 2>/dev/null
+}
+
+per() { awk -v total="$1" -v n="$2" 'BEGIN { printf "%.0f", total / n }'; }
+
+echo "== sends: $sends messages of 64 bytes, node a -> master A -> master B -> node b"
+"$program" --messages "$sends"
+instructions "$program" --messages "$sends" >"$work/send.txt"
+total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }' "$work/send.txt")
+echo "instructions per message: $(per "$total" "$sends")"
+echo "per message, by function (inclusive):"
+for f in 'node_core::send(' 'node_core::admit(' 'router::router::on_frame(' 'route_table::find(' \
+  'frame_parser::parse(' 'node_core::on_message(' 'node_core::consumed('; do
+  ir=$(grep -F "$f" "$work/send.txt" | head -1 | awk '{ gsub(",", "", $1); print $1 }')
+  [[ -n "$ir" ]] && printf '  %-28s %6s\n' "$f" "$(per "$ir" "$sends")"
+done
+
+echo
+echo "== requests: $requests round trips of 64 bytes, one in flight"
+"$program" --messages "$requests" --requests
+instructions "$program" --messages "$requests" --requests >"$work/request.txt"
+total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }' "$work/request.txt")
+echo "instructions per request: $(per "$total" "$requests")"
+strace -f -c -o "$work/strace" "$program" --messages "$requests" --requests >/dev/null
+echo "syscalls per request (6 hops: 3 out, 3 back; the set-up's few are included):"
+awk -v n="$requests" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+  printf "  %-16s %6.2f\n", $NF, $4 / n }' "$work/strace" | sort -k2 -rn | head -6
