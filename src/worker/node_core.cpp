@@ -80,6 +80,14 @@ std::error_code node_core::check_sendable(std::string_view command, std::size_t 
   return {};
 }
 
+std::error_code node_core::check_message(const node_id& to, std::string_view command,
+                                         std::size_t frame_size) const {
+  if (auto ec = check_sendable(command, frame_size)) return ec;
+  if (command.empty()) return std::make_error_code(std::errc::invalid_argument);
+  if (to != self_ && !nodes_.contains(to)) return errc::no_such_node;
+  return {};
+}
+
 std::optional<std::uint8_t> node_core::admit(const node_id& to, std::size_t frame_size) {
   if (!waiting_.empty() && waiting_.contains(to)) return std::nullopt;
   if (!link_->has_room(frame_size)) return std::nullopt;
@@ -162,9 +170,7 @@ void node_core::on_drained() {
 
 std::error_code node_core::send(const node_id& to, std::string_view command, byte_view payload) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
-  if (auto ec = check_sendable(command, size)) return ec;
-  if (command.empty()) return std::make_error_code(std::errc::invalid_argument);
-  if (to != self_ && !nodes_.contains(to)) return errc::no_such_node;
+  if (auto ec = check_message(to, command, size)) return ec;
   const auto flags = admit(to, size);
   if (!flags) return errc::overloaded;
   emit(wire::frame_type::send, to, 0, 0, command, payload, *flags);
@@ -205,10 +211,7 @@ void node_core::fail_soon(send_callback done, std::error_code error) {
 void node_core::start_send(const node_id& to, std::string_view command, byte_view payload,
                            send_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
-  if (auto ec = check_sendable(command, size)) return fail_soon(std::move(done), ec);
-  if (command.empty())
-    return fail_soon(std::move(done), std::make_error_code(std::errc::invalid_argument));
-  if (to != self_ && !nodes_.contains(to)) return fail_soon(std::move(done), errc::no_such_node);
+  if (auto ec = check_message(to, command, size)) return fail_soon(std::move(done), ec);
   const auto flags = admit(to, size);
   if (!flags)
     return wait_for_credit(wire::frame_type::send, to, 0, 0, command, payload, std::move(done));
@@ -219,10 +222,7 @@ void node_core::start_send(const node_id& to, std::string_view command, byte_vie
 void node_core::start_request(const node_id& to, std::string_view command, byte_view payload,
                               std::chrono::milliseconds timeout, request_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
-  if (auto ec = check_sendable(command, size)) return fail_soon(std::move(done), ec);
-  if (command.empty())
-    return fail_soon(std::move(done), std::make_error_code(std::errc::invalid_argument));
-  if (to != self_ && !nodes_.contains(to)) return fail_soon(std::move(done), errc::no_such_node);
+  if (auto ec = check_message(to, command, size)) return fail_soon(std::move(done), ec);
 
   const auto deadline = transport::pending_requests::clock::now() + timeout;
   const std::uint64_t id = pending_.add(to, deadline, done, static_cast<std::uint32_t>(size));
@@ -247,8 +247,8 @@ void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc sta
     const std::string_view why = "reply too large to send";
     return send_reply(to, request_id, status == errc::ok ? errc::too_large : status, as_bytes(why));
   }
-  // A reply waits for credit like any message: the requester's deadline bounds its worth, and
-  // its requester leaving drops it.
+  // A reply waits for credit like any message; its requester leaving drops it. (What waits is
+  // bounded by the requests the requester could send: they took its credit towards us.)
   const auto flags = admit(to, size);
   if (!flags)
     return wait_for_credit(wire::frame_type::reply, to, request_id, word, {}, payload, {});

@@ -99,6 +99,9 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
 
   // Whether a message of `frame_size` bytes can be sent at all (state, size limits).
   std::error_code check_sendable(std::string_view command, std::size_t frame_size) const;
+  // The same for a send or request to `to`: a command, and a node we know.
+  std::error_code check_message(const node_id& to, std::string_view command,
+                                std::size_t frame_size) const;
   // Whether a frame for `to` can go now: nothing waits for `to`, the channel and its credit have
   // room. If so the credit is debited and the frame's flags returned; if the credit is what
   // lacks, the pair is marked blocked.
