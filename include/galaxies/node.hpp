@@ -171,8 +171,8 @@ class node {
 
   // A request; completes exactly once with (error_code, reply bytes) through any Asio completion
   // token: a callback, asio::use_awaitable, asio::use_future. Without credit to `to` it waits, in
-  // order, within its timeout (and its reply waits likewise at the target). When the target leaves, its pending
-  // requests complete with errc::node_left first, then on_node_left runs for it.
+  // order, within its timeout (and its reply waits likewise at the target). When the target leaves,
+  // its pending requests complete with errc::node_left first, then on_node_left runs for it.
   template <class CompletionToken>
   auto request(const node_id& to, std::string_view command, byte_view payload,
                std::chrono::milliseconds timeout, CompletionToken&& token) {
