@@ -39,6 +39,7 @@ struct bench_args {
   bench::driver_options driver;
   options host;
   bench::relay_options relay;
+  std::string scale;  // --scale H,W as given
 };
 
 void add_host_command(CLI::App& app, host_args& args);
