@@ -176,6 +176,7 @@ static int run_scale_driver(const driver_options& options) {
                       .workers = options.scale_workers,
                       .hold_s = options.hold_s,
                       .max_stretch = options.max_stretch,
+                      .registry_ttl_ms = options.registry_ttl_ms,
                       .time_limit_s = options.time_limit_s,
                       .log_level = options.log_level,
                       .statuses = options.statuses};

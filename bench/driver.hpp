@@ -23,7 +23,8 @@ struct driver_options {
   int scale_hosts = 0;
   int scale_workers = 0;
   int hold_s = 10;
-  int max_stretch = 0;  // 0: the library's default
+  int max_stretch = 0;      // 0: the library's default
+  int registry_ttl_ms = 0;  // the hosts\' registry row TTL; 0: the library\'s default
   status_source statuses;
 };
 

@@ -108,13 +108,17 @@ class scale_session {
     last_start_ns_ = to_ns(clock::now());
     co_await wait_converged(deadline - reserve - std::chrono::seconds(options_.hold_s));
     if (!converged_) co_return;
+    // A line to wait for: whoever wants to load the machine during the hold starts now.
+    std::cerr << "galaxies bench: converged; holding " << options_.hold_s << " s" << std::endl;
     const auto at_convergence = statuses();
     result_["masters"] = masters_figures(at_convergence);
     result_["at_convergence"] = churn_counters(at_convergence);
+    result_["at_convergence"]["node_left_seen_by_workers"] = co_await leaves_seen(deadline);
     const std::uint64_t leaves_before = unexpected_leaves_;
     co_await pause(std::chrono::seconds(options_.hold_s));
     const auto after_hold = statuses();
     result_["after_hold"] = churn_counters(after_hold);
+    result_["after_hold"]["node_left_seen_by_workers"] = co_await leaves_seen(deadline);
     result_["unexpected_node_left_during_hold"] = unexpected_leaves_ - leaves_before;
     co_await kill_one(deadline - reserve / 2);
   }
@@ -125,6 +129,7 @@ class scale_session {
     result_["nodes"] = expected_;
     result_["hold_s"] = options_.hold_s;
     result_["max_stretch"] = options_.max_stretch;
+    result_["registry_ttl_ms"] = options_.registry_ttl_ms;
     result_["converged"] = converged_;
     if (!result_.contains("views_complete")) record_progress();  // never converged
     result_["unexpected_node_left"] = unexpected_leaves_;
@@ -175,6 +180,10 @@ class scale_session {
     if (options_.max_stretch > 0) {
       args.push_back("--max-stretch");
       args.push_back(std::to_string(options_.max_stretch));
+    }
+    if (options_.registry_ttl_ms > 0) {
+      args.push_back("--registry-ttl-ms");
+      args.push_back(std::to_string(options_.registry_ttl_ms));
     }
     hosts_.push_back(std::make_unique<child_process>(this_program(), std::move(args)));
   }
@@ -255,6 +264,32 @@ class scale_session {
     std::vector<double> each;
     for (const auto& [id, at] : complete_ns_) each.push_back(ms_between(last_start_ns_, at));
     result_["view_complete_ms"] = spread(each);
+  }
+
+  // How many nodeLefts the workers have seen in all (none caused by the bench before its kill):
+  // the sum over those that answered, and how many did.
+  asio::awaitable<json> leaves_seen(clock::time_point give_up) {
+    struct tally {
+      std::uint64_t left = 0;
+      std::size_t answered = 0;
+      std::size_t done = 0;
+    };
+    auto t = std::make_shared<tally>();
+    const std::size_t asked = workers_.size();
+    for (const auto& [id, n] : workers_)
+      observer_->request(id, cmd_scale_leaves, {}, std::chrono::milliseconds(30000),
+                         [t](std::error_code ec, bytes reply) {
+                           ++t->done;
+                           if (ec) return;
+                           ++t->answered;
+                           t->left += parse_json(reply).value("left", std::uint64_t{0});
+                         });
+    while (t->done < asked && clock::now() < give_up) co_await pause(poll_interval);
+    co_return tally_json(t->left, t->answered);
+  }
+
+  static json tally_json(std::uint64_t left, std::size_t answered) {
+    return {{"sum", left}, {"workers_answering", answered}};
   }
 
   void record_progress() {
@@ -354,6 +389,8 @@ void print_scale_table(std::ostream& out, const json& document) {
   out << "  unexpected nodeLeft:        " << s.value("unexpected_node_left", 0) << " (in the "
       << s.value("hold_s", 0) << " s hold: " << figure(s, "unexpected_node_left_during_hold")
       << "), hostLeft: " << s.value("unexpected_host_left", 0) << "\n";
+  out << "  churn at convergence:       " << figure(s, "at_convergence") << "\n";
+  out << "  churn after the hold:       " << figure(s, "after_hold") << "\n";
   out << "  masters' counters at the end: " << figure(s, "final") << "\n";
   if (s.contains("error")) out << "  error: " << s["error"].get<std::string>() << "\n";
 }

@@ -22,8 +22,9 @@ using status_source = std::function<std::vector<nlohmann::json>(
 struct scale_options {
   int hosts = 0;
   int workers = 0;
-  int hold_s = 10;      // the quiet window watched for churn after convergence
-  int max_stretch = 0;  // the hosts' heartbeat max_stretch; 0: the library's default
+  int hold_s = 10;          // the quiet window watched for churn after convergence
+  int max_stretch = 0;      // the hosts' heartbeat max_stretch; 0: the library's default
+  int registry_ttl_ms = 0;  // the hosts\' registry row TTL; 0: the library\'s default
   int time_limit_s = 600;
   std::string log_level = "warn";
   status_source statuses;

@@ -25,17 +25,21 @@ class scale_watch : public std::enable_shared_from_this<scale_watch> {
  public:
   void install(node& n) {
     auto self = shared_from_this();
-    n.on_node_joined([self](const node_info&) { self->joined(); });
+    n.on_node_joined([self](const node_info& who) { self->joined(who.id); });
     n.on_node_left([self](const node_info& who, leave_reason, int) { self->left(who.id); });
     n.on(cmd_scale_view,
          [self](const message& m, responder r) { self->ask_view(m, std::move(r)); });
+    n.on(cmd_scale_leaves, [self](const message&, responder r) {
+      r.reply(nlohmann::json{{"left", self->leaves_}}.dump());
+    });
     n.on(cmd_scale_left,
          [self](const message& m, responder r) { self->ask_left(m, std::move(r)); });
   }
 
  private:
-  void joined() {
+  void joined(const node_id& who) {
     ++others_;
+    left_at_.erase(who);  // back after a lost host link: only its next leave counts
     const auto now = to_ns(clock::now());
     if (rose_to_.size() <= others_) rose_to_.resize(others_ + 1);
     rose_to_[others_] = now;
@@ -47,6 +51,7 @@ class scale_watch : public std::enable_shared_from_this<scale_watch> {
   }
 
   void left(const node_id& who) {
+    ++leaves_;
     if (others_ > 0) --others_;
     const auto now = to_ns(clock::now());
     if (left_at_.size() < max_remembered_leaves) left_at_.emplace(who, now);
@@ -81,6 +86,7 @@ class scale_watch : public std::enable_shared_from_this<scale_watch> {
   }
 
   std::size_t others_ = 0;
+  std::uint64_t leaves_ = 0;
   std::vector<std::int64_t> rose_to_;  // [k]: when the view last grew to k other nodes
   std::multimap<std::size_t, responder> view_waiters_;
   std::map<node_id, std::int64_t> left_at_;

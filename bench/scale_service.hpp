@@ -14,6 +14,8 @@ namespace galaxies::bench {
 inline constexpr const char* cmd_scale_view = "bench.scale.view";
 // observer -> worker: {"node": ID}; answered {"left_ns": T} once the worker has seen nodeLeft(ID).
 inline constexpr const char* cmd_scale_left = "bench.scale.left";
+// observer -> worker: anything; answered {"left": N}, the nodeLefts this worker has seen.
+inline constexpr const char* cmd_scale_leaves = "bench.scale.leaves";
 
 // Installs the two handlers and the node events they need on `n`.
 void install_scale_service(node& n);
