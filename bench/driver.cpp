@@ -177,6 +177,7 @@ static int run_scale_driver(const driver_options& options) {
                       .hold_s = options.hold_s,
                       .max_stretch = options.max_stretch,
                       .registry_ttl_ms = options.registry_ttl_ms,
+                      .start_wave = options.start_wave,
                       .time_limit_s = options.time_limit_s,
                       .log_level = options.log_level,
                       .statuses = options.statuses};

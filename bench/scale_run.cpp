@@ -21,6 +21,7 @@
 #include "child_process.hpp"
 #include "galaxies_system.hpp"
 #include "machine_context.hpp"
+#include "registry/file_store.hpp"
 #include "results.hpp"
 #include "scale_service.hpp"
 
@@ -104,7 +105,11 @@ class scale_session {
   asio::awaitable<void> drive(clock::time_point deadline) {
     start_host(0);
     co_await attach_observer(deadline);
-    for (int h = 1; h < options_.hosts; ++h) start_host(h);
+    for (int h = 1; h < options_.hosts; ++h) {
+      start_host(h);
+      if (options_.start_wave > 0 && h % options_.start_wave == 0)
+        co_await wait_registered(h + 1, deadline);
+    }
     last_start_ns_ = to_ns(clock::now());
     co_await wait_converged(deadline - reserve - std::chrono::seconds(options_.hold_s));
     if (!converged_) co_return;
@@ -130,6 +135,7 @@ class scale_session {
     result_["hold_s"] = options_.hold_s;
     result_["max_stretch"] = options_.max_stretch;
     result_["registry_ttl_ms"] = options_.registry_ttl_ms;
+    result_["start_wave"] = options_.start_wave;
     result_["converged"] = converged_;
     if (!result_.contains("views_complete")) record_progress();  // never converged
     result_["unexpected_node_left"] = unexpected_leaves_;
@@ -197,6 +203,19 @@ class scale_session {
   asio::awaitable<void> pause(clock::duration time) {
     asio::steady_timer timer(io, time);
     co_await timer.async_wait(use_tuple);
+  }
+
+  // Until `hosts` rows of this cluster are in the registry file (read without its lock).
+  asio::awaitable<void> wait_registered(int hosts, clock::time_point give_up) {
+    for (;;) {
+      const auto stored = registry::file_store::load(registry_.substr(5));
+      const auto ours = std::count_if(stored.rows.begin(), stored.rows.end(),
+                                      [&](const auto& row) { return row.cluster == cluster_; });
+      if (ours >= hosts) co_return;
+      check_hosts();
+      if (clock::now() > give_up) throw std::runtime_error("hosts did not register in time");
+      co_await pause(poll_interval);
+    }
   }
 
   // Attached to host 0 before the other hosts start, so that every worker's complete view

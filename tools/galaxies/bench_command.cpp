@@ -75,6 +75,13 @@ void add_bench_command(CLI::App& app, bench_args& args) {
   cmd->add_option("--max-stretch", d.max_stretch,
                   "--scale: the hosts' heartbeat max_stretch (1: no local health awareness)")
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--registry-ttl-ms", d.registry_ttl_ms,
+                  "--scale: the hosts' registry row TTL (their refresh is a third of it)")
+      ->check(CLI::Range(1000, 600000));
+  cmd->add_option("--start-wave", d.start_wave,
+                  "--scale: start hosts N at a time, each wave once the previous is registered "
+                  "(default: all at once)")
+      ->check(CLI::Range(0, 256));
   cmd->add_option("--hold", d.hold_s, "--scale: seconds watched for churn after convergence")
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
@@ -92,6 +99,8 @@ void add_bench_command(CLI::App& app, bench_args& args) {
   host->add_option("--cluster", h.cluster, "cluster name");
   host->add_option("--log-level", h.log_level, "log level");
   host->add_option("--max-stretch", h.heartbeat.max_stretch, "heartbeat_options::max_stretch");
+  host->add_option("--registry-ttl-ms", args.host_registry_ttl_ms, "options::registry_ttl")
+      ->check(CLI::Range(1000, 600000));
 
   auto& r = args.relay;
   auto* relay = app.add_subcommand(bench::relay_subcommand, "one relay of `galaxies bench`");
@@ -106,6 +115,8 @@ void add_bench_command(CLI::App& app, bench_args& args) {
 int run_bench(int argc, char** argv, CLI::App& app, bench_args& args) {
   if (app.got_subcommand(bench::host_subcommand)) {
     args.host.listen = "127.0.0.1:0";
+    if (args.host_registry_ttl_ms > 0)
+      args.host.registry_ttl = std::chrono::milliseconds(args.host_registry_ttl_ms);
     return run(argc, argv, args.host, bench::install_bench_service);
   }
   if (app.got_subcommand(bench::relay_subcommand)) return bench::run_relay(args.relay);
