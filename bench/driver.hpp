@@ -24,7 +24,7 @@ struct driver_options {
   int scale_workers = 0;
   int hold_s = 10;
   int max_stretch = 0;      // 0: the library's default
-  int registry_ttl_ms = 0;  // the hosts\' registry row TTL; 0: the library\'s default
+  int registry_ttl_ms = 0;  // the hosts' registry row TTL; 0: the library's default
   int start_wave = 0;       // hosts started at once before waiting for their rows; 0: all at once
   status_source statuses;
 };
