@@ -3,6 +3,7 @@
 #include <galaxies/json.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
