@@ -76,6 +76,13 @@ TEST(local_health, the_stretch_is_bounded_so_a_dead_peer_is_still_found) {
   EXPECT_EQ(h.silence_limit(base, t0 + 60s), 8 * base);
 }
 
+TEST(local_health, a_max_multiplier_of_one_turns_the_stretch_off) {
+  local_health h(local_health_settings::bounded_by(1));
+  h.timer_fired(t0, t0 + 5s);
+  EXPECT_EQ(h.silence_limit(base, t0 + 5s), base);
+  EXPECT_GT(h.excess_lateness(t0 + 5s), 4s) << "still measured, for status";
+}
+
 TEST(local_health, a_timer_that_fired_early_is_not_late) {
   local_health h(settings());
   h.timer_fired(t0, t0 - 5ms);
