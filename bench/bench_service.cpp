@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "results.hpp"
+#include "scale_service.hpp"
 
 namespace galaxies::bench {
 namespace {
@@ -241,6 +242,7 @@ class service : public std::enable_shared_from_this<service> {
 
 void install_bench_service(node& n) {
   std::make_shared<service>(n)->install();
+  install_scale_service(n);
 }
 
 }  // namespace galaxies::bench

@@ -170,7 +170,29 @@ std::vector<std::string> test_names() {
   return names;
 }
 
+static int run_scale_driver(const driver_options& options) {
+  scratch_dir dir;
+  scale_options scale{.hosts = options.scale_hosts,
+                      .workers = options.scale_workers,
+                      .hold_s = options.hold_s,
+                      .max_stretch = options.max_stretch,
+                      .registry_ttl_ms = options.registry_ttl_ms,
+                      .start_wave = options.start_wave,
+                      .time_limit_s = options.time_limit_s,
+                      .log_level = options.log_level,
+                      .statuses = options.statuses};
+  const auto document = run_scale(scale, dir.path(), machine_context());
+  if (options.json_path == "-") {
+    std::cout << document.dump(2) << "\n";
+  } else {
+    print_scale_table(std::cout, document);
+    if (!options.json_path.empty()) std::ofstream(options.json_path) << document.dump(2) << "\n";
+  }
+  return document["scale"].contains("error") ? 1 : 0;
+}
+
 int run_driver(const driver_options& options) {
+  if (options.scale_hosts > 0) return run_scale_driver(options);
   nlohmann::json context = machine_context();
   scratch_dir dir;
   // Every child process is started here, before the driver's own sockets and threads exist.

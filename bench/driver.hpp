@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "scale_run.hpp"
+
 namespace galaxies::bench {
 
 struct driver_options {
@@ -17,6 +19,14 @@ struct driver_options {
   int time_limit_s = 600;          // the whole benchmark, start-up and shutdown included
   std::vector<std::string> tests;  // the tests to run; empty = all
   std::vector<std::string> peers;  // optional systems: "nats"
+  // --scale H,W (then the messaging tests do not run): see scale_run.hpp.
+  int scale_hosts = 0;
+  int scale_workers = 0;
+  int hold_s = 10;
+  int max_stretch = 0;      // 0: the library's default
+  int registry_ttl_ms = 0;  // the hosts' registry row TTL; 0: the library's default
+  int start_wave = 0;       // hosts started at once before waiting for their rows; 0: all at once
+  status_source statuses;
 };
 
 // The tests' names, in the order they run.

@@ -38,6 +38,10 @@ struct limits_options {
 struct heartbeat_options {
   std::chrono::milliseconds interval{250};  // 0 disables heartbeats (then neither side expects any)
   int misses = 6;
+  // Local health (docs/protocol.md §8.1): while this process's own loop runs late (a saturated
+  // machine), a silent peer is given up to this many detection times before it is declared
+  // gone; 1 turns the stretch off.
+  int max_stretch = 8;
 
   std::chrono::milliseconds detection_time() const { return interval * misses; }
 };

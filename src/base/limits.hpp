@@ -71,4 +71,18 @@ inline constexpr std::chrono::milliseconds registry_warning_interval{60000};
 inline constexpr std::chrono::milliseconds file_lock_retry_initial{5};
 inline constexpr std::chrono::milliseconds file_lock_retry_max{100};
 
+// Local health (docs/protocol.md §8.1): a process whose own event loop runs late (its timers fire
+// late: descheduled on a saturated machine, stopped, a long handler) cannot tell a silent peer
+// from its own slowness, and on one machine its peers are likely as late as it is. Lateness of a
+// heartbeat tick up to local_health_tolerance is ordinary scheduling jitter and counts as none;
+// beyond it, every silence limit is stretched by local_health_stretch_factor times the recent
+// lateness (the worst tick, halving every local_health_half_life), to at most
+// local_health_max_multiplier times the configured limit, so a really dead peer is still found.
+inline constexpr std::chrono::milliseconds local_health_tolerance{50};
+inline constexpr int local_health_stretch_factor = 3;
+inline constexpr int local_health_max_multiplier = 8;
+inline constexpr std::chrono::milliseconds local_health_half_life{2000};
+// A stretched verdict is logged at most once per interval per process, with a count of the rest.
+inline constexpr std::chrono::milliseconds local_health_log_interval{10000};
+
 }  // namespace galaxies::limits

@@ -38,6 +38,8 @@ router::router(const asio::any_io_executor& executor, settings s, callbacks cb)
       settings_(std::move(s)),
       callbacks_(std::move(cb)),
       budget_(std::make_shared<transport::byte_budget>(settings_.limits.max_total_queue_bytes)),
+      health_(std::make_shared<transport::local_health>(
+          transport::local_health_settings::bounded_by(settings_.heartbeat.max_stretch))),
       ledger_(settings_.limits.max_pending_requests, settings_.limits.max_routed_requests),
       housekeeping_(executor) {
   housekeeping();
@@ -57,6 +59,7 @@ connection& router::add_connection(connection_kind kind, transport::stream strea
   ls.max_frame_size = std::min(limits::handshake_max_frame_size, settings_.limits.max_frame_size);
   ls.max_queue_bytes = settings_.limits.max_queue_bytes;
   ls.budget = budget_;
+  ls.health = health_;
   ls.name = std::move(name);
   auto link = std::make_shared<transport::link>(std::move(stream), std::move(ls));
   auto owned = std::make_unique<connection>(*this, kind, std::move(link));
@@ -134,6 +137,7 @@ void router::adopt_worker(int channel_fd, pid_t pid) {
                            channel_fd);
   connection& c = add_connection(connection_kind::worker, transport::stream(std::move(socket)),
                                  "worker pid " + std::to_string(pid));
+  ++counters_.workers_adopted;
   c.pid = pid;
   c.spawned = true;
   c.trusted = true;
@@ -228,7 +232,10 @@ void router::on_closed(connection& c, transport::close_reason reason, std::error
       // Silent (stopped, or stuck in a handler): it leaves now, and a worker of ours is killed so
       // that it can never come back as a node nobody knows; the supervisor replaces it.
       why = leave_reason::link_lost;
-      if (c.spawned && !exit_statuses_.contains(c.pid)) ::kill(c.pid, SIGKILL);
+      if (c.spawned && !exit_statuses_.contains(c.pid)) {
+        ++counters_.silent_workers_killed;
+        ::kill(c.pid, SIGKILL);
+      }
     } else if (reason == transport::close_reason::protocol_error ||
                reason == transport::close_reason::internal_error) {
       why = leave_reason::protocol_error;

@@ -34,6 +34,7 @@
 #include "router/route_table.hpp"
 #include "transport/byte_budget.hpp"
 #include "transport/connector.hpp"
+#include "transport/local_health.hpp"
 #include "wire/control.hpp"
 
 namespace galaxies::router {
@@ -56,6 +57,9 @@ struct router_counters {
   std::uint64_t slow_consumers = 0;       // connections closed because they could not keep up
   std::uint64_t held_back = 0;            // senders paused until their receiver drained
   std::uint64_t refused_connections = 0;  // closed at once: limits, address policy
+  std::uint64_t silent_workers_killed = 0;  // workers of ours SIGKILLed for heartbeat timeout
+  std::uint64_t silent_peers_lost = 0;      // host links closed for heartbeat timeout
+  std::uint64_t workers_adopted = 0;        // workers spawned for us (respawns included)
 };
 
 class router {
@@ -234,6 +238,7 @@ class router {
   callbacks callbacks_;
   router_counters counters_;
   std::shared_ptr<transport::byte_budget> budget_;
+  std::shared_ptr<transport::local_health> health_;  // every link's judge of this loop's lateness
 
   std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
   std::size_t handshakes_ = 0;  // connections with `handshaking` set

@@ -425,10 +425,11 @@ void router::peer_lost(connection& c, transport::close_reason reason) {
   }
   leave_reason why = c.peer_leave_reason;  // what its goodbye said
   if (!c.said_goodbye_peer) {
-    if (reason == transport::close_reason::heartbeat_timeout)
+    if (reason == transport::close_reason::heartbeat_timeout) {
       why = leave_reason::link_lost;
-    else if (reason == transport::close_reason::protocol_error ||
-             reason == transport::close_reason::internal_error)
+      ++counters_.silent_peers_lost;
+    } else if (reason == transport::close_reason::protocol_error ||
+               reason == transport::close_reason::internal_error)
       why = leave_reason::protocol_error;
     else if (reason == transport::close_reason::overloaded ||
              reason == transport::close_reason::write_stall)

@@ -7,7 +7,15 @@
 
 namespace galaxies::router {
 
+namespace {
+std::int64_t as_ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+}  // namespace
+
 nlohmann::json router::status() const {
+  const auto& h = health_->counters();
+  const auto now = std::chrono::steady_clock::now();
   nlohmann::json nodes = nlohmann::json::array();
   std::unordered_map<host_id, std::size_t> remote_counts;
   routes_.for_each([&](const node_id& id, const route& r) {
@@ -61,7 +69,15 @@ nlohmann::json router::status() const {
             {"slow_consumers", counters_.slow_consumers},
             {"held_back", counters_.held_back},
             {"refused_connections", counters_.refused_connections},
-            {"requests_in_flight", ledger_.size()}}}};
+            {"silent_workers_killed", counters_.silent_workers_killed},
+            {"silent_peers_lost", counters_.silent_peers_lost},
+            {"workers_adopted", counters_.workers_adopted},
+            {"requests_in_flight", ledger_.size()}}},
+          {"local_health",
+           {{"late_ticks", h.late_ticks},
+            {"stretched", h.stretched},
+            {"worst_lateness_ms", as_ms(h.worst)},
+            {"excess_lateness_ms", as_ms(health_->excess_lateness(now))}}}};
 }
 
 }  // namespace galaxies::router

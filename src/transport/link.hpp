@@ -29,6 +29,7 @@
 #include "transport/byte_budget.hpp"
 #include "transport/close_reason.hpp"
 #include "transport/frame_sink.hpp"
+#include "transport/local_health.hpp"
 #include "transport/protocol_log.hpp"
 #include "transport/stream.hpp"
 #include "wire/control.hpp"
@@ -51,6 +52,9 @@ struct link_settings {
   // When set, the link's warnings (its close, bad input) go through it: a stranger, who can open
   // connections at will, must not be able to flood the log. Shared by all such links.
   std::shared_ptr<base::log_throttle> throttle = nullptr;
+  // How late this process's loop runs, judged before blaming a silent peer (local_health.hpp).
+  // Shared by every link of a process; null: the link keeps its own.
+  std::shared_ptr<local_health> health = nullptr;
   std::string name;  // for logs: who is at the other end
 };
 
@@ -73,7 +77,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         resume_(stream_.get_executor()),
         heartbeat_timer_(stream_.get_executor()),
         expiry_(stream_.get_executor()),
-        read_buffer_(settings_.read_buffer_size) {}
+        read_buffer_(settings_.read_buffer_size) {
+    if (!settings_.health) settings_.health = std::make_shared<local_health>();
+  }
 
   basic_link(const basic_link&) = delete;
   basic_link& operator=(const basic_link&) = delete;
@@ -425,12 +431,18 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     constexpr tuple_awaitable_t use_tuple;
     const auto tick = std::max<std::chrono::milliseconds>(
         std::min(heartbeat_interval_, silence_limit_) / 4, std::chrono::milliseconds(1));
+    local_health& health = *settings_.health;
+    bool forgiven = false;  // this silence has already been forgiven once (counted, logged)
     while (open_) {
       heartbeat_timer_.expires_after(tick);
       co_await heartbeat_timer_.async_wait(use_tuple);
       if (!open_) co_return;
       const auto now = clock::now();
-      if (now - last_read_ > silence_limit_) {
+      health.timer_fired(heartbeat_timer_.expiry(), now);
+      const auto silent = now - last_read_;
+      if (silent <= silence_limit_) {
+        forgiven = false;
+      } else {
         // Bytes already waiting in the socket prove the peer alive: it is this process that was
         // slow to read (descheduled, stopped, or a long handler). Never blame the peer for that.
         // (Waiting bytes mean the reader's completion is queued, or the reader is paused for
@@ -442,9 +454,16 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         // reported as closed (with its reason), not as silent.
         co_await asio::post(stream_.get_executor(), asio::use_awaitable);
         if (!open_) co_return;
-        if (clock::now() - last_read_ > silence_limit_) {
-          close(close_reason::heartbeat_timeout);
-          co_return;
+        const auto later = clock::now();
+        if (later - last_read_ > silence_limit_) {
+          // While this loop itself runs late, so probably do its peers: judge by the stretched
+          // limit (bounded), and say so once per silence.
+          const auto limit = health.silence_limit(silence_limit_, later);
+          if (later - last_read_ > limit) {
+            close(close_reason::heartbeat_timeout);
+            co_return;
+          }
+          if (!std::exchange(forgiven, true)) note_forgiven(later, limit);
         }
       }
       if (now - last_write_ >= heartbeat_interval_ && queued_bytes() == 0 && !closing_) {
@@ -453,6 +472,13 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         flush();
       }
     }
+  }
+
+  void note_forgiven(clock::time_point now, clock::duration limit) {
+    std::uint64_t suppressed = 0;
+    if (!settings_.health->note_stretched(now, suppressed)) return;
+    log_stretched_silence(settings_.name, now - last_read_, silence_limit_, limit,
+                          settings_.health->excess_lateness(now), suppressed);
   }
 
   // asio::transfer_all, noting each partial write as progress (see write_stalled_for).

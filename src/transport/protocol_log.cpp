@@ -71,6 +71,20 @@ void log_internal_error(std::string_view name, std::string_view what) {
                 escaped_sample(std::as_bytes(std::span(what.data(), what.size())), 200));
 }
 
+void log_stretched_silence(std::string_view name, std::chrono::nanoseconds silent,
+                           std::chrono::nanoseconds limit, std::chrono::nanoseconds stretched,
+                           std::chrono::nanoseconds lateness, std::uint64_t suppressed) {
+  using ms = std::chrono::milliseconds;
+  spdlog::warn(
+      "connection {}: silent for {} ms, past its {} ms limit, but this process runs late (its "
+      "timers fire up to {} ms late): waiting up to {} ms before declaring it gone{}",
+      name, std::chrono::duration_cast<ms>(silent).count(),
+      std::chrono::duration_cast<ms>(limit).count(),
+      std::chrono::duration_cast<ms>(lateness).count(),
+      std::chrono::duration_cast<ms>(stretched).count(),
+      suppressed ? fmt::format(" ({} more such lines not shown)", suppressed) : std::string());
+}
+
 void log_protocol_violation(std::string_view name, std::error_code error,
                             std::span<const std::byte> sample, base::log_throttle* throttle) {
   std::string note;

@@ -1,6 +1,8 @@
 // Logging a connection's end and a peer's protocol violation: once, with a bounded sample.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,6 +24,12 @@ void log_protocol_violation(std::string_view name, std::error_code error,
 
 // An exception escaped this connection's code; `what` is escaped before it is printed.
 void log_internal_error(std::string_view name, std::string_view what);
+
+// A peer silent past its limit was given more time because this process runs late
+// (local_health.hpp); `suppressed` such lines were held back since the last one.
+void log_stretched_silence(std::string_view name, std::chrono::nanoseconds silent,
+                           std::chrono::nanoseconds limit, std::chrono::nanoseconds stretched,
+                           std::chrono::nanoseconds lateness, std::uint64_t suppressed);
 
 std::string escaped_sample(std::span<const std::byte> bytes, std::size_t max_bytes = 32);
 

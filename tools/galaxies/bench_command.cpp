@@ -4,14 +4,49 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <utility>
+
 #include "bench_service.hpp"
 #include "commands.hpp"
 #include "driver.hpp"
 #include "galaxies/run.hpp"
 #include "galaxies_system.hpp"
+#include "local_masters.hpp"
 #include "relay.hpp"
 
 namespace galaxies::cli {
+namespace {
+
+std::optional<std::pair<int, int>> parse_scale(const std::string& text) {
+  int hosts = 0, workers = 0;
+  char comma = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &hosts, &comma, &workers, &extra) != 3 || comma != ',')
+    return std::nullopt;
+  if (hosts < 2 || hosts > 256 || workers < 1 || workers > 64) return std::nullopt;
+  return std::pair{hosts, workers};
+}
+
+// Each master asked for its status in turn, as an observer (no expected id: the bench knows
+// its sockets, not its hosts' ids); one that does not answer within a few seconds is left out.
+std::vector<nlohmann::json> all_statuses(const std::vector<std::string>& unix_paths,
+                                         const std::string& cluster) {
+  std::vector<nlohmann::json> out;
+  for (const auto& path : unix_paths) {
+    registry::host_record row;
+    row.unix_path = path;
+    try {
+      out.push_back(query_status(row, cluster, std::chrono::milliseconds(5000)));
+    } catch (const std::exception& e) {
+      std::cerr << "galaxies bench: status of the master at " << path << ": " << e.what() << "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 void add_bench_command(CLI::App& app, bench_args& args) {
   auto& d = args.driver;
@@ -31,6 +66,25 @@ void add_bench_command(CLI::App& app, bench_args& args) {
   cmd->add_option("--time-limit", d.time_limit_s, "seconds before the benchmark gives up")
       ->check(CLI::Range(5, 7200))
       ->capture_default_str();
+  cmd->add_option("--scale", args.scale,
+                  "H,W: start H hosts of W workers instead, and report convergence, memory, "
+                  "links, nodeLeft spread and churn")
+      ->check([](const std::string& text) {
+        return parse_scale(text) ? "" : "want H,W (H 2-256, W 1-64)";
+      });
+  cmd->add_option("--max-stretch", d.max_stretch,
+                  "--scale: the hosts' heartbeat max_stretch (1: no local health awareness)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--registry-ttl-ms", d.registry_ttl_ms,
+                  "--scale: the hosts' registry row TTL (their refresh is a third of it)")
+      ->check(CLI::Range(1000, 600000));
+  cmd->add_option("--start-wave", d.start_wave,
+                  "--scale: start hosts N at a time, each wave once the previous is registered "
+                  "(default: all at once)")
+      ->check(CLI::Range(0, 256));
+  cmd->add_option("--hold", d.hold_s, "--scale: seconds watched for churn after convergence")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
   cmd->add_option("--log-level", d.log_level, "the hosts' log level")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
@@ -44,6 +98,9 @@ void add_bench_command(CLI::App& app, bench_args& args) {
   host->add_option("--unix", h.unix_path, "the master's Unix socket")->required();
   host->add_option("--cluster", h.cluster, "cluster name");
   host->add_option("--log-level", h.log_level, "log level");
+  host->add_option("--max-stretch", h.heartbeat.max_stretch, "heartbeat_options::max_stretch");
+  host->add_option("--registry-ttl-ms", args.host_registry_ttl_ms, "options::registry_ttl")
+      ->check(CLI::Range(1000, 600000));
 
   auto& r = args.relay;
   auto* relay = app.add_subcommand(bench::relay_subcommand, "one relay of `galaxies bench`");
@@ -58,10 +115,17 @@ void add_bench_command(CLI::App& app, bench_args& args) {
 int run_bench(int argc, char** argv, CLI::App& app, bench_args& args) {
   if (app.got_subcommand(bench::host_subcommand)) {
     args.host.listen = "127.0.0.1:0";
+    if (args.host_registry_ttl_ms > 0)
+      args.host.registry_ttl = std::chrono::milliseconds(args.host_registry_ttl_ms);
     return run(argc, argv, args.host, bench::install_bench_service);
   }
   if (app.got_subcommand(bench::relay_subcommand)) return bench::run_relay(args.relay);
   if (args.driver.quick) args.driver.runs = 1;
+  if (const auto scale = parse_scale(args.scale)) {
+    args.driver.scale_hosts = scale->first;
+    args.driver.scale_workers = scale->second;
+    args.driver.statuses = all_statuses;
+  }
   // The driver's own nodes log through the library too: to stderr, so that `--json -` leaves
   // nothing but the JSON on stdout.
   auto logger = spdlog::stderr_logger_st("bench");

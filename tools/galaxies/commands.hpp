@@ -39,6 +39,8 @@ struct bench_args {
   bench::driver_options driver;
   options host;
   bench::relay_options relay;
+  std::string scale;             // --scale H,W as given
+  int host_registry_ttl_ms = 0;  // bench-host --registry-ttl-ms; 0: the default
 };
 
 void add_host_command(CLI::App& app, host_args& args);

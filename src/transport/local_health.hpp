@@ -1,0 +1,70 @@
+// Local health awareness, after Lifeguard (HashiCorp memberlist's awareness.go): before a
+// process declares a silent peer gone, it asks whether it is itself the slow one. Its evidence is
+// how late its own heartbeat ticks fire: on a saturated machine a process waits for a core, its
+// timers run late, and its peers (on the same cores) send late too. While the recent lateness is
+// high, every silence limit is stretched by it, within a bound, so that a machine that is merely
+// busy never makes galaxies kill its workers or declare its peers gone, and a peer that is really
+// dead is still found within local_health_max_multiplier times the configured limit.
+// Pure: fed timestamps, never reads a clock, so its tests need no sleep.
+// Threading: not synchronised; one event loop (all links of a process may share one).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "base/limits.hpp"
+#include "base/log_throttle.hpp"
+
+namespace galaxies::transport {
+
+struct local_health_settings {
+  // Those of a heartbeat configuration (its max_stretch), the rest the limits' defaults.
+  static local_health_settings bounded_by(int max_multiplier) noexcept {
+    local_health_settings s;
+    s.max_multiplier = max_multiplier;
+    return s;
+  }
+  std::chrono::steady_clock::duration tolerance = limits::local_health_tolerance;
+  int stretch_factor = limits::local_health_stretch_factor;
+  int max_multiplier = limits::local_health_max_multiplier;
+  std::chrono::steady_clock::duration half_life = limits::local_health_half_life;
+};
+
+struct local_health_counters {
+  std::uint64_t late_ticks = 0;  // ticks later than the tolerance
+  std::uint64_t stretched = 0;   // silences past a limit forgiven for a while (once per silence)
+  std::chrono::steady_clock::duration worst{};  // the latest tick seen
+};
+
+class local_health {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit local_health(local_health_settings settings = {}) noexcept
+      : settings_(settings), log_(limits::local_health_log_interval) {}
+
+  // A timer due at `due` ran at `now`: one sample of this loop's lateness.
+  void timer_fired(clock::time_point due, clock::time_point now) noexcept;
+
+  // The recent lateness beyond the tolerance: the worst sample, halved every half-life since.
+  clock::duration excess_lateness(clock::time_point now) const noexcept;
+
+  // The silence limit to judge by at `now` instead of `base`: base + stretch_factor x the excess
+  // lateness, at most max_multiplier x base.
+  clock::duration silence_limit(clock::duration base, clock::time_point now) const noexcept;
+
+  // A silence past its base limit was forgiven because of the stretch; true when it may be
+  // logged now (`suppressed`: how many such were not logged since the last line).
+  bool note_stretched(clock::time_point now, std::uint64_t& suppressed) noexcept;
+
+  const local_health_counters& counters() const noexcept { return counters_; }
+
+ private:
+  local_health_settings settings_;
+  local_health_counters counters_;
+  clock::duration peak_{};  // excess lateness of the worst recent sample, at peak_at_
+  clock::time_point peak_at_{};
+  base::log_throttle log_;
+};
+
+}  // namespace galaxies::transport

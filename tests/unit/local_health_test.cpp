@@ -1,0 +1,106 @@
+// The local health judge, fed timestamps: how late ticks stretch a silence limit, how the
+// stretch fades, and that it is bounded.
+#include "transport/local_health.hpp"
+
+#include <gtest/gtest.h>
+
+namespace galaxies::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = local_health::clock;
+
+const clock::time_point t0 = clock::time_point{} + 1000s;
+constexpr auto base = 1500ms;
+
+local_health_settings settings() {
+  local_health_settings s;
+  s.tolerance = 50ms;
+  s.stretch_factor = 3;
+  s.max_multiplier = 8;
+  s.half_life = 2s;
+  return s;
+}
+
+TEST(local_health, punctual_ticks_leave_the_limit_alone) {
+  local_health h(settings());
+  for (int i = 0; i < 100; ++i) {
+    const auto due = t0 + i * 62ms;
+    h.timer_fired(due, due + 3ms);
+  }
+  EXPECT_EQ(h.silence_limit(base, t0 + 7s), base);
+  EXPECT_EQ(h.counters().late_ticks, 0u);
+  EXPECT_EQ(h.counters().worst, 3ms);
+}
+
+TEST(local_health, jitter_within_the_tolerance_counts_as_none) {
+  local_health h(settings());
+  h.timer_fired(t0, t0 + 50ms);
+  EXPECT_EQ(h.silence_limit(base, t0 + 50ms), base);
+}
+
+TEST(local_health, a_late_tick_stretches_the_limit_by_the_factor_times_its_excess) {
+  local_health h(settings());
+  h.timer_fired(t0, t0 + 350ms);  // 300 ms beyond the tolerance
+  EXPECT_EQ(h.excess_lateness(t0 + 350ms), 300ms);
+  EXPECT_EQ(h.silence_limit(base, t0 + 350ms), base + 900ms);
+  EXPECT_EQ(h.counters().late_ticks, 1u);
+  EXPECT_EQ(h.counters().worst, 350ms);
+}
+
+TEST(local_health, the_stretch_halves_every_half_life_once_the_loop_is_punctual_again) {
+  local_health h(settings());
+  h.timer_fired(t0, t0 + 450ms);  // excess 400 ms
+  h.timer_fired(t0 + 500ms, t0 + 501ms);
+  const auto later = t0 + 450ms + 2s;
+  const double excess_ms =
+      std::chrono::duration<double, std::milli>(h.excess_lateness(later)).count();
+  EXPECT_NEAR(excess_ms, 200.0, 0.01);
+  EXPECT_LT(h.excess_lateness(t0 + 60s), 1ms);
+  EXPECT_LT(h.silence_limit(base, t0 + 60s), base + 1ms);
+}
+
+TEST(local_health, a_smaller_late_tick_does_not_replace_a_larger_recent_one) {
+  local_health h(settings());
+  h.timer_fired(t0, t0 + 1050ms);                   // excess 1 s
+  h.timer_fired(t0 + 1100ms, t0 + 1100ms + 250ms);  // excess 200 ms, while the 1 s is fresh
+  EXPECT_GT(h.excess_lateness(t0 + 1350ms), 800ms);
+  // A larger one does.
+  h.timer_fired(t0 + 1400ms, t0 + 1400ms + 2050ms);
+  EXPECT_EQ(h.excess_lateness(t0 + 3450ms), 2s);
+}
+
+TEST(local_health, the_stretch_is_bounded_so_a_dead_peer_is_still_found) {
+  local_health h(settings());
+  h.timer_fired(t0, t0 + 60s);  // stopped for a minute
+  EXPECT_EQ(h.silence_limit(base, t0 + 60s), 8 * base);
+}
+
+TEST(local_health, a_max_multiplier_of_one_turns_the_stretch_off) {
+  local_health h(local_health_settings::bounded_by(1));
+  h.timer_fired(t0, t0 + 5s);
+  EXPECT_EQ(h.silence_limit(base, t0 + 5s), base);
+  EXPECT_GT(h.excess_lateness(t0 + 5s), 4s) << "still measured, for status";
+}
+
+TEST(local_health, a_timer_that_fired_early_is_not_late) {
+  local_health h(settings());
+  h.timer_fired(t0, t0 - 5ms);
+  EXPECT_EQ(h.counters().worst, 0ms);
+  EXPECT_EQ(h.silence_limit(base, t0), base);
+}
+
+TEST(local_health, forgiven_silences_are_counted_and_their_log_lines_bounded) {
+  local_health h(settings());
+  std::uint64_t suppressed = 99;
+  EXPECT_TRUE(h.note_stretched(t0, suppressed));
+  EXPECT_EQ(suppressed, 0u);
+  EXPECT_FALSE(h.note_stretched(t0 + 1s, suppressed));
+  EXPECT_FALSE(h.note_stretched(t0 + 2s, suppressed));
+  EXPECT_TRUE(h.note_stretched(t0 + 11s, suppressed));
+  EXPECT_EQ(suppressed, 2u);
+  EXPECT_EQ(h.counters().stretched, 4u);
+}
+
+}  // namespace
+}  // namespace galaxies::transport
