@@ -54,6 +54,9 @@ class connection final : public transport::frame_sink {
 
   connection_kind kind;
   std::shared_ptr<transport::link> link;
+  // The lane its frames take on every other connection's link (transport/fair_lanes.hpp): a
+  // source never reused, so each sender gets its fair share and keeps its order.
+  std::uint64_t lane = 0;
   bool established = false;
   // Accepted and not yet through its handshake: counted against limits_options::max_handshakes.
   bool handshaking = false;

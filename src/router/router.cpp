@@ -60,10 +60,12 @@ connection& router::add_connection(connection_kind kind, transport::stream strea
   ls.max_queue_bytes = settings_.limits.max_queue_bytes;
   ls.budget = budget_;
   ls.health = health_;
+  ls.fair_share = true;
   ls.name = std::move(name);
   auto link = std::make_shared<transport::link>(std::move(stream), std::move(ls));
   auto owned = std::make_unique<connection>(*this, kind, std::move(link));
   connection& c = *owned;
+  c.lane = ++next_lane_;
   connections_.emplace(&c, std::move(owned));
   return c;
 }
@@ -344,7 +346,7 @@ void router::local_node_left(connection& c, leave_reason reason, int detail) {
   if (!routes_.remove(c.node)) return;
   spdlog::info("node {} left: {}", c.node.to_string(), galaxies::to_string(reason));
   nodes_gone({c.node});
-  announce_nodes_down({{c.node, reason, detail}}, &c, true);
+  announce_nodes_down({{c.node, reason, detail}}, c, true);
 }
 
 // ---- announcements --------------------------------------------------------------------------
@@ -359,12 +361,12 @@ void router::announce_nodes_up(const std::vector<wire::node_entry>& nodes, const
 }
 
 void router::announce_nodes_down(const std::vector<wire::node_down_entry>& nodes,
-                                 const connection* except, bool to_peers) {
+                                 const connection& via, bool to_peers) {
   if (nodes.empty()) return;
   auto append = [&](std::vector<std::byte>& out) { wire::append_nodes_down(out, nodes); };
-  for_each_local_node(except, [&](connection& c) { send_control(c, append); });
+  for_each_local_node(&via, [&](connection& c) { send_control(c, append, via.lane); });
   if (!to_peers) return;
-  for (auto& [id, peer] : peers_) send_control(*peer, append);
+  for (auto& [id, peer] : peers_) send_control(*peer, append, via.lane);
 }
 
 void router::announce_host_up(const connection& peer) {
@@ -374,10 +376,11 @@ void router::announce_host_up(const connection& peer) {
   });
 }
 
-void router::announce_host_down(const host_id& host, leave_reason reason) {
-  const std::vector<wire::host_down_entry> hosts{{host, reason}};
+void router::announce_host_down(const connection& peer, leave_reason reason) {
+  const std::vector<wire::host_down_entry> hosts{{peer.peer, reason}};
   for_each_local_node(nullptr, [&](connection& c) {
-    send_control(c, [&](std::vector<std::byte>& out) { wire::append_hosts_down(out, hosts); });
+    send_control(
+        c, [&](std::vector<std::byte>& out) { wire::append_hosts_down(out, hosts); }, peer.lane);
   });
 }
 
@@ -395,10 +398,10 @@ void router::shutdown(std::chrono::milliseconds within, std::function<void()> do
     if (!c->link->writable()) continue;  // already closing (a worker awaiting its reap)
     if (c->kind == connection_kind::peer && c->established) {
       c->peer_leave_reason = leave_reason::graceful;
-      wire::append_goodbye(c->link->outbound(), leave_reason::graceful);
+      wire::append_goodbye(c->link->final_outbound(), leave_reason::graceful);
       c->link->close_after_flush(transport::close_reason::shutdown, within);
     } else if (c->kind == connection_kind::local_node || c->kind == connection_kind::observer) {
-      wire::append_goodbye(c->link->outbound(), leave_reason::graceful);
+      wire::append_goodbye(c->link->final_outbound(), leave_reason::graceful);
       c->link->close_after_flush(transport::close_reason::shutdown, within);
     } else {
       c->link->close(transport::close_reason::shutdown);

@@ -211,19 +211,23 @@ class router {
   void hold_back(connection& from, connection& to);
   void nodes_gone(const std::unordered_set<node_id>& gone);
 
-  // Announcements to local nodes / peers.
+  // Announcements to local nodes / peers. What comes up goes in the ordered lane, ahead of any
+  // frame of it; what goes down goes in the lane of `via`, the connection its frames came by,
+  // behind the last of them (transport/fair_lanes.hpp), and not back to `via`.
   void announce_nodes_up(const std::vector<wire::node_entry>& nodes, const connection* except,
                          bool to_peers);
-  void announce_nodes_down(const std::vector<wire::node_down_entry>& nodes,
-                           const connection* except, bool to_peers);
+  void announce_nodes_down(const std::vector<wire::node_down_entry>& nodes, const connection& via,
+                           bool to_peers);
   void announce_host_up(const connection& peer);
-  void announce_host_down(const host_id& host, leave_reason reason);
+  void announce_host_down(const connection& peer, leave_reason reason);
   template <class Fn>
   void for_each_local_node(const connection* except, Fn&& fn);
-  // The frames `append` writes, queued for one connection if make_room() lets them in.
+  // The frames `append` writes, queued for one connection in `lane` (0: the ordered lane) if
+  // make_room() lets them in.
   template <class Append>
-  void send_control(connection& to, Append&& append);
+  void send_control(connection& to, Append&& append, std::uint64_t lane = 0);
   std::vector<std::byte> scratch_;  // send_control's frames before they are queued
+  std::uint64_t next_lane_ = 0;     // connection::lane of the newest connection
 
   struct wanted_peer {
     std::string address;
@@ -278,14 +282,11 @@ void router::for_each_local_node(const connection* except, Fn&& fn) {
 }
 
 template <class Append>
-void router::send_control(connection& to, Append&& append) {
+void router::send_control(connection& to, Append&& append, std::uint64_t lane) {
   if (!to.link->writable()) return;
   scratch_.clear();
   append(scratch_);
-  if (!make_room(to, scratch_.size())) return;
-  auto& out = to.link->outbound();
-  out.insert(out.end(), scratch_.begin(), scratch_.end());
-  to.link->flush();
+  if (make_room(to, scratch_.size())) to.link->enqueue(scratch_, lane);
 }
 
 }  // namespace galaxies::router

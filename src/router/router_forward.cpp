@@ -89,7 +89,7 @@ void router::forward_request(connection& from, connection& to, const wire::frame
     case request_ledger::add_result::over_total_limit:
       return answer_request(from, frame, errc::overloaded);
   }
-  if (!to.link->enqueue(frame.bytes)) {
+  if (!to.link->enqueue(frame.bytes, from.lane)) {
     ledger_.cancel(src, id);
     return answer_request(from, frame, errc::overloaded);
   }
@@ -132,7 +132,7 @@ bool router::deliver(connection& from, connection& to, const wire::frame_view& f
     ++counters_.dropped;  // leaving already: its nodeLeft follows
     return false;
   }
-  if (!make_room(to, frame.bytes.size()) || !to.link->enqueue(frame.bytes)) return false;
+  if (!make_room(to, frame.bytes.size()) || !to.link->enqueue(frame.bytes, from.lane)) return false;
   ++counters_.forwarded;
   hold_back(from, to);
   return true;

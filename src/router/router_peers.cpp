@@ -413,7 +413,7 @@ void router::on_peer_nodes_down(connection& c, const wire::frame_view& frame) {
     gone.insert(e.node);
   }
   nodes_gone(gone);
-  announce_nodes_down(removed, nullptr, false);
+  announce_nodes_down(removed, c, false);
 }
 
 void router::peer_lost(connection& c, transport::close_reason reason) {
@@ -461,8 +461,8 @@ void router::retire_peer(connection& c, leave_reason why) {
   }
   c.announced_nodes = 0;
   nodes_gone(ids);
-  announce_nodes_down(gone, nullptr, false);
-  announce_host_down(c.peer, why);
+  announce_nodes_down(gone, c, false);
+  announce_host_down(c, why);
   spdlog::info("host {} left ({}): {} nodes gone", c.peer.to_string(), galaxies::to_string(why),
                gone.size());
 }

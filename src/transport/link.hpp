@@ -1,9 +1,9 @@
 // One connection carrying frames: a reader coroutine that parses every complete frame in its
-// buffer, a writer coroutine that drains every queued frame in one write, and heartbeats.
+// buffer, a writer coroutine that sends what is queued in bounded gathered writes (the control
+// lane, then the ordered lane, then the sources' lanes in fair turns), and heartbeats.
 // Threading: a link lives on its stream's executor (one thread); every member runs there.
 #pragma once
 
-#include <array>
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -28,6 +28,7 @@
 #include "base/log_throttle.hpp"
 #include "transport/byte_budget.hpp"
 #include "transport/close_reason.hpp"
+#include "transport/fair_lanes.hpp"
 #include "transport/frame_sink.hpp"
 #include "transport/local_health.hpp"
 #include "transport/protocol_log.hpp"
@@ -47,6 +48,10 @@ struct link_settings {
   // A write takes at most this many bytes of data (whole frames; one larger frame goes alone), so
   // that control frames queued meanwhile wait for one such write at most.
   std::size_t max_write_chunk = 256 * 1024;
+  // Whether frames enqueued for a source lane get that lane (fair_lanes.hpp), and the bytes a
+  // lane may send per turn. Off: every lane is the ordered lane.
+  bool fair_share = false;
+  std::size_t fair_quantum = 16 * 1024;
   // Shared by every link of a process, bounding all their queues together; null: no global bound.
   std::shared_ptr<byte_budget> budget = nullptr;
   // When set, the link's warnings (its close, bad input) go through it: a stranger, who can open
@@ -73,6 +78,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       : stream_(std::move(stream)),
         settings_(std::move(settings)),
         parser_(settings_.max_frame_size),
+        lanes_(settings_.fair_quantum),
         wake_(stream_.get_executor()),
         resume_(stream_.get_executor()),
         heartbeat_timer_(stream_.get_executor()),
@@ -97,7 +103,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   void detach() noexcept { sink_ = nullptr; }
 
   // Producers append whole frames to outbound() (the wire encoders do) and then call flush().
-  // Check has_room() first: the queue is bounded.
+  // Check has_room() first: the queue is bounded. This is the ordered lane: with fair lanes on,
+  // each write sends all of it that it can before any source lane's data, so a frame here
+  // overtakes the source lanes (announce a node here before its frames can follow).
   std::vector<std::byte>& outbound() noexcept { return pending_; }
   // Room under both bounds: this connection's own and the process-wide budget.
   bool has_room(std::size_t bytes) const noexcept {
@@ -110,13 +118,23 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     if (writer_idle_) wake_.cancel();
   }
 
-  // Copies one complete frame into the queue. False (nothing queued) when closed or full.
-  bool enqueue(std::span<const std::byte> frame) {
-    if (!writable() || !has_room(frame.size())) return false;
-    pending_.insert(pending_.end(), frame.begin(), frame.end());
+  // Copies complete frames into `lane`'s queue (0: the ordered lane). Order is kept within a
+  // lane; lanes share the link in fair turns (fair_lanes.hpp). False (nothing queued) when closed
+  // or full.
+  bool enqueue(std::span<const std::byte> frames, fair_lanes::lane_key lane = 0) {
+    if (!writable() || !has_room(frames.size())) return false;
+    if (lane == 0 || !settings_.fair_share) {
+      pending_.insert(pending_.end(), frames.begin(), frames.end());
+    } else {
+      auto& out = lanes_.buffer(lane);
+      out.insert(out.end(), frames.begin(), frames.end());
+      lanes_.appended(frames.size());
+    }
     flush();
     return true;
   }
+  // Frames written after every other lane has drained, and only then (a goodbye).
+  std::vector<std::byte>& final_outbound() noexcept { return final_; }
 
   // The control lane: frames that must not wait behind queued data (credit grants, a master's
   // answers). Each write sends what this lane holds first, then the next chunk of data; order
@@ -143,7 +161,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   bool is_open() const noexcept { return open_; }
   bool writable() const noexcept { return open_ && !closing_; }
   std::size_t queued_bytes() const noexcept {
-    return pending_.size() + control_.size() + writing_.size() - written_ + writing_control_.size();
+    return pending_.size() + control_.size() + writing_.size() - written_ +
+           writing_control_.size() + lanes_.queued_bytes() + final_.size();
   }
   // How long the write in progress has made no progress (zero when nothing is being written):
   // a peer that stops reading shows here, even while it keeps sending.
@@ -202,6 +221,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     stream_.close(ignored);
     pending_.clear();  // dropped: nothing more will be written
     control_.clear();
+    lanes_.clear();
+    final_.clear();
     recharge();
     wake_.cancel();
     resume_.cancel();
@@ -370,9 +391,16 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     constexpr tuple_awaitable_t use_tuple;
     while (open_) {
       if (written_ == writing_.size()) {
+        // Everything queued so far in the ordered lane is this round's; producers fill the other
+        // buffer.
         writing_.clear();
         written_ = 0;
-        if (pending_.empty() && control_.empty()) {
+        std::swap(pending_, writing_);
+      }
+      if (writing_.empty() && control_.empty() && lanes_.empty()) {
+        if (!final_.empty()) {
+          std::swap(final_, writing_);
+        } else {
           if (closing_) {
             close(closing_reason_);
             co_return;
@@ -383,22 +411,30 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           writer_idle_ = false;
           continue;
         }
-        // Everything queued so far is this round's data; producers fill the other buffer.
-        std::swap(pending_, writing_);
       }
       // Control frames first, then at most one chunk of data, in one write.
       std::swap(control_, writing_control_);
       const std::size_t chunk_end = next_chunk_end();
-      const std::array<asio::const_buffer, 2> buffers{
-          asio::buffer(writing_control_),
-          asio::buffer(writing_.data() + written_, chunk_end - written_)};
+      gather_.clear();
+      gather_.push_back(asio::buffer(writing_control_));
+      gather_.push_back(asio::buffer(writing_.data() + written_, chunk_end - written_));
+      // The source lanes only once all of the ordered lane is in this write: a node announced
+      // there must be known before its frames arrive.
+      const std::size_t ordered = chunk_end - written_;
+      if (chunk_end == writing_.size() && pending_.empty() && !lanes_.empty() &&
+          ordered < settings_.max_write_chunk) {
+        pieces_.clear();
+        lanes_.take(settings_.max_write_chunk - ordered, pieces_);
+        for (const auto& piece : pieces_) gather_.emplace_back(piece.data(), piece.size());
+      }
       writing_now_ = true;
       last_write_progress_ = clock::now();
       auto [ec, n] =
-          co_await asio::async_write(stream_, buffers, progress_tracker{this}, use_tuple);
+          co_await asio::async_write(stream_, gather_, progress_tracker{this}, use_tuple);
       writing_now_ = false;
       writing_control_.clear();
       written_ = chunk_end;
+      lanes_.written();
       recharge();
       if (!open_) co_return;
       if (drain_mark_ && queued_bytes() <= *drain_mark_) {
@@ -504,6 +540,10 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   std::vector<std::byte> writing_;          // this round's data, written a chunk at a time
   std::size_t written_ = 0;                 // bytes of writing_ already written
   std::vector<std::byte> writing_control_;  // the control frames of the write in progress
+  fair_lanes lanes_;                        // the sources' lanes (enqueue with a lane)
+  std::vector<std::byte> final_;            // after everything else (final_outbound)
+  std::vector<asio::const_buffer> gather_;  // the write in progress
+  std::vector<fair_lanes::piece> pieces_;   // its data from the sources' lanes
   bool writing_now_ = false;
   clock::time_point last_write_progress_;
   std::size_t charged_ = 0;  // bytes this link has charged to settings_.budget

@@ -321,6 +321,112 @@ TEST_F(link_test, FramesQueuedDuringAWriteGoOutTogetherInTheNext) {
       << "one byte, the rest of the first frame, then the 99 queued meanwhile in one write";
 }
 
+// ---- lanes: the ordered lane, the sources' lanes in fair turns, the final frames ----
+
+TEST_F(link_test, ASourceLaneDoesNotWaitBehindAnotherSourcesQueue) {
+  // The peer holds at most 64 KiB unread, so the link's queue stays queued while the test reads.
+  auto [sa, peer] = streams({.max_unread = 64 * 1024});
+  auto a = make_link(std::move(sa), {.fair_share = true});
+  recording_sink sink;
+  a->start(&sink);
+
+  std::vector<frame_bytes> busy, quiet;
+  for (std::uint32_t i = 0; i < 2048; ++i) {  // 2 MiB
+    busy.push_back(message_frame(i, 1024 - wire::message_frame_size(3, 0)));
+    ASSERT_TRUE(a->enqueue(busy.back(), 1));
+  }
+  ASSERT_TRUE(run_until([&] { return peer.unread() > 0; }));
+  for (std::uint32_t i = 0; i < 10; ++i) {
+    quiet.push_back(message_frame(i, 16));
+    ASSERT_TRUE(a->enqueue(quiet.back(), 2));
+  }
+  frame_bytes received;
+  std::size_t busy_before_quiet = 0;
+  std::vector<frame_bytes> got_busy, got_quiet;
+  while (got_quiet.size() < quiet.size()) {
+    ASSERT_TRUE(run_until([&] { return peer.unread() > 0; }));
+    const frame_bytes more = peer.take_unread();
+    received.insert(received.end(), more.begin(), more.end());
+    // Whole frames only: keep a torn tail for the next round.
+    const wire::frame_parser parser;
+    std::span<const std::byte> rest(received);
+    for (auto r = parser.parse(rest); r.state == wire::parse_result::status::frame;
+         r = parser.parse(rest)) {
+      frame_bytes f(r.frame.bytes.begin(), r.frame.bytes.end());
+      if (f.size() == 1024) {
+        got_busy.push_back(std::move(f));
+        if (got_quiet.size() < quiet.size()) busy_before_quiet += 1024;
+      } else {
+        got_quiet.push_back(std::move(f));
+      }
+      rest = rest.subspan(r.frame.bytes.size());
+    }
+    received.erase(received.begin(), received.end() - static_cast<std::ptrdiff_t>(rest.size()));
+  }
+  EXPECT_EQ(got_quiet, quiet);
+  // The write in progress when the quiet source queued, and one write with a share for each
+  // (without lanes: all 2 MiB first).
+  EXPECT_LE(busy_before_quiet, 2 * link_settings{}.max_write_chunk);
+  EXPECT_EQ(got_busy, std::vector<frame_bytes>(busy.begin(), busy.begin() + got_busy.size()));
+}
+
+TEST_F(link_test, TheOrderedLaneOvertakesTheSourceLanesAndFinalFramesGoLast) {
+  // The peer takes one byte and then stops reading, which holds the first write in flight.
+  auto [sa, peer] = streams({.max_unread = 1});
+  auto a = make_link(std::move(sa), {.fair_share = true});
+  recording_sink sink;
+  a->start(&sink);
+
+  const frame_bytes first = message_frame(0, 10);
+  ASSERT_TRUE(a->enqueue(first, 3));
+  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
+  settle();
+  std::vector<frame_bytes> lane3;
+  for (std::uint32_t i = 1; i <= 50; ++i) {
+    lane3.push_back(message_frame(i, 10));
+    ASSERT_TRUE(a->enqueue(lane3.back(), 3));
+  }
+  const frame_bytes ordered = message_frame(1000, 20);
+  ASSERT_TRUE(a->enqueue(ordered));
+  const frame_bytes lane4 = message_frame(2000, 30);
+  ASSERT_TRUE(a->enqueue(lane4, 4));
+  wire::append_goodbye(a->final_outbound(), leave_reason::graceful);
+  a->close_after_flush(close_reason::shutdown);
+
+  a->stream().options().max_unread = 0;
+  frame_bytes received = peer.take_unread();
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }));
+  const frame_bytes rest = peer.take_unread();
+  received.insert(received.end(), rest.begin(), rest.end());
+  const auto frames = split_frames(received);
+  ASSERT_EQ(frames.size(), 1 + lane3.size() + 3);
+  EXPECT_EQ(frames[0], first);
+  EXPECT_EQ(frames[1], ordered) << "the ordered lane goes before the sources' queued frames";
+  std::vector<frame_bytes> got3;
+  for (std::size_t i = 2; i + 1 < frames.size(); ++i)
+    if (frames[i] != lane4) got3.push_back(frames[i]);
+  EXPECT_EQ(got3, lane3);
+  EXPECT_EQ(wire::frame_type(static_cast<std::uint8_t>(frames.back()[4])),
+            wire::frame_type::goodbye)
+      << "the final frame goes after everything else";
+}
+
+TEST_F(link_test, WithoutFairShareEveryLaneIsTheOrderedLane) {
+  auto [sa, sb] = streams();
+  auto a = make_link(std::move(sa));
+  auto b = make_link(std::move(sb));
+  recording_sink sink_a, sink_b;
+  a->start(&sink_a);
+  b->start(&sink_b);
+  std::vector<frame_bytes> sent;
+  for (std::uint32_t i = 0; i < 30; ++i) {
+    sent.push_back(message_frame(i, 100 + i));
+    ASSERT_TRUE(a->enqueue(sent.back(), i % 3));
+  }
+  ASSERT_TRUE(run_until([&] { return sink_b.frames.size() >= sent.size(); }));
+  EXPECT_EQ(sink_b.frames, sent);
+}
+
 TEST_F(link_test, LargeFrameGrowsTheReadBufferAndArrivesIntact) {
   // A small initial buffer and capped reads make the growth happen over many partial reads.
   auto [sa, sb] = streams({.max_write = 100'000}, {.max_read = 50'000});

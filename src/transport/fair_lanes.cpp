@@ -1,0 +1,174 @@
+#include "transport/fair_lanes.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "base/endian.hpp"
+
+namespace galaxies::transport {
+
+namespace {
+// Released lanes kept for their buffers' capacity, and the largest capacity worth keeping: a
+// lane that once held megabytes gives them back.
+constexpr std::size_t max_spare_lanes = 16;
+constexpr std::size_t max_spare_capacity = 256 * 1024;
+}  // namespace
+
+std::vector<std::byte>& fair_lanes::buffer(lane_key key) {
+  lane* l = last_;
+  if (!l || l->key != key) {
+    auto& slot = by_key_[key];
+    if (!slot) {
+      if (spare_.empty()) {
+        slot = std::make_unique<lane>();
+      } else {
+        slot = std::move(spare_.back());
+        spare_.pop_back();
+      }
+      slot->key = key;
+    }
+    l = last_ = slot.get();
+  }
+  if (!l->in_ring) {
+    l->in_ring = true;
+    ring_.push_back(l);
+  }
+  return l->filling;
+}
+
+void fair_lanes::take(std::size_t budget, std::vector<piece>& out) {
+  std::size_t total = 0;
+  std::size_t fruitless = 0;  // consecutive turns that took nothing
+  std::size_t shortfall = std::numeric_limits<std::size_t>::max();
+  while (!ring_.empty() && fruitless < ring_.size()) {
+    lane* l = ring_.front();
+    ring_.pop_front();
+    const std::size_t before = total;
+    const turn result = take_turn(*l, budget, total, shortfall);
+    fruitless = total > before ? 0 : fruitless + 1;
+    if (result == turn::empty) {
+      l->in_ring = false;
+      l->deficit = 0;
+      if (l->taking == 0) release(l);
+      if (total == before) --fruitless;  // it left the ring: its turn does not count
+      continue;
+    }
+    if (result == turn::full) {
+      // It keeps the head of the ring and the rest of its turn: a frame that did not fit this
+      // write goes first in the next, never starved by lanes of smaller frames.
+      l->resumes = true;
+      ring_.push_front(l);
+      break;
+    }
+    ring_.push_back(l);
+    if (total == 0 && fruitless == ring_.size()) {
+      // Every lane waits for its turns to add up to its next frame: grant the turns the closest
+      // one needs at once rather than going round for them (its visit adds the last one).
+      const std::size_t turns = (shortfall + quantum_ - 1) / quantum_;
+      for (lane* waiting : ring_) waiting->deficit += (turns - 1) * quantum_;
+      fruitless = 0;
+      shortfall = std::numeric_limits<std::size_t>::max();
+    }
+  }
+  for (lane* l : in_write_) out.emplace_back(l->draining.data() + l->sent, l->taking);
+}
+
+fair_lanes::turn fair_lanes::take_turn(lane& l, std::size_t budget, std::size_t& total,
+                                       std::size_t& shortfall) {
+  if (l.taking == 0 && l.sent == l.draining.size()) {
+    // What the writer had is written: the producers' frames become the writer's. Never while
+    // this write holds a piece of `draining`, which the swap would hand to the producers.
+    l.draining.clear();
+    l.sent = 0;
+    std::swap(l.draining, l.filling);
+  }
+  std::size_t at = l.sent + l.taking;
+  if (at == l.draining.size()) return l.filling.empty() ? turn::empty : turn::waits;
+  if (!std::exchange(l.resumes, false)) l.deficit += quantum_;
+  turn result = turn::waits;
+  for (;;) {
+    if (at == l.draining.size()) {
+      // Standard DRR: a lane that runs dry keeps no credit for later.
+      if (l.filling.empty()) {
+        l.deficit = 0;
+        result = turn::empty;
+      }
+      break;
+    }
+    const std::size_t size = head_frame_size(l, at);
+    if (size > l.deficit) {
+      if (at == l.sent + l.taking) shortfall = std::min(shortfall, size - l.deficit);
+      break;
+    }
+    if (total > 0 && total + size > budget) {
+      result = turn::full;
+      break;
+    }
+    at += size;
+    l.deficit -= size;
+    total += size;
+    if (total >= budget) {
+      result = at == l.draining.size() && l.filling.empty() ? turn::empty : turn::full;
+      if (result == turn::empty) l.deficit = 0;
+      break;
+    }
+  }
+  const std::size_t took = at - (l.sent + l.taking);
+  if (took > 0) {
+    if (l.taking == 0) in_write_.push_back(&l);
+    l.taking += took;
+  }
+  return result;
+}
+
+std::size_t fair_lanes::head_frame_size(const lane& l, std::size_t at) const noexcept {
+  return std::size_t{base::load_le<std::uint32_t>(l.draining.data() + at)} + 4;
+}
+
+void fair_lanes::written() {
+  for (lane* l : in_write_) {
+    l->sent += l->taking;
+    queued_ -= l->taking;
+    l->taking = 0;
+    if (!l->in_ring && l->sent == l->draining.size() && l->filling.empty()) release(l);
+  }
+  in_write_.clear();
+}
+
+void fair_lanes::release(lane* l) {
+  if (last_ == l) last_ = nullptr;
+  const auto it = by_key_.find(l->key);
+  if (it == by_key_.end()) return;
+  std::unique_ptr<lane> owned = std::move(it->second);
+  by_key_.erase(it);
+  if (spare_.size() >= max_spare_lanes || owned->filling.capacity() > max_spare_capacity ||
+      owned->draining.capacity() > max_spare_capacity)
+    return;
+  owned->filling.clear();
+  owned->draining.clear();
+  owned->sent = owned->taking = owned->deficit = 0;
+  owned->in_ring = owned->resumes = false;
+  spare_.push_back(std::move(owned));
+}
+
+void fair_lanes::clear() {
+  // Lanes with a piece in the write in progress keep that piece until written(): the write may
+  // still read it.
+  ring_.clear();
+  last_ = nullptr;
+  queued_ = 0;
+  for (lane* l : in_write_) {
+    l->filling.clear();
+    l->draining.resize(l->sent + l->taking);
+    l->in_ring = false;
+    queued_ += l->taking;
+  }
+  for (auto it = by_key_.begin(); it != by_key_.end();) {
+    lane* l = it->second.get();
+    ++it;
+    if (l->taking == 0) release(l);
+  }
+}
+
+}  // namespace galaxies::transport

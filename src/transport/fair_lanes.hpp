@@ -1,0 +1,73 @@
+// The data lanes of one link, one per source, and the deficit round robin (Shreedhar and Varghese)
+// that decides what each write carries: a source with megabytes queued gets its share of the link,
+// and a source with one small frame waits for one quantum of each busy source, not for their
+// queues. Order is kept within a lane, not between lanes. Pure data: knows frames only by their
+// size prefix, and no sockets.
+// Threading: one executor, like the link that owns it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+namespace galaxies::transport {
+
+class fair_lanes {
+ public:
+  using lane_key = std::uint64_t;
+  using piece = std::span<const std::byte>;
+
+  // `quantum`: the bytes a lane may send per turn (a larger frame waits for turns to add up).
+  explicit fair_lanes(std::size_t quantum) noexcept : quantum_(quantum) {}
+
+  // Where a producer appends whole frames for `key` (each frame starts with its little-endian size
+  // prefix, as on the wire); then it calls appended() with the bytes it added.
+  std::vector<std::byte>& buffer(lane_key key);
+  void appended(std::size_t bytes) noexcept { queued_ += bytes; }
+
+  // The next write's data: whole frames, at most `budget` bytes (or one larger frame, alone),
+  // picked in turn from every lane with data, appended to `out` (one piece per lane). The pieces
+  // stay valid, and producers may keep appending, until written().
+  void take(std::size_t budget, std::vector<piece>& out);
+  // The write of what take() picked is done: those bytes leave their lanes.
+  void written();
+
+  std::size_t queued_bytes() const noexcept { return queued_; }
+  bool empty() const noexcept { return queued_ == 0; }
+  std::size_t lanes() const noexcept { return by_key_.size(); }
+  // Drops everything queued (the link closed).
+  void clear();
+
+ private:
+  struct lane {
+    lane_key key = 0;
+    std::vector<std::byte> filling;   // producers append here
+    std::vector<std::byte> draining;  // the writer reads here, from `sent` on
+    std::size_t sent = 0;
+    std::size_t taking = 0;  // bytes of draining picked by the write in progress
+    std::size_t deficit = 0;
+    bool in_ring = false;
+    bool resumes = false;  // its last turn was cut short by a full write: no new quantum
+  };
+  // How a lane's turn ended: it waits for a later turn (short of deficit, or its next frames are
+  // still the producers'), the write is full, or the lane has nothing left.
+  enum class turn { waits, full, empty };
+
+  turn take_turn(lane& l, std::size_t budget, std::size_t& total, std::size_t& shortfall);
+  std::size_t head_frame_size(const lane& l, std::size_t at) const noexcept;
+  void release(lane* l);
+
+  std::size_t quantum_;
+  std::size_t queued_ = 0;
+  std::unordered_map<lane_key, std::unique_ptr<lane>> by_key_;
+  lane* last_ = nullptr;         // the lane of the last buffer() call: producers come in runs
+  std::deque<lane*> ring_;       // lanes with data, in turn order
+  std::vector<lane*> in_write_;  // lanes with bytes in the write in progress
+  std::vector<std::unique_ptr<lane>> spare_;  // released lanes, their buffers kept for reuse
+};
+
+}  // namespace galaxies::transport
