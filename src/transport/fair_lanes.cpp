@@ -18,21 +18,23 @@ constexpr std::size_t max_spare_capacity = 256 * 1024;
 std::vector<std::byte>& fair_lanes::buffer(lane_key key) {
   lane* l = last_;
   if (!l || l->key != key) {
-    auto& slot = by_key_[key];
-    if (!slot) {
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) {
       if (spare_.empty()) {
-        slot = std::make_unique<lane>();
+        it = by_key_.try_emplace(key).first;
       } else {
-        slot = std::move(spare_.back());
+        auto node = std::move(spare_.back());
         spare_.pop_back();
+        node.key() = key;
+        it = by_key_.insert(std::move(node)).position;
       }
-      slot->key = key;
+      it->second.key = key;
     }
-    l = last_ = slot.get();
+    l = last_ = &it->second;
   }
   if (!l->in_ring) {
     l->in_ring = true;
-    ring_.push_back(l);
+    push_back(l);
   }
   return l->filling;
 }
@@ -41,16 +43,15 @@ void fair_lanes::take(std::size_t budget, std::vector<piece>& out) {
   std::size_t total = 0;
   std::size_t fruitless = 0;  // consecutive turns that took nothing
   std::size_t shortfall = std::numeric_limits<std::size_t>::max();
-  while (!ring_.empty() && fruitless < ring_.size()) {
-    lane* l = ring_.front();
-    ring_.pop_front();
+  while (ring_size_ > 0 && fruitless < ring_size_) {
+    lane* l = pop_front();
     const std::size_t before = total;
     const turn result = take_turn(*l, budget, total, shortfall);
     fruitless = total > before ? 0 : fruitless + 1;
     if (result == turn::empty) {
       l->in_ring = false;
       l->deficit = 0;
-      if (l->taking == 0) release(l);
+      if (l->taking == 0) went_idle();
       if (total == before) --fruitless;  // it left the ring: its turn does not count
       continue;
     }
@@ -58,15 +59,16 @@ void fair_lanes::take(std::size_t budget, std::vector<piece>& out) {
       // It keeps the head of the ring and the rest of its turn: a frame that did not fit this
       // write goes first in the next, never starved by lanes of smaller frames.
       l->resumes = true;
-      ring_.push_front(l);
+      push_front(l);
       break;
     }
-    ring_.push_back(l);
-    if (total == 0 && fruitless == ring_.size()) {
+    push_back(l);
+    if (total == 0 && fruitless == ring_size_) {
       // Every lane waits for its turns to add up to its next frame: grant the turns the closest
       // one needs at once rather than going round for them (its visit adds the last one).
       const std::size_t turns = (shortfall + quantum_ - 1) / quantum_;
-      for (lane* waiting : ring_) waiting->deficit += (turns - 1) * quantum_;
+      for (lane* waiting = ring_head_; waiting; waiting = waiting->next)
+        waiting->deficit += (turns - 1) * quantum_;
       fruitless = 0;
       shortfall = std::numeric_limits<std::size_t>::max();
     }
@@ -86,6 +88,15 @@ fair_lanes::turn fair_lanes::take_turn(lane& l, std::size_t budget, std::size_t&
   std::size_t at = l.sent + l.taking;
   if (at == l.draining.size()) return l.filling.empty() ? turn::empty : turn::waits;
   if (!std::exchange(l.resumes, false)) l.deficit += quantum_;
+  const std::size_t remaining = l.draining.size() - at;
+  // Alone, a lane has nobody to share with: it may fill the write.
+  if (ring_size_ == 0) l.deficit = std::max(l.deficit, std::min(remaining, budget - total));
+  if (remaining <= l.deficit && total + remaining <= budget) {
+    // All of it fits: no need to walk its frames.
+    at += remaining;
+    l.deficit -= remaining;
+    total += remaining;
+  }
   turn result = turn::waits;
   for (;;) {
     if (at == l.draining.size()) {
@@ -131,31 +142,70 @@ void fair_lanes::written() {
     l->sent += l->taking;
     queued_ -= l->taking;
     l->taking = 0;
-    if (!l->in_ring && l->sent == l->draining.size() && l->filling.empty()) release(l);
   }
   in_write_.clear();
+  went_idle();
+}
+
+void fair_lanes::went_idle() {
+  // Idle lanes stay, so that a source that comes and goes (a request at a time) costs no lookup
+  // of a new lane; the sources that left do not pile up past a bound.
+  if (by_key_.size() <= ring_size_ + in_write_.size() + max_idle_lanes) return;
+  for (auto it = by_key_.begin(); it != by_key_.end();) {
+    lane* l = &it->second;
+    ++it;
+    if (!l->in_ring && l->taking == 0) release(l);
+  }
 }
 
 void fair_lanes::release(lane* l) {
   if (last_ == l) last_ = nullptr;
   const auto it = by_key_.find(l->key);
   if (it == by_key_.end()) return;
-  std::unique_ptr<lane> owned = std::move(it->second);
-  by_key_.erase(it);
-  if (spare_.size() >= max_spare_lanes || owned->filling.capacity() > max_spare_capacity ||
-      owned->draining.capacity() > max_spare_capacity)
+  if (spare_.size() >= max_spare_lanes || l->filling.capacity() > max_spare_capacity ||
+      l->draining.capacity() > max_spare_capacity) {
+    by_key_.erase(it);
     return;
-  owned->filling.clear();
-  owned->draining.clear();
-  owned->sent = owned->taking = owned->deficit = 0;
-  owned->in_ring = owned->resumes = false;
-  spare_.push_back(std::move(owned));
+  }
+  l->filling.clear();
+  l->draining.clear();
+  l->sent = l->taking = l->deficit = 0;
+  l->in_ring = l->resumes = false;
+  l->next = nullptr;
+  spare_.push_back(by_key_.extract(it));
+}
+
+void fair_lanes::push_back(lane* l) noexcept {
+  l->next = nullptr;
+  if (ring_tail_)
+    ring_tail_->next = l;
+  else
+    ring_head_ = l;
+  ring_tail_ = l;
+  ++ring_size_;
+}
+
+void fair_lanes::push_front(lane* l) noexcept {
+  l->next = ring_head_;
+  ring_head_ = l;
+  if (!ring_tail_) ring_tail_ = l;
+  ++ring_size_;
+}
+
+fair_lanes::lane* fair_lanes::pop_front() noexcept {
+  lane* l = ring_head_;
+  ring_head_ = l->next;
+  if (!ring_head_) ring_tail_ = nullptr;
+  l->next = nullptr;
+  --ring_size_;
+  return l;
 }
 
 void fair_lanes::clear() {
   // Lanes with a piece in the write in progress keep that piece until written(): the write may
   // still read it.
-  ring_.clear();
+  ring_head_ = ring_tail_ = nullptr;
+  ring_size_ = 0;
   last_ = nullptr;
   queued_ = 0;
   for (lane* l : in_write_) {
@@ -165,7 +215,7 @@ void fair_lanes::clear() {
     queued_ += l->taking;
   }
   for (auto it = by_key_.begin(); it != by_key_.end();) {
-    lane* l = it->second.get();
+    lane* l = &it->second;
     ++it;
     if (l->taking == 0) release(l);
   }

@@ -8,8 +8,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <memory>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -38,7 +36,9 @@ class fair_lanes {
 
   std::size_t queued_bytes() const noexcept { return queued_; }
   bool empty() const noexcept { return queued_ == 0; }
+  // Lanes, idle ones included: at most max_idle_lanes of them are idle once a write is done.
   std::size_t lanes() const noexcept { return by_key_.size(); }
+  static constexpr std::size_t max_idle_lanes = 16;
   // Drops everything queued (the link closed).
   void clear();
 
@@ -52,22 +52,34 @@ class fair_lanes {
     std::size_t deficit = 0;
     bool in_ring = false;
     bool resumes = false;  // its last turn was cut short by a full write: no new quantum
+    lane* next = nullptr;  // in the ring
   };
+  using lane_map = std::unordered_map<lane_key, lane>;
   // How a lane's turn ended: it waits for a later turn (short of deficit, or its next frames are
   // still the producers'), the write is full, or the lane has nothing left.
   enum class turn { waits, full, empty };
 
   turn take_turn(lane& l, std::size_t budget, std::size_t& total, std::size_t& shortfall);
   std::size_t head_frame_size(const lane& l, std::size_t at) const noexcept;
+  void went_idle();
   void release(lane* l);
+  void push_back(lane* l) noexcept;
+  void push_front(lane* l) noexcept;
+  lane* pop_front() noexcept;
 
   std::size_t quantum_;
   std::size_t queued_ = 0;
-  std::unordered_map<lane_key, std::unique_ptr<lane>> by_key_;
-  lane* last_ = nullptr;         // the lane of the last buffer() call: producers come in runs
-  std::deque<lane*> ring_;       // lanes with data, in turn order
+  // Lanes live in the map's nodes (stable addresses); a released lane's node is kept, with its
+  // buffers, for the next new source: a lane that comes and goes with each request costs no
+  // allocation.
+  lane_map by_key_;
+  std::vector<lane_map::node_type> spare_;
+  lane* last_ = nullptr;  // the lane of the last buffer() call: producers come in runs
+  // The lanes with data, in turn order: an intrusive queue, no allocation per turn.
+  lane* ring_head_ = nullptr;
+  lane* ring_tail_ = nullptr;
+  std::size_t ring_size_ = 0;
   std::vector<lane*> in_write_;  // lanes with bytes in the write in progress
-  std::vector<std::unique_ptr<lane>> spare_;  // released lanes, their buffers kept for reuse
 };
 
 }  // namespace galaxies::transport

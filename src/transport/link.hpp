@@ -429,8 +429,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       }
       writing_now_ = true;
       last_write_progress_ = clock::now();
-      auto [ec, n] =
-          co_await asio::async_write(stream_, gather_, progress_tracker{this}, use_tuple);
+      // A span, not the vector: the write operation keeps a copy of its buffer sequence.
+      auto [ec, n] = co_await asio::async_write(
+          stream_, std::span<const asio::const_buffer>(gather_), progress_tracker{this}, use_tuple);
       writing_now_ = false;
       writing_control_.clear();
       written_ = chunk_end;
