@@ -364,9 +364,13 @@ void router::announce_nodes_down(const std::vector<wire::node_down_entry>& nodes
                                  const connection& via, bool to_peers) {
   if (nodes.empty()) return;
   auto append = [&](std::vector<std::byte>& out) { wire::append_nodes_down(out, nodes); };
-  for_each_local_node(&via, [&](connection& c) { send_control(c, append, via.lane); });
+  auto announce = [&](connection& c) {
+    c.link->merge_into_ordered(via.lane);
+    send_control(c, append);
+  };
+  for_each_local_node(&via, announce);
   if (!to_peers) return;
-  for (auto& [id, peer] : peers_) send_control(*peer, append, via.lane);
+  for (auto& [id, peer] : peers_) announce(*peer);
 }
 
 void router::announce_host_up(const connection& peer) {
@@ -379,8 +383,8 @@ void router::announce_host_up(const connection& peer) {
 void router::announce_host_down(const connection& peer, leave_reason reason) {
   const std::vector<wire::host_down_entry> hosts{{peer.peer, reason}};
   for_each_local_node(nullptr, [&](connection& c) {
-    send_control(
-        c, [&](std::vector<std::byte>& out) { wire::append_hosts_down(out, hosts); }, peer.lane);
+    c.link->merge_into_ordered(peer.lane);
+    send_control(c, [&](std::vector<std::byte>& out) { wire::append_hosts_down(out, hosts); });
   });
 }
 

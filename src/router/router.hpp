@@ -211,9 +211,10 @@ class router {
   void hold_back(connection& from, connection& to);
   void nodes_gone(const std::unordered_set<node_id>& gone);
 
-  // Announcements to local nodes / peers. What comes up goes in the ordered lane, ahead of any
-  // frame of it; what goes down goes in the lane of `via`, the connection its frames came by,
-  // behind the last of them (transport/fair_lanes.hpp), and not back to `via`.
+  // Announcements to local nodes / peers, all in the ordered lane (transport/link.hpp): what comes
+  // up goes ahead of any frame of it; before what goes down, the frames queued in the lane of
+  // `via`, the connection its frames came by, join the ordered lane, so that the departure follows
+  // its last frames and precedes any later return. Nothing goes back to `via`.
   void announce_nodes_up(const std::vector<wire::node_entry>& nodes, const connection* except,
                          bool to_peers);
   void announce_nodes_down(const std::vector<wire::node_down_entry>& nodes, const connection& via,
@@ -222,10 +223,10 @@ class router {
   void announce_host_down(const connection& peer, leave_reason reason);
   template <class Fn>
   void for_each_local_node(const connection* except, Fn&& fn);
-  // The frames `append` writes, queued for one connection in `lane` (0: the ordered lane) if
-  // make_room() lets them in.
+  // The frames `append` writes, queued for one connection in its ordered lane if make_room()
+  // lets them in.
   template <class Append>
-  void send_control(connection& to, Append&& append, std::uint64_t lane = 0);
+  void send_control(connection& to, Append&& append);
   std::vector<std::byte> scratch_;  // send_control's frames before they are queued
   std::uint64_t next_lane_ = 0;     // connection::lane of the newest connection
 
@@ -282,11 +283,11 @@ void router::for_each_local_node(const connection* except, Fn&& fn) {
 }
 
 template <class Append>
-void router::send_control(connection& to, Append&& append, std::uint64_t lane) {
+void router::send_control(connection& to, Append&& append) {
   if (!to.link->writable()) return;
   scratch_.clear();
   append(scratch_);
-  if (make_room(to, scratch_.size())) to.link->enqueue(scratch_, lane);
+  if (make_room(to, scratch_.size())) to.link->enqueue(scratch_);
 }
 
 }  // namespace galaxies::router

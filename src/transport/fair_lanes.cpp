@@ -147,6 +147,22 @@ void fair_lanes::written() {
   went_idle();
 }
 
+std::size_t fair_lanes::move_out(lane_key key, std::vector<std::byte>& out) {
+  const auto it = by_key_.find(key);
+  if (it == by_key_.end()) return 0;
+  lane& l = it->second;
+  const std::size_t from = l.sent + l.taking;
+  const std::size_t moved = l.draining.size() - from + l.filling.size();
+  out.insert(out.end(), l.draining.begin() + static_cast<std::ptrdiff_t>(from), l.draining.end());
+  out.insert(out.end(), l.filling.begin(), l.filling.end());
+  l.draining.resize(from);
+  l.filling.clear();
+  l.resumes = false;
+  queued_ -= moved;
+  // It stays in the ring if it is there: its next turn finds it empty and takes it out.
+  return moved;
+}
+
 void fair_lanes::went_idle() {
   // Idle lanes stay, so that a source that comes and goes (a request at a time) costs no lookup
   // of a new lane; the sources that left do not pile up past a bound.

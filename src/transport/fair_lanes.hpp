@@ -33,6 +33,9 @@ class fair_lanes {
   void take(std::size_t budget, std::vector<piece>& out);
   // The write of what take() picked is done: those bytes leave their lanes.
   void written();
+  // Moves `key`'s frames that no write has picked yet to the end of `out`, in order (the lane
+  // stays, empty). Returns the bytes moved.
+  std::size_t move_out(lane_key key, std::vector<std::byte>& out);
 
   std::size_t queued_bytes() const noexcept { return queued_; }
   bool empty() const noexcept { return queued_ == 0; }

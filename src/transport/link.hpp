@@ -133,6 +133,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     flush();
     return true;
   }
+  // Moves what `lane` holds, in order, to the end of the ordered lane: what is enqueued there next
+  // follows the lane's frames (a source's departure after its last frames).
+  void merge_into_ordered(fair_lanes::lane_key lane) {
+    if (lanes_.move_out(lane, pending_) > 0) flush();
+  }
   // Frames written after every other lane has drained, and only then (a goodbye).
   std::vector<std::byte>& final_outbound() noexcept { return final_; }
 

@@ -209,5 +209,25 @@ TEST(fair_lanes, FramesAppendedDuringAWriteFollowInTheNext) {
   EXPECT_TRUE(lanes.empty());
 }
 
+TEST(fair_lanes, MoveOutHandsOverWhatNoWriteHasPickedInOrder) {
+  fair_lanes lanes(quantum);
+  for (std::uint32_t seq = 0; seq < 100; ++seq) append_frame(lanes, 1, seq, 1000);
+  std::vector<fair_lanes::piece> pieces;
+  lanes.take(20'000, pieces);
+  const auto in_write = cut(pieces);
+  ASSERT_FALSE(in_write.empty());
+  for (std::uint32_t seq = 100; seq < 110; ++seq) append_frame(lanes, 1, seq, 1000);
+  bytes out;
+  EXPECT_EQ(lanes.move_out(1, out), (110 - in_write.size()) * 1000);
+  lanes.written();
+  EXPECT_TRUE(lanes.empty());
+  const auto moved = cut({fair_lanes::piece(out)});
+  ASSERT_EQ(in_write.size() + moved.size(), 110u);
+  for (std::size_t i = 0; i < moved.size(); ++i) EXPECT_EQ(moved[i].seq, in_write.size() + i);
+  pieces.clear();
+  lanes.take(budget, pieces);
+  EXPECT_TRUE(pieces.empty());
+}
+
 }  // namespace
 }  // namespace galaxies::transport

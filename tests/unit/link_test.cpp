@@ -411,6 +411,41 @@ TEST_F(link_test, TheOrderedLaneOvertakesTheSourceLanesAndFinalFramesGoLast) {
       << "the final frame goes after everything else";
 }
 
+TEST_F(link_test, ALaneMergedIntoTheOrderedLaneGoesAheadOfWhatIsEnqueuedThereNext) {
+  auto [sa, peer] = streams({.max_unread = 1});
+  auto a = make_link(std::move(sa), {.fair_share = true});
+  recording_sink sink;
+  a->start(&sink);
+
+  const frame_bytes first = message_frame(0, 10);
+  ASSERT_TRUE(a->enqueue(first, 3));
+  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
+  settle();
+  std::vector<frame_bytes> expected{first};
+  for (std::uint32_t i = 1; i <= 20; ++i) {
+    expected.push_back(message_frame(i, 10));
+    ASSERT_TRUE(a->enqueue(expected.back(), 3));
+  }
+  const frame_bytes other = message_frame(500, 10);
+  ASSERT_TRUE(a->enqueue(other, 5));
+  // A departure, then a return: both must follow lane 3's frames, and the other lane's frame
+  // (enqueued before) may go after them all.
+  a->merge_into_ordered(3);
+  for (std::uint32_t i = 1000; i < 1002; ++i) {
+    expected.push_back(message_frame(i, 40));
+    ASSERT_TRUE(a->enqueue(expected.back()));
+  }
+  expected.push_back(other);
+
+  a->stream().options().max_unread = 0;
+  frame_bytes received = peer.take_unread();
+  ASSERT_TRUE(run_until([&] { return a->queued_bytes() == 0; }));
+  settle();
+  const frame_bytes rest = peer.take_unread();
+  received.insert(received.end(), rest.begin(), rest.end());
+  EXPECT_EQ(split_frames(received), expected);
+}
+
 TEST_F(link_test, WithoutFairShareEveryLaneIsTheOrderedLane) {
   auto [sa, sb] = streams();
   auto a = make_link(std::move(sa));
