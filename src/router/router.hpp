@@ -287,7 +287,7 @@ void router::send_control(connection& to, Append&& append) {
   if (!to.link->writable()) return;
   scratch_.clear();
   append(scratch_);
-  if (make_room(to, scratch_.size())) to.link->enqueue(scratch_);
+  if (make_room(to, scratch_.size())) to.link->push(scratch_);
 }
 
 }  // namespace galaxies::router

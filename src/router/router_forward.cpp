@@ -132,7 +132,8 @@ bool router::deliver(connection& from, connection& to, const wire::frame_view& f
     ++counters_.dropped;  // leaving already: its nodeLeft follows
     return false;
   }
-  if (!make_room(to, frame.bytes.size()) || !to.link->enqueue(frame.bytes, from.lane)) return false;
+  if (!make_room(to, frame.bytes.size())) return false;
+  to.link->push(frame.bytes, from.lane);
   ++counters_.forwarded;
   hold_back(from, to);
   return true;

@@ -4,6 +4,7 @@
 // Threading: a link lives on its stream's executor (one thread); every member runs there.
 #pragma once
 
+#include <array>
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -21,6 +22,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -123,6 +125,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // or full.
   bool enqueue(std::span<const std::byte> frames, fair_lanes::lane_key lane = 0) {
     if (!writable() || !has_room(frames.size())) return false;
+    push(frames, lane);
+    return true;
+  }
+  // enqueue() for a caller that has checked writable() and has_room() itself.
+  void push(std::span<const std::byte> frames, fair_lanes::lane_key lane = 0) {
     if (lane == 0 || !settings_.fair_share) {
       pending_.insert(pending_.end(), frames.begin(), frames.end());
     } else {
@@ -131,7 +138,6 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       lanes_.appended(frames.size());
     }
     flush();
-    return true;
   }
   // Moves what `lane` holds, in order, to the end of the ordered lane: what is enqueued there next
   // follows the lane's frames (a source's departure after its last frames).
@@ -421,8 +427,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       std::swap(control_, writing_control_);
       const std::size_t chunk_end = next_chunk_end();
       gather_.clear();
-      gather_.push_back(asio::buffer(writing_control_));
-      gather_.push_back(asio::buffer(writing_.data() + written_, chunk_end - written_));
+      gather(writing_control_);
+      gather(std::span<const std::byte>(writing_.data() + written_, chunk_end - written_));
       // The source lanes only once all of the ordered lane is in this write: a node announced
       // there must be known before its frames arrive.
       const std::size_t ordered = chunk_end - written_;
@@ -430,13 +436,23 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           ordered < settings_.max_write_chunk) {
         pieces_.clear();
         lanes_.take(settings_.max_write_chunk - ordered, pieces_);
-        for (const auto& piece : pieces_) gather_.emplace_back(piece.data(), piece.size());
+        for (const auto& piece : pieces_) gather(piece);
       }
       writing_now_ = true;
       last_write_progress_ = clock::now();
-      // A span, not the vector: the write operation keeps a copy of its buffer sequence.
-      auto [ec, n] = co_await asio::async_write(
-          stream_, std::span<const asio::const_buffer>(gather_), progress_tracker{this}, use_tuple);
+      // The write operation keeps a copy of its buffer sequence and walks it generically: two
+      // buffers (the common case) go as an array, which Asio handles without either cost.
+      std::error_code ec;
+      if (gather_.size() <= 2) {
+        gather_.resize(2);
+        const std::array<asio::const_buffer, 2> pair{gather_[0], gather_[1]};
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(stream_, pair, progress_tracker{this}, use_tuple);
+      } else {
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(stream_, std::span<const asio::const_buffer>(gather_),
+                                       progress_tracker{this}, use_tuple);
+      }
       writing_now_ = false;
       writing_control_.clear();
       written_ = chunk_end;
@@ -454,6 +470,10 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       }
       last_write_ = clock::now();
     }
+  }
+
+  void gather(std::span<const std::byte> bytes) {
+    if (!bytes.empty()) gather_.emplace_back(bytes.data(), bytes.size());
   }
 
   // Where the next write's data ends: at a frame boundary, max_write_chunk bytes on at most

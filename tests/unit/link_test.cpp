@@ -326,7 +326,7 @@ TEST_F(link_test, FramesQueuedDuringAWriteGoOutTogetherInTheNext) {
 TEST_F(link_test, ASourceLaneDoesNotWaitBehindAnotherSourcesQueue) {
   // The peer holds at most 64 KiB unread, so the link's queue stays queued while the test reads.
   auto [sa, peer] = streams({.max_unread = 64 * 1024});
-  auto a = make_link(std::move(sa), {.fair_share = true});
+  auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
   recording_sink sink;
   a->start(&sink);
 
@@ -373,7 +373,7 @@ TEST_F(link_test, ASourceLaneDoesNotWaitBehindAnotherSourcesQueue) {
 TEST_F(link_test, TheOrderedLaneOvertakesTheSourceLanesAndFinalFramesGoLast) {
   // The peer takes one byte and then stops reading, which holds the first write in flight.
   auto [sa, peer] = streams({.max_unread = 1});
-  auto a = make_link(std::move(sa), {.fair_share = true});
+  auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
   recording_sink sink;
   a->start(&sink);
 
@@ -413,7 +413,7 @@ TEST_F(link_test, TheOrderedLaneOvertakesTheSourceLanesAndFinalFramesGoLast) {
 
 TEST_F(link_test, ALaneMergedIntoTheOrderedLaneGoesAheadOfWhatIsEnqueuedThereNext) {
   auto [sa, peer] = streams({.max_unread = 1});
-  auto a = make_link(std::move(sa), {.fair_share = true});
+  auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
   recording_sink sink;
   a->start(&sink);
 
