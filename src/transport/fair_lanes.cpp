@@ -73,7 +73,13 @@ void fair_lanes::take(std::size_t budget, std::vector<piece>& out) {
       shortfall = std::numeric_limits<std::size_t>::max();
     }
   }
-  for (lane* l : in_write_) out.emplace_back(l->draining.data() + l->sent, l->taking);
+  for (lane* l : in_write_) {
+    if (l->slice > 0) {
+      wire::store_fragment_header(fragment_header_.data(), l->slice);
+      out.emplace_back(fragment_header_);
+    }
+    out.emplace_back(l->draining.data() + l->sent, l->taking);
+  }
 }
 
 fair_lanes::turn fair_lanes::take_turn(lane& l, std::size_t budget, std::size_t& total,
@@ -91,7 +97,7 @@ fair_lanes::turn fair_lanes::take_turn(lane& l, std::size_t budget, std::size_t&
   const std::size_t remaining = l.draining.size() - at;
   // Alone, a lane has nobody to share with: it may fill the write.
   if (ring_size_ == 0) l.deficit = std::max(l.deficit, std::min(remaining, budget - total));
-  if (remaining <= l.deficit && total + remaining <= budget) {
+  if (l.frag_left == 0 && remaining <= l.deficit && total + remaining <= budget) {
     // All of it fits: no need to walk its frames.
     at += remaining;
     l.deficit -= remaining;
@@ -107,8 +113,30 @@ fair_lanes::turn fair_lanes::take_turn(lane& l, std::size_t budget, std::size_t&
       }
       break;
     }
+    if (l.frag_left > 0) {
+      // The next slice of its head frame: the slice opens this write's piece of the lane (its
+      // header goes before the piece), so it grows only while nothing else was taken.
+      const std::size_t bytes = std::min({l.frag_left, l.deficit, budget - total});
+      at += bytes;
+      l.frag_left -= bytes;
+      l.deficit -= bytes;
+      l.slice += bytes;
+      total += bytes;
+      if (l.frag_left == 0) {
+        fragmenting_ = nullptr;  // the frame is complete: whole frames may follow in the piece
+        if (total < budget) continue;
+      }
+      result = total >= budget ? turn::full : turn::waits;
+      break;
+    }
     const std::size_t size = head_frame_size(l, at);
     if (size > l.deficit) {
+      if (fragment_above_ > 0 && size > fragment_above_ && !fragmenting_ && l.taking == 0 &&
+          at == l.sent) {
+        fragmenting_ = &l;
+        l.frag_left = size;
+        continue;
+      }
       if (at == l.sent + l.taking) shortfall = std::min(shortfall, size - l.deficit);
       break;
     }
@@ -142,6 +170,7 @@ void fair_lanes::written() {
     l->sent += l->taking;
     queued_ -= l->taking;
     l->taking = 0;
+    l->slice = 0;
   }
   in_write_.clear();
   went_idle();
@@ -151,11 +180,23 @@ std::size_t fair_lanes::move_out(lane_key key, std::vector<std::byte>& out) {
   const auto it = by_key_.find(key);
   if (it == by_key_.end()) return 0;
   lane& l = it->second;
-  const std::size_t from = l.sent + l.taking;
-  const std::size_t moved = l.draining.size() - from + l.filling.size();
+  const std::size_t keep = l.sent + l.taking;  // the write in progress still reads these
+  const std::size_t moved = l.draining.size() - keep + l.filling.size();
+  std::size_t from = keep;
+  if (l.frag_left > 0) {
+    // The receiver holds the slices so far: the rest must follow them, as a fragment.
+    const std::size_t at = out.size();
+    out.resize(at + wire::header_size);
+    wire::store_fragment_header(out.data() + at, l.frag_left);
+    out.insert(out.end(), l.draining.begin() + static_cast<std::ptrdiff_t>(from),
+               l.draining.begin() + static_cast<std::ptrdiff_t>(from + l.frag_left));
+    from += l.frag_left;
+    l.frag_left = 0;
+    fragmenting_ = nullptr;
+  }
   out.insert(out.end(), l.draining.begin() + static_cast<std::ptrdiff_t>(from), l.draining.end());
   out.insert(out.end(), l.filling.begin(), l.filling.end());
-  l.draining.resize(from);
+  l.draining.resize(keep);
   l.filling.clear();
   l.resumes = false;
   queued_ -= moved;
@@ -185,7 +226,7 @@ void fair_lanes::release(lane* l) {
   }
   l->filling.clear();
   l->draining.clear();
-  l->sent = l->taking = l->deficit = 0;
+  l->sent = l->taking = l->deficit = l->frag_left = l->slice = 0;
   l->in_ring = l->resumes = false;
   l->next = nullptr;
   spare_.push_back(by_key_.extract(it));
@@ -223,11 +264,13 @@ void fair_lanes::clear() {
   ring_head_ = ring_tail_ = nullptr;
   ring_size_ = 0;
   last_ = nullptr;
+  fragmenting_ = nullptr;
   queued_ = 0;
   for (lane* l : in_write_) {
     l->filling.clear();
     l->draining.resize(l->sent + l->taking);
     l->in_ring = false;
+    l->frag_left = 0;
     queued_ += l->taking;
   }
   for (auto it = by_key_.begin(); it != by_key_.end();) {

@@ -54,6 +54,9 @@ struct link_settings {
   // lane may send per turn. Off: every lane is the ordered lane.
   bool fair_share = false;
   std::size_t fair_quantum = 16 * 1024;
+  // With fair share, a frame larger than this that does not fit its lane's turns (or a write) goes
+  // in slices, as `fragment` frames (0: never). Every link reassembles what it receives.
+  std::size_t fragment_above = 64 * 1024;
   // Shared by every link of a process, bounding all their queues together; null: no global bound.
   std::shared_ptr<byte_budget> budget = nullptr;
   // When set, the link's warnings (its close, bad input) go through it: a stranger, who can open
@@ -80,7 +83,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       : stream_(std::move(stream)),
         settings_(std::move(settings)),
         parser_(settings_.max_frame_size),
-        lanes_(settings_.fair_quantum),
+        lanes_(settings_.fair_quantum, settings_.fair_share ? settings_.fragment_above : 0),
         wake_(stream_.get_executor()),
         resume_(stream_.get_executor()),
         heartbeat_timer_(stream_.get_executor()),
@@ -357,16 +360,15 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
       if (result.state == wire::parse_result::status::frame) {
         read_begin_ += result.frame.header.total();
-        if (result.frame.header.type != wire::frame_type::heartbeat && sink_)
+        if (result.frame.header.type == wire::frame_type::fragment)
+          assemble(result.frame);
+        else if (result.frame.header.type != wire::frame_type::heartbeat && sink_)
           sink_->on_frame(result.frame);
         continue;
       }
       if (result.state == wire::parse_result::status::error) {
-        log_protocol_violation(
-            settings_.name, result.error,
-            std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_),
-            settings_.throttle.get());
-        close(close_reason::protocol_error, result.error);
+        violation(result.error, std::span<const std::byte>(read_buffer_.data() + read_begin_,
+                                                           read_end_ - read_begin_));
         return delivery::done;
       }
       // The parser has validated the header (needed <= max_frame_size); the buffer grows as the
@@ -375,6 +377,42 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       return delivery::done;
     }
     return delivery::done;
+  }
+
+  void violation(std::error_code error, std::span<const std::byte> bytes) {
+    log_protocol_violation(settings_.name, error, bytes, settings_.throttle.get());
+    close(close_reason::protocol_error, error);
+  }
+
+  // A slice of a larger frame (protocol.md §2.1): the first starts with the frame's header, which
+  // is checked at once (size within max_frame_size, known type); the slices must add up to that
+  // size exactly; the whole is then parsed and delivered like any frame. One frame at a time.
+  void assemble(const wire::frame_view& fragment) {
+    const auto slice = fragment.body();
+    if (assembly_.empty()) {
+      const auto head = parser_.parse(slice);
+      if (head.state == wire::parse_result::status::error)
+        return violation(head.error, fragment.bytes);
+      // A whole frame, or not even a header, in a first slice: not what a sender does.
+      if (head.state == wire::parse_result::status::frame || head.needed == 0)
+        return violation(wire::decode_error::bad_body, fragment.bytes);
+      assembly_needed_ = head.needed;
+    } else if (assembly_.size() + slice.size() > assembly_needed_) {
+      return violation(wire::decode_error::bad_body, fragment.bytes);
+    }
+    assembly_.insert(assembly_.end(), slice.begin(), slice.end());
+    if (assembly_.size() < assembly_needed_) return;
+    const auto whole = parser_.parse(assembly_);
+    if (whole.state != wire::parse_result::status::frame ||
+        whole.frame.header.type == wire::frame_type::fragment)
+      return violation(whole.state == wire::parse_result::status::error
+                           ? whole.error
+                           : make_error_code(wire::decode_error::bad_body),
+                       assembly_);
+    if (whole.frame.header.type != wire::frame_type::heartbeat && sink_)
+      sink_->on_frame(whole.frame);
+    assembly_.clear();
+    if (assembly_.capacity() > 4 * settings_.read_buffer_size) assembly_.shrink_to_fit();
   }
 
   void make_room_for_read() {
@@ -587,6 +625,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   clock::time_point last_read_;
   clock::time_point last_write_;
 
+  std::vector<std::byte> assembly_;  // the slices of a fragmented frame so far
+  std::size_t assembly_needed_ = 0;  // its size
   std::vector<std::byte> read_buffer_;
   std::size_t read_begin_ = 0;  // first unparsed byte
   std::size_t read_end_ = 0;    // one past the last byte read

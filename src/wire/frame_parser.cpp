@@ -60,6 +60,8 @@ std::error_code check_fixed_body(const frame_view& frame) noexcept {
     case frame_type::credit:
       expected = credit_frame_size - header_size;
       break;
+    case frame_type::fragment:  // a slice of at least one byte
+      return frame.bytes.size() > header_size ? std::error_code{} : decode_error::bad_body;
     default:
       return {};
   }
@@ -92,6 +94,7 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::reply:
     case frame_type::broadcast:
     case frame_type::credit:
+    case frame_type::fragment:
     case frame_type::status_request:
     case frame_type::status_reply:
       return true;
@@ -145,12 +148,21 @@ const char* to_string(frame_type type) noexcept {
       return "broadcast";
     case frame_type::credit:
       return "credit";
+    case frame_type::fragment:
+      return "fragment";
     case frame_type::status_request:
       return "status_request";
     case frame_type::status_reply:
       return "status_reply";
   }
   return "unknown";
+}
+
+void store_fragment_header(std::byte* out, std::size_t slice) noexcept {
+  base::store_le(out, static_cast<std::uint32_t>(slice + min_size_field));
+  out[4] = static_cast<std::byte>(frame_type::fragment);
+  out[5] = std::byte{0};
+  base::store_le(out + 6, std::uint16_t{0});
 }
 
 parse_result frame_parser::parse(std::span<const std::byte> input) const noexcept {

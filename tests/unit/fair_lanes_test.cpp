@@ -229,5 +229,133 @@ TEST(fair_lanes, MoveOutHandsOverWhatNoWriteHasPickedInOrder) {
   EXPECT_TRUE(pieces.empty());
 }
 
+// Cuts writes into frames like a receiving link: `fragment` slices are joined into their frame,
+// whose bytes are checked.
+struct assembler {
+  bytes partial;
+  std::vector<frame_id> frames;
+  std::size_t slices = 0;
+
+  void write(const std::vector<fair_lanes::piece>& pieces) {
+    bytes all;
+    for (const auto& p : pieces) all.insert(all.end(), p.begin(), p.end());
+    std::size_t at = 0;
+    while (at < all.size()) {
+      ASSERT_GE(all.size() - at, 8u) << "torn frame";
+      const std::size_t size = std::size_t{base::load_le<std::uint32_t>(all.data() + at)} + 4;
+      ASSERT_LE(at + size, all.size()) << "torn frame";
+      if (all[at + 4] == std::byte{0x25}) {
+        ++slices;
+        partial.insert(partial.end(), all.begin() + static_cast<std::ptrdiff_t>(at + 8),
+                       all.begin() + static_cast<std::ptrdiff_t>(at + size));
+        if (partial.size() >= 4 &&
+            partial.size() == std::size_t{base::load_le<std::uint32_t>(partial.data())} + 4) {
+          frames.push_back(whole(partial));
+          partial.clear();
+        }
+      } else {
+        frames.push_back(whole(bytes(all.begin() + static_cast<std::ptrdiff_t>(at),
+                                     all.begin() + static_cast<std::ptrdiff_t>(at + size))));
+      }
+      at += size;
+    }
+  }
+  static frame_id whole(const bytes& f) {
+    for (std::size_t i = 12; i < f.size(); ++i)
+      if (f[i] != std::byte{0x5a}) {
+        ADD_FAILURE() << "a frame's filler was torn at byte " << i;
+        break;
+      }
+    return {base::load_le<std::uint32_t>(f.data() + 4), base::load_le<std::uint32_t>(f.data() + 8),
+            f.size()};
+  }
+};
+
+TEST(fair_lanes, ALargeFrameGoesInSlicesBetweenTheOtherLanesFrames) {
+  fair_lanes lanes(quantum, 64 * 1024);
+  append_frame(lanes, 1, 0, 1024 * 1024 + 3);
+  append_frame(lanes, 1, 1, 100);
+  assembler got;
+  std::uint32_t seq = 0;
+  std::size_t writes_while_large = 0;
+  const auto lane1_frames = [&] {
+    return std::count_if(got.frames.begin(), got.frames.end(),
+                         [](const frame_id& f) { return f.lane == 1; });
+  };
+  for (int write = 0; lane1_frames() < 2; ++write) {
+    ASSERT_LT(write, 100);
+    // The other lane stays busy throughout: more than a write's worth queued each time.
+    for (int i = 0; i < 1500; ++i) append_frame(lanes, 2, seq++, 200);
+    std::vector<fair_lanes::piece> pieces;
+    lanes.take(budget, pieces);
+    std::size_t total = 0;
+    for (const auto& p : pieces) total += p.size();
+    EXPECT_LE(total, budget + wire::header_size);
+    const std::size_t before = got.frames.size();
+    got.write(pieces);
+    lanes.written();
+    if (lane1_frames() == 0) {
+      ++writes_while_large;
+      EXPECT_GT(got.frames.size(), before) << "the other lane waited for the large frame";
+    }
+  }
+  // About half of each write for each lane: 1 MiB in about 8 writes of 256 KiB.
+  EXPECT_GE(got.slices, 7u);
+  EXPECT_GE(writes_while_large, 7u);
+  EXPECT_LE(writes_while_large, 10u);
+  std::vector<frame_id> lane1;
+  for (const auto& f : got.frames)
+    if (f.lane == 1) lane1.push_back(f);
+  ASSERT_EQ(lane1.size(), 2u);
+  EXPECT_EQ(lane1[0].size, 1024u * 1024 + 3);
+  EXPECT_EQ(lane1[0].seq, 0u);
+  EXPECT_EQ(lane1[1].seq, 1u);
+}
+
+TEST(fair_lanes, ALargeFrameAloneGoesInWriteSizedSlices) {
+  fair_lanes lanes(quantum, 64 * 1024);
+  append_frame(lanes, 1, 0, 1024 * 1024 + 100);
+  assembler got;
+  int writes = 0;
+  while (!lanes.empty()) {
+    ASSERT_LT(++writes, 100);
+    std::vector<fair_lanes::piece> pieces;
+    lanes.take(budget, pieces);
+    got.write(pieces);
+    lanes.written();
+  }
+  ASSERT_EQ(got.frames.size(), 1u);
+  EXPECT_EQ(got.frames[0].size, 1024u * 1024 + 100);
+  EXPECT_EQ(writes, 5);  // 4 full writes and the rest: the control lane waits for one at most
+}
+
+TEST(fair_lanes, MovingOutAFrameInSlicesHandsOverItsRestAsItsLastFragment) {
+  fair_lanes lanes(quantum, 64 * 1024);
+  append_frame(lanes, 1, 0, 512 * 1024);
+  append_frame(lanes, 1, 1, 100);
+  append_frame(lanes, 2, 0, 100);
+  assembler got;
+  std::vector<fair_lanes::piece> pieces;
+  lanes.take(budget, pieces);
+  got.write(pieces);
+  ASSERT_TRUE(got.frames.empty() || got.frames.back().lane == 2);
+  ASSERT_GT(got.slices, 0u);
+  bytes out;
+  lanes.move_out(1, out);
+  lanes.written();
+  got.write({fair_lanes::piece(out)});
+  while (!lanes.empty()) {
+    pieces.clear();
+    lanes.take(budget, pieces);
+    got.write(pieces);
+    lanes.written();
+  }
+  std::vector<std::uint32_t> lane1;
+  for (const auto& f : got.frames)
+    if (f.lane == 1) lane1.push_back(f.seq);
+  EXPECT_EQ(lane1, (std::vector<std::uint32_t>{0, 1}));
+  EXPECT_TRUE(got.partial.empty());
+}
+
 }  // namespace
 }  // namespace galaxies::transport

@@ -446,6 +446,42 @@ TEST_F(link_test, ALaneMergedIntoTheOrderedLaneGoesAheadOfWhatIsEnqueuedThereNex
   EXPECT_EQ(split_frames(received), expected);
 }
 
+TEST_F(link_test, ALargeFrameGoesInSlicesAndArrivesWholeWhileAnotherLanesFramesPass) {
+  auto [sa, sb] = streams({.max_write = 100'000}, {.max_read = 50'000});
+  auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
+  auto b = make_link(std::move(sb));
+  recording_sink sink_a, sink_b;
+  a->start(&sink_a);
+  b->start(&sink_b);
+
+  const frame_bytes large = message_frame(0, 2 * 1024 * 1024);
+  ASSERT_TRUE(a->enqueue(large, 1));
+  // The large frame is on its way (alone, it would go whole in one write without slices).
+  ASSERT_TRUE(run_until([&] { return a->stream().stats().bytes_written > 0; }));
+  std::vector<frame_bytes> small;
+  for (std::uint32_t i = 1; i <= 50; ++i) {
+    small.push_back(message_frame(i, 100));
+    ASSERT_TRUE(a->enqueue(small.back(), 2));
+  }
+  const frame_bytes after = message_frame(99, 10);
+  ASSERT_TRUE(a->enqueue(after, 1));
+  ASSERT_TRUE(run_until([&] { return sink_b.frames.size() == small.size() + 2; }));
+  EXPECT_FALSE(sink_b.closed());
+  std::vector<frame_bytes> got_small, got_large;
+  std::size_t small_before_large = 0;
+  for (const auto& f : sink_b.frames) {
+    if (f.size() == large.size() || f == after) {
+      got_large.push_back(f);
+    } else {
+      got_small.push_back(f);
+      if (got_large.empty()) ++small_before_large;
+    }
+  }
+  EXPECT_EQ(got_small, small);
+  EXPECT_EQ(got_large, (std::vector<frame_bytes>{large, after}));
+  EXPECT_EQ(small_before_large, small.size()) << "the small frames waited for the large one";
+}
+
 TEST_F(link_test, WithoutFairShareEveryLaneIsTheOrderedLane) {
   auto [sa, sb] = streams();
   auto a = make_link(std::move(sa));
@@ -527,6 +563,49 @@ TEST_P(link_bad_input_test, ClosesWithProtocolErrorOnceAndDeliversNothingBad) {
   EXPECT_FALSE(a->stream().is_open()) << "the connection itself is closed";
   EXPECT_FALSE(a->enqueue(good));
 }
+
+// `fragment` frames (protocol.md §2.1) carrying `slices` of some bytes, back to back.
+frame_bytes fragments(const frame_bytes& bytes, std::vector<std::size_t> cuts) {
+  frame_bytes out;
+  std::size_t from = 0;
+  cuts.push_back(bytes.size());
+  for (const std::size_t to : cuts) {
+    frame_bytes header = raw_header(static_cast<std::uint32_t>(to - from + 4), 0x25);
+    header.resize(wire::header_size);
+    out.insert(out.end(), header.begin(), header.end());
+    out.insert(out.end(), bytes.begin() + static_cast<std::ptrdiff_t>(from),
+               bytes.begin() + static_cast<std::ptrdiff_t>(to));
+    from = to;
+  }
+  return out;
+}
+
+frame_bytes with_extra_byte(frame_bytes bytes) {
+  bytes.push_back(std::byte{0});
+  return bytes;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fragments, link_bad_input_test,
+    ::testing::Values(
+        bad_input_case{"empty_fragment", fragments({}, {}), wire::decode_error::bad_body},
+        bad_input_case{"first_slice_without_a_header", fragments(frame_bytes(3), {}),
+                       wire::decode_error::bad_body},
+        bad_input_case{"slices_of_an_oversized_frame", fragments(raw_header(4093, 0x20), {}),
+                       wire::decode_error::frame_too_large},
+        bad_input_case{"slices_of_an_unknown_type", fragments(raw_header(100, 0x7f), {}),
+                       wire::decode_error::unknown_type},
+        bad_input_case{"a_whole_frame_in_one_slice", fragments(message_frame(2, 5), {}),
+                       wire::decode_error::bad_body},
+        bad_input_case{"slices_adding_up_to_more_than_the_frame",
+                       fragments(with_extra_byte(message_frame(3, 1000)), {500}),
+                       wire::decode_error::bad_body},
+        bad_input_case{"slices_of_slices", fragments(fragments(frame_bytes(600), {}), {300}),
+                       wire::decode_error::bad_body},
+        bad_input_case{"slices_of_a_malformed_message",
+                       fragments(concat({raw_header(20, 0x20), frame_bytes(16)}), {8}),
+                       wire::decode_error::bad_message}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, link_bad_input_test,

@@ -50,16 +50,21 @@ struct status_reply_value {
   std::string json;
   friend bool operator==(const status_reply_value&, const status_reply_value&) = default;
 };
+struct fragment_value {  // a slice of a larger frame: opaque bytes at this layer
+  std::vector<std::byte> slice;
+  friend bool operator==(const fragment_value&, const fragment_value&) = default;
+};
 struct auth_frame_value {
   frame_type type{};  // auth_challenge or auth_proof
   auth_value value{};
   friend bool operator==(const auth_frame_value&, const auth_frame_value&) = default;
 };
 
-using frame_value = std::variant<message_value, hello, welcome, refuse, goodbye_value,
-                                 heartbeat_value, nodes_up_value, std::vector<node_down_entry>,
-                                 hosts_up_value, std::vector<host_down_entry>, status_request_value,
-                                 status_reply_value, auth_frame_value, credit_grant>;
+using frame_value =
+    std::variant<message_value, hello, welcome, refuse, goodbye_value, heartbeat_value,
+                 nodes_up_value, std::vector<node_down_entry>, hosts_up_value,
+                 std::vector<host_down_entry>, status_request_value, status_reply_value,
+                 auth_frame_value, credit_grant, fragment_value>;
 
 template <class... F>
 struct overloaded : F... {
@@ -87,6 +92,12 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const status_request_value&) { append_status_request(out); },
           [&](const status_reply_value& s) { append_status_reply(out, s.json); },
           [&](const credit_grant& c) { append_credit(out, c); },
+          [&](const fragment_value& f) {
+            const std::size_t at = out.size();
+            out.resize(at + header_size);
+            store_fragment_header(out.data() + at, f.slice.size());
+            out.insert(out.end(), f.slice.begin(), f.slice.end());
+          },
           [&](const auth_frame_value& a) {
             if (a.type == frame_type::auth_challenge)
               append_auth_challenge(out, a.value);
@@ -153,6 +164,11 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
     }
     case frame_type::credit:
       return decode_credit(frame, out.emplace<credit_grant>());
+    case frame_type::fragment: {
+      const auto body = frame.body();
+      out = fragment_value{{body.begin(), body.end()}};
+      return {};
+    }
   }
   return decode_error::unknown_type;
 }
@@ -215,7 +231,7 @@ class generator {
   }
 
   frame_value frame() {
-    switch (between(0, 13)) {
+    switch (between(0, 14)) {
       case 0: {
         message_value m;
         m.type = static_cast<frame_type>(between(0x20, 0x23));
@@ -303,6 +319,11 @@ class generator {
       case 12:
         return credit_grant{node_id(id()), node_id(id()), between<std::uint32_t>(0, 0xffffffff),
                             between<std::uint32_t>(1, 0xffffffff)};
+      case 14: {
+        const std::string bytes = text(1, 300);
+        const auto* first = reinterpret_cast<const std::byte*>(bytes.data());
+        return fragment_value{{first, first + bytes.size()}};
+      }
       default:
         return status_reply_value{text(0, 200)};
     }

@@ -197,7 +197,7 @@ TEST(WireParser, RefusesAnUnknownTypeFromTheHeader) {
     }
     EXPECT_EQ(parse_error(header(100, t)), decode_error::unknown_type) << type;
   }
-  EXPECT_EQ(known, 18);
+  EXPECT_EQ(known, 19);
 }
 
 TEST(WireParser, RefusesGarbage) {
