@@ -1,7 +1,8 @@
 // The requester's table: ids, exactly-once completion, timeouts in deadline order, failing one
 // target's requests or all of them, the size limit. Timeouts run on a real io_context with short
 // deadlines; waits are bounded and nothing sleeps. Slots are reused: a late reply for an old id
-// must not reach a new request, and once warm a request costs no allocation.
+// must not reach a new request. (That a warm table allocates nothing is in
+// allocation_free_test.cpp.)
 #include "transport/pending_requests.hpp"
 
 #include <gtest/gtest.h>
@@ -15,7 +16,6 @@
 #include <optional>
 #include <vector>
 
-#include "support/allocation_count.hpp"
 #include "support/eventually.hpp"
 
 namespace galaxies::transport {
@@ -394,44 +394,6 @@ TEST_F(pending_requests_test, FailTargetThenTheOthersStillTimeOut) {
   EXPECT_EQ(log_.entries[2].error, errc::timeout);
   EXPECT_GE(log_.entries[3].at, t0 + 20ms);
   EXPECT_EQ(table.timeouts(), 2u);
-}
-
-// The point of the slab, the index and the heap: once the table has held as many requests as it
-// holds now, asking and answering allocates nothing in the table. (The callbacks are made before
-// counting: whether a callback allocates is unique_function's business.)
-TEST_F(pending_requests_test, AskingAndAnsweringAllocatesNothingOnceWarm) {
-  pending_requests table(io_.get_executor(), 1000);
-  int answered = 0;
-  auto callbacks = [&](std::size_t n) {
-    std::vector<request_callback> out;
-    for (std::size_t i = 0; i < n; ++i)
-      out.emplace_back([&answered](std::error_code, bytes) { ++answered; });
-    return out;
-  };
-  // Warm: 100 in flight at once, with two timeouts (the timer is armed for the earliest).
-  auto warm = callbacks(100);
-  std::vector<std::uint64_t> ids;
-  for (std::size_t i = 0; i < warm.size(); ++i)
-    ids.push_back(table.add(node_a, clock::now() + (i % 2 ? 10s : 20s), warm[i], 64));
-  for (auto id : ids) ASSERT_TRUE(table.complete_reply(node_a, id, {}, {}));
-
-  auto steady = callbacks(1000);
-  const auto allocations = test::allocations_during([&] {
-    // One at a time, then bursts of ten answered newest first: slots and heap places reused.
-    for (std::size_t i = 0; i < 500; ++i) {
-      const auto id = table.add(node_b, clock::now() + 10s, steady[i], 64);
-      table.complete_reply(node_b, id, {}, {});
-    }
-    for (std::size_t i = 500; i < 1000; i += 10) {
-      std::uint64_t burst[10];
-      for (std::size_t k = 0; k < 10; ++k)
-        burst[k] = table.add(node_a, clock::now() + (k % 2 ? 10s : 20s), steady[i + k], 64);
-      for (std::size_t k = 10; k-- > 0;) table.complete_reply(node_a, burst[k], {}, {});
-    }
-  });
-  EXPECT_EQ(allocations, 0u);
-  EXPECT_EQ(answered, 1100);
-  EXPECT_EQ(table.size(), 0u);
 }
 
 }  // namespace
