@@ -1,8 +1,9 @@
-// The request path allocates nothing once warm (issue #8): the requester's pending table and the
-// request callback. This program replaces the global operator new to count, so it holds only these
-// tests, and is no program for valgrind's memcheck (which substitutes operator new for some calls
-// and then reports our delete as a mismatched free); the tables' other tests stay in programs that
-// memcheck can run. A test skips itself if the count does not see an allocation at all.
+// The request path allocates nothing once warm (issue #8): the requester's pending table, the
+// request callback and node::request()'s wrapper around the user's handler. This program replaces
+// the global operator new to count, so it holds only these tests, and is no program for valgrind's
+// memcheck (which substitutes operator new for some calls and then reports our delete as a
+// mismatched free); the tables' other tests stay in programs that memcheck can run. A test skips
+// itself if the count does not see an allocation at all.
 #include <gtest/gtest.h>
 
 #include <asio/execution/outstanding_work.hpp>
@@ -17,7 +18,9 @@
 #include <new>
 #include <vector>
 
+#include "galaxies/node.hpp"
 #include "transport/pending_requests.hpp"
+#include "worker/node_core.hpp"
 
 namespace {
 std::atomic<std::size_t> allocation_count{0};
@@ -130,6 +133,31 @@ TEST_F(allocation_free_test, SmallRequestCallbacksLiveInline) {
   EXPECT_EQ(allocations, 0u);
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(state.use_count(), 3) << "ours, user's and wrapped's";
+}
+
+// node::request() and async_send() as users call them: the user's handler, wrapped beside its
+// executor (tracking work), fits the callback's buffer. A node that is not connected fails each at
+// once, posted, through the same wrapper; the post's memory is Asio's recycled block.
+TEST_F(allocation_free_test, NodeRequestAndAsyncSendWrapHandlersWithoutAllocating) {
+  auto core =
+      std::make_shared<detail::node_core>(io_.get_executor(), detail::node_core::settings{});
+  node api(core);
+  const node_id someone(uuid({0xc3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}));
+  int failed = 0;
+  auto ask = [&] {
+    api.request(someone, "m", {}, 1s,
+                [&failed](std::error_code ec, bytes) { failed += ec == errc::not_connected; });
+    api.async_send(someone, "m", {},
+                   [&failed](std::error_code ec) { failed += ec == errc::not_connected; });
+    io_.restart();
+    io_.poll();
+  };
+  ask();  // warm: Asio's recycled blocks
+  const auto allocations = allocations_during([&] {
+    for (int i = 0; i < 100; ++i) ask();
+  });
+  EXPECT_EQ(allocations, 0u);
+  EXPECT_EQ(failed, 202);
 }
 
 }  // namespace
