@@ -7,8 +7,11 @@
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/execution/executor.hpp>
+#include <asio/execution/outstanding_work.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/prefer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -59,7 +62,27 @@ struct message {
 class node;
 namespace detail {
 class node_core;
+
+// Keeps a completion handler's executor from running out of work until the completion runs. A
+// tracked executor (56 bytes for any_io_executor) rather than an executor_work_guard (120 bytes),
+// so that the handler wrapped with it fits unique_function's inline buffer and a request costs no
+// allocation for it. Older-style executors, which lack the property, keep a work guard.
+template <class Executor>
+auto track_work(const Executor& executor) {
+  if constexpr (asio::execution::is_executor<Executor>::value)
+    return asio::prefer(executor, asio::execution::outstanding_work.tracked);
+  else
+    return asio::make_work_guard(executor);
 }
+template <class Executor>
+const Executor& executor_of(const Executor& tracked) {
+  return tracked;
+}
+template <class Executor>
+Executor executor_of(const asio::executor_work_guard<Executor>& work) {
+  return work.get_executor();
+}
+}  // namespace detail
 
 // The way to answer one request. Move-only; answering twice does nothing the second time. A request
 // whose responder is destroyed without an answer is answered with errc::handler_failed, so the
@@ -157,13 +180,13 @@ class node {
                   CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::error_code)>(
         [this](auto handler, const node_id& to, std::string_view command, byte_view payload) {
-          auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
+          auto work = detail::track_work(asio::get_associated_executor(handler, get_executor()));
           start_send(
               to, command, payload,
               [handler = std::move(handler), work = std::move(work)](std::error_code ec) mutable {
-                auto ex = work.get_executor();
                 asio::dispatch(
-                    ex, [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
+                    detail::executor_of(work),
+                    [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
               });
         },
         token, to, command, payload);
@@ -179,15 +202,15 @@ class node {
     return asio::async_initiate<CompletionToken, void(std::error_code, bytes)>(
         [this](auto handler, const node_id& to, std::string_view command, byte_view payload,
                std::chrono::milliseconds timeout) {
-          auto work = asio::make_work_guard(asio::get_associated_executor(handler, get_executor()));
+          auto work = detail::track_work(asio::get_associated_executor(handler, get_executor()));
           start_request(to, command, payload, timeout,
                         [handler = std::move(handler), work = std::move(work)](
                             std::error_code ec, bytes reply) mutable {
-                          auto ex = work.get_executor();
-                          asio::dispatch(ex, [handler = std::move(handler), ec,
-                                              reply = std::move(reply)]() mutable {
-                            std::move(handler)(ec, std::move(reply));
-                          });
+                          asio::dispatch(detail::executor_of(work),
+                                         [handler = std::move(handler), ec,
+                                          reply = std::move(reply)]() mutable {
+                                           std::move(handler)(ec, std::move(reply));
+                                         });
                         });
         },
         token, to, command, payload, timeout);

@@ -1,6 +1,7 @@
 #include "transport/pending_requests.hpp"
 
-#include <vector>
+#include <algorithm>
+#include <utility>
 
 namespace galaxies::transport {
 
@@ -13,10 +14,26 @@ pending_requests::~pending_requests() {
 
 std::uint64_t pending_requests::add(const node_id& target, clock::time_point deadline,
                                     request_callback& done, std::uint32_t frame_size) {
-  if (entries_.size() >= max_pending_) return 0;
+  if (size() >= max_pending_) return 0;
+  std::uint32_t slot = free_;
+  if (slot != no_slot) {
+    free_ = slots_[slot].next_free;
+  } else {
+    // Slot numbers must stay below no_slot; a table that large is far past any memory anyway.
+    if (slots_.size() >= no_slot) return 0;
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
   const std::uint64_t id = next_id_++;
-  entries_.emplace(id, entry{target, deadline, std::move(done), frame_size});
-  deadlines_.emplace(deadline, id);
+  entry& e = slots_[slot];
+  e.id = id;
+  e.target = target;
+  e.deadline = deadline;
+  e.done = std::move(done);
+  e.frame_size = frame_size;
+  e.next_free = no_slot;
+  index_.insert(id, slot);
+  heap_push(slot);
   if (deadline < armed_for_) arm_timer();
   return id;
 }
@@ -30,39 +47,89 @@ bool pending_requests::complete(std::uint64_t id, std::error_code error, bytes r
 
 bool pending_requests::complete_reply(const node_id& from, std::uint64_t id, std::error_code error,
                                       bytes reply) {
-  const auto it = entries_.find(id);
-  if (it == entries_.end() || it->second.target != from) return false;
+  const auto slot = index_.find(id);
+  if (slot == no_slot || slots_[slot].target != from) return false;
   return complete(id, error, std::move(reply));
 }
 
 request_callback pending_requests::take(std::uint64_t id) {
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return {};
-  request_callback done = std::move(it->second.done);
-  deadlines_.erase({it->second.deadline, id});
-  entries_.erase(it);
+  const auto slot = index_.find(id);
+  if (slot == no_slot) return {};
+  entry& e = slots_[slot];
+  request_callback done = std::move(e.done);
+  heap_remove(e.heap_at);
+  index_.erase(id);
+  // The slot is reused by a later add() under a new id: a late reply for `id` finds no index
+  // entry, so it cannot reach the slot's next request.
+  e.id = 0;
+  e.next_free = free_;
+  free_ = slot;
   return done;
 }
 
-void pending_requests::fail_target(const node_id& target, std::error_code error) {
+template <class Pick>
+std::vector<std::uint64_t> pending_requests::ids_where(Pick pick) const {
   std::vector<std::uint64_t> ids;
-  for (const auto& [id, e] : entries_)
-    if (e.target == target) ids.push_back(id);
-  // Oldest first, so that callers see failures in the order they asked.
+  for (const entry& e : slots_)
+    if (e.id != 0 && pick(e)) ids.push_back(e.id);
+  // Slots are reused in any order: sort, so that callers see failures in the order they asked.
   std::sort(ids.begin(), ids.end());
-  for (auto id : ids) complete(id, error, {});
+  return ids;
+}
+
+void pending_requests::fail_target(const node_id& target, std::error_code error) {
+  for (auto id : ids_where([&](const entry& e) { return e.target == target; }))
+    complete(id, error, {});
 }
 
 void pending_requests::fail_all(std::error_code error) {
-  std::vector<std::uint64_t> ids;
-  ids.reserve(entries_.size());
-  for (const auto& [id, e] : entries_) ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
-  for (auto id : ids) complete(id, error, {});
+  for (auto id : ids_where([](const entry&) { return true; })) complete(id, error, {});
   // The owner is going: an armed timer would only keep its io_context busy. (Not done when the
   // table merely empties: that would cost a timer re-arm per request on the hot path.)
   armed_for_ = clock::time_point::max();
   timer_.cancel();
+}
+
+void pending_requests::heap_push(std::uint32_t slot) {
+  deadlines_.push_back(slot);
+  const auto at = static_cast<std::uint32_t>(deadlines_.size() - 1);
+  slots_[slot].heap_at = at;
+  // With one timeout for every request the newest deadline is the latest: one comparison.
+  sift_up(at);
+}
+
+void pending_requests::heap_remove(std::uint32_t at) {
+  const std::uint32_t last = deadlines_.back();
+  deadlines_.pop_back();
+  if (at == deadlines_.size()) return;
+  place(at, last);
+  sift_down(at);
+  sift_up(slots_[last].heap_at);
+}
+
+void pending_requests::sift_up(std::uint32_t at) {
+  const std::uint32_t slot = deadlines_[at];
+  while (at > 0) {
+    const std::uint32_t parent = (at - 1) / 2;
+    if (!before(slot, deadlines_[parent])) break;
+    place(at, deadlines_[parent]);
+    at = parent;
+  }
+  place(at, slot);
+}
+
+void pending_requests::sift_down(std::uint32_t at) {
+  const std::uint32_t slot = deadlines_[at];
+  const auto n = static_cast<std::uint32_t>(deadlines_.size());
+  for (;;) {
+    std::uint32_t child = 2 * at + 1;
+    if (child >= n) break;
+    if (child + 1 < n && before(deadlines_[child + 1], deadlines_[child])) ++child;
+    if (!before(deadlines_[child], slot)) break;
+    place(at, deadlines_[child]);
+    at = child;
+  }
+  place(at, slot);
 }
 
 void pending_requests::arm_timer() {
@@ -71,7 +138,7 @@ void pending_requests::arm_timer() {
     timer_.cancel();
     return;
   }
-  armed_for_ = deadlines_.begin()->first;
+  armed_for_ = slots_[deadlines_.front()].deadline;
   timer_.expires_at(armed_for_);
   timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
     if (!ec && !alive.expired()) on_timer();
@@ -80,11 +147,15 @@ void pending_requests::arm_timer() {
 
 void pending_requests::on_timer() {
   const auto now = clock::now();
-  std::vector<std::uint64_t> expired;
-  for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it)
-    expired.push_back(it->second);
-  for (auto id : expired)
+  // Requests added by the callbacks of this pass wait for the next pass (the re-armed timer),
+  // even when already due: a callback that keeps asking with no time left cannot hold the loop.
+  const std::uint64_t added_before = next_id_;
+  while (!deadlines_.empty()) {
+    const entry& first = slots_[deadlines_.front()];
+    if (first.deadline > now || first.id >= added_before) break;
+    const std::uint64_t id = first.id;  // `first` may move: the callback can add requests
     if (complete(id, make_error_code(errc::timeout), {})) ++timeouts_;
+  }
   armed_for_ = clock::time_point::max();
   arm_timer();
 }

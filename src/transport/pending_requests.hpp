@@ -1,21 +1,22 @@
 // The requester's table of requests in flight: ids, deadlines, and exactly-once completion.
+// Allocation-free per request once warm: entries live in a slab of slots reused through a free
+// list, ids find their slot through a flat index, and deadlines sit in a binary min-heap of slot
+// numbers. Memory grows only to the high-water mark of requests in flight (at most max_pending).
 // Threading: lives on one executor; every member runs there.
 #pragma once
 
-#include <algorithm>
 #include <asio/any_io_executor.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <set>
 #include <system_error>
-#include <unordered_map>
-#include <utility>
+#include <vector>
 
 #include "galaxies/ids.hpp"
 #include "galaxies/node.hpp"
+#include "transport/request_id_index.hpp"
 
 namespace galaxies::transport {
 
@@ -47,30 +48,55 @@ class pending_requests {
   // handed back so that the caller can complete it as it sees fit.
   request_callback take(std::uint64_t id);
 
-  bool contains(std::uint64_t id) const noexcept { return entries_.contains(id); }
+  bool contains(std::uint64_t id) const noexcept { return index_.find(id) != no_slot; }
   // The frame size given to add(); 0 if `id` is not pending.
   std::uint32_t frame_size(std::uint64_t id) const noexcept {
-    const auto it = entries_.find(id);
-    return it == entries_.end() ? 0 : it->second.frame_size;
+    const auto slot = index_.find(id);
+    return slot == no_slot ? 0 : slots_[slot].frame_size;
   }
-  std::size_t size() const noexcept { return entries_.size(); }
+  std::size_t size() const noexcept { return index_.size(); }
   std::uint64_t timeouts() const noexcept { return timeouts_; }
 
  private:
+  static constexpr std::uint32_t no_slot = request_id_index::npos;
+
   struct entry {
+    std::uint64_t id = 0;  // 0: a free slot
     node_id target;
     clock::time_point deadline;
     request_callback done;
     std::uint32_t frame_size = 0;
+    std::uint32_t heap_at = 0;          // its place in deadlines_ while in use
+    std::uint32_t next_free = no_slot;  // the free list, while free
   };
+
+  // Heap order: earlier deadline first, equal deadlines oldest (smallest id) first.
+  bool before(std::uint32_t a, std::uint32_t b) const noexcept {
+    const entry& x = slots_[a];
+    const entry& y = slots_[b];
+    return x.deadline < y.deadline || (x.deadline == y.deadline && x.id < y.id);
+  }
+  void heap_push(std::uint32_t slot);
+  void heap_remove(std::uint32_t at);
+  void sift_up(std::uint32_t at);
+  void sift_down(std::uint32_t at);
+  void place(std::uint32_t at, std::uint32_t slot) {
+    deadlines_[at] = slot;
+    slots_[slot].heap_at = at;
+  }
+  // Ids of every pending request that `pick` accepts, oldest first.
+  template <class Pick>
+  std::vector<std::uint64_t> ids_where(Pick pick) const;
 
   void arm_timer();
   void on_timer();
 
   std::size_t max_pending_;
   std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, entry> entries_;
-  std::set<std::pair<clock::time_point, std::uint64_t>> deadlines_;
+  std::vector<entry> slots_;
+  std::uint32_t free_ = no_slot;
+  request_id_index index_;
+  std::vector<std::uint32_t> deadlines_;  // slot numbers, a binary min-heap by before()
   asio::steady_timer timer_;
   clock::time_point armed_for_ = clock::time_point::max();
   std::uint64_t timeouts_ = 0;

@@ -1,10 +1,13 @@
 // The requester's table: ids, exactly-once completion, timeouts in deadline order, failing one
 // target's requests or all of them, the size limit. Timeouts run on a real io_context with short
-// deadlines; waits are bounded and nothing sleeps.
+// deadlines; waits are bounded and nothing sleeps. Slots are reused: a late reply for an old id
+// must not reach a new request. (That a warm table allocates nothing is in
+// allocation_free_test.cpp.)
 #include "transport/pending_requests.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
@@ -273,6 +276,124 @@ TEST_F(pending_requests_test, DestroyedWhileItsTimerHandlerIsQueued) {
   run_for(10ms);
   // The table died with its request pending: the callback is destroyed, never called.
   EXPECT_TRUE(log_.entries.empty());
+}
+
+// A slot freed by one request is reused by the next: a late reply for the old id must not reach
+// the new request, nor read its frame size, even from the same node.
+TEST_F(pending_requests_test, ALateReplyForAReusedSlotDoesNotReachTheNewRequest) {
+  pending_requests table(io_.get_executor(), 100);
+  request_callback first = log_.callback(1);
+  const auto old_id = table.add(node_a, far_, first, 111);
+  ASSERT_TRUE(table.complete(old_id, {}, {}));
+  request_callback second = log_.callback(2);
+  const auto new_id = table.add(node_a, far_, second, 222);  // takes the freed slot
+  ASSERT_NE(new_id, old_id);
+
+  EXPECT_FALSE(table.complete_reply(node_a, old_id, {}, {}));
+  EXPECT_FALSE(table.complete(old_id, {}, {}));
+  EXPECT_FALSE(table.take(old_id));
+  EXPECT_FALSE(table.contains(old_id));
+  EXPECT_EQ(table.frame_size(old_id), 0u);
+  EXPECT_EQ(table.frame_size(new_id), 222u);
+  EXPECT_EQ(log_.count(2), 0) << "the new request is still waiting";
+
+  EXPECT_TRUE(table.complete_reply(node_a, new_id, {}, {}));
+  EXPECT_EQ(log_.tags(), (std::vector<int>{1, 2}));
+}
+
+TEST_F(pending_requests_test, AnotherNodeCannotAnswerARequest) {
+  pending_requests table(io_.get_executor(), 100);
+  const auto id = add(table, node_a, far_, 1);
+  EXPECT_FALSE(table.complete_reply(node_b, id, {}, {}));
+  EXPECT_TRUE(table.contains(id)) << "still pending for its real target";
+  EXPECT_TRUE(log_.entries.empty());
+  EXPECT_TRUE(table.complete_reply(node_a, id, {}, {}));
+  EXPECT_EQ(log_.count(1), 1);
+}
+
+// Thousands of requests through a handful of reused slots: ids keep rising, each answer reaches
+// exactly its own request, and the size limit holds throughout.
+TEST_F(pending_requests_test, ChurnThroughReusedSlotsKeepsIdsFreshAndTheBound) {
+  constexpr std::size_t max_pending = 8;
+  pending_requests table(io_.get_executor(), max_pending);
+  std::vector<std::uint64_t> live;
+  std::uint64_t last = 0;
+  int tag = 0;
+  for (int round = 0; round < 2000; ++round) {
+    while (true) {
+      const auto id = add(table, round % 2 ? node_a : node_b, far_, ++tag);
+      if (id == 0) break;  // full
+      ASSERT_GT(id, last) << "ids only rise, whatever slot they take";
+      last = id;
+      live.push_back(id);
+    }
+    ASSERT_EQ(table.size(), max_pending);
+    // Answer every other one, oldest first, leaving a mix of old and new requests in the slots.
+    for (std::size_t i = round % 2; i < live.size(); i += 2)
+      ASSERT_TRUE(table.complete(live[i], {}, {}));
+    std::erase_if(live, [&](std::uint64_t id) { return !table.contains(id); });
+  }
+  // Each tag completed at most once, and exactly the ones not still live.
+  std::vector<int> completions(static_cast<std::size_t>(tag) + 1, 0);
+  for (const auto& e : log_.entries) ++completions[static_cast<std::size_t>(e.tag)];
+  for (int t = 1; t <= tag; ++t) ASSERT_LE(completions[static_cast<std::size_t>(t)], 1) << t;
+  EXPECT_EQ(log_.entries.size() + live.size(), static_cast<std::size_t>(tag) - 2000)
+      << "every add but the 2000 refused ones either completed or is still pending";
+}
+
+// Deadlines of different timeouts interleave, and answered requests leave from the middle: the
+// expiry order is still exactly the deadline order (ties: oldest first). All deadlines are already
+// past, so one pass of the timer expires everything that is left.
+TEST_F(pending_requests_test, MixedTimeoutsExpireInDeadlineOrderAfterAnswersFromTheMiddle) {
+  pending_requests table(io_.get_executor(), 1000);
+  const auto base = clock::now() - 1s;
+  const std::chrono::milliseconds timeouts[] = {30ms, 500ms, 5ms, 120ms};
+  struct expected {
+    clock::time_point deadline;
+    std::uint64_t id;
+    int tag;
+  };
+  std::vector<expected> left;
+  for (int tag = 1; tag <= 400; ++tag) {
+    // Requests asked 1 ms apart, each with one of four timeouts.
+    const auto deadline = base + std::chrono::milliseconds(tag) + timeouts[tag % 4];
+    const auto id = add(table, tag % 3 ? node_a : node_b, deadline, tag);
+    left.push_back({deadline, id, tag});
+  }
+  for (std::size_t i = 0; i < left.size(); i += 3) ASSERT_TRUE(table.complete(left[i].id, {}, {}));
+  for (std::size_t i = 0; i < left.size(); i += 3) left[i].tag = 0;
+  std::erase_if(left, [](const expected& e) { return e.tag == 0; });
+  log_.entries.clear();
+
+  ASSERT_TRUE(run_until([&] { return log_.entries.size() == left.size(); }));
+  std::sort(left.begin(), left.end(), [](const expected& x, const expected& y) {
+    return x.deadline < y.deadline || (x.deadline == y.deadline && x.id < y.id);
+  });
+  std::vector<int> order;
+  for (const auto& e : left) order.push_back(e.tag);
+  EXPECT_EQ(log_.tags(), order);
+  EXPECT_EQ(table.timeouts(), left.size());
+  EXPECT_EQ(table.size(), 0u);
+}
+
+// A target that left is failed at once; the other target's requests still time out at their
+// deadline, and the failed ones never complete a second time by timeout.
+TEST_F(pending_requests_test, FailTargetThenTheOthersStillTimeOut) {
+  pending_requests table(io_.get_executor(), 100);
+  const auto t0 = clock::now();
+  add(table, node_a, t0 + 5ms, 1);
+  add(table, node_b, t0 + 10ms, 2);
+  add(table, node_a, t0 + 15ms, 3);
+  add(table, node_b, t0 + 20ms, 4);
+  table.fail_target(node_a, make_error_code(errc::node_left));
+  EXPECT_EQ(log_.tags(), (std::vector<int>{1, 3}));
+
+  ASSERT_TRUE(run_until([&] { return log_.entries.size() == 4; }));
+  run_for(20ms);  // a window for a wrong second completion
+  EXPECT_EQ(log_.tags(), (std::vector<int>{1, 3, 2, 4}));
+  EXPECT_EQ(log_.entries[2].error, errc::timeout);
+  EXPECT_GE(log_.entries[3].at, t0 + 20ms);
+  EXPECT_EQ(table.timeouts(), 2u);
 }
 
 }  // namespace
