@@ -14,6 +14,9 @@ std::uint32_t bucket_of(std::chrono::milliseconds timeout) noexcept {
   return static_cast<std::uint32_t>(std::min<std::uint64_t>(std::bit_ceil(ms), 1ull << 31));
 }
 
+// Entry nodes kept for reuse: what a burst of requests in flight needs again.
+constexpr std::size_t max_spare_entries = 4096;
+
 }  // namespace
 
 request_ledger::add_result request_ledger::add(const node_id& requester, std::uint64_t id,
@@ -29,22 +32,47 @@ request_ledger::add_result request_ledger::add(const node_id& requester, std::ui
   const std::uint32_t bucket = bucket_of(timeout);
   const auto deadline = now + std::chrono::milliseconds(bucket);
   const key k{requester, id};
-  if (!entries_.emplace(k, entry{target, via, deadline}).second) {
+  bool inserted = false;
+  if (spare_.empty()) {
+    inserted = entries_.emplace(k, entry{target, via, deadline}).second;
+  } else {
+    auto node = std::move(spare_.back());
+    spare_.pop_back();
+    node.key() = k;
+    node.mapped() = entry{target, via, deadline};
+    auto result = entries_.insert(std::move(node));
+    inserted = result.inserted;
+    if (!inserted) spare_.push_back(std::move(result.node));
+  }
+  if (!inserted) {
     if (mine == 0) per_node_.erase(requester);
     return add_result::duplicate;
   }
   ++mine;
-  deadlines_[bucket].push_back({deadline, k});
+  deadlines_[bucket].items.push_back({deadline, k});
   ++deadline_items_;
   if (deadline_items_ > 2 * entries_.size() + 1024) compact_deadlines();
   return add_result::added;
 }
 
-void request_ledger::erase(std::unordered_map<key, entry, key_hash>::iterator it) {
+void request_ledger::erase(entry_map::iterator it) {
   // A count at zero stays until its node leaves (forget): a node asking one request at a time
   // would otherwise cost an allocation per request for its count alone.
   if (auto count = per_node_.find(it->first.requester); count != per_node_.end()) --count->second;
-  entries_.erase(it);
+  if (spare_.size() < max_spare_entries)
+    spare_.push_back(entries_.extract(it));
+  else
+    entries_.erase(it);
+}
+
+void request_ledger::deadline_fifo::pop_front() noexcept {
+  if (++head == items.size()) {
+    items.clear();
+    head = 0;
+  } else if (head >= 32 && 2 * head >= items.size()) {
+    items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(head));
+    head = 0;
+  }
 }
 
 void request_ledger::cancel(const node_id& requester, std::uint64_t id) {
@@ -70,8 +98,7 @@ void request_ledger::forget(const std::unordered_set<node_id>& gone) {
 }
 
 void request_ledger::expire(clock::time_point now) {
-  for (auto bucket = deadlines_.begin(); bucket != deadlines_.end();) {
-    auto& items = bucket->second;
+  for (auto& [bucket, items] : deadlines_) {
     while (!items.empty() && items.front().deadline <= now) {
       const deadline_item item = items.front();
       items.pop_front();
@@ -81,17 +108,19 @@ void request_ledger::expire(clock::time_point now) {
           it != entries_.end() && it->second.deadline == item.deadline)
         erase(it);
     }
-    bucket = items.empty() ? deadlines_.erase(bucket) : std::next(bucket);
   }
 }
 
 void request_ledger::compact_deadlines() {
-  for (auto& [bucket, items] : deadlines_)
-    std::erase_if(items, [&](const deadline_item& item) {
+  for (auto& [bucket, fifo] : deadlines_) {
+    fifo.items.erase(fifo.items.begin(),
+                     fifo.items.begin() + static_cast<std::ptrdiff_t>(fifo.head));
+    fifo.head = 0;
+    std::erase_if(fifo.items, [&](const deadline_item& item) {
       const auto it = entries_.find(item.k);
       return it == entries_.end() || it->second.deadline != item.deadline;
     });
-  std::erase_if(deadlines_, [](const auto& bucket) { return bucket.second.empty(); });
+  }
   deadline_items_ = 0;
   for (const auto& [bucket, items] : deadlines_) deadline_items_ += items.size();
 }

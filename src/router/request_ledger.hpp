@@ -8,11 +8,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "galaxies/ids.hpp"
 
@@ -66,18 +66,32 @@ class request_ledger {
     clock::time_point deadline;
     key k;
   };
+  // A FIFO in one vector that keeps its capacity: a request at a time costs no allocation.
+  struct deadline_fifo {
+    std::vector<deadline_item> items;
+    std::size_t head = 0;
 
-  void erase(std::unordered_map<key, entry, key_hash>::iterator it);
+    bool empty() const noexcept { return head == items.size(); }
+    std::size_t size() const noexcept { return items.size() - head; }
+    const deadline_item& front() const noexcept { return items[head]; }
+    void pop_front() noexcept;
+  };
+  using entry_map = std::unordered_map<key, entry, key_hash>;
+
+  void erase(entry_map::iterator it);
   void compact_deadlines();
 
   std::size_t max_per_node_;
   std::size_t max_total_;
-  std::unordered_map<key, entry, key_hash> entries_;
+  entry_map entries_;
+  // Nodes of erased entries, reused by add(): no allocation per request in the steady state.
+  std::vector<entry_map::node_type> spare_;
   std::unordered_map<node_id, std::size_t> per_node_;
   // One FIFO per timeout rounded up to a power of two: within one, deadlines only grow, so expiry
   // looks at fronts only. Answered entries stay behind as stale items until they reach the front
-  // or a compaction, which runs when stale items outnumber live ones.
-  std::map<std::uint32_t, std::deque<deadline_item>> deadlines_;
+  // or a compaction, which runs when stale items outnumber live ones. FIFOs stay when empty
+  // (there are a few dozen at most).
+  std::map<std::uint32_t, deadline_fifo> deadlines_;
   std::size_t deadline_items_ = 0;
 };
 

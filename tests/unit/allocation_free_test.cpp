@@ -1,9 +1,9 @@
 // The request path allocates nothing once warm (issue #8): the requester's pending table, the
-// request callback and node::request()'s wrapper around the user's handler. This program replaces
-// the global operator new to count, so it holds only these tests, and is no program for valgrind's
-// memcheck (which substitutes operator new for some calls and then reports our delete as a
-// mismatched free); the tables' other tests stay in programs that memcheck can run. A test skips
-// itself if the count does not see an allocation at all.
+// request callback, node::request()'s wrapper around the user's handler and a master's ledger. This
+// program replaces the global operator new to count, so it holds only these tests, and is no
+// program for valgrind's memcheck (which substitutes operator new for some calls and then reports
+// our delete as a mismatched free); the tables' other tests stay in programs that memcheck can run.
+// A test skips itself if the count does not see an allocation at all.
 #include <gtest/gtest.h>
 
 #include <asio/execution/outstanding_work.hpp>
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "galaxies/node.hpp"
+#include "router/request_ledger.hpp"
 #include "transport/pending_requests.hpp"
 #include "worker/node_core.hpp"
 
@@ -158,6 +159,32 @@ TEST_F(allocation_free_test, NodeRequestAndAsyncSendWrapHandlersWithoutAllocatin
   });
   EXPECT_EQ(allocations, 0u);
   EXPECT_EQ(failed, 202);
+}
+
+// A master's ledger, once it has held as many requests as it holds now: forwarding, answering and
+// expiring allocate nothing (entry nodes and deadline FIFOs are reused).
+TEST_F(allocation_free_test, TheLedgerForwardsAnswersAndExpiresWithoutAllocatingOnceWarm) {
+  router::request_ledger ledger(1000, 10000);
+  const int via = 0;
+  auto now = clock::now();
+  std::uint64_t id = 1;
+  // Ten requests a round with two timeouts; half answered, the rest expire a few rounds later.
+  auto rounds = [&](int n) {
+    for (int round = 0; round < n; ++round) {
+      for (std::uint64_t i = 0; i < 10; ++i)
+        EXPECT_EQ(ledger.add(node_a, id + i, node_b, &via, i % 2 ? 100ms : 2s, now),
+                  router::request_ledger::add_result::added);
+      for (std::uint64_t i = 0; i < 5; ++i)
+        EXPECT_TRUE(ledger.answer(node_a, id + i, node_b, &via));
+      id += 10;
+      now += 1s;
+      ledger.expire(now);
+    }
+  };
+  rounds(20);
+  const auto allocations = allocations_during([&] { rounds(200); });
+  EXPECT_EQ(allocations, 0u);
+  EXPECT_LE(ledger.size(), 10u);
 }
 
 }  // namespace
