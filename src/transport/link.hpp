@@ -47,8 +47,9 @@ struct link_settings {
   // After this many frames delivered from one read, the reader lets the rest of the loop run
   // (timers, other connections) before it goes on: one busy peer cannot starve heartbeats.
   std::size_t max_frames_per_turn = 1024;
-  // A write takes at most this many bytes of data (whole frames; one larger frame goes alone), so
-  // that control frames queued meanwhile wait for one such write at most.
+  // A write takes at most this many bytes of data (whole frames or, with fair share, a slice of a
+  // larger one; without it, one larger frame goes alone), so that control frames queued meanwhile
+  // wait for one such write at most.
   std::size_t max_write_chunk = 256 * 1024;
   // Whether frames enqueued for a source lane get that lane (fair_lanes.hpp), and the bytes a
   // lane may send per turn. Off: every lane is the ordered lane.
