@@ -9,35 +9,17 @@
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/io_context.hpp>
 #include <asio/prefer.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
-#include <new>
 #include <vector>
 
 #include "galaxies/node.hpp"
 #include "router/request_ledger.hpp"
+#include "support/counting_new.hpp"
 #include "transport/pending_requests.hpp"
 #include "worker/node_core.hpp"
-
-namespace {
-std::atomic<std::size_t> allocation_count{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  allocation_count.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace galaxies::transport {
 namespace {
@@ -48,13 +30,7 @@ using clock = pending_requests::clock;
 const node_id node_a(uuid({0xa1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
 const node_id node_b(uuid({0xb2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}));
 
-// Allocations made while running `f`.
-template <class F>
-std::size_t allocations_during(F&& f) {
-  const std::size_t before = allocation_count.load();
-  f();
-  return allocation_count.load() - before;
-}
+using test::allocations_during;
 
 class allocation_free_test : public ::testing::Test {
  protected:

@@ -149,6 +149,32 @@ class link_test : public ::testing::Test {
     return std::make_shared<test_link>(std::move(stream), std::move(settings));
   }
 
+  // A started fair-share link that has sent `first` in lane 3 to a peer that took one byte and
+  // then stopped reading: that write stays in flight while the test queues more (release()).
+  struct held_link {
+    std::shared_ptr<test_link> link;
+    test_stream peer;
+  };
+  held_link held_fair_link(recording_sink& sink, const frame_bytes& first) {
+    auto [sa, peer] = streams({.max_unread = 1});
+    auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
+    a->start(&sink);
+    EXPECT_TRUE(a->enqueue(first, 3));
+    EXPECT_TRUE(run_until([&] { return peer.unread() == 1; }));
+    settle();
+    return {std::move(a), std::move(peer)};
+  }
+  // Lets a held link write on; what its peer received once `done` holds.
+  frame_bytes release(held_link& held, const std::function<bool()>& done) {
+    held.link->stream().options().max_unread = 0;
+    frame_bytes received = held.peer.take_unread();
+    EXPECT_TRUE(run_until(done));
+    settle();
+    const frame_bytes rest = held.peer.take_unread();
+    received.insert(received.end(), rest.begin(), rest.end());
+    return received;
+  }
+
   asio::io_context io_;
 };
 
@@ -371,16 +397,10 @@ TEST_F(link_test, ASourceLaneDoesNotWaitBehindAnotherSourcesQueue) {
 }
 
 TEST_F(link_test, TheOrderedLaneOvertakesTheSourceLanesAndFinalFramesGoLast) {
-  // The peer takes one byte and then stops reading, which holds the first write in flight.
-  auto [sa, peer] = streams({.max_unread = 1});
-  auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
   recording_sink sink;
-  a->start(&sink);
-
   const frame_bytes first = message_frame(0, 10);
-  ASSERT_TRUE(a->enqueue(first, 3));
-  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
-  settle();
+  auto held = held_fair_link(sink, first);
+  auto& a = held.link;
   std::vector<frame_bytes> lane3;
   for (std::uint32_t i = 1; i <= 50; ++i) {
     lane3.push_back(message_frame(i, 10));
@@ -393,12 +413,7 @@ TEST_F(link_test, TheOrderedLaneOvertakesTheSourceLanesAndFinalFramesGoLast) {
   wire::append_goodbye(a->final_outbound(), leave_reason::graceful);
   a->close_after_flush(close_reason::shutdown);
 
-  a->stream().options().max_unread = 0;
-  frame_bytes received = peer.take_unread();
-  ASSERT_TRUE(run_until([&] { return sink.closed(); }));
-  const frame_bytes rest = peer.take_unread();
-  received.insert(received.end(), rest.begin(), rest.end());
-  const auto frames = split_frames(received);
+  const auto frames = split_frames(release(held, [&] { return sink.closed(); }));
   ASSERT_EQ(frames.size(), 1 + lane3.size() + 3);
   EXPECT_EQ(frames[0], first);
   EXPECT_EQ(frames[1], ordered) << "the ordered lane goes before the sources' queued frames";
@@ -412,15 +427,10 @@ TEST_F(link_test, TheOrderedLaneOvertakesTheSourceLanesAndFinalFramesGoLast) {
 }
 
 TEST_F(link_test, ALaneMergedIntoTheOrderedLaneGoesAheadOfWhatIsEnqueuedThereNext) {
-  auto [sa, peer] = streams({.max_unread = 1});
-  auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
   recording_sink sink;
-  a->start(&sink);
-
   const frame_bytes first = message_frame(0, 10);
-  ASSERT_TRUE(a->enqueue(first, 3));
-  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
-  settle();
+  auto held = held_fair_link(sink, first);
+  auto& a = held.link;
   std::vector<frame_bytes> expected{first};
   for (std::uint32_t i = 1; i <= 20; ++i) {
     expected.push_back(message_frame(i, 10));
@@ -437,13 +447,7 @@ TEST_F(link_test, ALaneMergedIntoTheOrderedLaneGoesAheadOfWhatIsEnqueuedThereNex
   }
   expected.push_back(other);
 
-  a->stream().options().max_unread = 0;
-  frame_bytes received = peer.take_unread();
-  ASSERT_TRUE(run_until([&] { return a->queued_bytes() == 0; }));
-  settle();
-  const frame_bytes rest = peer.take_unread();
-  received.insert(received.end(), rest.begin(), rest.end());
-  EXPECT_EQ(split_frames(received), expected);
+  EXPECT_EQ(split_frames(release(held, [&] { return a->queued_bytes() == 0; })), expected);
 }
 
 TEST_F(link_test, ALargeFrameGoesInSlicesAndArrivesWholeWhileAnotherLanesFramesPass) {

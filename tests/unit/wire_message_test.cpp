@@ -2,30 +2,12 @@
 // half-written, and a buffer with enough capacity sees no allocation at all.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
 #include "galaxies/error.hpp"
+#include "support/counting_new.hpp"
 #include "unit/wire_test_frames.hpp"
 #include "wire/message.hpp"
 
-// Counts allocations made by this test program, so a test can assert a code path makes none.
-namespace {
-std::atomic<std::size_t> allocations{0};
-}
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
+using galaxies::test::allocation_count;
 
 namespace galaxies::wire {
 namespace {
@@ -81,18 +63,18 @@ TEST(WireMessage, AppendsWithoutAllocatingWhenCapacitySuffices) {
   const std::vector<std::byte> payload(1000, std::byte{0x5a});
   std::vector<std::byte> out;
   out.reserve(64 * 1024);
-  const std::size_t before = allocations.load();
+  const std::size_t before = allocation_count.load();
   for (int i = 0; i < 20; ++i) ASSERT_FALSE(append_send(out, "tick", payload));
-  EXPECT_EQ(allocations.load() - before, 0u);
+  EXPECT_EQ(allocation_count.load() - before, 0u);
   EXPECT_EQ(out.size(), 20 * message_frame_size(4, payload.size()));
 }
 
 TEST(WireMessage, AllocatesOnceWhenItMustGrow) {
   const std::vector<std::byte> payload(100000, std::byte{0x5a});
   std::vector<std::byte> out;
-  const std::size_t before = allocations.load();
+  const std::size_t before = allocation_count.load();
   ASSERT_FALSE(append_send(out, "tick", payload));
-  EXPECT_EQ(allocations.load() - before, 1u);
+  EXPECT_EQ(allocation_count.load() - before, 1u);
 }
 
 TEST(WireMessage, DecodedViewsPointIntoTheFrame) {
