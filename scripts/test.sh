@@ -2,7 +2,7 @@
 # Runs every test: installs missing Debian packages (as root), then three stages, each announced
 # and timed, each in a build directory of its own:
 #   plain  build/       the normal build (scripts/build.sh, BUILD_DIR); ctest, every label (unit,
-#                       integration, slow). Arguments to this script go to this ctest.
+#                       integration, slow) but `manual`. Arguments to this script go to this ctest.
 #   asan   build-asan/  g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-O1, tests only,
 #                       no examples/fault tests); ctest -L 'unit|integration'.
 #   fuzz   build-fuzz/  clang++-14 libFuzzer targets (tests/fuzz), each run on its seed corpus
@@ -33,7 +33,9 @@ cd "$root"
 
 stage_plain() {
   "$here/build.sh"
-  ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j "$test_jobs" --timeout 900 "$@"
+  # `manual`: tests that cannot gate the build yet (tests/integration/CMakeLists.txt says why).
+  ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j "$test_jobs" --timeout 900 \
+    -LE manual "$@"
 }
 
 stage_asan() {
