@@ -299,7 +299,15 @@ TEST_F(network_fault_test, a_one_way_partition_costs_at_most_one_leave_and_join_
     c.net().partition_one_way(from, to);
     hold_fault(c, t0 + 3000);
     const double healed = heal_rules(c, to);
-    expect_reconverged(c, healed, "one-way partition " + from + " -> " + to + ", 3 s");
+    // A cut that no detector judged (a late loop stretches its verdict, protocol.md §8.1) costs no
+    // leave, which is within "at most one": then there is nothing to re-form after the heal.
+    if (std::isnan(last_membership_event(c, t0))) {
+      std::printf("[fault] one-way partition %s -> %s: absorbed, nobody left\n", from.c_str(),
+                  to.c_str());
+      ASSERT_EQ(c.wait_formed(rejoin_deadline), "") << c.master_logs();
+    } else {
+      expect_reconverged(c, healed, "one-way partition " + from + " -> " + to + ", 3 s");
+    }
     if (HasFatalFailure()) return;
 
     const auto affected = [&](const std::string& x, const std::string& y) {
