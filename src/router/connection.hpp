@@ -70,6 +70,7 @@ class connection final : public transport::frame_sink {
   bool spawned = false;  // one of our workers (its exit status names the reason it left)
   bool said_goodbye = false;
   std::optional<std::uint32_t> heartbeat_ms;  // what the other side advertised in its handshake
+  bool reads_lateness = false;  // its handshake asked for heartbeats with our lateness (§8.1)
 
   // Peers.
   host_id peer;

@@ -37,7 +37,8 @@ nlohmann::json router::status() const {
                      {"authenticated", c->authenticated},
                      {"tls", c->link->stream().is_tls()},
                      {"nodes", remote_counts[id]},
-                     {"queued_bytes", c->link->queued_bytes()}});
+                     {"queued_bytes", c->link->queued_bytes()},
+                     {"reported_lateness_ms", as_ms(c->link->reported_lateness(now))}});
   for (const auto& [id, w] : wanted_) {
     if (peers_.contains(id)) continue;
     const char* state = w.stale                  ? "stale row"

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -174,6 +175,10 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   void notify_drained_below(std::size_t bytes) noexcept { drain_mark_ = bytes; }
 
   bool is_open() const noexcept { return open_; }
+  // The lateness the peer's heartbeats reported of its own loop, decayed as ours (§8.1).
+  clock::duration reported_lateness(clock::time_point now) const noexcept {
+    return settings_.health->peer_excess(peer_lateness_, now);
+  }
   bool writable() const noexcept { return open_ && !closing_; }
   std::size_t queued_bytes() const noexcept {
     return pending_.size() + control_.size() + writing_.size() - written_ +
@@ -202,13 +207,17 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // Sends a heartbeat after `send_every` without writes; closes with heartbeat_timeout after
   // `silence_limit` without reads. Each side sends at the smaller of both sides' intervals (the
   // hello/welcome carry them), so a peer configured differently is never starved.
+  // `peer_reads_lateness`: the peer's hello or welcome asked for heartbeats that say how late
+  // this process runs (its `lateness` record); older peers refuse a heartbeat with a body.
   void enable_heartbeats(std::chrono::milliseconds send_every,
-                         std::chrono::milliseconds silence_limit) {
+                         std::chrono::milliseconds silence_limit,
+                         bool peer_reads_lateness = false) {
     if (send_every.count() <= 0 || silence_limit.count() <= 0 || !open_ ||
         heartbeat_interval_.count() > 0)
       return;
     heartbeat_interval_ = send_every;
     silence_limit_ = silence_limit;
+    peer_reads_lateness_ = peer_reads_lateness;
     spawn(heartbeat_loop(this->shared_from_this()));
   }
 
@@ -363,8 +372,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         read_begin_ += result.frame.header.total();
         if (result.frame.header.type == wire::frame_type::fragment)
           assemble(result.frame);
-        else if (result.frame.header.type != wire::frame_type::heartbeat && sink_)
-          sink_->on_frame(result.frame);
+        else
+          deliver(result.frame);
         continue;
       }
       if (result.state == wire::parse_result::status::error) {
@@ -378,6 +387,18 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       return delivery::done;
     }
     return delivery::done;
+  }
+
+  // Heartbeats belong to the link: what one says of its sender's lateness (protocol.md §8.1) is
+  // kept for judging that sender's silences; the sink never sees them.
+  void deliver(const wire::frame_view& frame) {
+    if (frame.header.type != wire::frame_type::heartbeat) {
+      if (sink_) sink_->on_frame(frame);
+      return;
+    }
+    if (const auto reported = wire::decode_heartbeat(frame); reported > 0)
+      settings_.health->note_peer(peer_lateness_, std::chrono::milliseconds(reported),
+                                  clock::now());
   }
 
   void violation(std::error_code error, std::span<const std::byte> bytes) {
@@ -410,8 +431,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
                            ? whole.error
                            : make_error_code(wire::decode_error::bad_body),
                        assembly_);
-    if (whole.frame.header.type != wire::frame_type::heartbeat && sink_)
-      sink_->on_frame(whole.frame);
+    deliver(whole.frame);
     assembly_.clear();
     if (assembly_.capacity() > 4 * settings_.read_buffer_size) assembly_.shrink_to_fit();
   }
@@ -559,7 +579,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         if (later - last_read_ > silence_limit_) {
           // While this loop itself runs late, so probably do its peers: judge by the stretched
           // limit (bounded), and say so once per silence.
-          const auto limit = health.silence_limit(silence_limit_, later);
+          const auto limit = health.silence_limit(silence_limit_, later,
+                                                  health.peer_excess(peer_lateness_, later));
           if (later - last_read_ > limit) {
             close(close_reason::heartbeat_timeout);
             co_return;
@@ -568,18 +589,29 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         }
       }
       if (now - last_write_ >= heartbeat_interval_ && queued_bytes() == 0 && !closing_) {
-        wire::append_heartbeat(pending_);
+        append_heartbeat(health.excess_lateness(now));
         last_write_ = now;
         flush();
       }
     }
   }
 
+  void append_heartbeat(clock::duration our_lateness) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(our_lateness).count();
+    if (!peer_reads_lateness_ || ms <= 0)
+      wire::append_heartbeat(pending_);
+    else
+      wire::append_heartbeat(pending_, static_cast<std::uint32_t>(std::min<std::int64_t>(
+                                           ms, std::numeric_limits<std::uint32_t>::max())));
+  }
+
   void note_forgiven(clock::time_point now, clock::duration limit) {
     std::uint64_t suppressed = 0;
     if (!settings_.health->note_stretched(now, suppressed)) return;
+    const local_health& health = *settings_.health;
     log_stretched_silence(settings_.name, now - last_read_, silence_limit_, limit,
-                          settings_.health->excess_lateness(now), suppressed);
+                          health.excess_lateness(now), health.peer_excess(peer_lateness_, now),
+                          suppressed);
   }
 
   // asio::transfer_all, noting each partial write as progress (see write_stalled_for).
@@ -619,6 +651,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   asio::steady_timer resume_;  // the paused reader waits on it; cancel() resumes it
 
   std::chrono::milliseconds heartbeat_interval_{0};
+  bool peer_reads_lateness_ = false;
+  decaying_peak peer_lateness_;  // what the peer's heartbeats said of its own lateness
   std::chrono::milliseconds silence_limit_{0};
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer expiry_;

@@ -5,33 +5,43 @@
 
 namespace galaxies::transport {
 
-void local_health::timer_fired(clock::time_point due, clock::time_point now) noexcept {
-  const auto late = std::max(now - due, clock::duration::zero());
-  counters_.worst = std::max(counters_.worst, late);
-  if (late <= settings_.tolerance) return;
-  ++counters_.late_ticks;
-  const auto excess = late - settings_.tolerance;
-  if (excess >= excess_lateness(now)) {
-    peak_ = excess;
+void decaying_peak::note(clock::duration sample, clock::time_point now,
+                         clock::duration half_life) noexcept {
+  if (sample > clock::duration::zero() && sample >= value(now, half_life)) {
+    peak_ = sample;
     peak_at_ = now;
   }
 }
 
-local_health::clock::duration local_health::excess_lateness(clock::time_point now) const noexcept {
+decaying_peak::clock::duration decaying_peak::value(clock::time_point now,
+                                                    clock::duration half_life) const noexcept {
   if (peak_ <= clock::duration::zero()) return clock::duration::zero();
   const auto since = std::max(now - peak_at_, clock::duration::zero());
-  if (settings_.half_life <= clock::duration::zero()) return peak_;
+  if (half_life <= clock::duration::zero()) return peak_;
   const double halvings =
-      std::chrono::duration<double>(since) / std::chrono::duration<double>(settings_.half_life);
+      std::chrono::duration<double>(since) / std::chrono::duration<double>(half_life);
   // Past ~40 halvings any peak is below a nanosecond; exp2 of a large negative is 0 anyway.
   return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double, clock::period>(
       static_cast<double>(peak_.count()) * std::exp2(-halvings)));
 }
 
-local_health::clock::duration local_health::silence_limit(clock::duration base,
-                                                          clock::time_point now) const noexcept {
+void local_health::timer_fired(clock::time_point due, clock::time_point now) noexcept {
+  const auto late = std::max(now - due, clock::duration::zero());
+  counters_.worst = std::max(counters_.worst, late);
+  if (late <= settings_.tolerance) return;
+  ++counters_.late_ticks;
+  excess_.note(late - settings_.tolerance, now, settings_.half_life);
+}
+
+local_health::clock::duration local_health::excess_lateness(clock::time_point now) const noexcept {
+  return excess_.value(now, settings_.half_life);
+}
+
+local_health::clock::duration local_health::silence_limit(
+    clock::duration base, clock::time_point now, clock::duration peer_excess) const noexcept {
   const auto most = base * std::max(settings_.max_multiplier, 1);
-  const auto stretched = base + excess_lateness(now) * std::max(settings_.stretch_factor, 0);
+  const auto excess = std::max(excess_lateness(now), peer_excess);
+  const auto stretched = base + excess * std::max(settings_.stretch_factor, 0);
   return std::min(stretched, most);
 }
 

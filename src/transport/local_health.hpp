@@ -30,6 +30,20 @@ struct local_health_settings {
   std::chrono::steady_clock::duration half_life = limits::local_health_half_life;
 };
 
+// The worst of recent samples, halving every half-life since it was seen: one long stall is
+// remembered for a few seconds, and a loop punctual again soon counts as punctual.
+class decaying_peak {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  void note(clock::duration sample, clock::time_point now, clock::duration half_life) noexcept;
+  clock::duration value(clock::time_point now, clock::duration half_life) const noexcept;
+
+ private:
+  clock::duration peak_{};
+  clock::time_point peak_at_{};
+};
+
 struct local_health_counters {
   std::uint64_t late_ticks = 0;  // ticks later than the tolerance
   std::uint64_t stretched = 0;   // silences past a limit forgiven for a while (once per silence)
@@ -49,9 +63,20 @@ class local_health {
   // The recent lateness beyond the tolerance: the worst sample, halved every half-life since.
   clock::duration excess_lateness(clock::time_point now) const noexcept;
 
-  // The silence limit to judge by at `now` instead of `base`: base + stretch_factor x the excess
-  // lateness, at most max_multiplier x base.
-  clock::duration silence_limit(clock::duration base, clock::time_point now) const noexcept;
+  // What a peer said of its own loop (its heartbeats' lateness, protocol.md §8.1), decayed as
+  // ours is: a peer starved of CPU is silent because it is late, not because it is gone.
+  clock::duration peer_excess(const decaying_peak& peer, clock::time_point now) const noexcept {
+    return peer.value(now, settings_.half_life);
+  }
+  void note_peer(decaying_peak& peer, clock::duration reported,
+                 clock::time_point now) const noexcept {
+    peer.note(reported, now, settings_.half_life);
+  }
+
+  // The silence limit to judge by at `now` instead of `base`: base + stretch_factor x the larger
+  // of our excess lateness and the peer's reported one, at most max_multiplier x base.
+  clock::duration silence_limit(clock::duration base, clock::time_point now,
+                                clock::duration peer_excess = {}) const noexcept;
 
   // A silence past its base limit was forgiven because of the stretch; true when it may be
   // logged now (`suppressed`: how many such were not logged since the last line).
@@ -62,8 +87,7 @@ class local_health {
  private:
   local_health_settings settings_;
   local_health_counters counters_;
-  clock::duration peak_{};  // excess lateness of the worst recent sample, at peak_at_
-  clock::time_point peak_at_{};
+  decaying_peak excess_;  // lateness beyond the tolerance
   base::log_throttle log_;
 };
 

@@ -73,15 +73,20 @@ void log_internal_error(std::string_view name, std::string_view what) {
 
 void log_stretched_silence(std::string_view name, std::chrono::nanoseconds silent,
                            std::chrono::nanoseconds limit, std::chrono::nanoseconds stretched,
-                           std::chrono::nanoseconds lateness, std::uint64_t suppressed) {
+                           std::chrono::nanoseconds ours, std::chrono::nanoseconds peers,
+                           std::uint64_t suppressed) {
   using ms = std::chrono::milliseconds;
+  const auto count = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<ms>(d).count();
+  };
+  const std::string why =
+      ours >= peers
+          ? fmt::format("this process runs late (its timers fire up to {} ms late)", count(ours))
+          : fmt::format("the peer says it runs late (up to {} ms)", count(peers));
   spdlog::warn(
-      "connection {}: silent for {} ms, past its {} ms limit, but this process runs late (its "
-      "timers fire up to {} ms late): waiting up to {} ms before declaring it gone{}",
-      name, std::chrono::duration_cast<ms>(silent).count(),
-      std::chrono::duration_cast<ms>(limit).count(),
-      std::chrono::duration_cast<ms>(lateness).count(),
-      std::chrono::duration_cast<ms>(stretched).count(),
+      "connection {}: silent for {} ms, past its {} ms limit, but {}: waiting up to {} ms before "
+      "declaring it gone{}",
+      name, count(silent), count(limit), why, count(stretched),
       suppressed ? fmt::format(" ({} more such lines not shown)", suppressed) : std::string());
 }
 

@@ -25,11 +25,12 @@ void log_protocol_violation(std::string_view name, std::error_code error,
 // An exception escaped this connection's code; `what` is escaped before it is printed.
 void log_internal_error(std::string_view name, std::string_view what);
 
-// A peer silent past its limit was given more time because this process runs late
-// (local_health.hpp); `suppressed` such lines were held back since the last one.
+// A peer silent past its limit was given more time because this process runs late, or the peer
+// said it does (local_health.hpp); `suppressed` such lines were held back since the last one.
 void log_stretched_silence(std::string_view name, std::chrono::nanoseconds silent,
                            std::chrono::nanoseconds limit, std::chrono::nanoseconds stretched,
-                           std::chrono::nanoseconds lateness, std::uint64_t suppressed);
+                           std::chrono::nanoseconds ours, std::chrono::nanoseconds peers,
+                           std::uint64_t suppressed);
 
 std::string escaped_sample(std::span<const std::byte> bytes, std::size_t max_bytes = 32);
 

@@ -13,6 +13,16 @@ void append_heartbeat(std::vector<std::byte>& out) {
   detail::begin_frame(out, frame_type::heartbeat, 0, 0, 0);
 }
 
+void append_heartbeat(std::vector<std::byte>& out, std::uint32_t lateness_ms) {
+  auto writer = detail::begin_frame(out, frame_type::heartbeat, 0, 0, 4);
+  writer.put(lateness_ms);
+}
+
+std::uint32_t decode_heartbeat(const frame_view& frame) noexcept {
+  const std::span<const std::byte> body = detail::body_of(frame);
+  return body.size() == 4 ? base::load_le<std::uint32_t>(body.data()) : 0;
+}
+
 void append_goodbye(std::vector<std::byte>& out, leave_reason reason) {
   auto writer = detail::begin_frame(out, frame_type::goodbye, 0, 0, 1);
   writer.put(static_cast<std::uint8_t>(reason));

@@ -46,6 +46,7 @@ enum class record_tag : std::uint16_t {
   auth_proof = 7,   // welcome: the acceptor's proof; always the last record (protocol.md §3.2)
   flow_window = 8,  // the window every (sender, receiver) pair starts with (protocol.md §4.1)
   flow_budget = 9,  // welcome to a node: the bytes of windows it may grant in all
+  lateness = 10,    // the sender reads the lateness its peer's heartbeats carry (protocol.md §8.1)
 };
 
 inline constexpr std::size_t auth_value_size = 32;  // nonces, challenges and proofs
@@ -64,6 +65,7 @@ struct hello {
   std::string hostname;
   std::optional<std::uint32_t> flow_window;
   std::optional<std::uint32_t> flow_budget;
+  std::optional<std::uint32_t> lateness;  // nonzero: send me heartbeats with your lateness
   std::optional<auth_value> auth_nonce;
   friend bool operator==(const hello&, const hello&) = default;
 };
@@ -79,6 +81,7 @@ struct welcome {
   std::string hostname;
   std::optional<std::uint32_t> flow_window;
   std::optional<std::uint32_t> flow_budget;
+  std::optional<std::uint32_t> lateness;
   std::optional<auth_value> auth_proof;
   friend bool operator==(const welcome&, const welcome&) = default;
 };
@@ -142,6 +145,11 @@ void append_hello(std::vector<std::byte>& out, const hello& h);
 void append_welcome(std::vector<std::byte>& out, const welcome& w);
 void append_refuse(std::vector<std::byte>& out, const refuse& r);
 void append_heartbeat(std::vector<std::byte>& out);
+// A heartbeat that tells how late the sender's loop runs (protocol.md §8.1), in milliseconds; only
+// to a peer whose hello or welcome had a nonzero `lateness` record.
+void append_heartbeat(std::vector<std::byte>& out, std::uint32_t lateness_ms);
+// The lateness a heartbeat carries: 0 for a bodiless one. The parser has checked the body's size.
+std::uint32_t decode_heartbeat(const frame_view& frame) noexcept;
 void append_goodbye(std::vector<std::byte>& out, leave_reason reason);
 void append_nodes_up(std::vector<std::byte>& out, std::span<const node_entry> nodes, bool snapshot);
 void append_nodes_down(std::vector<std::byte>& out, std::span<const node_down_entry> nodes);

@@ -46,7 +46,10 @@ parse_result failure(decode_error e) noexcept {
 std::error_code check_fixed_body(const frame_view& frame) noexcept {
   std::size_t expected = 0;
   switch (frame.header.type) {
-    case frame_type::heartbeat:
+    case frame_type::heartbeat:  // empty, or the sender's lateness (u32 ms, protocol.md §8.1)
+      return frame.bytes.size() == header_size || frame.bytes.size() == header_size + 4
+                 ? std::error_code{}
+                 : decode_error::bad_body;
     case frame_type::status_request:
       expected = 0;
       break;

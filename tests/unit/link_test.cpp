@@ -621,6 +621,8 @@ INSTANTIATE_TEST_SUITE_P(
         bad_input_case{"size_below_four", raw_header(3, 0x20), wire::decode_error::frame_too_small},
         bad_input_case{"unknown_type", raw_header(4, 0x7f), wire::decode_error::unknown_type},
         bad_input_case{"short_message", raw_header(4, 0x20), wire::decode_error::bad_message},
+        bad_input_case{"heartbeat_with_a_two_byte_body",
+                       concat({raw_header(6, 0x04), frame_bytes(2)}), wire::decode_error::bad_body},
         bad_input_case{"http_request", text_bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
                        wire::decode_error::frame_too_large}),
     [](const auto& info) { return std::string(info.param.name); });
@@ -922,6 +924,52 @@ TEST_F(link_test, SilentPeerClosesWithHeartbeatTimeout) {
   EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout);
   EXPECT_GE(waited, 60ms) << "closed before interval x misses of silence";
   EXPECT_GT(peer.unread(), 0u) << "the link did send heartbeats meanwhile";
+}
+
+TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {
+  auto health = std::make_shared<local_health>();
+  // This process's last tick ran a second late: 950 ms beyond the 50 ms tolerance.
+  const auto now = clock::now();
+  health->timer_fired(now - 1000ms, now);
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa), {.health = health});
+  recording_sink sink;
+  a->start(&sink);
+  a->enable_heartbeats(20ms, 2000ms, /*peer_reads_lateness=*/true);
+
+  ASSERT_TRUE(run_until([&] { return peer.unread() >= wire::header_size + 4; }));
+  const auto frames = split_frames(peer.take_unread());
+  ASSERT_FALSE(frames.empty());
+  wire::frame_parser parser;
+  const auto first = parser.parse(frames.front());
+  ASSERT_EQ(first.state, wire::parse_result::status::frame);
+  ASSERT_EQ(first.frame.header.type, wire::frame_type::heartbeat);
+  const auto reported = wire::decode_heartbeat(first.frame);
+  // Decayed a little (half-life 2 s) between the tick and the heartbeat, never grown.
+  EXPECT_LE(reported, 950u);
+  EXPECT_GE(reported, 500u);
+}
+
+TEST_F(link_test, APeerThatSaysItRunsLateIsGivenMoreTimeBeforeItsSilenceCounts) {
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa));  // its own loop punctual: no stretch of its own
+  recording_sink sink;
+  a->start(&sink);
+  const auto started = clock::now();
+  a->enable_heartbeats(50ms, 200ms, true);
+  // The peer's last word: its loop runs 3 s late. Then silence.
+  frame_bytes heartbeat;
+  wire::append_heartbeat(heartbeat, 3000);
+  a->stream().inject(heartbeat);
+  ASSERT_TRUE(run_until([&] { return a->reported_lateness(clock::now()) > 0ms; }));
+
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
+  const auto waited = clock::now() - started;
+  settle();
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout) << "still found out, bounded";
+  // 200 ms without the report; with it, up to max_stretch (8) x 200 ms.
+  EXPECT_GE(waited, 1000ms) << "the peer's reported lateness did not stretch its limit";
 }
 
 TEST_F(link_test, AnyFrameCountsAsSignOfLife) {

@@ -102,5 +102,30 @@ TEST(local_health, forgiven_silences_are_counted_and_their_log_lines_bounded) {
   EXPECT_EQ(h.counters().stretched, 4u);
 }
 
+TEST(local_health, a_peer_that_says_it_runs_late_stretches_the_limit_like_our_own_lateness) {
+  local_health h(settings());
+  decaying_peak peer;
+  h.note_peer(peer, 400ms, t0);
+  EXPECT_EQ(h.peer_excess(peer, t0), 400ms);
+  EXPECT_EQ(h.silence_limit(base, t0, h.peer_excess(peer, t0)), base + 1200ms);
+  // Ours and theirs are not added: the larger one counts.
+  h.timer_fired(t0, t0 + 150ms);  // 100 ms beyond the tolerance
+  EXPECT_EQ(h.silence_limit(base, t0 + 150ms, 400ms), base + 1200ms);
+  EXPECT_EQ(h.silence_limit(base, t0 + 150ms, 0ms), base + 300ms);
+}
+
+TEST(local_health, a_peers_report_fades_and_is_bounded_like_our_own) {
+  local_health h(settings());
+  decaying_peak peer;
+  h.note_peer(peer, 1s, t0);
+  h.note_peer(peer, 200ms, t0 + 1s);  // a smaller report does not hide the recent larger one
+  EXPECT_GT(h.peer_excess(peer, t0 + 1s), 700ms);
+  EXPECT_LT(h.peer_excess(peer, t0 + 60s), 1ms);
+  decaying_peak liar;
+  h.note_peer(liar, std::chrono::hours(1000), t0);
+  EXPECT_EQ(h.silence_limit(base, t0, h.peer_excess(liar, t0)), 8 * base)
+      << "a peer cannot make us wait past max_multiplier x the limit";
+}
+
 }  // namespace
 }  // namespace galaxies::transport

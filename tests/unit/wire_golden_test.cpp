@@ -192,6 +192,18 @@ TEST(WireGolden, Heartbeat) {
   EXPECT_EQ(parse_whole(golden_heartbeat).header.type, frame_type::heartbeat);
 }
 
+TEST(WireGolden, HeartbeatWithLateness) {
+  const auto golden = bytes({
+      0x08, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00,  // size 8, heartbeat
+      0xe8, 0x03, 0x00, 0x00,                          // 1000 ms late
+  });
+  std::vector<std::byte> out;
+  append_heartbeat(out, 1000);
+  EXPECT_EQ(hex(out), hex(golden));
+  EXPECT_EQ(decode_heartbeat(parse_whole(golden)), 1000u);
+  EXPECT_EQ(decode_heartbeat(parse_whole(golden_heartbeat)), 0u) << "bodiless: punctual";
+}
+
 TEST(WireGolden, Goodbye) {
   std::vector<std::byte> out;
   append_goodbye(out, leave_reason::graceful);

@@ -41,6 +41,7 @@ struct goodbye_value {
   friend bool operator==(const goodbye_value&, const goodbye_value&) = default;
 };
 struct heartbeat_value {
+  std::uint32_t lateness_ms = 0;  // 0: the bodiless heartbeat
   friend bool operator==(const heartbeat_value&, const heartbeat_value&) = default;
 };
 struct status_request_value {
@@ -84,7 +85,12 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const welcome& w) { append_welcome(out, w); },
           [&](const refuse& r) { append_refuse(out, r); },
           [&](const goodbye_value& g) { append_goodbye(out, g.reason); },
-          [&](const heartbeat_value&) { append_heartbeat(out); },
+          [&](const heartbeat_value& h) {
+            if (h.lateness_ms == 0)
+              append_heartbeat(out);
+            else
+              append_heartbeat(out, h.lateness_ms);
+          },
           [&](const nodes_up_value& n) { append_nodes_up(out, n.nodes, n.snapshot); },
           [&](const std::vector<node_down_entry>& n) { append_nodes_down(out, n); },
           [&](const hosts_up_value& h) { append_hosts_up(out, h.hosts, h.snapshot); },
@@ -136,7 +142,7 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
     case frame_type::goodbye:
       return decode_goodbye(frame, out.emplace<goodbye_value>().reason);
     case frame_type::heartbeat:
-      out = heartbeat_value{};
+      out = heartbeat_value{decode_heartbeat(frame)};
       return {};
     case frame_type::nodes_up: {
       auto& v = out.emplace<nodes_up_value>();
@@ -258,6 +264,7 @@ class generator {
         h.hostname = name(0, 30);
         h.flow_window = maybe_u32(limits::min_flow_window);
         h.flow_budget = maybe_u32(0);
+        h.lateness = maybe_u32(0);
         h.auth_nonce = maybe_auth();
         return h;
       }
@@ -273,6 +280,7 @@ class generator {
         w.hostname = name(0, 30);
         w.flow_window = maybe_u32(limits::min_flow_window);
         w.flow_budget = maybe_u32(0);
+        w.lateness = maybe_u32(0);
         w.auth_proof = maybe_auth();
         return w;
       }
@@ -282,7 +290,7 @@ class generator {
       case 4:
         return goodbye_value{reason()};
       case 5:
-        return heartbeat_value{};
+        return heartbeat_value{coin() ? 0 : between<std::uint32_t>(1, 0xffffffff)};
       case 6: {
         nodes_up_value v{{}, coin()};
         for (auto n = between(0, 20); n > 0; --n) {

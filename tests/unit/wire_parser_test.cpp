@@ -252,6 +252,15 @@ TEST(WireParser, ChecksFixedSizeBodies) {
   std::vector<std::byte> heartbeat = header(5, 0x04);
   heartbeat.push_back(std::byte{0});
   EXPECT_EQ(parse_error(heartbeat), decode_error::bad_body);
+  // A heartbeat is empty or carries the sender's lateness, a u32 (protocol.md §8.1).
+  for (std::uint32_t body : {2u, 3u, 5u, 8u}) {
+    std::vector<std::byte> odd = header(4 + body, 0x04);
+    odd.resize(wire::header_size + body);
+    EXPECT_EQ(parse_error(odd), decode_error::bad_body) << "heartbeat body of " << body;
+  }
+  std::vector<std::byte> with_lateness = header(8, 0x04);
+  with_lateness.resize(wire::header_size + 4);
+  EXPECT_EQ(frame_parser().parse(with_lateness).state, status::frame);
 
   std::vector<std::byte> status_request = header(6, 0x30);
   status_request.resize(10);
