@@ -118,12 +118,14 @@ class scale_session {
     const auto at_convergence = statuses();
     result_["masters"] = masters_figures(at_convergence);
     result_["at_convergence"] = churn_counters(at_convergence);
-    result_["at_convergence"]["node_left_seen_by_workers"] = co_await leaves_seen(deadline);
+    // Never into the reserve: a slow answer must not leave the kill without time to be seen.
+    result_["at_convergence"]["node_left_seen_by_workers"] =
+        co_await leaves_seen(deadline - reserve);
     const std::uint64_t leaves_before = unexpected_leaves_;
     co_await pause(std::chrono::seconds(options_.hold_s));
     const auto after_hold = statuses();
     result_["after_hold"] = churn_counters(after_hold);
-    result_["after_hold"]["node_left_seen_by_workers"] = co_await leaves_seen(deadline);
+    result_["after_hold"]["node_left_seen_by_workers"] = co_await leaves_seen(deadline - reserve);
     result_["unexpected_node_left_during_hold"] = unexpected_leaves_ - leaves_before;
     co_await kill_one(deadline - reserve / 2);
   }
