@@ -6,6 +6,7 @@
 
 #include <array>
 #include <asio/async_result.hpp>
+#include <asio/error.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/stream.hpp>
@@ -26,7 +27,12 @@ class stream {
   using executor_type = socket::executor_type;
   using binding = std::array<std::byte, 32>;
 
-  explicit stream(socket s) : plain_(std::in_place, std::move(s)) {}
+  // A plain socket is switched to non-blocking mode for try_write_some (Asio's own operations
+  // manage the descriptor's mode themselves and do not depend on it).
+  explicit stream(socket s) : plain_(std::in_place, std::move(s)) {
+    std::error_code ignored;  // on failure, try_write_some leaves every write to async_write_some
+    plain_->non_blocking(true, ignored);
+  }
   // TLS over `s`; the handshake runs when the link starts (async_handshake), before any frame.
   stream(socket s, asio::ssl::context& context, tls_role role)
       : tls_(std::make_unique<asio::ssl::stream<socket>>(std::move(s), context)), role_(role) {}
@@ -60,6 +66,18 @@ class stream {
             plain_->async_write_some(b, std::move(handler));
         },
         token, buffers);
+  }
+
+  // Writes what the socket takes now, without waiting; would_block when it takes nothing, and
+  // always with TLS (whose records only its own write operation produces): such bytes are for
+  // async_write_some.
+  template <class ConstBuffers>
+  std::size_t try_write_some(const ConstBuffers& buffers, std::error_code& ec) {
+    if (tls_ || !plain_->non_blocking()) {
+      ec = asio::error::would_block;
+      return 0;
+    }
+    return plain_->write_some(buffers, ec);
   }
 
   // The TLS handshake (call only when is_tls()).
