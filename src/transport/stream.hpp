@@ -14,7 +14,10 @@
 #include <memory>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <utility>
+
+#include "transport/draining_buffer.hpp"
 
 namespace galaxies::transport {
 
@@ -44,12 +47,15 @@ class stream {
   socket& lowest_layer() noexcept { return tls_ ? tls_->next_layer() : *plain_; }
   bool is_tls() const noexcept { return tls_ != nullptr; }
 
+  // A single buffer is read as a draining_buffer: a short read spares the next read's failed try.
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
           if (tls_)
             tls_->async_read_some(b, std::move(handler));
+          else if constexpr (std::is_convertible_v<MutableBuffers, asio::mutable_buffer>)
+            plain_->async_read_some(draining_buffer(b), std::move(handler));
           else
             plain_->async_read_some(b, std::move(handler));
         },
