@@ -1,6 +1,8 @@
 // One connection carrying frames: a reader coroutine that parses every complete frame in its
 // buffer, a writer coroutine that sends what is queued in bounded gathered writes (the control
-// lane, then the ordered lane, then the sources' lanes in fair turns), and heartbeats.
+// lane, then the ordered lane, then the sources' lanes in fair turns), and heartbeats. What frame
+// handlers queue is written when the reader's delivery ends (write_batch), the writer finishing
+// what the socket did not take.
 // Threading: a link lives on its stream's executor (one thread); every member runs there.
 #pragma once
 
