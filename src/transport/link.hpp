@@ -1,6 +1,8 @@
 // One connection carrying frames: a reader coroutine that parses every complete frame in its
 // buffer, a writer coroutine that sends what is queued in bounded gathered writes (the control
-// lane, then the ordered lane, then the sources' lanes in fair turns), and heartbeats.
+// lane, then the ordered lane, then the sources' lanes in fair turns), and heartbeats. What frame
+// handlers queue is written when the reader's delivery ends (write_batch), the writer finishing
+// what the socket did not take.
 // Threading: a link lives on its stream's executor (one thread); every member runs there.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -36,6 +39,7 @@
 #include "transport/local_health.hpp"
 #include "transport/protocol_log.hpp"
 #include "transport/stream.hpp"
+#include "transport/write_batch.hpp"
 #include "wire/control.hpp"
 #include "wire/frame.hpp"
 
@@ -74,6 +78,14 @@ struct link_settings {
 template <class Stream>
 concept handshaking_stream = requires(Stream& s) {
   s.is_tls();
+};
+
+// Whether a stream can write without waiting (see stream::try_write_some): its link then writes
+// in the reader's turn (write_batch); otherwise every write goes through async_write.
+template <class Stream>
+concept directly_writable_stream = requires(Stream& s, std::span<const asio::const_buffer> buffers,
+                                            std::error_code& ec) {
+  { s.try_write_some(buffers, ec) } -> std::same_as<std::size_t>;
 };
 
 template <class Stream>
@@ -120,9 +132,18 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     if (queued + bytes > settings_.max_queue_bytes) return false;
     return !settings_.budget || settings_.budget->fits(queued + bytes, charged_);
   }
+  // Inside a reader's delivery (write_batch), the write is made when the delivery ends; else the
+  // writer is woken and writes after the handlers ready now (which may queue more).
   void flush() {
     recharge();
-    if (writer_idle_) wake_.cancel();
+    if (!writer_idle_ || batched_) return;
+    if constexpr (directly_writable_stream<Stream>) {
+      if (auto* batch = write_batch::current(); batch && batch->add(this, &write_batched)) {
+        batched_ = true;
+        return;
+      }
+    }
+    wake_.cancel();
   }
 
   // Copies complete frames into `lane`'s queue (0: the ordered lane). Order is kept within a
@@ -361,8 +382,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   enum class delivery { done, turn_over, paused };
 
   // Hands the complete frames in the buffer to the sink, at most max_frames_per_turn of them and
-  // none while paused; says why it stopped.
+  // none while paused; says why it stopped. What they queue on any link is written as it returns.
   delivery deliver_frames() {
+    const write_batch batch;
     for (std::size_t delivered = 0; open_ && !closing_; ++delivered) {
       if (pauses_ > 0) return delivery::paused;
       if (delivered == settings_.max_frames_per_turn) return delivery::turn_over;
@@ -457,78 +479,153 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     read_begin_ = 0;
   }
 
+  // The writer: one gathered write at a time (prepare_write), asynchronously, and between them an
+  // idle wait for flush(). While it is idle, a write batch may write for it (write_now): what the
+  // socket did not take then, or the error it gave, is left prepared for the writer to finish.
   asio::awaitable<void> write_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
     while (open_) {
-      if (written_ == writing_.size()) {
-        // Everything queued so far in the ordered lane is this round's; producers fill the other
-        // buffer.
-        writing_.clear();
-        written_ = 0;
-        std::swap(pending_, writing_);
+      if (!write_ready_ && !prepare_write()) {
+        if (closing_) {
+          close(closing_reason_);
+          co_return;
+        }
+        writer_idle_ = true;
+        wake_.expires_at(clock::time_point::max());
+        co_await wake_.async_wait(use_tuple);
+        writer_idle_ = false;
+        if (open_ && std::exchange(drained_, false)) report_drained();
+        continue;
       }
-      if (writing_.empty() && control_.empty() && lanes_.empty()) {
-        if (!final_.empty()) {
-          std::swap(final_, writing_);
+      std::error_code ec = std::exchange(write_error_, {});
+      if (!ec) {
+        writing_now_ = true;
+        last_write_progress_ = clock::now();
+        // The write operation keeps a copy of its buffer sequence and walks it generically: two
+        // buffers (the common case) go as an array, which Asio handles without either cost.
+        if (gather_.size() <= 2) {
+          std::tie(ec, std::ignore) = co_await asio::async_write(stream_, gathered_pair(),
+                                                                 progress_tracker{this}, use_tuple);
         } else {
-          if (closing_) {
-            close(closing_reason_);
-            co_return;
-          }
-          writer_idle_ = true;
-          wake_.expires_at(clock::time_point::max());
-          co_await wake_.async_wait(use_tuple);
-          writer_idle_ = false;
-          continue;
+          std::tie(ec, std::ignore) =
+              co_await asio::async_write(stream_, std::span<const asio::const_buffer>(gather_),
+                                         progress_tracker{this}, use_tuple);
         }
       }
-      // Control frames first, then at most one chunk of data, in one write.
-      std::swap(control_, writing_control_);
-      const std::size_t chunk_end = next_chunk_end();
-      gather_.clear();
-      gather(writing_control_);
-      gather(std::span<const std::byte>(writing_.data() + written_, chunk_end - written_));
-      // The source lanes only once all of the ordered lane is in this write: a node announced
-      // there must be known before its frames arrive.
-      const std::size_t ordered = chunk_end - written_;
-      if (chunk_end == writing_.size() && pending_.empty() && !lanes_.empty() &&
-          ordered < settings_.max_write_chunk) {
-        pieces_.clear();
-        lanes_.take(settings_.max_write_chunk - ordered, pieces_);
-        for (const auto& piece : pieces_) gather(piece);
-      }
-      writing_now_ = true;
-      last_write_progress_ = clock::now();
-      // The write operation keeps a copy of its buffer sequence and walks it generically: two
-      // buffers (the common case) go as an array, which Asio handles without either cost.
-      std::error_code ec;
-      if (gather_.size() <= 2) {
-        gather_.resize(2);
-        const std::array<asio::const_buffer, 2> pair{gather_[0], gather_[1]};
-        std::tie(ec, std::ignore) =
-            co_await asio::async_write(stream_, pair, progress_tracker{this}, use_tuple);
-      } else {
-        std::tie(ec, std::ignore) =
-            co_await asio::async_write(stream_, std::span<const asio::const_buffer>(gather_),
-                                       progress_tracker{this}, use_tuple);
-      }
-      writing_now_ = false;
-      writing_control_.clear();
-      written_ = chunk_end;
-      lanes_.written();
-      recharge();
+      write_finished();
       if (!open_) co_return;
-      if (drain_mark_ && queued_bytes() <= *drain_mark_) {
-        drain_mark_.reset();
-        if (sink_) sink_->on_drained();
-        if (!open_) co_return;
-      }
+      if (drain_reached() && !report_drained()) co_return;
       if (ec) {
         close(close_reason::io_error, ec);
         co_return;
       }
       last_write_ = clock::now();
     }
+  }
+
+  // Fills gather_ with the next write: control frames first, then at most one chunk of data.
+  // False when nothing is queued (the final frames come only after everything else).
+  bool prepare_write() {
+    if (written_ == writing_.size()) {
+      // Everything queued so far in the ordered lane is this round's; producers fill the other
+      // buffer.
+      writing_.clear();
+      written_ = 0;
+      std::swap(pending_, writing_);
+    }
+    if (writing_.empty() && control_.empty() && lanes_.empty()) {
+      if (final_.empty()) return false;
+      std::swap(final_, writing_);
+    }
+    std::swap(control_, writing_control_);
+    write_end_ = next_chunk_end();
+    gather_.clear();
+    gather(writing_control_);
+    gather(std::span<const std::byte>(writing_.data() + written_, write_end_ - written_));
+    // The source lanes only once all of the ordered lane is in this write: a node announced
+    // there must be known before its frames arrive.
+    const std::size_t ordered = write_end_ - written_;
+    if (write_end_ == writing_.size() && pending_.empty() && !lanes_.empty() &&
+        ordered < settings_.max_write_chunk) {
+      pieces_.clear();
+      lanes_.take(settings_.max_write_chunk - ordered, pieces_);
+      for (const auto& piece : pieces_) gather(piece);
+    }
+    write_ready_ = true;
+    return true;
+  }
+
+  std::array<asio::const_buffer, 2> gathered_pair() {
+    gather_.resize(2);
+    return {gather_[0], gather_[1]};
+  }
+
+  // The prepared write is over (made whole, or failed): its bytes leave the queue.
+  void write_finished() {
+    write_ready_ = false;
+    writing_now_ = false;
+    writing_control_.clear();
+    written_ = write_end_;
+    lanes_.written();
+    recharge();
+  }
+
+  bool drain_reached() const noexcept { return drain_mark_ && queued_bytes() <= *drain_mark_; }
+  // Tells the sink the queue has drained to its mark; false when that closed the link.
+  bool report_drained() {
+    drain_mark_.reset();
+    if (sink_) sink_->on_drained();
+    return open_;
+  }
+
+  static void write_batched(void* link) noexcept {
+    auto& self = *static_cast<basic_link*>(link);
+    try {
+      self.write_now();
+    } catch (...) {
+      self.fail(std::current_exception());
+    }
+  }
+
+  // A write batch's turn: while the writer is idle (else it is writing, and takes the queue
+  // next), writes what the socket takes now. The writer is woken for anything left to it: the
+  // rest of the write or of the queue, an error to report, a drained queue (never reported from
+  // here, which may be inside a frame handler's caller), or the close after the flush.
+  void write_now() {
+    batched_ = false;
+    if (!open_ || !writer_idle_) return;
+    if (!closing_ && !write_error_ && (write_ready_ || prepare_write())) write_prepared_now();
+    if (write_ready_ || closing_ || drained_ || queued_bytes() > 0) wake_.cancel();
+  }
+
+  void write_prepared_now() {
+    std::error_code ec;
+    const std::size_t n =
+        gather_.size() <= 2
+            ? stream_.try_write_some(gathered_pair(), ec)
+            : stream_.try_write_some(std::span<const asio::const_buffer>(gather_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::interrupted) return;
+    if (ec) {
+      write_error_ = ec;  // reported by the writer, as its own write's would be
+      return;
+    }
+    last_write_progress_ = clock::now();
+    if (n < asio::buffer_size(gather_)) {
+      skip_written(n);
+      writing_now_ = true;  // the writer goes on with the rest; a stall shows from now
+      return;
+    }
+    write_finished();
+    last_write_ = last_write_progress_;
+    if (drain_reached()) drained_ = true;
+  }
+
+  // Drops the first `n` bytes (fewer than all) of the prepared write.
+  void skip_written(std::size_t n) {
+    auto first = gather_.begin();
+    for (; n >= first->size(); ++first) n -= first->size();
+    *first += n;
+    gather_.erase(gather_.begin(), first);
   }
 
   void gather(std::span<const std::byte> bytes) {
@@ -640,6 +737,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   fair_lanes lanes_;                        // the sources' lanes (enqueue with a lane)
   std::vector<std::byte> final_;            // after everything else (final_outbound)
   std::vector<asio::const_buffer> gather_;  // the write in progress
+  std::size_t write_end_ = 0;               // where its data ends in writing_
+  bool write_ready_ = false;                // gather_ holds a write not yet (wholly) made
+  std::error_code write_error_;             // the batch's write of gather_ failed with it
+  bool batched_ = false;                    // a write batch holds this link (flush)
+  bool drained_ = false;                    // a batch's write reached drain_mark_: to report
   std::vector<fair_lanes::piece> pieces_;   // its data from the sources' lanes
   bool writing_now_ = false;
   clock::time_point last_write_progress_;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <asio/async_result.hpp>
+#include <asio/error.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/stream.hpp>
@@ -13,7 +14,10 @@
 #include <memory>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <utility>
+
+#include "transport/draining_buffer.hpp"
 
 namespace galaxies::transport {
 
@@ -26,7 +30,12 @@ class stream {
   using executor_type = socket::executor_type;
   using binding = std::array<std::byte, 32>;
 
-  explicit stream(socket s) : plain_(std::in_place, std::move(s)) {}
+  // A plain socket is switched to non-blocking mode for try_write_some (Asio's own operations
+  // manage the descriptor's mode themselves and do not depend on it).
+  explicit stream(socket s) : plain_(std::in_place, std::move(s)) {
+    std::error_code ignored;  // on failure, try_write_some leaves every write to async_write_some
+    plain_->non_blocking(true, ignored);
+  }
   // TLS over `s`; the handshake runs when the link starts (async_handshake), before any frame.
   stream(socket s, asio::ssl::context& context, tls_role role)
       : tls_(std::make_unique<asio::ssl::stream<socket>>(std::move(s), context)), role_(role) {}
@@ -38,12 +47,15 @@ class stream {
   socket& lowest_layer() noexcept { return tls_ ? tls_->next_layer() : *plain_; }
   bool is_tls() const noexcept { return tls_ != nullptr; }
 
+  // A single buffer is read as a draining_buffer: a short read spares the next read's failed try.
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
           if (tls_)
             tls_->async_read_some(b, std::move(handler));
+          else if constexpr (std::is_convertible_v<MutableBuffers, asio::mutable_buffer>)
+            plain_->async_read_some(draining_buffer(b), std::move(handler));
           else
             plain_->async_read_some(b, std::move(handler));
         },
@@ -60,6 +72,18 @@ class stream {
             plain_->async_write_some(b, std::move(handler));
         },
         token, buffers);
+  }
+
+  // Writes what the socket takes now, without waiting; would_block when it takes nothing, and
+  // always with TLS (whose records only its own write operation produces): such bytes are for
+  // async_write_some.
+  template <class ConstBuffers>
+  std::size_t try_write_some(const ConstBuffers& buffers, std::error_code& ec) {
+    if (tls_ || !plain_->non_blocking()) {
+      ec = asio::error::would_block;
+      return 0;
+    }
+    return plain_->write_some(buffers, ec);
   }
 
   // The TLS handshake (call only when is_tls()).

@@ -47,7 +47,7 @@ struct stream_options {
 
 struct stream_stats {
   std::size_t reads = 0;   // read_some operations started, failed ones included
-  std::size_t writes = 0;  // write_some operations started, failed ones included
+  std::size_t writes = 0;  // writes started (async or try_write_some), failed ones included
   std::size_t bytes_read = 0;
   std::size_t bytes_written = 0;
 };
@@ -93,17 +93,27 @@ class stream_state {
   }
 
   void start_write(int side, std::vector<asio::const_buffer> buffers, completion done) {
-    stream_end& me = ends_[side];
-    ++me.stats.writes;
-    if (me.options.fail_write_at != 0 && me.stats.writes >= me.options.fail_write_at)
-      return done(me.options.error, 0);
-    if (me.closed) return done(asio::error::bad_descriptor, 0);
-    if (ends_[1 - side].closed) return done(asio::error::broken_pipe, 0);
+    if (auto ec = refuse_write(side, buffers)) return done(ec, 0);
     if (asio::buffer_size(buffers) == 0) return done({}, 0);
-    if (me.write_done) return done(asio::error::in_progress, 0);  // one write at a time
+    stream_end& me = ends_[side];
     me.write_buffers = std::move(buffers);
     me.write_done = std::move(done);
     serve_write(side);
+  }
+
+  // A write that takes what the peer has room for now and never waits (would_block when that is
+  // nothing); the peer's waiting read completes as for any write.
+  std::size_t try_write(int side, std::vector<asio::const_buffer> buffers, std::error_code& ec) {
+    ec = refuse_write(side, buffers);
+    if (ec || asio::buffer_size(buffers) == 0) return 0;
+    const std::size_t limit = write_limit(side, buffers);
+    if (limit == 0) {
+      ec = asio::error::would_block;
+      return 0;
+    }
+    const std::size_t n = copy_to_peer(side, buffers, limit);
+    serve_read(1 - side);
+    return n;
   }
 
   // Bytes become readable at `side` as if its peer had written them (no write operation counted).
@@ -179,25 +189,52 @@ class stream_state {
     serve_write(1 - side);  // room at this end: the peer's waiting write may go on
   }
 
-  void serve_write(int side) {
+  // Why a write starting now fails at once (counting it as started), if it does.
+  std::error_code refuse_write(int side, const std::vector<asio::const_buffer>& buffers) {
     stream_end& me = ends_[side];
-    if (!me.write_done) return;
-    stream_end& peer = ends_[1 - side];
-    std::size_t limit = asio::buffer_size(me.write_buffers);
+    ++me.stats.writes;
+    if (me.options.fail_write_at != 0 && me.stats.writes >= me.options.fail_write_at)
+      return me.options.error;
+    if (me.closed) return asio::error::bad_descriptor;
+    if (ends_[1 - side].closed) return asio::error::broken_pipe;
+    if (asio::buffer_size(buffers) != 0 && me.write_done)
+      return asio::error::in_progress;  // one write at a time
+    return {};
+  }
+
+  // How many of `buffers`' bytes a write may transfer now (0: it must wait for the peer to read).
+  std::size_t write_limit(int side, const std::vector<asio::const_buffer>& buffers) const {
+    const stream_end& me = ends_[side];
+    const stream_end& peer = ends_[1 - side];
+    std::size_t limit = asio::buffer_size(buffers);
     if (me.options.max_write != 0) limit = std::min(limit, me.options.max_write);
-    if (me.options.max_unread != 0) {
-      if (peer.unread() >= me.options.max_unread) return;  // wait for the peer to read
-      limit = std::min(limit, me.options.max_unread - peer.unread());
-    }
+    if (me.options.max_unread != 0)
+      limit =
+          std::min(limit, me.options.max_unread - std::min(peer.unread(), me.options.max_unread));
+    return limit;
+  }
+
+  std::size_t copy_to_peer(int side, const std::vector<asio::const_buffer>& buffers,
+                           std::size_t limit) {
+    stream_end& peer = ends_[1 - side];
     std::size_t n = 0;
-    for (const auto& b : me.write_buffers) {
+    for (const auto& b : buffers) {
       const std::size_t k = std::min(b.size(), limit - n);
       const auto* p = static_cast<const std::byte*>(b.data());
       peer.inbox.insert(peer.inbox.end(), p, p + k);
       n += k;
       if (n == limit) break;
     }
-    me.stats.bytes_written += n;
+    ends_[side].stats.bytes_written += n;
+    return n;
+  }
+
+  void serve_write(int side) {
+    stream_end& me = ends_[side];
+    if (!me.write_done) return;
+    const std::size_t limit = write_limit(side, me.write_buffers);
+    if (limit == 0) return;  // wait for the peer to read
+    const std::size_t n = copy_to_peer(side, me.write_buffers, limit);
     me.write_buffers.clear();
     std::exchange(me.write_done, {})(std::error_code{}, n);
     serve_read(1 - side);
@@ -289,6 +326,15 @@ class test_stream {
         token,
         std::vector<asio::const_buffer>(asio::buffer_sequence_begin(buffers),
                                         asio::buffer_sequence_end(buffers)));
+  }
+
+  // Like the library's stream over a non-blocking socket: what fits now, or would_block.
+  template <class ConstBufferSequence>
+  std::size_t try_write_some(const ConstBufferSequence& buffers, std::error_code& ec) {
+    return state_->try_write(side_,
+                             std::vector<asio::const_buffer>(asio::buffer_sequence_begin(buffers),
+                                                             asio::buffer_sequence_end(buffers)),
+                             ec);
   }
 
   void close(std::error_code& ec) {

@@ -149,6 +149,14 @@ class link_test : public ::testing::Test {
     return std::make_shared<test_link>(std::move(stream), std::move(settings));
   }
 
+  // A started link with nothing to do: its reader waits for bytes, its writer for frames.
+  std::shared_ptr<test_link> settled_link(test_stream stream, recording_sink& sink) {
+    auto link = make_link(std::move(stream));
+    link->start(&sink);
+    settle();
+    return link;
+  }
+
   // A started fair-share link that has sent `first` in lane 3 to a peer that took one byte and
   // then stopped reading: that write stays in flight while the test queues more (release()).
   struct held_link {
@@ -345,6 +353,121 @@ TEST_F(link_test, FramesQueuedDuringAWriteGoOutTogetherInTheNext) {
   EXPECT_EQ(split_frames(received), sent);
   EXPECT_EQ(a->stream().stats().writes, 3u)
       << "one byte, the rest of the first frame, then the 99 queued meanwhile in one write";
+}
+
+// ---- writes in the reader's turn (write_batch): what frame handlers queue leaves at once ----
+
+// A link whose handler answers every frame it receives with `answers`, queued from inside on_frame
+// (as a master forwards, or a node replies).
+void answer_each_frame(recording_sink& sink, test_link& link,
+                       const std::vector<frame_bytes>& answers) {
+  sink.hook = [&sink, &link, &answers](const wire::frame_view&) {
+    for (const auto& answer : answers) EXPECT_TRUE(link.enqueue(answer));
+    EXPECT_EQ(sink.closes.size(), 0u);
+  };
+}
+
+TEST_F(link_test, FramesQueuedInsideOnFrameLeaveInOneWriteBeforeTheReadCompletionReturns) {
+  auto [sa, peer] = streams();
+  recording_sink sink;
+  auto a = settled_link(std::move(sa), sink);
+  const std::vector<frame_bytes> answers{message_frame(100, 10), message_frame(101, 20)};
+  answer_each_frame(sink, *a, answers);
+
+  a->stream().inject(concat({message_frame(1, 4), message_frame(2, 4)}));
+  ASSERT_EQ(io_.run_one(), 1u) << "the read's completion: both frames, and the write";
+  EXPECT_EQ(sink.frames.size(), 2u);
+  EXPECT_EQ(a->stream().stats().writes, 1u) << "one write for what both frames queued";
+  EXPECT_EQ(a->queued_bytes(), 0u);
+  EXPECT_EQ(split_frames(peer.take_unread()),
+            (std::vector<frame_bytes>{answers[0], answers[1], answers[0], answers[1]}));
+  EXPECT_EQ(a->write_stalled_for(clock::now()), clock::duration::zero());
+}
+
+// A write in the reader's turn that the stream takes only in part (or not at all: the peer has
+// no room) goes on asynchronously, and the peer receives every byte in order.
+class link_turn_write_test : public link_test,
+                             public ::testing::WithParamInterface<stream_options> {};
+
+TEST_P(link_turn_write_test, WhatTheStreamDoesNotTakeAtOnceFollowsInOrder) {
+  auto [sa, sb] = streams({}, GetParam());
+  auto a = make_link(std::move(sa), {.name = "a"});
+  auto b = make_link(std::move(sb), {.name = "b"});
+  recording_sink sink_a, sink_b;
+  std::vector<frame_bytes> answers;
+  for (std::uint32_t i = 0; i < 3; ++i) answers.push_back(message_frame(1000 + i, 30 + 40 * i));
+  answer_each_frame(sink_b, *b, answers);
+  a->start(&sink_a);
+  b->start(&sink_b);
+
+  const std::uint32_t asked = 50;
+  for (std::uint32_t i = 0; i < asked; ++i) ASSERT_TRUE(a->enqueue(message_frame(i, 8)));
+  ASSERT_TRUE(run_until([&] { return sink_a.frames.size() >= asked * answers.size(); }));
+  settle();
+  std::vector<frame_bytes> expected;
+  for (std::uint32_t i = 0; i < asked; ++i)
+    expected.insert(expected.end(), answers.begin(), answers.end());
+  EXPECT_EQ(sink_a.frames, expected);
+  EXPECT_TRUE(sink_a.closes.empty());
+  EXPECT_TRUE(sink_b.closes.empty());
+  EXPECT_EQ(b->queued_bytes(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(ShortAndBlockedWrites, link_turn_write_test,
+                         ::testing::Values(stream_options{.max_write = 7},
+                                           stream_options{.max_write = 101},
+                                           stream_options{.max_unread = 50},
+                                           stream_options{.max_write = 13, .max_unread = 64}));
+
+TEST_F(link_test, AFailedWriteInTheReadersTurnClosesWithIoErrorOnce) {
+  auto [sa, peer] = streams({.fail_write_at = 1});
+  recording_sink sink;
+  auto a = settled_link(std::move(sa), sink);
+  const std::vector<frame_bytes> answers{message_frame(100, 10)};
+  answer_each_frame(sink, *a, answers);
+
+  a->stream().inject(concat({message_frame(1, 4), message_frame(2, 4)}));
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }));
+  settle();
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::io_error);
+  EXPECT_EQ(sink.closes[0].second, asio::error::connection_reset) << "the stream's own error";
+  EXPECT_EQ(a->stream().stats().writes, 1u) << "not tried again";
+  EXPECT_EQ(peer.unread(), 0u);
+  EXPECT_FALSE(a->enqueue(message_frame(3, 1)));
+}
+
+TEST_F(link_test, AQueueDrainedInTheReadersTurnIsReportedOnceOutsideOnFrame) {
+  auto [sa, peer] = streams();
+  recording_sink sink;
+  auto a = settled_link(std::move(sa), sink);
+  sink.hook = [&](const wire::frame_view&) {
+    ASSERT_TRUE(a->enqueue(message_frame(100, 10)));
+    a->notify_drained_below(0);
+  };
+
+  a->stream().inject(message_frame(1, 4));
+  ASSERT_TRUE(run_until([&] { return sink.drained > 0; }));  // the sink checks: not in on_frame
+  settle();
+  EXPECT_EQ(sink.drained, 1);
+  EXPECT_EQ(split_frames(peer.take_unread()), std::vector<frame_bytes>{message_frame(100, 10)});
+}
+
+TEST_F(link_test, CloseAfterFlushFromInsideOnFrameWritesThenCloses) {
+  auto [sa, peer] = streams();
+  recording_sink sink;
+  auto a = settled_link(std::move(sa), sink);
+  sink.hook = [&](const wire::frame_view&) {
+    ASSERT_TRUE(a->enqueue(message_frame(100, 10)));
+    a->close_after_flush(close_reason::refused);
+  };
+
+  a->stream().inject(message_frame(1, 4));
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }));
+  settle();
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::refused);
+  EXPECT_EQ(split_frames(peer.take_unread()), std::vector<frame_bytes>{message_frame(100, 10)});
 }
 
 // ---- lanes: the ordered lane, the sources' lanes in fair turns, the final frames ----
