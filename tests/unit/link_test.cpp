@@ -1073,6 +1073,23 @@ TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {
   EXPECT_GE(reported, 500u);
 }
 
+TEST_F(link_test, APeerThatDidNotAskGetsBodilessHeartbeatsHoweverLateThisProcessRuns) {
+  // An older peer refuses a heartbeat with a body: lateness goes only to a peer that asked.
+  auto health = std::make_shared<local_health>();
+  const auto now = clock::now();
+  health->timer_fired(now - 1000ms, now);
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa), {.health = health});
+  recording_sink sink;
+  a->start(&sink);
+  a->enable_heartbeats(20ms, 2000ms, /*peer_reads_lateness=*/false);
+
+  ASSERT_TRUE(run_until([&] { return peer.unread() >= 2 * wire::header_size; }));
+  frame_bytes bodiless;
+  wire::append_heartbeat(bodiless);
+  for (const auto& frame : split_frames(peer.take_unread())) EXPECT_EQ(frame, bodiless);
+}
+
 TEST_F(link_test, APeerThatSaysItRunsLateIsGivenMoreTimeBeforeItsSilenceCounts) {
   auto [sa, peer] = streams();
   auto a = make_link(std::move(sa));  // its own loop punctual: no stretch of its own
