@@ -1,6 +1,6 @@
-// transport::stream over a real socket pair (Unix, one process): the reads that tell the reactor
-// a short read drained the socket (draining_buffer.hpp) must still see every later byte and the
-// end of the stream, whenever they arrive; try_write_some takes what fits and never waits.
+// transport::stream over a real socket pair (Unix, one process): a read sees every byte and the
+// end of the stream, whenever and however together they arrive (a short read does not mean the
+// socket has nothing more to say); try_write_some takes what fits and never waits.
 #include "transport/stream.hpp"
 
 #include <gtest/gtest.h>
@@ -98,6 +98,24 @@ TEST_F(stream_test, TheEndOfTheStreamAfterAShortReadIsSeen) {
   peer_writes(10);
   ASSERT_EQ(read(64)->n, 10u);
   theirs_->close();
+  const auto next = read(64);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->error, asio::error::eof);
+}
+
+// The peer's last bytes and its close reach the socket before any read: the read that takes the
+// bytes is short, yet the end of the stream is still to come, and no new readiness will announce it
+// (the reactor is edge-triggered). A short read must not be taken for a drained socket.
+TEST_F(stream_test, BytesAndTheEndOfTheStreamArrivingTogetherAreBothSeen) {
+  std::optional<read_result> first;
+  start_read(64, first);
+  io_.poll();
+  ASSERT_FALSE(first) << "nothing to read yet: the read waits for readiness";
+  peer_writes(10);
+  theirs_->close();
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return first.has_value(); }, 2s));
+  ASSERT_EQ(first->n, 10u);
   const auto next = read(64);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->error, asio::error::eof);
