@@ -71,7 +71,7 @@ struct link_settings {
   // How late this process's loop runs, judged before blaming a silent peer (local_health.hpp).
   // Shared by every link of a process; null: the link keeps its own.
   std::shared_ptr<local_health> health = nullptr;
-  std::string name;  // for logs: who is at the other end
+  std::string name{};  // for logs: who is at the other end
 };
 
 // Whether a stream needs a handshake before frames flow (TLS); test streams have none.

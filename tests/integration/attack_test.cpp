@@ -145,10 +145,12 @@ class attacks : public ::testing::Test {
     for (auto* n : {a_.get(), b_.get()})
       for (const auto& gone : n->left()) EXPECT_FALSE(is_real(gone)) << gone << " left";
     for (const auto& e : cluster_.all_events()) {
-      if (e.name == "nodeLeft")
+      if (e.name == "nodeLeft") {
         EXPECT_FALSE(is_real(e.node)) << e.observer << " saw " << e.node << " leave";
-      if (e.name == "hostLeft")
+      }
+      if (e.name == "hostLeft") {
         EXPECT_FALSE(is_real(e.host)) << e.observer << " saw " << e.host << " leave";
+      }
       EXPECT_NE(e.name, "disconnected") << e.observer << " lost its master: " << e.reason;
     }
     for (std::size_t i = 0; i < hosts_.size(); ++i) {
@@ -157,9 +159,10 @@ class attacks : public ::testing::Test {
           eventually(10s, [&] { return open_fds(hosts_[i]->pid()) <= baseline_fds_[i] + 2; }))
           << hosts_[i]->name() << " holds " << open_fds(hosts_[i]->pid()) << " descriptors, was "
           << baseline_fds_[i];
-      if (rss_is_live_memory)
+      if (rss_is_live_memory) {
         EXPECT_LE(rss_kib(hosts_[i]->pid()), baseline_rss_[i] + extra_rss_kib)
             << hosts_[i]->name() << " grew";
+      }
     }
   }
 
@@ -229,7 +232,7 @@ TEST_F(attacks, request_id_zero_from_a_peer_never_reaches_a_worker) {
 
 TEST_F(attacks, text_that_is_not_clean_is_refused_where_it_is_decoded) {
   start();
-  for (const std::string hostname :
+  for (const std::string& hostname :
        {std::string("\xff\xfe\xfd"), std::string("\x1b[2J\x1b[31mred")}) {
     auto o = insider(0);
     o.hostname = hostname;
@@ -293,8 +296,11 @@ TEST_F(attacks, a_peer_that_never_reads_is_closed_and_costs_bounded_memory) {
        !gone() && std::chrono::steady_clock::now() < until;)
     if (a_->send(z, "flood", chunk) == errc::overloaded) std::this_thread::sleep_for(1ms);
   ASSERT_TRUE(eventually(15s, gone)) << "the peer that never reads was kept";
-  for (const auto& [id, why] : a_->left_reasons())
-    if (id == z.to_string()) EXPECT_EQ(why, leave_reason::overloaded);
+  for (const auto& [id, why] : a_->left_reasons()) {
+    if (id == z.to_string()) {
+      EXPECT_EQ(why, leave_reason::overloaded);
+    }
+  }
   expect_undisturbed(64 * 1024);
 }
 

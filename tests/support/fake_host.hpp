@@ -24,7 +24,7 @@ class fake_host {
     std::optional<std::string> secret;  // proves it when set
     host_id self = host_id::random();
     std::string hostname = "fake";
-    std::optional<std::uint32_t> heartbeat_ms;  // none: the master expects no heartbeats
+    std::optional<std::uint32_t> heartbeat_ms{};  // none: the master expects no heartbeats
   };
 
   explicit fake_host(options opts);
