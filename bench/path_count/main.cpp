@@ -57,7 +57,8 @@ std::pair<transport::socket, transport::socket> socket_pair(asio::io_context& io
 struct options {
   std::size_t messages = 100000;
   std::size_t size = 64;
-  bool requests = false;  // one request in flight at a time instead of a stream of sends
+  bool requests = false;      // requests instead of a stream of sends
+  std::size_t in_flight = 1;  // requests outstanding at once; each reply starts the next
 };
 
 options parse(int argc, char** argv) {
@@ -76,12 +77,16 @@ options parse(int argc, char** argv) {
       number(o.size);
     } else if (arg == "--requests") {
       o.requests = true;
+    } else if (arg == "--in-flight") {
+      number(o.in_flight);
     } else {
       throw std::invalid_argument(
           "usage: galaxies_path_count [--messages N] [--size BYTES] "
-          "[--requests]");
+          "[--requests [--in-flight N]]");
     }
   }
+  if (o.in_flight == 0 || o.in_flight > o.messages)
+    throw std::invalid_argument("--in-flight must be between 1 and --messages");
   return o;
 }
 
@@ -144,16 +149,17 @@ int run(const options& o) {
   CALLGRIND_ZERO_STATS;
   CALLGRIND_START_INSTRUMENTATION;
   if (o.requests) {
-    // One in flight: each reply starts the next request.
+    // `in_flight` outstanding: each reply starts the next request until all were sent.
     std::function<void()> ask = [&] {
       ++sent;
       na->start_request(nb->id(), "m", galaxies::as_bytes(payload), 10s,
                         [&](std::error_code ec, bytes) {
                           if (ec) throw std::system_error(ec, "request");
-                          if (++replies < o.messages) ask();
+                          ++replies;
+                          if (sent < o.messages) ask();
                         });
     };
-    ask();
+    for (std::size_t i = 0; i < o.in_flight; ++i) ask();
     while (replies < o.messages) io.run_one();
   } else {
     while (received < o.messages) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace galaxies {
 
@@ -30,6 +31,16 @@ class uuid {
   bool is_nil() const { return *this == uuid{}; }
 
   friend constexpr auto operator<=>(const uuid&, const uuid&) = default;
+  // Two 8-byte compares, inline: the defaulted one calls memcmp, and ids are compared in every
+  // table lookup on the routing path (5 % of a master's instructions with 64 requests in flight).
+  friend constexpr bool operator==(const uuid& a, const uuid& b) noexcept {
+    if (std::is_constant_evaluated()) return a.bytes_ == b.bytes_;
+    std::uint64_t x[2];
+    std::uint64_t y[2];
+    std::memcpy(x, a.bytes_.data(), size);
+    std::memcpy(y, b.bytes_.data(), size);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+  }
 
  private:
   std::array<std::uint8_t, size> bytes_{};
