@@ -3,6 +3,7 @@
 # galaxies_path_count (two routers, two nodes, one loop, one process): instructions per message
 # (valgrind callgrind, the measured phase only), syscalls per request round trip (strace -c) and
 # allocations per message and per request (the program's own operator new).
+# The third part counts requests 64 in flight (request_64_x64's shape), where the masters batch.
 # Usage: bench/count_path.sh [BUILD_DIR]   (default build/; needs valgrind and strace)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,3 +45,14 @@ strace -f -c -o "$work/strace" "$program" --messages "$requests" --requests >/de
 echo "syscalls per request (6 hops: 3 out, 3 back; the set-up's few are included):"
 awk -v n="$requests" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
   printf "  %-16s %6.2f\n", $NF, $4 / n }' "$work/strace" | sort -k2 -rn | head -6
+
+echo
+echo "== requests: $requests round trips of 64 bytes, 64 in flight"
+"$program" --messages "$requests" --requests --in-flight 64
+instructions "$program" --messages "$requests" --requests --in-flight 64 >"$work/batch.txt"
+total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }' "$work/batch.txt")
+echo "instructions per request: $(per "$total" "$requests")"
+strace -f -c -o "$work/strace" "$program" --messages "$requests" --requests --in-flight 64 >/dev/null
+echo "syscalls per request:"
+awk -v n="$requests" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+  printf "  %-16s %6.2f\n", $NF, $4 / n }' "$work/strace" | sort -k2 -rn | head -4
