@@ -10,10 +10,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "base/flat_map.hpp"
 #include "galaxies/ids.hpp"
 
 namespace galaxies::router {
@@ -76,22 +76,26 @@ class request_ledger {
     const deadline_item& front() const noexcept { return items[head]; }
     void pop_front() noexcept;
   };
-  using entry_map = std::unordered_map<key, entry, key_hash>;
+  // Flat tables (looked up on every request and reply a master forwards): no allocation per
+  // request in the steady state.
+  using entry_map = base::flat_map<key, entry, key_hash>;
 
-  void erase(entry_map::iterator it);
+  void erase(const key& k);
   void compact_deadlines();
+  deadline_fifo& fifo_of(std::uint32_t bucket);
 
   std::size_t max_per_node_;
   std::size_t max_total_;
   entry_map entries_;
-  // Nodes of erased entries, reused by add(): no allocation per request in the steady state.
-  std::vector<entry_map::node_type> spare_;
-  std::unordered_map<node_id, std::size_t> per_node_;
+  base::flat_map<node_id, std::size_t> per_node_;
   // One FIFO per timeout rounded up to a power of two: within one, deadlines only grow, so expiry
   // looks at fronts only. Answered entries stay behind as stale items until they reach the front
   // or a compaction, which runs when stale items outnumber live ones. FIFOs stay when empty
   // (there are a few dozen at most).
   std::map<std::uint32_t, deadline_fifo> deadlines_;
+  // The FIFO add() used last (std::map nodes stay put): requests mostly share one timeout.
+  std::uint32_t last_bucket_ = 0;
+  deadline_fifo* last_fifo_ = nullptr;
   std::size_t deadline_items_ = 0;
 };
 
