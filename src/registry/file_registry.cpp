@@ -258,6 +258,15 @@ bool file_registry::rescan() {
                    describe(), limits::max_registry_files);
     }
   }
+  // A temp file this old is no write in flight (a write takes microseconds) but one abandoned by
+  // a crash between open() and rename(). A writer merely stalled that long finds its rename()
+  // failing, reports one failed write, and succeeds on its next refresh.
+  const auto cutoff = file_store::now_ms() - garbage_grace_.count();
+  for (const auto& temp : listed.temps) {
+    if (file_store::remove_temp_older_than(dir_, temp, cutoff))
+      spdlog::info("registry {}: removed {}, a write abandoned by a crash", describe(),
+                   base::printable(temp));
+  }
   const std::unordered_set<host_id> present(listed.ids.begin(), listed.ids.end());
   std::erase_if(files_, [&](const auto& known) { return !present.contains(known.first); });
   if (files_.size() < limits::max_registry_files) files_full_reported_ = false;

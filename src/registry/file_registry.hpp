@@ -12,7 +12,8 @@
 // PATH that is not a directory, e.g. a registry file of an older version) makes the store
 // unhealthy with a human-readable detail, and the last view stands until a write succeeds again.
 // Garbage: a row expired for more than max(10 x ttl, limits::registry_garbage_grace) is removed
-// by whichever host notices, so crashed hosts' files do not pile up.
+// by whichever host notices (on its refresh), so crashed hosts' files do not pile up; so is a temp
+// file older than that, abandoned by a crash in the middle of a write (seen on a full read).
 //
 // Threading: like every registry, it lives on one executor; call every member there. Every read
 // and write is synchronous but touches one small file (or lists the directory once), and nothing

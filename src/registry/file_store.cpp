@@ -46,6 +46,16 @@ std::string parent_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// ".UUID.json.tmp.PID", for any host and pid.
+bool is_temp_name(std::string_view name) {
+  if (!name.starts_with('.')) return false;
+  const auto tmp = name.find(".tmp.", 1);
+  if (tmp == std::string_view::npos || !id_of(name.substr(1, tmp - 1))) return false;
+  const auto pid = name.substr(tmp + 5);
+  return !pid.empty() && pid.size() <= 10 &&
+         std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 std::string path_of(const std::string& dir, const host_id& id) {
   return dir + "/" + file_name(id);
 }
@@ -192,7 +202,11 @@ listing list(const std::string& dir, std::size_t max_entries) {
       result.truncated = true;
       break;
     }
-    if (const auto id = id_of(name)) result.ids.push_back(*id);
+    if (const auto id = id_of(name)) {
+      result.ids.push_back(*id);
+    } else if (is_temp_name(name)) {
+      result.temps.emplace_back(name);
+    }
   }
   ::closedir(stream);
   return result;
@@ -231,6 +245,16 @@ std::error_code write_row(const std::string& dir, const host_record& row) {
 std::error_code remove_row(const std::string& dir, const host_id& id) {
   if (::unlink(path_of(dir, id).c_str()) != 0 && errno != ENOENT) return last_error();
   return {};
+}
+
+bool remove_temp_older_than(const std::string& dir, const std::string& name,
+                            std::int64_t cutoff_ms) {
+  const std::string path = dir + "/" + name;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  const std::int64_t modified_ms =
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+  return modified_ms < cutoff_ms && ::unlink(path.c_str()) == 0;
 }
 
 std::error_code make_directories(const std::string& dir) {

@@ -15,7 +15,8 @@
 // here ever waits. Readers ignore every name that is not UUID.json (the dotfiles are writes in
 // flight) and skip, unread, a row file larger than limits::max_registry_row_size. A row file is
 // removed by its owner when it stops, by another host's compare-and-swap of a stale row, and by
-// any host once the row has been expired for the garbage grace (file_registry.hpp).
+// any host once the row has been expired for the garbage grace (file_registry.hpp); a temp file
+// older than that grace was abandoned by a crash and is removed too.
 // Every file and directory this creates is private to the user (0600, 0700).
 // Threading: free functions without shared state; safe from any thread.
 #pragma once
@@ -69,6 +70,7 @@ row_file load_row(const std::string& dir, const host_id& id);
 // DIR that is not a directory is std::errc::not_a_directory.
 struct listing {
   std::vector<host_id> ids;
+  std::vector<std::string> temps;  // names of temp files (temp_file_name() of any host and pid)
   bool truncated = false;
   std::error_code error;
 };
@@ -95,6 +97,11 @@ std::error_code write_row(const std::string& dir, const host_record& row);
 
 // Unlinks DIR/ID.json; a file already gone is no error.
 std::error_code remove_row(const std::string& dir, const host_id& id);
+
+// Unlinks the temp file DIR/NAME if it was last modified before `cutoff_ms` (wall clock): left
+// by a writer that died between its open() and its rename(). True when it removed it.
+bool remove_temp_older_than(const std::string& dir, const std::string& name,
+                            std::int64_t cutoff_ms);
 
 // mkdir -p with mode 0700 for every directory it creates; std::errc::not_a_directory when `dir`
 // or one of its parents exists and is not a directory.

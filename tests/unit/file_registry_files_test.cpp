@@ -4,12 +4,14 @@
 // store that cannot be written (unhealthy, the view stands, recovery). The tests run as root,
 // which permission bits do not stop: a store is made unwritable by putting a file where its
 // directory was (test::blocked_directory). Every wait is bounded.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -226,6 +228,13 @@ TEST_F(FileRegistry, ALongExpiredRowFileIsCollectedARecentlyExpiredOneIsNot) {
   write_row(path, long_dead, -61000);
   write_row(path, long_dead_elsewhere, -120000);
   write_row(path, recent, -1000);
+  // Temp files: one abandoned by a crash two minutes ago, one of a write in flight.
+  const auto abandoned = path + "/" + "." + file_store::file_name(long_dead.id) + ".tmp.4242";
+  const auto in_flight = path + "/" + "." + file_store::file_name(recent.id) + ".tmp.4243";
+  write_raw(abandoned, "{");
+  write_raw(in_flight, "{");
+  const timespec old_times[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, abandoned.c_str(), old_times, 0), 0);
 
   auto a = make("alpha", short_ttl(300));
   view_log views;
@@ -236,6 +245,8 @@ TEST_F(FileRegistry, ALongExpiredRowFileIsCollectedARecentlyExpiredOneIsNot) {
   EXPECT_FALSE(std::filesystem::exists(row_path(path, long_dead_elsewhere.id)));
   EXPECT_TRUE(stored(path, recent.id)) << "within its grace: the owner may only be stalled";
   EXPECT_EQ(log.count("removed the row of host " + long_dead.id.to_string()), 1u) << log.text();
+  EXPECT_FALSE(std::filesystem::exists(abandoned));
+  EXPECT_TRUE(std::filesystem::exists(in_flight));
 
   // A host that crashes while we run is collected too, once its grace has passed: here, by a
   // registry that refreshes (and so looks for garbage) long after writing it.
