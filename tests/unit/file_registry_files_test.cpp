@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "registry/file_registry.hpp"
 #include "registry/file_store.hpp"
 #include "registry/registry.hpp"
@@ -216,6 +217,28 @@ TEST_F(FileRegistry, ManyRegistriesConvergeAndOneChangedFileCostsEachWatcherOneR
   ASSERT_TRUE(
       run_until(io, [&] { return all([&](const view_log& v) { return !v.has(ghost.id); }); }));
   expect_each_read(before, 0, "a removed row file");
+}
+
+TEST_F(FileRegistry, AFloodOfRowFilesCostsOneBoundedScan) {
+  captured_log log;
+  file_registry a(io.get_executor(), path, "alpha", short_ttl(60000, 20000));
+  const auto self = make_self("alpha", "127.0.0.1:7001");
+  view_log views;
+  a.start(self, views.handler(), {});
+  ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
+  run_for(io, 100ms);
+
+  // More new row files than one batch may name, all written while the loop does not run: the
+  // batch is abandoned for one full read, which examines at most max_registry_files entries.
+  const auto before = a.row_files_read();
+  const std::size_t flood = limits::max_registry_files + 50;
+  for (std::size_t i = 0; i < flood; ++i) write_row(path, make_self("alpha", "10.0.0.1:1"), 60000);
+  ASSERT_TRUE(run_until(io, [&] { return views.size() == limits::max_registry_hosts; }));
+  const auto read = a.row_files_read() - before;
+  EXPECT_LE(read, limits::max_registry_files) << "one bounded scan, not one read per name";
+  EXPECT_GE(read, limits::max_registry_files - 1);
+  EXPECT_TRUE(views.has(self.id));
+  EXPECT_EQ(log.count("entries in the directory; reading the first only"), 1u) << log.text();
 }
 
 TEST_F(FileRegistry, ALongExpiredRowFileIsCollectedARecentlyExpiredOneIsNot) {
