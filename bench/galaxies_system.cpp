@@ -42,10 +42,10 @@ galaxies_system::galaxies_system(asio::io_context& io, const std::string& dir,
 
 void galaxies_system::start_host(const std::string& name, const std::string& log_level) {
   hosts_.push_back(std::make_unique<child_process>(
-      this_program(), std::vector<std::string>{
-                          host_subcommand, "--workers", std::to_string(bench_workers_per_host),
-                          "--cluster", cluster_, "--registry", "file:" + dir_ + "/registry.json",
-                          "--unix", unix_path(name), "--log-level", log_level}));
+      this_program(),
+      std::vector<std::string>{host_subcommand, "--workers", std::to_string(bench_workers_per_host),
+                               "--cluster", cluster_, "--registry", "file:" + dir_ + "/registry",
+                               "--unix", unix_path(name), "--log-level", log_level}));
 }
 
 void galaxies_system::check_hosts() const {

@@ -97,7 +97,7 @@ class scale_session {
       : options_(o),
         dir_(dir),
         cluster_("scale-" + std::to_string(::getpid())),
-        registry_("file:" + dir + "/registry.json"),
+        registry_("file:" + dir + "/registry"),
         expected_(static_cast<std::size_t>(o.hosts) * static_cast<std::size_t>(o.workers)) {}
 
   asio::io_context io{1};
@@ -207,7 +207,7 @@ class scale_session {
     co_await timer.async_wait(use_tuple);
   }
 
-  // Until `hosts` rows of this cluster are in the registry file (read without its lock).
+  // Until `hosts` rows of this cluster are in the registry's directory.
   asio::awaitable<void> wait_registered(int hosts, clock::time_point give_up) {
     for (;;) {
       const auto stored = registry::file_store::load(registry_.substr(5));

@@ -66,10 +66,16 @@ inline constexpr std::size_t max_registry_row_size = 4096;
 inline constexpr std::size_t max_registry_hosts = 1024;
 // A skipped row is logged at most once per row per interval: a bad row stays bad on every read.
 inline constexpr std::chrono::milliseconds registry_warning_interval{60000};
-// The file registry takes its lock without blocking the event loop: a busy lock is retried after
-// 5 ms, doubling up to 100 ms (with jitter), until registry_request_timeout.
-inline constexpr std::chrono::milliseconds file_lock_retry_initial{5};
-inline constexpr std::chrono::milliseconds file_lock_retry_max{100};
+// The file registry's directory holds one file per host. A scan examines at most this many
+// entries and a registry remembers at most this many row files: room for every host a view can
+// carry plus crashed hosts' files awaiting garbage collection, while a directory flooded by a
+// hostile writer costs a bounded scan.
+inline constexpr std::size_t max_registry_files = 4 * max_registry_hosts;
+// A file registry row expired for this long (or 10 row TTLs, if longer) is garbage: any master
+// may remove its file, so that crashed hosts' files do not pile up. Generous, because an owner
+// stalled that long (SIGSTOP, a debugger) comes back and must find nothing surprising: it simply
+// writes its row again.
+inline constexpr std::chrono::milliseconds registry_garbage_grace{60000};
 
 // Local health (docs/protocol.md §8.1): a process whose own event loop runs late (its timers fire
 // late: descheduled on a saturated machine, stopped, a long handler) cannot tell a silent peer

@@ -158,9 +158,9 @@ void master::configure_security(router::router::settings& rs) {
 void master::on_registry_health(std::error_code ec, const std::string& detail) {
   if (stopping_) return;
   if (!registered_once_) {
-    // A store that did not answer in time is busy, not misconfigured (the file registry's lock,
-    // held in turn by dozens of masters starting at once on a busy machine): the backend retries
-    // on its refresh, and registration_deadline_ bounds the wait. Anything else is fatal now.
+    // A store that did not answer in time is busy, not misconfigured (an etcd or Redis server
+    // swamped by dozens of masters starting at once): the backend retries on its refresh, and
+    // registration_deadline_ bounds the wait. Anything else is fatal now.
     if (ec == std::errc::timed_out) {
       spdlog::warn("registry {}: {}; retrying until the start-up deadline", registry_->describe(),
                    detail);

@@ -1,29 +1,29 @@
 #include "registry/file_registry.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <asio/post.hpp>
-#include <cerrno>
-#include <cstring>
 #include <limits>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 
+#include "base/limits.hpp"
 #include "base/text.hpp"
-#include "registry/file_store.hpp"
 
 namespace galaxies::registry {
 namespace {
 
-constexpr std::uint32_t watch_mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_CREATE;
-
 std::chrono::milliseconds refresh_period(const options& opts) {
   if (opts.refresh.count() > 0) return opts.refresh;
   return std::max(opts.ttl / 3, std::chrono::milliseconds(1));
+}
+
+bool by_id(const host_record& a, const host_record& b) {
+  return a.id < b.id;
 }
 
 }  // namespace
@@ -31,19 +31,16 @@ std::chrono::milliseconds refresh_period(const options& opts) {
 file_registry::file_registry(const asio::any_io_executor& executor, std::string path,
                              std::string cluster, const options& opts)
     : executor_(executor),
-      path_(std::move(path)),
+      dir_(std::move(path)),
       cluster_(std::move(cluster)),
       ttl_(opts.ttl),
       refresh_(refresh_period(opts)),
-      request_timeout_(opts.request_timeout),
-      skipped_log_("file:" + path_),
+      garbage_grace_(
+          std::max<std::chrono::milliseconds>(10 * opts.ttl, limits::registry_garbage_grace)),
+      skipped_log_("file:" + dir_),
       refresh_timer_(executor),
       expiry_timer_(executor),
-      watch_(executor),
-      writer_(executor, path_, opts.request_timeout) {
-  const auto slash = path_.rfind('/');
-  dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
-  file_name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+      watch_(executor, dir_, "file:" + dir_) {
   if (refresh_ >= ttl_) {
     spdlog::warn("registry {}: refresh {} ms is not below ttl {} ms; rows will flicker", describe(),
                  refresh_.count(), ttl_.count());
@@ -57,7 +54,7 @@ file_registry::~file_registry() {
 }
 
 std::string file_registry::describe() const {
-  return "file:" + path_;
+  return "file:" + dir_;
 }
 
 void file_registry::start(const host_record& self, view_handler on_view, health_handler on_health) {
@@ -70,15 +67,17 @@ void file_registry::start(const host_record& self, view_handler on_view, health_
   on_view_ = std::move(on_view);
   on_health_ = std::move(on_health);
 
-  write_self();  // creates the directory, unless the lock is busy; a failure is retried on refresh
+  const auto written = write_self();  // creates the directory; a failure is retried on refresh
   check_directory();
-  open_watch();  // needs the directory to exist
+  if (watch_.open([this](directory_watch::changes c) { on_changes(std::move(c)); })) {
+    watch_.add();  // needs the directory to exist
+  }
   arm_refresh();
-  // The first view is posted, never delivered from inside start(). It reads the file after the
-  // watch exists, so no later write can slip by unseen.
-  asio::post(executor_, [this, alive = alive_] {
+  // The first report and view are posted, never delivered from inside start(). The directory is
+  // read after the watch exists, so no later write can slip by unseen.
+  asio::post(executor_, [this, alive = alive_, written] {
     if (!*alive || state_ != state::running) return;
-    reload();
+    after_write(written);
   });
 }
 
@@ -87,35 +86,43 @@ void file_registry::remove_stale(const host_id& stale, std::string_view address)
     spdlog::warn("registry {}: asked to remove our own row as stale; ignored", describe());
     return;
   }
-  auto removed = std::make_shared<bool>(false);
-  writer_.submit(
-      [this, removed, stale, address = std::string(address)](std::vector<host_record>& rows) {
-        *removed = std::erase_if(rows, [&](const host_record& r) {
-                     return r.id == stale && r.address == address && r.cluster == cluster_;
-                   }) > 0;
-        return *removed;
-      },
-      [this, removed, stale, address = base::printable(address)](std::error_code ec,
-                                                                 const file_store::snapshot&) {
-        if (ec) {
-          spdlog::warn("registry {}: could not remove stale row {} at {}: {}", describe(),
-                       stale.to_string(), address, ec.message());
-          return;
-        }
-        // Not removed: someone re-registered or removed it first; that is the compare-and-swap.
-        if (!*removed) return;
-        spdlog::info("registry {}: removed stale row {} at {}", describe(), stale.to_string(),
-                     address);
-        // inotify will report the write as well, but the view must not depend on inotify working.
-        if (state_ == state::running) reload();
-      });
+  const auto shown = base::printable(address);
+  const auto got = file_store::load_row(dir_, stale);
+  if (got.error) {
+    spdlog::warn("registry {}: could not read stale row {} at {}: {}", describe(),
+                 stale.to_string(), shown, got.error.message());
+    return;
+  }
+  // The compare-and-swap: only a row still naming that id, at that address, in our cluster.
+  // Otherwise someone re-registered or removed it first.
+  if (!got.row || got.row->address != address || got.row->cluster != cluster_) return;
+  // The check and the unlink are two steps, so the owner may rewrite its file in between. That is
+  // harmless: a host's address never changes during its life, so the row we remove names the same
+  // host at the same address as the one we checked, and an owner that is alive re-creates its
+  // row on its next refresh (or at once, seeing its file deleted), as the contract says.
+  if (const auto ec = file_store::remove_row(dir_, stale)) {
+    spdlog::warn("registry {}: could not remove stale row {} at {}: {}", describe(),
+                 stale.to_string(), shown, ec.message());
+    return;
+  }
+  spdlog::info("registry {}: removed stale row {} at {}", describe(), stale.to_string(), shown);
+  if (state_ != state::running) return;
+  // inotify will report the removal as well, but the view must not depend on inotify working.
+  files_.erase(stale);
+  asio::post(executor_, [this, alive = alive_] {
+    if (*alive && state_ == state::running) evaluate();
+  });
 }
 
-// Takes no lock, like every reader: rename() makes each version of the file whole.
+// One listing and one read per row file; nothing is written, not even the directory.
 void file_registry::read(read_handler done) {
-  auto snap = file_store::load(path_);
-  if (snap.corrupt) spdlog::warn("registry {}: file is corrupt; read as empty", describe());
-  log_skipped(snap.skipped);
+  auto snap = file_store::load(dir_);
+  if (snap.error) {
+    spdlog::warn("registry {}: cannot read: {}", describe(),
+                 snap.error == std::errc::not_a_directory ? failure_detail(snap.error)
+                                                          : snap.error.message());
+  }
+  for (const auto& row : snap.skipped) skipped_log_.skipped(row.key, row.why);
   auto rows = live_rows(snap.rows, file_store::now_ms());
   view_bound{}.apply(rows, host_id{}, describe());
   asio::post(executor_, [alive = alive_, done = std::move(done), ec = snap.error,
@@ -128,23 +135,11 @@ void file_registry::stop(std::function<void()> done) {
   if (state_ == state::running) {
     refresh_timer_.cancel();
     expiry_timer_.cancel();
-    std::error_code ignored;
-    watch_.close(ignored);
-    watch_wd_ = -1;
-    state_ = state::stopped;
-    // Behind any write still queued, so a refresh waiting for the lock cannot bring the row back.
-    writer_.submit(
-        [id = self_.id](std::vector<host_record>& rows) {
-          return std::erase_if(rows, [&](const host_record& r) { return r.id == id; }) > 0;
-        },
-        [this, done = std::move(done)](std::error_code ec, const file_store::snapshot&) {
-          if (ec) {
-            spdlog::warn("registry {}: could not remove our row (it will expire in {} ms): {}",
-                         describe(), ttl_.count(), ec.message());
-          }
-          if (done) done();
-        });
-    return;
+    watch_.close();
+    if (const auto ec = file_store::remove_row(dir_, self_.id)) {
+      spdlog::warn("registry {}: could not remove our row (it will expire in {} ms): {}",
+                   describe(), ttl_.count(), ec.message());
+    }
   }
   state_ = state::stopped;
   asio::post(executor_, [alive = alive_, done = std::move(done)] {
@@ -152,144 +147,193 @@ void file_registry::stop(std::function<void()> done) {
   });
 }
 
-void file_registry::write_self() {
-  if (self_write_queued_) return;
-  self_write_queued_ = true;
-  writer_.submit(
-      [this](std::vector<host_record>& rows) {
-        // The expiry counts from the write, however long the lock kept us waiting.
-        self_.expires_ms = file_store::now_ms() + ttl_.count();
-        // Replacing by id also re-creates the row if someone removed it.
-        std::erase_if(rows, [&](const host_record& r) { return r.id == self_.id; });
-        rows.push_back(self_);
-        return true;
-      },
-      [this](std::error_code ec, const file_store::snapshot& stored) {
-        on_self_written(ec, stored);
-      });
+std::error_code file_registry::write_self() {
+  self_.expires_ms = file_store::now_ms() + ttl_.count();
+  return file_store::write_row(dir_, self_);
 }
 
-void file_registry::on_self_written(std::error_code ec, const file_store::snapshot& stored) {
-  self_write_queued_ = false;
-  if (state_ != state::running) return;
+void file_registry::after_write(std::error_code ec) {
   if (ec) {
     // Loud once per outage; its retries on every refresh are detail.
     spdlog::log(reported_health_ == ec ? spdlog::level::debug : spdlog::level::warn,
-                "registry {}: could not write our row: {}", describe(),
-                ec == std::errc::timed_out ? "the lock is held by another process" : ec.message());
+                "registry {}: could not write our row: {}", describe(), failure_detail(ec));
     report_health(ec);  // may stop or destroy this registry
     return;
   }
-  log_skipped(stored.skipped);
+  // Back from an outage: what happened meanwhile is read again, not trusted to have been seen.
+  if (reported_health_ && *reported_health_) needs_rescan_ = true;
+  if (watch_.add()) needs_rescan_ = true;             // a new watch: what came before it was unseen
+  if (!watch_.watching()) needs_rescan_ = true;       // no inotify: the view follows each refresh
+  if (std::exchange(needs_rescan_, false)) rescan();  // our own row was just written: ignore it
+  collect_garbage();
   const auto alive = alive_;
   report_health(ec);
   if (!*alive || state_ != state::running) return;
-  // A change seen while we waited may be newer than what our write read: read the file again.
-  if (std::exchange(reload_deferred_, false)) return reload();
-  // Our own write carries every row, so this doubles as a poll when inotify is unavailable.
-  evaluate(stored.rows);
+  evaluate();
+}
+
+void file_registry::on_changes(directory_watch::changes changes) {
+  if (state_ != state::running) return;
+  // The directory went away (deleted: the store lost its contents): our row is written again at
+  // once, which re-creates the directory; the watch follows it.
+  bool rewrite = changes.lost;
+  if (changes.overflow) {
+    needs_rescan_ = true;
+  } else {
+    for (const auto& name : changes.removed) {
+      const auto id = file_store::id_of(name);
+      if (!id) continue;
+      files_.erase(*id);
+      // Our own row removed by someone else (remove_stale, garbage collection): written again.
+      if (*id == self_.id) rewrite = true;
+    }
+    for (const auto& name : changes.written) {
+      const auto id = file_store::id_of(name);
+      if (id && reload_row(*id)) rewrite = true;
+    }
+  }
+  // A lost directory is read again once it is watched again (after_write, add()).
+  if (needs_rescan_ && !changes.lost) {
+    needs_rescan_ = false;
+    if (rescan()) rewrite = true;
+  }
+  // Repaired at once rather than at the next refresh, but once per refresh at most: a row that
+  // never reads back as written (a bug, a hostile rewriter) must not become a write loop.
+  if (rewrite && !std::exchange(repaired_own_row_, true)) return after_write(write_self());
+  evaluate();
+}
+
+bool file_registry::reload_row(const host_id& id) {
+  ++files_read_;
+  const auto got = file_store::load_row(dir_, id);
+  if (got.error) {
+    // Keep what we knew: an unreadable file (EMFILE, EACCES) says nothing about the host.
+    spdlog::log(read_error_reported_ ? spdlog::level::debug : spdlog::level::warn,
+                "registry {}: cannot read {}: {}", describe(), file_store::file_name(id),
+                got.error.message());
+    read_error_reported_ = true;
+    return false;
+  }
+  read_error_reported_ = false;
+  const bool own = state_ == state::running && id == self_.id;
+  if (got.missing()) {
+    files_.erase(id);
+    return own;
+  }
+  auto known = files_.find(id);
+  if (known == files_.end()) {
+    if (files_.size() >= limits::max_registry_files) {
+      if (!std::exchange(files_full_reported_, true)) {
+        spdlog::warn("registry {}: more than {} row files; ignoring the others", describe(),
+                     limits::max_registry_files);
+      }
+      return false;
+    }
+    known = files_.emplace(id, entry{}).first;
+  }
+  auto& e = known->second;
+  if (got.skipped) {
+    // Said once per file per damage, however many times it is read meanwhile.
+    if (e.bad != got.skipped) skipped_log_.skipped(file_store::file_name(id), got.skipped);
+    // The row last read stands until it expires: a damaged file says nothing about its host,
+    // whose next refresh may well repair it.
+    e.bad = got.skipped;
+    return own;
+  }
+  e = {got.row, {}};
+  return own && *got.row != self_;
+}
+
+bool file_registry::rescan() {
+  const auto listed = file_store::list(dir_);
+  if (listed.error) {
+    // Keep the map: an unreadable directory says nothing about the hosts.
+    spdlog::warn("registry {}: cannot list: {}", describe(), listed.error.message());
+    return false;
+  }
+  if (listed.truncated != truncation_reported_) {
+    truncation_reported_ = listed.truncated;
+    if (listed.truncated) {
+      spdlog::warn("registry {}: more than {} entries in the directory; reading the first only",
+                   describe(), limits::max_registry_files);
+    }
+  }
+  // A temp file this old is no write in flight (a write takes microseconds) but one abandoned by
+  // a crash between open() and rename(). A writer merely stalled that long finds its rename()
+  // failing, reports one failed write, and succeeds on its next refresh.
+  const auto cutoff = file_store::now_ms() - garbage_grace_.count();
+  for (const auto& temp : listed.temps) {
+    if (file_store::remove_temp_older_than(dir_, temp, cutoff))
+      spdlog::info("registry {}: removed {}, a write abandoned by a crash", describe(),
+                   base::printable(temp));
+  }
+  const std::unordered_set<host_id> present(listed.ids.begin(), listed.ids.end());
+  std::erase_if(files_, [&](const auto& known) { return !present.contains(known.first); });
+  if (files_.size() < limits::max_registry_files) files_full_reported_ = false;
+  bool own_damaged = state_ == state::running && !present.contains(self_.id);
+  for (const auto& id : listed.ids) own_damaged = reload_row(id) || own_damaged;
+  return own_damaged;
+}
+
+void file_registry::collect_garbage() {
+  const auto cutoff = file_store::now_ms() - garbage_grace_.count();
+  std::vector<host_id> long_dead;
+  for (const auto& [id, known] : files_) {
+    if (known.row && known.row->expires_ms < cutoff && id != self_.id) long_dead.push_back(id);
+  }
+  for (const auto& id : long_dead) {
+    // Read again just before: an owner back since then has rewritten it. Between this read and
+    // the unlink an owner may still come back; that race is harmless: a host stalled that long
+    // was already dead in every view, and it re-creates its row on its next refresh (or at once,
+    // seeing its file deleted).
+    ++files_read_;
+    const auto got = file_store::load_row(dir_, id);
+    if (!got.row || got.row->expires_ms >= cutoff) {
+      reload_row(id);
+      continue;
+    }
+    if (const auto ec = file_store::remove_row(dir_, id)) {
+      spdlog::debug("registry {}: could not remove the long-expired row {}: {}", describe(),
+                    id.to_string(), ec.message());
+      continue;
+    }
+    files_.erase(id);
+    spdlog::info("registry {}: removed the row of host {}, expired {} s ago", describe(),
+                 id.to_string(), (file_store::now_ms() - got.row->expires_ms) / 1000);
+  }
 }
 
 void file_registry::report_health(std::error_code ec) {
   if (reported_health_ == ec) return;
   reported_health_ = ec;
   if (!on_health_) return;
-  std::string detail;
-  if (ec == std::errc::timed_out) {
-    detail = "cannot lock " + path_ + ".lock within " + std::to_string(request_timeout_.count()) +
-             " ms: another process holds it";
-  } else if (ec) {
-    detail = "cannot write " + path_ + ": " + ec.message();
-  }
   auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
-  on_health(ec, detail);
+  on_health(ec, ec ? failure_detail(ec) : std::string());
 }
 
-void file_registry::log_skipped(const std::vector<file_store::skipped_row>& skipped) {
-  for (const auto& row : skipped) skipped_log_.skipped(row.key, row.why);
+std::string file_registry::failure_detail(std::error_code ec) const {
+  if (ec == std::errc::not_a_directory && file_store::exists_as_non_directory(dir_)) {
+    return dir_ +
+           " exists and is not a directory: this version keeps one file per host in a "
+           "directory " +
+           dir_ + " (a registry file of an older version? it is left as it is: move it away)";
+  }
+  return "cannot write " + dir_ + "/" + file_store::file_name(self_.id) + " (through " +
+         file_store::temp_file_name(self_.id) + "): " + ec.message();
 }
 
 // Anyone who can write the directory can advertise hosts to us; rows are only hints and the
 // handshake decides, but say so once.
 void file_registry::check_directory() const {
   struct stat st {};
-  if (::stat(dir_.c_str(), &st) != 0) return;
+  if (::stat(dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return;
   const bool foreign_owner = st.st_uid != ::geteuid() && st.st_uid != 0;
   const bool open_to_others =
       (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0;
   if (foreign_owner || open_to_others) {
     spdlog::warn("registry {}: directory {} is owned by uid {} with mode {:o}; others may edit it",
-                 describe(), dir_, st.st_uid, st.st_mode & 07777);
+                 describe(), base::printable(dir_), st.st_uid, st.st_mode & 07777);
   }
-}
-
-void file_registry::open_watch() {
-  const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0) {
-    spdlog::warn("registry {}: inotify unavailable ({}); changes show up on each refresh only",
-                 describe(), std::strerror(errno));
-    return;
-  }
-  std::error_code ec;
-  watch_.assign(fd, ec);
-  if (ec) {
-    ::close(fd);
-    spdlog::warn("registry {}: cannot watch: {}", describe(), ec.message());
-    return;
-  }
-  add_watch();
-  arm_watch();
-}
-
-void file_registry::add_watch() {
-  if (!watch_.is_open()) return;
-  // The directory, not the file: the file is replaced by rename(), a new inode every write.
-  watch_wd_ = ::inotify_add_watch(watch_.native_handle(), dir_.c_str(), watch_mask);
-  if (watch_wd_ < 0) {
-    spdlog::warn("registry {}: cannot watch {}: {}; retrying on refresh", describe(), dir_,
-                 std::strerror(errno));
-  }
-}
-
-void file_registry::arm_watch() {
-  watch_.async_wait(asio::posix::stream_descriptor::wait_read,
-                    [this, alive = alive_](std::error_code ec) {
-                      if (!*alive || ec || state_ != state::running) return;
-                      on_watch_ready();
-                    });
-}
-
-void file_registry::on_watch_ready() {
-  // Drain every queued event, then re-read once: a rename burst becomes one reload.
-  bool relevant = false;
-  alignas(inotify_event) char buf[4096];
-  while (true) {
-    const ssize_t n = ::read(watch_.native_handle(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN) {
-      // Re-arming a broken fd would spin: fall back to seeing changes on each refresh.
-      spdlog::warn("registry {}: inotify read failed: {}; watching stopped", describe(),
-                   std::strerror(errno));
-      std::error_code ignored;
-      watch_.close(ignored);
-      watch_wd_ = -1;
-      reload();
-      return;
-    }
-    if (n <= 0) break;  // drained
-    for (ssize_t at = 0; at < n;) {
-      const auto* ev = reinterpret_cast<const inotify_event*>(buf + at);
-      at += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
-      if (ev->mask & IN_Q_OVERFLOW) relevant = true;
-      if ((ev->mask & IN_IGNORED) && ev->wd == watch_wd_) {
-        watch_wd_ = -1;  // the directory went away; the next refresh re-creates and re-watches it
-        relevant = true;
-      }
-      if (ev->len > 0 && std::string_view(ev->name) == file_name_) relevant = true;
-    }
-  }
-  arm_watch();
-  if (relevant) reload();
 }
 
 void file_registry::arm_refresh() {
@@ -302,10 +346,8 @@ void file_registry::arm_refresh() {
 
 void file_registry::on_refresh() {
   arm_refresh();
-  if (watch_wd_ < 0) add_watch();
-  // Still waiting for the lock since the last refresh: that write takes the expiry of its moment.
-  if (self_write_queued_) return;
-  write_self();
+  repaired_own_row_ = false;
+  after_write(write_self());
 }
 
 void file_registry::arm_expiry(std::int64_t earliest_ms) {
@@ -321,36 +363,8 @@ void file_registry::arm_expiry(std::int64_t earliest_ms) {
   expiry_timer_.expires_after(std::chrono::milliseconds(wait));
   expiry_timer_.async_wait([this, alive = alive_](std::error_code ec) {
     if (!*alive || ec || state_ != state::running) return;
-    reload();
+    evaluate();
   });
-}
-
-void file_registry::reload() {
-  const auto snap = file_store::load(path_);
-  if (snap.error) {
-    // Keep the last view: an unreadable file (EMFILE, EACCES) says nothing about the hosts.
-    spdlog::warn("registry {}: cannot read: {}", describe(), snap.error.message());
-    return;
-  }
-  if (snap.corrupt && !corrupt_reported_) {
-    spdlog::warn("registry {}: file is corrupt; rewriting our row", describe());
-  }
-  corrupt_reported_ = snap.corrupt;
-  if (snap.corrupt) {
-    // Repair now rather than at the next refresh: every watcher re-adds its own row, so the other
-    // hosts are back within one round of inotify events. The view follows the repaired file; a
-    // corrupt one says nothing about the hosts.
-    return write_self();
-  }
-  // While our own row waits for the lock or could not be written, the view stands, as for a
-  // store that does not answer: a row expiring meanwhile may only have missed its refresh behind
-  // the same lock. The next write that succeeds reads the file again.
-  if (self_write_queued_ || (reported_health_ && *reported_health_)) {
-    reload_deferred_ = true;
-    return;
-  }
-  log_skipped(snap.skipped);
-  evaluate(snap.rows);
 }
 
 std::vector<host_record> file_registry::live_rows(const std::vector<host_record>& rows,
@@ -359,21 +373,23 @@ std::vector<host_record> file_registry::live_rows(const std::vector<host_record>
   for (const auto& row : rows) {
     if (row.cluster == cluster_ && row.expires_ms >= now) live.push_back(row);
   }
-  std::sort(live.begin(), live.end(),
-            [](const host_record& a, const host_record& b) { return a.id < b.id; });
+  std::sort(live.begin(), live.end(), by_id);
   return live;
 }
 
-void file_registry::evaluate(const std::vector<host_record>& rows) {
-  const auto now = file_store::now_ms();
-  auto view = live_rows(rows, now);
-  // We are live while running even when our row is missing (removed, file corrupt): report
-  // ourselves as we last wrote, so a repair by the next refresh is no change.
+void file_registry::evaluate() {
+  // While our row cannot be written the view stands, as for a store that does not answer: a row
+  // expiring meanwhile may only have missed its refresh for the same reason.
+  if (!reported_health_ || *reported_health_) return;
+  std::vector<host_record> rows;
+  rows.reserve(files_.size());
+  for (const auto& [id, known] : files_)
+    if (known.row) rows.push_back(*known.row);
+  auto view = live_rows(rows, file_store::now_ms());
+  // We are live while running even when our row is missing (removed, damaged): report ourselves
+  // as we last wrote, so a repair is no change.
   std::erase_if(view, [&](const host_record& r) { return r.id == self_.id; });
-  view.insert(
-      std::upper_bound(view.begin(), view.end(), self_,
-                       [](const host_record& a, const host_record& b) { return a.id < b.id; }),
-      self_);
+  view.insert(std::upper_bound(view.begin(), view.end(), self_, by_id), self_);
   bound_.apply(view, self_.id, describe());
   auto earliest = std::numeric_limits<std::int64_t>::max();
   for (const auto& row : view)

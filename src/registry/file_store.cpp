@@ -1,25 +1,23 @@
 #include "registry/file_store.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <limits>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 
-#include "base/limits.hpp"
 #include "registry/row_json.hpp"
 
 namespace galaxies::registry::file_store {
 namespace {
 
 using json = nlohmann::json;
+
+constexpr std::string_view suffix = ".json";
 
 std::error_code last_error() {
   return {errno, std::system_category()};
@@ -36,10 +34,6 @@ class file_descriptor {
   }
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
-  void reset(int fd) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
 
  private:
   int fd_;
@@ -52,28 +46,33 @@ std::string parent_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
-// Reads the whole file into `text`; ENOENT comes back as an error for the caller to judge.
-std::error_code read_all(const std::string& path, std::string& text, bool& too_large) {
-  // O_NONBLOCK: a FIFO planted at PATH must not hang start-up; it is then refused as not regular.
-  file_descriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) return last_error();
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return last_error();
-  if (!S_ISREG(st.st_mode)) return std::make_error_code(std::errc::invalid_argument);
-  char buf[8192];
-  while (true) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+// ".UUID.json.tmp.PID", for any host and pid.
+bool is_temp_name(std::string_view name) {
+  if (!name.starts_with('.')) return false;
+  const auto tmp = name.find(".tmp.", 1);
+  if (tmp == std::string_view::npos || !id_of(name.substr(1, tmp - 1))) return false;
+  const auto pid = name.substr(tmp + 5);
+  return !pid.empty() && pid.size() <= 10 &&
+         std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string path_of(const std::string& dir, const host_id& id) {
+  return dir + "/" + file_name(id);
+}
+
+// Reads at most `limit` + 1 bytes: one more than allowed is enough to know the file is too large.
+std::error_code read_bounded(int fd, std::string& text, std::size_t limit) {
+  char buf[4096];
+  while (text.size() <= limit) {
+    const ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit + 1 - text.size()));
     if (n < 0) {
       if (errno == EINTR) continue;
       return last_error();
     }
-    if (n == 0) return {};
-    if (text.size() + static_cast<std::size_t>(n) > max_file_size) {
-      too_large = true;
-      return {};
-    }
+    if (n == 0) break;
     text.append(buf, static_cast<std::size_t>(n));
   }
+  return {};
 }
 
 std::error_code write_all(int fd, std::string_view data) {
@@ -88,38 +87,6 @@ std::error_code write_all(int fd, std::string_view data) {
   return {};
 }
 
-// Writes a complete new version beside PATH and renames it over PATH, so readers never see a
-// partial file. The tmp name carries the pid; within one process the lock serialises writers.
-// O_EXCL | O_NOFOLLOW: in a shared directory a planted symlink must not redirect the write.
-std::error_code replace(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  ::unlink(tmp.c_str());  // left behind by a crash of an earlier process with our pid
-  std::error_code ec;
-  {
-    file_descriptor fd(
-        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd.valid()) return last_error();
-    ec = write_all(fd.get(), text);
-  }
-  if (!ec && ::rename(tmp.c_str(), path.c_str()) != 0) ec = last_error();
-  if (ec) ::unlink(tmp.c_str());
-  return ec;
-}
-
-// Takes PATH.lock if no other writer holds it, without waiting. flock (not fcntl) locks belong to
-// the open file description, so two registries in one process exclude each other too.
-std::error_code try_lock(const std::string& path, file_descriptor& out) {
-  const std::string lock_path = path + ".lock";
-  out.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!out.valid()) return last_error();
-  while (::flock(out.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK)
-      return std::make_error_code(std::errc::resource_unavailable_try_again);
-    if (errno != EINTR) return last_error();
-  }
-  return {};
-}
-
 }  // namespace
 
 std::int64_t now_ms() {
@@ -127,92 +94,167 @@ std::int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-bool parse(std::string_view text, std::vector<host_record>& rows,
-           std::vector<skipped_row>* skipped) {
-  rows.clear();
-  if (skipped) skipped->clear();
+std::string file_name(const host_id& id) {
+  return id.to_string() + std::string(suffix);
+}
+
+std::string temp_file_name(const host_id& id) {
+  return "." + file_name(id) + ".tmp." + std::to_string(::getpid());
+}
+
+std::optional<host_id> id_of(std::string_view name) {
+  if (!name.ends_with(suffix)) return std::nullopt;
+  const auto text = name.substr(0, name.size() - suffix.size());
+  const auto id = host_id::parse(text);
+  // The canonical spelling only: one host, one file name.
+  if (!id || id->is_nil() || id->to_string() != text) return std::nullopt;
+  return id;
+}
+
+std::string serialize(const host_record& row) {
+  json value = row_to_json(row, expiry_field::required);
+  value["format"] = format_version;
+  // Indented: people read these files when debugging discovery. Invalid UTF-8 (a hostname, a
+  // path) is replaced rather than thrown: a write must never take down the event loop.
+  return value.dump(1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::error_code parse(std::string_view text, host_record& row) {
+  if (text.size() > max_row_file_size) return row_error::not_json;
   const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) return false;
+  if (doc.is_discarded()) return row_error::not_json;
+  if (!doc.is_object()) return row_error::not_an_object;
   const auto format = doc.find("format");
   if (format == doc.end() || !format->is_number_integer() ||
       format->get<std::int64_t>() != format_version)
-    return false;
-  const auto hosts = doc.find("hosts");
-  if (hosts == doc.end() || !hosts->is_array()) return false;
-  std::unordered_map<host_id, std::size_t> position;
-  for (std::size_t index = 0; index < hosts->size(); ++index) {
-    const auto& item = (*hosts)[index];
-    host_record row;
-    if (const auto why = parse_row(item, row, expiry_field::required)) {
-      // One bad row does not hide the others.
-      if (skipped && skipped->size() < limits::max_registry_hosts) {
-        const auto id = item.is_object() ? item.find("id") : item.end();
-        // Bounded: the log shows 80 bytes of it anyway.
-        skipped->push_back({id != item.end() && id->is_string()
-                                ? id->get_ref<const std::string&>().substr(0, 128)
-                                : "#" + std::to_string(index),
-                            why});
-      }
-      continue;
-    }
-    // An index, not a search per row: a file of 60 000 rows must not cost 60 000^2 / 2 steps.
-    const auto [same, added] = position.try_emplace(row.id, rows.size());
-    if (added) {
-      rows.push_back(std::move(row));
-    } else if (row.expires_ms > rows[same->second].expires_ms) {
-      rows[same->second] = std::move(row);
-    }
-  }
-  return true;
+    return row_error::bad_format;
+  return parse_row(doc, row, expiry_field::required);
 }
 
-std::string serialize(const std::vector<host_record>& rows) {
-  json hosts = json::array();
-  for (const auto& row : rows) {
-    hosts.push_back(row_to_json(row, expiry_field::required));
-  }
-  // Indented: people read this file when debugging discovery. Invalid UTF-8 (a hostname, a
-  // path) is replaced rather than thrown: a write must never take down the event loop.
-  return json{{"format", format_version}, {"hosts", std::move(hosts)}}.dump(
-             1, ' ', false, json::error_handler_t::replace) +
-         "\n";
-}
-
-snapshot load(const std::string& path) {
-  snapshot result;
-  std::string text;
-  bool too_large = false;
-  if (auto ec = read_all(path, text, too_large)) {
-    if (ec != std::errc::no_such_file_or_directory) result.error = ec;
+row_file load_row(const std::string& dir, const host_id& id) {
+  row_file result;
+  // O_NONBLOCK: a FIFO planted under a row file's name must not hang the loop; O_NOFOLLOW: a row
+  // file is only ever made by rename(), never a link.
+  file_descriptor fd(
+      ::open(path_of(dir, id).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
+  if (!fd.valid()) {
+    if (errno == ELOOP) {
+      result.skipped = row_error::not_a_file;
+    } else if (errno != ENOENT) {
+      result.error = last_error();
+    }
     return result;
   }
-  if (too_large || !parse(text, result.rows, &result.skipped)) {
-    result.rows.clear();
-    result.skipped.clear();
-    result.corrupt = true;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    result.error = last_error();
+    return result;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    result.skipped = row_error::not_a_file;
+    return result;
+  }
+  // Judged by its size before a byte is read: a huge file costs nothing.
+  if (static_cast<std::uint64_t>(st.st_size) > max_row_file_size) {
+    result.skipped = row_error::not_json;
+    return result;
+  }
+  std::string text;
+  if (auto ec = read_bounded(fd.get(), text, max_row_file_size)) {
+    result.error = ec;
+    return result;
+  }
+  host_record row;
+  if (auto why = parse(text, row)) {
+    result.skipped = why;
+  } else if (row.id != id) {
+    result.skipped = row_error::foreign_key;
+  } else {
+    result.row = std::move(row);
   }
   return result;
 }
 
-std::error_code update(const std::string& path, std::int64_t now_ms,
-                       const std::function<bool(std::vector<host_record>&)>& edit,
-                       snapshot* result) {
-  if (auto ec = make_directories(parent_of(path))) return ec;
-  file_descriptor held(-1);
-  if (auto ec = try_lock(path, held)) return ec;
-
-  snapshot current = load(path);
-  if (current.error) return current.error;
-  const auto before = current.rows.size();
-  std::erase_if(current.rows, [&](const host_record& r) { return r.expires_ms < now_ms; });
-  const bool pruned = current.rows.size() != before;
-  const bool edited = edit(current.rows);
-  if (edited || pruned || current.corrupt) {
-    if (auto ec = replace(path, serialize(current.rows))) return ec;
-    if (current.corrupt) spdlog::warn("registry file:{}: replaced a corrupt file", path);
+listing list(const std::string& dir, std::size_t max_entries) {
+  listing result;
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) result.error = last_error();
+    return result;
   }
-  if (result) *result = std::move(current);
-  return {};  // `held` unlocks on close
+  DIR* stream = ::fdopendir(fd);
+  if (!stream) {
+    result.error = last_error();
+    ::close(fd);
+    return result;
+  }
+  std::size_t examined = 0;
+  while (true) {
+    errno = 0;
+    const dirent* entry = ::readdir(stream);
+    if (!entry) {
+      if (errno != 0) result.error = last_error();
+      break;
+    }
+    const std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    if (examined++ == max_entries) {
+      result.truncated = true;
+      break;
+    }
+    if (const auto id = id_of(name)) {
+      result.ids.push_back(*id);
+    } else if (is_temp_name(name)) {
+      result.temps.emplace_back(name);
+    }
+  }
+  ::closedir(stream);
+  return result;
+}
+
+snapshot load(const std::string& dir) {
+  snapshot result;
+  auto listed = list(dir);
+  result.error = listed.error;
+  result.truncated = listed.truncated;
+  for (const auto& id : listed.ids) {
+    auto got = load_row(dir, id);
+    if (got.row) result.rows.push_back(std::move(*got.row));
+    if (got.skipped) result.skipped.push_back({file_name(id), got.skipped});
+  }
+  return result;
+}
+
+std::error_code write_row(const std::string& dir, const host_record& row) {
+  if (auto ec = make_directories(dir)) return ec;
+  const std::string path = path_of(dir, row.id);
+  const std::string tmp = dir + "/" + temp_file_name(row.id);
+  ::unlink(tmp.c_str());  // left behind by a crash in the middle of an earlier write
+  std::error_code ec;
+  {
+    file_descriptor fd(
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd.valid()) return last_error();
+    ec = write_all(fd.get(), serialize(row));
+  }
+  if (!ec && ::rename(tmp.c_str(), path.c_str()) != 0) ec = last_error();
+  if (ec) ::unlink(tmp.c_str());
+  return ec;
+}
+
+std::error_code remove_row(const std::string& dir, const host_id& id) {
+  if (::unlink(path_of(dir, id).c_str()) != 0 && errno != ENOENT) return last_error();
+  return {};
+}
+
+bool remove_temp_older_than(const std::string& dir, const std::string& name,
+                            std::int64_t cutoff_ms) {
+  const std::string path = dir + "/" + name;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  const std::int64_t modified_ms =
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+  return modified_ms < cutoff_ms && ::unlink(path.c_str()) == 0;
 }
 
 std::error_code make_directories(const std::string& dir) {
@@ -228,6 +270,11 @@ std::error_code make_directories(const std::string& dir) {
   }
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return last_error();
   return {};
+}
+
+bool exists_as_non_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
 }  // namespace galaxies::registry::file_store

@@ -30,7 +30,8 @@ void require_cluster_name(std::string_view cluster) {
   }
 }
 
-// "file:PATH"; "file:///abs" is accepted too, as people write file URLs that way.
+// "file:PATH", PATH naming the registry's directory; "file:///abs" is accepted too, as people
+// write file URLs that way. Trailing slashes are dropped: "file:/run/x/" is the directory x.
 std::string file_path(std::string_view url) {
   std::string_view path = url.substr(std::string_view("file:").size());
   if (path.starts_with("//")) {
@@ -40,11 +41,13 @@ std::string file_path(std::string_view url) {
                                   " names a remote host; use file:PATH or file:///PATH");
     }
   }
+  while (path.size() > 1 && path.ends_with('/')) path.remove_suffix(1);
   const auto slash = path.rfind('/');
   const auto name = slash == std::string_view::npos ? path : path.substr(slash + 1);
   if (path.empty() || name.empty() || name == "." || name == "..") {
-    throw std::invalid_argument("registry URL " + quoted(url) +
-                                " names no file; use file:PATH, e.g. file:/tmp/mycluster.json");
+    throw std::invalid_argument(
+        "registry URL " + quoted(url) +
+        " names no directory; use file:PATH, e.g. file:/tmp/mycluster.registry");
   }
   return std::string(path);
 }
@@ -107,8 +110,10 @@ host_record own_row(const host_record& self, const std::string& cluster, const s
 
 std::string default_url(std::string_view cluster) {
   require_cluster_name(cluster);
-  // Beside the master's socket, in the directory the master checks is private to its user.
-  return "file:" + base::runtime_directory() + "/" + std::string(cluster) + ".registry.json";
+  // Beside the master's socket, in the directory the master checks is private to its user. A
+  // directory (one file per host), named apart from the single file ".registry.json" of the
+  // format before it, so that a master of either version finds its own kind there.
+  return "file:" + base::runtime_directory() + "/" + std::string(cluster) + ".registry";
 }
 
 std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, std::string_view url,

@@ -35,8 +35,8 @@ struct host_record {
 struct options {
   std::chrono::milliseconds ttl{5000};   // a row not refreshed for this long is dead
   std::chrono::milliseconds refresh{0};  // 0 = ttl / 3
-  // One request to the store (a connect, a command, the file's lock) fails after this long and
-  // the store counts as unreachable.
+  // One request to the store (a connect, a command) fails after this long and the store counts
+  // as unreachable. The file backend never waits for anything, so it has no use for it.
   std::chrono::milliseconds request_timeout = limits::registry_request_timeout;
 };
 

@@ -37,6 +37,10 @@ class category final : public std::error_category {
         return "bad or missing expires_ms";
       case row_error::foreign_key:
         return "row filed under another host's key or another cluster";
+      case row_error::bad_format:
+        return "not a row file of this version's format";
+      case row_error::not_a_file:
+        return "not a regular file";
     }
     return "registry row error " + std::to_string(value);
   }

@@ -24,6 +24,8 @@ enum class row_error {
   bad_pid,        // not an unsigned 32-bit number
   bad_expiry,     // expires_ms missing (where the store has no expiry of its own) or not an integer
   foreign_key,    // filed under another host's key, or under another cluster's
+  bad_format,     // a file registry row file of another format version, or of none
+  not_a_file,     // a file registry row file that is not a regular file (a FIFO, a link, ...)
 };
 
 const std::error_category& row_category() noexcept;

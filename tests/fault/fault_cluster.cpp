@@ -145,8 +145,7 @@ void fault_cluster::restart_host(const std::string& host) {
 }
 
 std::string fault_cluster::registry_url() const {
-  return options_.registry.empty() ? "file:" + (dir_ / "registry.json").string()
-                                   : options_.registry;
+  return options_.registry.empty() ? "file:" + (dir_ / "registry").string() : options_.registry;
 }
 
 std::vector<node_ref> fault_cluster::live_nodes() {

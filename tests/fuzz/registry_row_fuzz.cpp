@@ -1,10 +1,9 @@
 // libFuzzer target for what a registry store hands back: a host row as JSON text (the value of
-// an etcd or Redis key, an element of the file's "hosts"), the file registry's whole document, and
-// the host ids inside them. Whatever parses must obey the row rules (a non-nil id, a cluster) and
+// an etcd or Redis key), the file registry's row file (the row and its format version), and the
+// host ids inside them. Whatever parses must obey the row rules (a non-nil id, a cluster) and
 // survive our own serialisation unchanged; a failed property traps and leaves the input behind.
 #include <cstddef>
 #include <cstdint>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,18 +30,11 @@ void check_row(std::string_view text, expiry_field expiry) {
 }
 
 void check_file(std::string_view text) {
-  std::vector<host_record> rows;
-  if (!file_store::parse(text, rows)) {
-    require(rows.empty());
-    return;
-  }
-  std::set<host_id> ids;
-  for (const auto& row : rows) {
-    require(!row.id.is_nil() && is_valid_cluster_name(row.cluster) && !check_row_fields(row));
-    require(ids.insert(row.id).second);  // one row per id: the latest expiry won
-  }
-  std::vector<host_record> again;
-  require(file_store::parse(file_store::serialize(rows), again) && again == rows);
+  host_record row;
+  if (file_store::parse(text, row)) return;
+  require(!row.id.is_nil() && is_valid_cluster_name(row.cluster) && !check_row_fields(row));
+  host_record again;
+  require(!file_store::parse(file_store::serialize(row), again) && again == row);
 }
 
 void check_id(std::string_view text) {

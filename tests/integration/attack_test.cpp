@@ -356,19 +356,16 @@ TEST_F(attacks, thousands_of_registry_rows_are_dialled_a_few_at_a_time) {
   const std::string silent = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
 
   const auto now = registry::file_store::now_ms();
-  ASSERT_FALSE(registry::file_store::update(cluster_.registry_file().string(), now,
-                                            [&](std::vector<registry::host_record>& rows) {
-                                              for (int i = 0; i < 3000; ++i) {
-                                                registry::host_record r;
-                                                r.id = host_id::random();
-                                                r.cluster = cluster_.name();
-                                                r.address = silent;
-                                                r.hostname = "ghost";
-                                                r.expires_ms = now + 60000;
-                                                rows.push_back(r);
-                                              }
-                                              return true;
-                                            }));
+  const auto dir = cluster_.registry_dir().string();
+  for (int i = 0; i < 3000; ++i) {
+    registry::host_record r;
+    r.id = host_id::random();
+    r.cluster = cluster_.name();
+    r.address = silent;
+    r.hostname = "ghost";
+    r.expires_ms = now + 60000;
+    ASSERT_FALSE(registry::file_store::write_row(dir, r));
+  }
   std::size_t most = 0;
   const auto until = std::chrono::steady_clock::now() + 4s;
   while (std::chrono::steady_clock::now() < until) {

@@ -118,21 +118,28 @@ TEST(LocalAccess, AMasterCreatesItsRuntimeDirectoryPrivate) {
   const auto runtime = dir.path() / "galaxies";
   lone_master master(dir.path(), {}, {"XDG_RUNTIME_DIR=" + dir.path().string()});
 
-  // Up once its socket and its registry file are there.
+  // Up once its socket and its registry row file are there.
   const auto socket_in = [&]() -> std::optional<fs::path> {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(runtime, ec))
       if (entry.path().extension() == ".sock") return entry.path();
     return std::nullopt;
   };
-  const auto registry = runtime / "local.registry.json";
+  const auto registry = runtime / "local.registry";
+  const auto row_in = [&]() -> std::optional<fs::path> {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(registry, ec))
+      if (entry.path().extension() == ".json") return entry.path();
+    return std::nullopt;
+  };
   ASSERT_TRUE(eventually(exit_deadline, [&] {
-    return (socket_in() && fs::exists(registry)) || master.exited(0ms).has_value();
+    return (socket_in() && row_in()) || master.exited(0ms).has_value();
   })) << master.log();
   ASSERT_FALSE(master.exited(0ms)) << master.log();
   EXPECT_EQ(mode_of(runtime), 0700u);
   EXPECT_EQ(mode_of(*socket_in()), 0600u);
-  EXPECT_EQ(mode_of(registry), 0600u);
+  EXPECT_EQ(mode_of(registry), 0700u);
+  EXPECT_EQ(mode_of(*row_in()), 0600u);
 }
 
 TEST(LocalAccess, AnExplicitSocketInADirectoryOthersCanWriteIsRefused) {
@@ -143,8 +150,8 @@ TEST(LocalAccess, AnExplicitSocketInADirectoryOthersCanWriteIsRefused) {
   const auto socket_path = (open_dir / "h.sock").string();
   std::ofstream(socket_path) << "someone else's";
   lone_master master(
-      dir.path(), {"--unix", socket_path, "--registry", "file:" + (dir.path() / "r.json").string()},
-      {});
+      dir.path(),
+      {"--unix", socket_path, "--registry", "file:" + (dir.path() / "registry").string()}, {});
   const auto status = master.exited(exit_deadline);
   ASSERT_TRUE(status) << master.log();
   EXPECT_TRUE(failed(status)) << master.log();

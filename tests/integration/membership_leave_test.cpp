@@ -171,7 +171,7 @@ TEST(membership_leave, a_stopped_host_leaves_gracefully_and_completely) {
   gone.terminate();
   ASSERT_FALSE(gone.running());
   // The master removes its row before it exits.
-  const auto rows = registry::file_store::load(c.registry_file().string()).rows;
+  const auto rows = registry::file_store::load(c.registry_dir().string()).rows;
   EXPECT_TRUE(std::none_of(rows.begin(), rows.end(), [&](const registry::host_record& r) {
     return r.id.to_string() == gone_host;
   }));

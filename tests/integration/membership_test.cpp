@@ -4,11 +4,9 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -107,33 +105,17 @@ TEST(membership, hosts_dialling_each_other_at_once_keep_exactly_one_link) {
   RecordProperty("rounds_with_simultaneous_dial", both_dialled);
 }
 
-// Stops `h` at a moment it cannot hold the registry's lock (a stopped holder would block every
-// other host's registry), then adds `row` as the file backend does: under PATH.lock, a complete
-// new file renamed over the old one.
+// Stops `h`, then adds `row` as the file backend does: a complete row file renamed into place.
 void stop_host_and_insert_row(const cluster& c, host_process& h, const registry::host_record& row) {
-  const std::string path = c.registry_file().string();
-  tools::unique_fd lock(::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  ASSERT_GE(lock.get(), 0) << std::strerror(errno);
-  ASSERT_EQ(::flock(lock.get(), LOCK_EX), 0) << std::strerror(errno);
   h.send_signal(SIGSTOP);
   ASSERT_TRUE(eventually(5s, [&] { return tools::state(h.pid()) == 'T'; }));
-
-  auto snap = registry::file_store::load(path);
-  ASSERT_FALSE(snap.error || snap.corrupt);
-  snap.rows.push_back(row);
-  const std::string text = registry::file_store::serialize(snap.rows);
-  const std::string tmp = path + ".tmp.test";
-  tools::unique_fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  ASSERT_GE(out.get(), 0) << std::strerror(errno);
-  ASSERT_EQ(::write(out.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
-  out.reset();
-  ASSERT_EQ(::rename(tmp.c_str(), path.c_str()), 0) << std::strerror(errno);
+  const auto ec = registry::file_store::write_row(c.registry_dir().string(), row);
+  ASSERT_FALSE(ec) << ec.message();
 }
 
 bool registry_has(const cluster& c, const std::string& id) {
-  const auto snap = registry::file_store::load(c.registry_file().string());
-  return std::any_of(snap.rows.begin(), snap.rows.end(),
-                     [&](const registry::host_record& r) { return r.id.to_string() == id; });
+  const auto parsed = host_id::parse(id);
+  return parsed && registry::file_store::load_row(c.registry_dir().string(), *parsed).row;
 }
 
 // The state of `peer` in a host's status ("" when it lists no such peer).

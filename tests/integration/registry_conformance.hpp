@@ -224,7 +224,7 @@ class RegistryConformance : public ::testing::TestWithParam<backend> {
   }
 
   std::string file_url() {
-    return "file:" + (dir_.path() / ("registry-" + std::to_string(++files_) + ".json")).string();
+    return "file:" + (dir_.path() / ("registry-" + std::to_string(++files_))).string();
   }
 
   // The store shared by this process's tests, started on first use.

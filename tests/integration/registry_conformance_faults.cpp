@@ -1,10 +1,10 @@
-// The registry conformance suite, the store in trouble: refusing connections, silent (SIGSTOP),
-// crashed and restarted, lost by one host only; and the fault launchers themselves. Same fixture
+// The registry conformance suite, the store in trouble: refusing connections, silent (SIGSTOP;
+// for the file backend, a directory that cannot be written), crashed and restarted, lost by one
+// host only; and the fault launchers themselves. Same fixture
 // and timings as registry_conformance_test.cpp (registry_conformance.hpp).
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,53 +13,42 @@
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
+#include <system_error>
+#include <utility>
 
+#include "registry/file_store.hpp"
 #include "registry_conformance.hpp"
+#include "support/blocked_directory.hpp"
 #include "support/eventually.hpp"
 #include "support/host_tools.hpp"
 
 namespace galaxies::registry::conformance {
 namespace {
 
-// The file backend's silent store: another process takes the file's lock and is stopped
-// (SIGSTOP, as ^Z or a debugger would) while holding it. Killed by its PID to end the outage.
-class frozen_lock_holder {
- public:
-  explicit frozen_lock_holder(const std::string& file_url) {
-    const std::string lock_path = file_url.substr(std::string_view("file:").size()) + ".lock";
-    int ready[2];
-    if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // The parent has threads: async-signal-safe calls only, then stop for good.
-      const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      if (fd < 0 || ::flock(fd, LOCK_EX) != 0) ::_exit(1);
-      const char byte = 1;
-      if (::write(ready[1], &byte, 1) != 1) ::_exit(2);
-      ::kill(::getpid(), SIGSTOP);
-      while (true) ::pause();
-    }
-    ::close(ready[1]);
-    pollfd p{ready[0], POLLIN, 0};
-    char byte = 0;
-    const bool locked = pid_ > 0 && ::poll(&p, 1, 10000) == 1 && ::read(ready[0], &byte, 1) == 1;
-    ::close(ready[0]);
-    if (!locked || !test::eventually(10s, [&] { return test::tools::state(pid_) == 'T'; })) {
-      release();
-      throw std::runtime_error("the lock holder did not take the lock and stop");
-    }
-  }
-  ~frozen_lock_holder() { release(); }
+std::string path_of(const std::string& file_url) {
+  return file_url.substr(std::string_view("file:").size());
+}
 
-  void release() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    test::eventually(10s, [&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; });
-    pid_ = -1;
+// The file backend's host cut off alone: a directory where its next write's temp file goes
+// (file_store.hpp: DIR/.UUID.json.tmp.PID), which not even root can open as a file. Only that
+// host's writes fail; the others, and every read, go on.
+class blocked_writer {
+ public:
+  blocked_writer(const std::string& file_url, const host_id& id)
+      : path_(path_of(file_url) + "/" + file_store::temp_file_name(id)) {
+    if (::mkdir(path_.c_str(), 0700) != 0)
+      throw std::system_error(errno, std::system_category(), "mkdir " + path_);
+  }
+  ~blocked_writer() { heal(); }
+
+  void heal() {
+    if (std::exchange(healed_, true)) return;
+    ::rmdir(path_.c_str());
   }
 
  private:
-  pid_t pid_ = -1;
+  std::string path_;
+  bool healed_ = false;
 };
 
 // ---- the store in trouble -----------------------------------------------------------------------
@@ -70,7 +59,7 @@ TEST_P(RegistryConformance, UnreachableStoreReportsAnErrorAndDoesNotHang) {
     // A regular file where the directory should be: unwritable even for root.
     const auto blocker = dir_.path() / "not-a-directory";
     std::ofstream(blocker) << "x";
-    url = "file:" + (blocker / "registry.json").string();
+    url = "file:" + (blocker / "registry").string();
   } else {
     url = std::string(name()) + "://127.0.0.1:" + std::to_string(test::free_loopback_port());
   }
@@ -119,12 +108,13 @@ TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
   const auto views_a = a->rec.views.size();
   const auto views_b = b->rec.views.size();
 
-  // A server accepts connections and never answers; a file's lock is held by a stopped process.
-  std::unique_ptr<frozen_lock_holder> frozen;
+  // A server accepts connections and never answers; a file registry's directory is replaced by
+  // a regular file, which stops every write, root's included.
+  std::unique_ptr<test::blocked_directory> blocked;
   if (has_server()) {
     own_server_->pause();
   } else {
-    frozen = std::make_unique<frozen_lock_holder>(url);
+    blocked = std::make_unique<test::blocked_directory>(path_of(url));
   }
   const auto paused = clock_type::now();
   // Whatever is asked of a silent store ends, with an error, within the request timeout.
@@ -149,11 +139,7 @@ TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
   EXPECT_TRUE(a->rec.unhealthy() && b->rec.unhealthy()) << "registered hosts report the outage";
   EXPECT_TRUE(d->rec.unhealthy()) << "a host starting now reports the store unreachable";
   EXPECT_TRUE(c_stopped) << "stop() completes although the row could not be removed";
-  if (has_server()) {
-    EXPECT_TRUE(read.done() && *read.ec) << "read() fails rather than hang or report no hosts";
-  } else {
-    EXPECT_TRUE(read.done() && !*read.ec) << "reading a file takes no lock";
-  }
+  EXPECT_TRUE(read.done() && *read.ec) << "read() fails rather than hang or report no hosts";
   if (noticed) run_for(io, 1s);  // and nothing else happens while it stays silent
   for (const auto* m : {a.get(), b.get(), d.get()}) {
     ASSERT_FALSE(m->rec.health.empty());
@@ -170,7 +156,7 @@ TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
   if (has_server()) {
     own_server_->resume();
   } else {
-    frozen->release();
+    blocked->release();
   }
   // c's row goes by its delete arriving late or by expiry; a, b and d re-register as needed.
   const std::set<host_id> live{a->self.id, b->self.id, d->self.id};
@@ -188,8 +174,8 @@ TEST_P(RegistryConformance, PausedStoreReportsAnErrorWhileTheLastViewStands) {
 TEST_P(RegistryConformance, StoreRestartedEveryoneComesBack) {
   const auto url = private_store();
   // Refreshes 10 s apart for the servers: what the hosts learn soon after the restart comes from
-  // re-established watches and subscriptions, not from a lucky refresh. A deleted file is only
-  // repaired by the next refresh, so it gets short ones.
+  // re-established watches and subscriptions, not from a lucky refresh. A deleted directory is
+  // repaired at once by each host seeing its own row file go.
   const auto ttl = has_server() ? ms(30s) : 2 * short_ttl();
   auto a = join(1, ttl_of(ttl), url);
   auto b = join(2, ttl_of(ttl), url);
@@ -208,7 +194,7 @@ TEST_P(RegistryConformance, StoreRestartedEveryoneComesBack) {
       own_server_->restart(keep_data);
     } else {
       // The file's equivalent of a store that lost its contents; no outage to report.
-      std::filesystem::remove(url.substr(std::string_view("file:").size()));
+      std::filesystem::remove_all(path_of(url));
     }
     ASSERT_TRUE(run_until(
         io,
@@ -221,11 +207,11 @@ TEST_P(RegistryConformance, StoreRestartedEveryoneComesBack) {
     EXPECT_TRUE(store_holds(both, url)) << "both rows are back in the store";
   };
   // etcd restarts with its data (leases restart at their full TTL); Redis, without persistence,
-  // restarts empty; the file is deleted.
+  // restarts empty; the file registry's directory is deleted.
   outage(true);
   if (kind_ == backend::etcd) outage(false);  // a new, empty etcd: revisions restart at 1
   if (!has_server()) {
-    EXPECT_EQ(a->rec.errors() + b->rec.errors(), 0u) << "a deleted file is no outage";
+    EXPECT_EQ(a->rec.errors() + b->rec.errors(), 0u) << "a deleted directory is no outage";
   }
 
   auto c = join(3, ttl_of(ttl), url);
@@ -240,15 +226,19 @@ TEST_P(RegistryConformance, StoreRestartedEveryoneComesBack) {
 }
 
 // One host loses the store while the others keep it: what happened meanwhile (one host left,
-// another joined) reaches it when it is back, although it missed every event.
+// another joined) reaches it when it is back, although it did not report it meanwhile. A server
+// is cut off through a relay for that host alone; a file registry's host loses its writes alone
+// (blocked_writer), the one way a host sharing the directory can be cut off.
 TEST_P(RegistryConformance, AHostCutOffFromTheStoreCatchesUpWhenBack) {
-  if (!has_server()) GTEST_SKIP() << "a file cannot be cut off from one host only";
-  // The shared server, through a relay for a alone.
-  const auto port = static_cast<std::uint16_t>(std::stoi(url().substr(url().rfind(':') + 1)));
-  test::loopback_proxy relay(port);
-  const auto relayed = std::string(name()) + "://127.0.0.1:" + std::to_string(relay.port());
+  std::unique_ptr<test::loopback_proxy> relay;
+  std::string a_url = url();
+  if (has_server()) {
+    const auto port = static_cast<std::uint16_t>(std::stoi(url().substr(url().rfind(':') + 1)));
+    relay = std::make_unique<test::loopback_proxy>(port);
+    a_url = std::string(name()) + "://127.0.0.1:" + std::to_string(relay->port());
+  }
   // a refreshes every 10 s: it catches up through its reconnection, not a lucky refresh.
-  auto a = join(1, ttl_of(30s), relayed);
+  auto a = join(1, ttl_of(30s), a_url);
   auto b = join(2, ttl_of(long_ttl));
   ASSERT_TRUE(run_until(io, [&] {
     return a->rec.sees_exactly({a->self.id, b->self.id}) && a->rec.healthy() &&
@@ -256,7 +246,12 @@ TEST_P(RegistryConformance, AHostCutOffFromTheStoreCatchesUpWhenBack) {
   }));
   const auto views_a = a->rec.views.size();
 
-  relay.cut();
+  std::unique_ptr<blocked_writer> cut_off;
+  if (relay) {
+    relay->cut();
+  } else {
+    cut_off = std::make_unique<blocked_writer>(url(), a->self.id);
+  }
   ASSERT_TRUE(run_until(
       io, [&] { return a->rec.unhealthy(); }, unanswered_bound(30s)))
       << "a notices it lost the store";
@@ -269,7 +264,11 @@ TEST_P(RegistryConformance, AHostCutOffFromTheStoreCatchesUpWhenBack) {
   run_for(io, 300ms);
   EXPECT_EQ(a->rec.views.size(), views_a) << "a's last view stands while it is cut off";
 
-  relay.heal();
+  if (relay) {
+    relay->heal();
+  } else {
+    cut_off->heal();
+  }
   const auto healed = clock_type::now();
   ASSERT_TRUE(run_until(io, [&] {
     return a->rec.healthy() && a->rec.sees_exactly({a->self.id, c->self.id});

@@ -381,7 +381,7 @@ TEST_P(RegistryConformance, BadUrlsThrowInvalidArgumentNamingTheUrl) {
   std::string good;
   switch (kind_) {
     case backend::file:
-      bad = {"file:", "file:/tmp/dir/", "file://remote-host/x.json"};
+      bad = {"file:", "file:/", "file:/tmp/..", "file://remote-host/x.registry"};
       good = file_url();
       break;
     case backend::etcd:

@@ -411,7 +411,7 @@ void host_process::send_signal(int sig) {
 // ---- cluster --------------------------------------------------------------------------------
 
 cluster::cluster(std::string name)
-    : name_(std::move(name)), registry_url_("file:" + (dir_.path() / "registry.json").string()) {}
+    : name_(std::move(name)), registry_url_("file:" + (dir_.path() / "registry").string()) {}
 
 cluster::~cluster() {
   for (auto& h : hosts_) h->request_stop();

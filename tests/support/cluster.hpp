@@ -156,7 +156,8 @@ class cluster {
   host_process& host(std::size_t i) { return *hosts_.at(i); }
   std::size_t size() const { return hosts_.size(); }
   const std::string& registry_url() const { return registry_url_; }
-  std::filesystem::path registry_file() const { return dir_.path() / "registry.json"; }
+  // The file registry's directory: one row file per host (registry/file_store.hpp).
+  std::filesystem::path registry_dir() const { return dir_.path() / "registry"; }
   const std::filesystem::path& dir() const { return dir_.path(); }
   const std::string& name() const { return name_; }
 

@@ -1,9 +1,11 @@
 // Helpers of the file registry's unit tests: a private temp dir, bounded runs of one io_context,
-// rows, and a fixture making registries on a file in that dir.
+// rows, row files, a captured log, and a fixture making registries on a directory in that dir.
 #pragma once
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -15,8 +17,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -91,15 +95,50 @@ struct view_log {
   std::size_t size() const { return views.empty() ? 0 : views.back().size(); }
 };
 
-inline bool stored(const std::string& path, const host_id& id) {
-  const auto snap = file_store::load(path);
-  return std::any_of(snap.rows.begin(), snap.rows.end(),
-                     [&](const host_record& r) { return r.id == id; });
+// True when the registry directory `dir` holds a valid row file for `id`.
+inline bool stored(const std::string& dir, const host_id& id) {
+  return file_store::load_row(dir, id).row.has_value();
+}
+
+// The path of `id`'s row file in the registry directory `dir`.
+inline std::string row_path(const std::string& dir, const host_id& id) {
+  return dir + "/" + file_store::file_name(id);
 }
 
 inline void write_raw(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
+
+// Writes `row` as its owner would, with an expiry `expires_in_ms` from now.
+inline void write_row(const std::string& dir, host_record row, std::int64_t expires_in_ms) {
+  row.expires_ms = file_store::now_ms() + expires_in_ms;
+  if (const auto ec = file_store::write_row(dir, row))
+    throw std::system_error(ec, "write_row " + dir);
+}
+
+// Sends every log line of the test to a string, and restores the default logger afterwards.
+class captured_log {
+ public:
+  captured_log() : saved_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(text_);
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  }
+  ~captured_log() { spdlog::set_default_logger(saved_); }
+  captured_log(const captured_log&) = delete;
+  captured_log& operator=(const captured_log&) = delete;
+
+  std::string text() const { return text_.str(); }
+  std::size_t count(std::string_view needle) const {
+    const auto all = text();
+    std::size_t n = 0;
+    for (auto at = all.find(needle); at != std::string::npos; at = all.find(needle, at + 1)) ++n;
+    return n;
+  }
+
+ private:
+  std::ostringstream text_;
+  std::shared_ptr<spdlog::logger> saved_;
+};
 
 inline options short_ttl(int ttl_ms = 300, int refresh_ms = 0) {
   options opts;
@@ -131,7 +170,8 @@ class FileRegistry : public ::testing::Test {
 
   asio::io_context io;
   temp_dir dir;
-  std::string path = dir.path() + "/alpha.registry.json";
+  // The registry's directory, created by the first registry that writes its row.
+  std::string path = dir.path() + "/alpha.registry";
 };
 
 }  // namespace galaxies::registry::file_test

@@ -1,6 +1,7 @@
-// The embedded file registry: discovery, expiry, compare-and-swap removal, cluster isolation and
-// robustness against a damaged file. Everything runs on one io_context in the test thread; every
-// wait is bounded by a deadline, never a sleep-and-hope.
+// The embedded file registry (a directory, one row file per host): discovery, expiry,
+// compare-and-swap removal, cluster isolation and robustness against damaged row files. Everything
+// runs on one io_context in the test thread; every wait is bounded by a deadline, never a
+// sleep-and-hope.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 #include "registry/file_store.hpp"
 #include "registry/registry.hpp"
+#include "registry/row_checks.hpp"
 #include "support/eventually.hpp"
 #include "unit/file_registry_support.hpp"
 
@@ -120,19 +122,17 @@ TEST_F(FileRegistry, ReadsHandWrittenRowsAndExpiresThem) {
   const auto other_cluster = host_id::random();
   const auto expired = host_id::random();
   // The documented format, written by hand, as another implementation would.
-  write_raw(path, R"({"format":1,"hosts":[
-    {"id":")" + fake.to_string() +
-                      R"(","cluster":"alpha","address":"10.0.0.9:9","unix":"/run/x.sock",
-     "hostname":"far","pid":42,"expires_ms":)" +
-                      std::to_string(now + 1000) + R"(},
-    {"id":")" + other_cluster.to_string() +
-                      R"(","cluster":"beta","address":"10.0.0.8:8","unix":"",
-     "hostname":"far","pid":43,"expires_ms":)" +
-                      std::to_string(now + 60000) + R"(},
-    {"id":")" + expired.to_string() +
-                      R"(","cluster":"alpha","address":"10.0.0.7:7","unix":"",
-     "hostname":"far","pid":44,"expires_ms":)" +
-                      std::to_string(now - 1) + R"(}]})");
+  std::filesystem::create_directory(path);
+  const auto row_text = [](const host_id& id, const char* cluster, const char* address, int pid,
+                           std::int64_t expires_ms) {
+    return R"({"format":2,"id":")" + id.to_string() + R"(","cluster":")" + cluster +
+           R"(","address":")" + address + R"(","unix":"/run/x.sock","hostname":"far","pid":)" +
+           std::to_string(pid) + R"(,"expires_ms":)" + std::to_string(expires_ms) + "}\n";
+  };
+  write_raw(row_path(path, fake), row_text(fake, "alpha", "10.0.0.9:9", 42, now + 1000));
+  write_raw(row_path(path, other_cluster),
+            row_text(other_cluster, "beta", "10.0.0.8:8", 43, now + 60000));
+  write_raw(row_path(path, expired), row_text(expired, "alpha", "10.0.0.7:7", 44, now - 1));
 
   auto a = make("alpha", short_ttl(5000));
   const auto self = make_self("alpha", "127.0.0.1:7001");
@@ -147,10 +147,11 @@ TEST_F(FileRegistry, ReadsHandWrittenRowsAndExpiresThem) {
   EXPECT_EQ(row.hostname, "far");
   EXPECT_EQ(row.pid, 42u);
 
-  EXPECT_FALSE(stored(path, expired)) << "writers prune expired rows";
-  EXPECT_TRUE(stored(path, other_cluster)) << "writers keep other clusters' live rows";
+  EXPECT_TRUE(stored(path, expired)) << "a row just expired is left for its garbage grace";
+  EXPECT_TRUE(stored(path, other_cluster)) << "other clusters' rows are not ours to touch";
 
-  ASSERT_TRUE(run_until(io, [&] { return !views.has(fake); }));
+  ASSERT_TRUE(run_until(io, [&] { return !views.has(fake); }))
+      << "no file changes: the expiry timer must notice";
   EXPECT_EQ(views.size(), 1u);
 }
 
@@ -178,7 +179,7 @@ TEST_F(FileRegistry, RemoveStaleIsACompareAndSwapAndALiveOwnerComesBack) {
   ASSERT_TRUE(run_until(io, [&] { return view_a.has(self_b.id); }));
 }
 
-TEST_F(FileRegistry, OtherClustersInTheSameFileAreInvisible) {
+TEST_F(FileRegistry, OtherClustersInTheSameDirectoryAreInvisible) {
   auto a = make("alpha", short_ttl(300, 50));
   auto b = make("beta", short_ttl(300, 50));
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
@@ -188,13 +189,13 @@ TEST_F(FileRegistry, OtherClustersInTheSameFileAreInvisible) {
   b->start(self_b, view_b.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !view_a.views.empty() && !view_b.views.empty(); }));
 
-  run_for(io, 300ms);  // both rewrite the file several times
+  run_for(io, 300ms);  // both rewrite their files several times
   EXPECT_EQ(view_a.views.size(), 1u);
   EXPECT_EQ(view_b.views.size(), 1u);
   EXPECT_EQ(view_a.size(), 1u);
   EXPECT_EQ(view_b.size(), 1u);
   EXPECT_TRUE(stored(path, self_a.id));
-  EXPECT_TRUE(stored(path, self_b.id)) << "a writer of one cluster keeps the other's rows";
+  EXPECT_TRUE(stored(path, self_b.id));
 
   auto reader = make("beta");
   const auto rows = read_rows(*reader);
@@ -202,66 +203,99 @@ TEST_F(FileRegistry, OtherClustersInTheSameFileAreInvisible) {
   EXPECT_EQ(rows[0].id, self_b.id);
 }
 
-TEST_F(FileRegistry, CorruptFileIsToleratedAndRepaired) {
-  constexpr char garbage[] = "\x00\xff{{ not json";
-  write_raw(path, std::string(garbage, sizeof garbage - 1));
-  auto a = make("alpha", short_ttl(400, 100));
-  auto b = make("alpha", short_ttl(400, 100));
+TEST_F(FileRegistry, ACorruptRowFileIsToleratedLoggedOnceAndRewrittenByItsOwner) {
+  captured_log log;
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("alpha", "127.0.0.1:7002");
+  // Left damaged by an earlier life of a (a full disk, a hand edit): its first write replaces it.
+  std::filesystem::create_directory(path);
+  constexpr char garbage[] = "\x00\xff{{ not json";
+  write_raw(row_path(path, self_a.id), std::string(garbage, sizeof garbage - 1));
+  auto a = make("alpha", short_ttl(400, 100));
+  auto b = make("alpha", short_ttl(400, 100));
   view_log view_a;
   a->start(self_a, view_a.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !view_a.views.empty(); }));
   EXPECT_EQ(view_a.size(), 1u);
-  auto snap = file_store::load(path);
-  EXPECT_FALSE(snap.corrupt) << "the first write repairs the file";
-  EXPECT_TRUE(stored(path, self_a.id));
+  EXPECT_TRUE(stored(path, self_a.id)) << "the first write repairs the file";
 
   b->start(self_b, [](auto&) {}, {});
   ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
+  const auto views_before = view_a.views.size();
 
-  // Damaged while running, by a writer that ignores the lock.
-  write_raw(path, "{\"format\":1,\"hosts\":[{\"id\":");
-  ASSERT_TRUE(run_until(io, [&] {
-    const auto now = file_store::load(path);
-    return !now.corrupt && now.rows.size() == 2 && view_a.size() == 2;
-  })) << "both owners rewrite their rows";
+  // Damaged while running, in place, by a writer that ignores the temp-and-rename rule.
+  const auto b_file = file_store::file_name(self_b.id);
+  write_raw(row_path(path, self_b.id), "{\"format\":2,\"id\":");
+  ASSERT_TRUE(run_until(io, [&] { return log.count("'" + b_file + "'") >= 1; }))
+      << "the damaged file is read and said so\n"
+      << log.text();
+  ASSERT_TRUE(run_until(io, [&] { return stored(path, self_b.id); })) << "its owner rewrites it";
 
-  write_raw(path, R"({"format":99,"hosts":[]})");
-  EXPECT_TRUE(file_store::load(path).corrupt) << "an unknown format counts as unreadable";
-  ASSERT_TRUE(run_until(io, [&] { return file_store::load(path).rows.size() == 2; }));
+  // A format this version does not know counts as damaged too.
+  write_raw(row_path(path, self_b.id), R"({"format":99})");
+  EXPECT_EQ(file_store::load_row(path, self_b.id).skipped, row_error::bad_format);
+  ASSERT_TRUE(run_until(io, [&] { return stored(path, self_b.id); }));
+  run_for(io, 150ms);
+  EXPECT_EQ(view_a.views.size(), views_before)
+      << "a damaged file says nothing about its host: what a knew of b stands";
+  EXPECT_TRUE(view_a.has(self_b.id));
+  EXPECT_LE(log.count("'" + b_file + "'"), 2u) << "once per reader (a, and b itself)";
 }
 
-TEST_F(FileRegistry, MalformedRowsAreSkippedNotFatal) {
-  std::vector<host_record> rows;
+TEST_F(FileRegistry, MalformedRowFilesAreSkippedNotFatal) {
   const auto good = host_id::random();
-  ASSERT_TRUE(file_store::parse(R"({"format":1,"hosts":[
-      {"id":"nope","cluster":"alpha","address":"10.0.0.1:1","expires_ms":1},
-      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"10.0.0.1:1","expires_ms":5},
-      {"id":")" + good.to_string() + R"(","cluster":"alpha","address":"10.0.0.2:2","expires_ms":9},
-      {"id":")" + host_id::random().to_string() +
-                                    R"(","cluster":"alpha","address":"10.0.0.1:1"},
-      {"id":")" + host_id::random().to_string() +
-                                    R"(","cluster":"alpha","address":"10.0.0.1:1",
-       "pid":-1,"expires_ms":1},
-      17]})",
-                                rows));
-  ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0].id, good);
-  EXPECT_EQ(rows[0].address, "10.0.0.2:2") << "a repeated id keeps the latest expiry";
-
-  EXPECT_FALSE(file_store::parse("", rows));
-  EXPECT_FALSE(file_store::parse("[]", rows));
-  EXPECT_FALSE(file_store::parse(R"({"format":1})", rows));
+  const auto text = [&](const std::string& fields) {
+    return R"({"format":2,"id":")" + good.to_string() + R"(","cluster":"alpha",)" + fields + "}";
+  };
+  host_record row;
+  EXPECT_FALSE(file_store::parse(text(R"("address":"10.0.0.2:2","expires_ms":9)"), row));
+  EXPECT_EQ(row.id, good);
+  EXPECT_EQ(row.address, "10.0.0.2:2");
+  EXPECT_EQ(row.expires_ms, 9);
+  EXPECT_EQ(file_store::parse(text(R"("address":"10.0.0.1:1")"), row), row_error::bad_expiry);
+  EXPECT_EQ(file_store::parse(text(R"("address":"10.0.0.1:1","pid":-1,"expires_ms":1)"), row),
+            row_error::bad_pid);
+  EXPECT_EQ(file_store::parse(R"({"format":2,"id":"nope","cluster":"alpha",
+      "address":"10.0.0.1:1","expires_ms":1})",
+                              row),
+            row_error::bad_id);
+  EXPECT_EQ(file_store::parse("17", row), row_error::not_an_object);
+  EXPECT_EQ(file_store::parse("", row), row_error::not_json);
+  EXPECT_EQ(file_store::parse(R"({"id":"x"})", row), row_error::bad_format) << "no format";
+  EXPECT_EQ(file_store::parse(R"({"format":1,"hosts":[]})", row), row_error::bad_format)
+      << "the single file of format 1";
 
   auto self = make_self("alpha", "127.0.0.1:1");
   self.expires_ms = 123;
-  ASSERT_TRUE(file_store::parse(file_store::serialize({self}), rows));
-  ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0], self) << "serialize and parse round-trip every field";
+  ASSERT_FALSE(file_store::parse(file_store::serialize(self), row));
+  EXPECT_EQ(row, self) << "serialize and parse round-trip every field";
+
+  // Filed under another host's name: skipped, whatever it says.
+  std::filesystem::create_directory(path);
+  const auto other = host_id::random();
+  write_raw(row_path(path, other), file_store::serialize(self));
+  EXPECT_EQ(file_store::load_row(path, other).skipped, row_error::foreign_key);
+  EXPECT_TRUE(file_store::load_row(path, host_id::random()).missing());
 
   self.hostname = "bad\xff utf-8";
-  EXPECT_NO_THROW(file_store::serialize({self})) << "a write must never throw from the loop";
+  EXPECT_NO_THROW(file_store::serialize(self)) << "a write must never throw from the loop";
+}
+
+TEST_F(FileRegistry, AFifoNamedLikeARowFileDoesNotHang) {
+  std::filesystem::create_directory(path);
+  const auto fifo_id = host_id::random();
+  ASSERT_EQ(::mkfifo(row_path(path, fifo_id).c_str(), 0600), 0);
+  auto a = make("alpha");
+  std::optional<std::error_code> result;
+  a->read([&](std::error_code ec, std::vector<host_record>) { result = ec; });
+  ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }));
+  EXPECT_FALSE(*result) << "skipped, not an error of the whole store";
+  EXPECT_EQ(file_store::load_row(path, fifo_id).skipped, row_error::not_a_file);
+
+  view_log views;
+  a->start(make_self("alpha", "127.0.0.1:7001"), views.handler(), {});
+  ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
+  EXPECT_EQ(views.size(), 1u);
 }
 
 TEST_F(FileRegistry, AFifoAtThePathDoesNotHang) {
@@ -270,7 +304,7 @@ TEST_F(FileRegistry, AFifoAtThePathDoesNotHang) {
   std::optional<std::error_code> result;
   a->read([&](std::error_code ec, std::vector<host_record>) { result = ec; });
   ASSERT_TRUE(run_until(io, [&] { return result.has_value(); }));
-  EXPECT_TRUE(*result) << "not a regular file: an error, not a hang";
+  EXPECT_EQ(*result, std::errc::not_a_directory) << "an error, not a hang";
 }
 
 TEST_F(FileRegistry, ReadPostsItsCompletionAndDoesNotRegister) {
@@ -333,15 +367,17 @@ TEST_F(FileRegistry, CreatesAPrivateDirectoryAndLeaksNoInheritableFd) {
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
     before.insert(std::stoi(entry.path().filename().string()));
   }
-  const std::string nested = dir.path() + "/a/b/alpha.registry.json";
+  const std::string nested = dir.path() + "/a/b/alpha.registry";
   auto a = make_registry(io.get_executor(), "file:" + nested, "alpha", short_ttl());
   view_log views;
   a->start(make_self("alpha", "127.0.0.1:7001"), views.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
 
-  struct stat st {};
-  ASSERT_EQ(::stat((dir.path() + "/a/b").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  for (const auto& created : {dir.path() + "/a/b", nested}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(created.c_str(), &st), 0) << created;
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << created;
+  }
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
     const int fd = std::stoi(entry.path().filename().string());
     if (before.count(fd)) continue;
@@ -364,8 +400,10 @@ TEST(RegistryUrl, BadUrlsAndNamesThrowClearMessages) {
   };
   EXPECT_NE(message("http://example.com").find("file:PATH"), std::string::npos);
   EXPECT_NE(message("").find("unknown registry URL"), std::string::npos);
-  EXPECT_NE(message("file:").find("names no file"), std::string::npos);
-  EXPECT_NE(message("file:/tmp/dir/").find("names no file"), std::string::npos);
+  EXPECT_NE(message("file:").find("names no directory"), std::string::npos);
+  EXPECT_NE(message("file:/").find("names no directory"), std::string::npos);
+  EXPECT_NE(message("file:/tmp/..").find("names no directory"), std::string::npos);
+  EXPECT_EQ(message("file:/tmp/dir/"), "no exception") << "a directory, with its slash";
   EXPECT_NE(message("file://host/x.json").find("remote host"), std::string::npos);
   // Each backend checks its own URL form; a well-formed URL constructs without touching the store.
   EXPECT_NE(message("redis://h:0").find("bad port"), std::string::npos) << message("redis://h:0");
@@ -380,7 +418,7 @@ TEST(RegistryUrl, BadUrlsAndNamesThrowClearMessages) {
             std::string::npos);
   EXPECT_EQ(message("file:/tmp/x.json", std::string(64, 'a')), "no exception");
   EXPECT_EQ(message("file:///tmp/x.json", "My-cluster_1.0"), "no exception");
-  EXPECT_EQ(message("file:relative.json"), "no exception");
+  EXPECT_EQ(message("file:relative.registry"), "no exception");
 }
 
 TEST(RegistryUrl, DefaultUrlIsPerUserAndPerCluster) {
@@ -390,16 +428,16 @@ TEST(RegistryUrl, DefaultUrlIsPerUserAndPerCluster) {
 
   ::unsetenv("XDG_RUNTIME_DIR");
   const std::string tmp_dir = "/tmp/galaxies-" + std::to_string(::geteuid());
-  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry.json");
+  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
   EXPECT_NE(default_url("alpha"), default_url("beta"));
 
   temp_dir runtime;
   ::setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
-  EXPECT_EQ(default_url("alpha"), "file:" + runtime.path() + "/galaxies/alpha.registry.json");
+  EXPECT_EQ(default_url("alpha"), "file:" + runtime.path() + "/galaxies/alpha.registry");
   ::setenv("XDG_RUNTIME_DIR", (runtime.path() + "/missing").c_str(), 1);
-  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry.json");
+  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
   ::setenv("XDG_RUNTIME_DIR", "relative", 1);
-  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry.json");
+  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
   EXPECT_THROW(default_url("../etc"), std::invalid_argument);
 
   if (restore) {

@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "base/limits.hpp"
+#include "registry/file_registry.hpp"
 #include "registry/file_store.hpp"
 #include "registry/row_checks.hpp"
 #include "registry/row_json.hpp"
@@ -24,27 +27,6 @@ namespace {
 
 using namespace file_test;
 using json = nlohmann::json;
-
-// Sends every log line of the test to a string, and restores the default logger afterwards.
-class captured_log {
- public:
-  captured_log() : saved_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(text_);
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
-  }
-  ~captured_log() { spdlog::set_default_logger(saved_); }
-  std::string text() const { return text_.str(); }
-  std::size_t count(std::string_view needle) const {
-    const auto all = text();
-    std::size_t n = 0;
-    for (auto at = all.find(needle); at != std::string::npos; at = all.find(needle, at + 1)) ++n;
-    return n;
-  }
-
- private:
-  std::ostringstream text_;
-  std::shared_ptr<spdlog::logger> saved_;
-};
 
 json good_row() {
   return {{"id", host_id::random().to_string()},
@@ -139,24 +121,40 @@ TEST(RowChecks, ReasonsReadWell) {
   EXPECT_STREQ(make_error_code(row_error::bad_id).category().name(), "registry row");
 }
 
-TEST(FileStore, SkippedRowsAreListedWithTheirReason) {
+// A row file as its owner would write it: the row's fields and the format version.
+json row_file(json row) {
+  row["format"] = file_store::format_version;
+  return row;
+}
+
+// Writes `row` under the file name of its own id (or of `id`, when given).
+void plant(const std::string& dir, const json& row, std::string name = {}) {
+  if (name.empty()) name = row["id"].get<std::string>() + ".json";
+  write_raw(dir + "/" + name, row_file(row).dump());
+}
+
+TEST_F(FileRegistry, SkippedRowFilesAreListedWithTheirReason) {
+  std::filesystem::create_directory(path);
   auto bad_address = with(good_row(), "address", "nowhere:1");
   bad_address["expires_ms"] = 1;
   auto good = good_row();
   good["expires_ms"] = 1;
-  const json doc = {
-      {"format", 1},
-      {"hosts", json::array({bad_address, good, 17, with(good, "hostname", "a\nb")})}};
-  std::vector<host_record> rows;
-  std::vector<file_store::skipped_row> skipped;
-  ASSERT_TRUE(file_store::parse(doc.dump(), rows, &skipped));
-  ASSERT_EQ(rows.size(), 1u);
-  ASSERT_EQ(skipped.size(), 3u);
-  EXPECT_EQ(skipped[0].key, bad_address["id"].get<std::string>());
-  EXPECT_EQ(skipped[0].why, row_error::bad_address);
-  EXPECT_EQ(skipped[1].key, "#2") << "no id: its index";
-  EXPECT_EQ(skipped[1].why, row_error::not_an_object);
-  EXPECT_EQ(skipped[2].why, row_error::bad_hostname);
+  auto bad_hostname = with(good_row(), "hostname", "a\nb");
+  bad_hostname["expires_ms"] = 1;
+  plant(path, bad_address);
+  plant(path, good);
+  plant(path, bad_hostname);
+  const auto not_an_object = host_id::random().to_string() + ".json";
+  write_raw(path + "/" + not_an_object, "17");
+  const auto snap = file_store::load(path);
+  EXPECT_FALSE(snap.error);
+  ASSERT_EQ(snap.rows.size(), 1u);
+  ASSERT_EQ(snap.skipped.size(), 3u);
+  std::map<std::string, std::error_code> why;
+  for (const auto& s : snap.skipped) why[s.key] = s.why;
+  EXPECT_EQ(why[bad_address["id"].get<std::string>() + ".json"], row_error::bad_address);
+  EXPECT_EQ(why[bad_hostname["id"].get<std::string>() + ".json"], row_error::bad_hostname);
+  EXPECT_EQ(why[not_an_object], row_error::not_an_object);
 }
 
 TEST(SkippedRowsLog, OncePerRowPerIntervalEscapedAndBounded) {
@@ -213,8 +211,9 @@ TEST(ViewBound, KeepsOurselvesAndTheFirstByIdAndSaysSoOnce) {
   EXPECT_EQ(log.count("within the limit again"), 1u);
 }
 
-TEST_F(FileRegistry, HostileRowsAreSkippedOnceLoggedAndDroppedByTheNextWriter) {
+TEST_F(FileRegistry, HostileRowFilesAreSkippedAndLoggedOnceHoweverOftenRead) {
   captured_log log;
+  std::filesystem::create_directory(path);
   const auto now = file_store::now_ms();
   auto live = [&](json row) {
     row["expires_ms"] = now + 60000;
@@ -227,17 +226,24 @@ TEST_F(FileRegistry, HostileRowsAreSkippedOnceLoggedAndDroppedByTheNextWriter) {
       live(with(good_row(), "unix", "/" + std::string(200, 'u'))),
       live(with(good_row(), "cluster", "alpha beta")),
   });
-  json hosts = hostile;
-  hosts.push_back(good);
-  write_raw(path, json{{"format", 1}, {"hosts", hosts}}.dump());
+  for (const auto& row : hostile) plant(path, row);
+  plant(path, good);
 
-  auto a = make("alpha", short_ttl(2000, 100));
+  // No refresh during the test: every read counted is of a hostile file.
+  file_registry a(io.get_executor(), path, "alpha", short_ttl(60000, 20000));
   const auto self = make_self("alpha", "127.0.0.1:7001");
   view_log views;
-  a->start(self, views.handler(), {});
+  a.start(self, views.handler(), {});
   const auto good_id = *host_id::parse(good["id"].get<std::string>());
   ASSERT_TRUE(run_until(io, [&] { return views.size() == 2 && views.has(good_id); }));
-  run_for(io, 300ms);  // several refreshes re-read the file
+
+  // Rewritten (by a hostile writer, again and again): read each time, said once.
+  const auto read_before = a.row_files_read();
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& row : hostile) plant(path, row);
+    run_until(io, [&] { return a.row_files_read() >= read_before + 4 * (round + 1); });
+  }
+  EXPECT_GE(a.row_files_read(), read_before + 12) << "every rewrite was read";
   EXPECT_EQ(views.size(), 2u) << "ourselves and the good row only";
 
   const auto text = log.text();
@@ -246,15 +252,14 @@ TEST_F(FileRegistry, HostileRowsAreSkippedOnceLoggedAndDroppedByTheNextWriter) {
   }
   EXPECT_EQ(text.find('\x1b'), std::string::npos) << "no raw escape reaches the log";
   const auto snap = file_store::load(path);
-  EXPECT_TRUE(snap.skipped.empty()) << "the writer kept only valid rows";
+  EXPECT_EQ(snap.skipped.size(), hostile.size()) << "not ours to remove: they stay, skipped";
   EXPECT_EQ(snap.rows.size(), 2u);
 }
 
 TEST_F(FileRegistry, AStoreOfManyRowsGivesAViewOfAtMostTheLimit) {
   captured_log log;
   auto rows = rows_sorted(limits::max_registry_hosts + 100);
-  for (auto& row : rows) row.expires_ms = file_store::now_ms() + 60000;
-  write_raw(path, file_store::serialize(rows));
+  for (const auto& row : rows) write_row(path, row, 60000);
 
   auto a = make("alpha", short_ttl(5000));
   const auto self = make_self("alpha", "127.0.0.1:7001");
