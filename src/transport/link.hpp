@@ -36,6 +36,7 @@
 #include "transport/close_reason.hpp"
 #include "transport/fair_lanes.hpp"
 #include "transport/frame_sink.hpp"
+#include "transport/heartbeat_schedule.hpp"
 #include "transport/local_health.hpp"
 #include "transport/protocol_log.hpp"
 #include "transport/stream.hpp"
@@ -645,14 +646,22 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     return std::min(at, end);
   }
 
+  // Sleeps until the next thing to do, a heartbeat due (heartbeat_schedule.hpp) or the silence
+  // limit reached, never on a fixed tick: on a busy machine every wake-up costs.
   asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
-    const auto tick = std::max<std::chrono::milliseconds>(
+    // How soon to look again at a silence past its limit, or at a heartbeat held back by writes.
+    const auto recheck = std::max<clock::duration>(
         std::min(heartbeat_interval_, silence_limit_) / 4, std::chrono::milliseconds(1));
     local_health& health = *settings_.health;
     bool forgiven = false;  // this silence has already been forgiven once (counted, logged)
     while (open_) {
-      heartbeat_timer_.expires_after(tick);
+      const auto before = clock::now();
+      auto check_at = last_read_ + silence_limit_;
+      if (check_at <= before) check_at = before + recheck;
+      auto send_at = heartbeat_due();
+      if (send_at <= before) send_at = before + recheck;
+      heartbeat_timer_.expires_at(std::min(check_at, send_at));
       co_await heartbeat_timer_.async_wait(use_tuple);
       if (!open_) co_return;
       const auto now = clock::now();
@@ -685,12 +694,16 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           if (!std::exchange(forgiven, true)) note_forgiven(later, limit);
         }
       }
-      if (now - last_write_ >= heartbeat_interval_ && queued_bytes() == 0 && !closing_) {
+      if (now >= heartbeat_due() && queued_bytes() == 0 && !closing_) {
         append_heartbeat(health.excess_lateness(now));
         last_write_ = now;
         flush();
       }
     }
+  }
+
+  clock::time_point heartbeat_due() const noexcept {
+    return next_heartbeat(last_write_, heartbeat_interval_);
   }
 
   void append_heartbeat(clock::duration our_lateness) {
