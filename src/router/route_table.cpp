@@ -9,28 +9,24 @@ bool route_table::add(const node_id& node, const route& r) {
 }
 
 std::optional<route> route_table::remove(const node_id& node) {
-  auto it = routes_.find(node);
-  if (it == routes_.end()) return std::nullopt;
-  route r = it->second;
-  routes_.erase(it);
-  return r;
+  const route* r = routes_.find(node);
+  if (!r) return std::nullopt;
+  const route removed = *r;
+  routes_.erase(node);
+  return removed;
 }
 
 const route* route_table::find(const node_id& node) const {
-  auto it = routes_.find(node);
-  return it == routes_.end() ? nullptr : &it->second;
+  return routes_.find(node);
 }
 
 std::vector<std::pair<node_id, route>> route_table::remove_via(const connection* via) {
   std::vector<std::pair<node_id, route>> removed;
-  for (auto it = routes_.begin(); it != routes_.end();) {
-    if (it->second.via == via) {
-      removed.emplace_back(it->first, it->second);
-      it = routes_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  routes_.erase_if([&](const node_id& node, const route& r) {
+    if (r.via != via) return false;
+    removed.emplace_back(node, r);
+    return true;
+  });
   // A stable order, so that every receiver sees the same leave order.
   std::sort(removed.begin(), removed.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -38,7 +34,7 @@ std::vector<std::pair<node_id, route>> route_table::remove_via(const connection*
 }
 
 void route_table::for_each(const std::function<void(const node_id&, const route&)>& fn) const {
-  for (const auto& [node, r] : routes_) fn(node, r);
+  routes_.for_each(fn);
 }
 
 }  // namespace galaxies::router

@@ -1,13 +1,14 @@
-// Which connection leads to each live node: the master's forwarding table. Pure data; the router
-// owns the connections it points to.
+// Which connection leads to each live node: the master's forwarding table, consulted up to twice
+// per frame (the sender's route checked, the receiver's found). Pure data; the router owns the
+// connections it points to. A route from find() is valid until the next add or remove.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
+#include "base/flat_map.hpp"
 #include "galaxies/ids.hpp"
 
 namespace galaxies::router {
@@ -35,7 +36,7 @@ class route_table {
   void for_each(const std::function<void(const node_id&, const route&)>& fn) const;
 
  private:
-  std::unordered_map<node_id, route> routes_;
+  base::flat_map<node_id, route> routes_;
 };
 
 }  // namespace galaxies::router
