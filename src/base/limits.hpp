@@ -66,6 +66,11 @@ inline constexpr std::size_t max_registry_row_size = 4096;
 inline constexpr std::size_t max_registry_hosts = 1024;
 // A skipped row is logged at most once per row per interval: a bad row stays bad on every read.
 inline constexpr std::chrono::milliseconds registry_warning_interval{60000};
+// The file registry reads what changed in its directory on the machine-wide grid of this step
+// (base/clock_grid.hpp), not at each change: 64 masters refreshing every 1.7 s would otherwise wake
+// every other master 38 times a second. A change is seen this much later at most. The default
+// heartbeat interval: the reads fall on the instants a master wakes for its heartbeats anyway.
+inline constexpr std::chrono::milliseconds registry_watch_grain{250};
 // The file registry's directory holds one file per host. A scan examines at most this many
 // entries and a registry remembers at most this many row files: room for every host a view can
 // carry plus crashed hosts' files awaiting garbage collection, while a directory flooded by a

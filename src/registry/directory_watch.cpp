@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "base/clock_grid.hpp"
 #include "base/limits.hpp"
 #include "base/text.hpp"
 
@@ -24,7 +25,7 @@ constexpr std::uint32_t watch_mask = IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRIT
 
 directory_watch::directory_watch(const asio::any_io_executor& executor, std::string dir,
                                  std::string where)
-    : dir_(std::move(dir)), where_(std::move(where)), fd_(executor) {}
+    : dir_(std::move(dir)), where_(std::move(where)), fd_(executor), settle_(executor) {}
 
 directory_watch::~directory_watch() {
   *alive_ = false;
@@ -68,6 +69,7 @@ bool directory_watch::add() {
 void directory_watch::close() {
   std::error_code ignored;
   fd_.close(ignored);
+  settle_.cancel();
   wd_ = -1;
 }
 
@@ -80,6 +82,14 @@ void directory_watch::arm() {
 }
 
 void directory_watch::on_readable() {
+  settle_.expires_at(base::on_grid(std::chrono::steady_clock::now(), limits::registry_watch_grain));
+  settle_.async_wait([this, alive = alive_](std::error_code ec) {
+    if (!*alive || ec || !fd_.is_open()) return;
+    read_batch();
+  });
+}
+
+void directory_watch::read_batch() {
   changes got;
   if (drain(got)) {
     arm();

@@ -1,6 +1,9 @@
-// Which files of one directory changed, from inotify on the executor (no extra thread). Every
-// event queued when the fd turns readable is drained at once and the names are delivered as one
-// set, so a burst of writes to one file costs its reader one read, and a deletion none. Names
+// Which files of one directory changed, from inotify on the executor (no extra thread). Once the
+// fd turns readable the watch waits for the next point of a machine-wide grid
+// (limits::registry_watch_grain, base/clock_grid.hpp), then drains every event queued and delivers
+// the names as one set: a burst of writes to one file costs its reader one read, and a deletion
+// none; the writes of many processes at about the same time (registry refreshes keep to a grid
+// too) cost each reader one wake-up instead of one each. Names
 // starting with a dot are never reported: in the file registry's directory they are writes in
 // flight (file_store.hpp).
 //
@@ -14,6 +17,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -58,12 +62,14 @@ class directory_watch {
  private:
   void arm();
   void on_readable();
+  void read_batch();
   // Reads every queued event into `out`; false when the fd is broken.
   bool drain(changes& out);
 
   std::string dir_;
   std::string where_;
   asio::posix::stream_descriptor fd_;
+  asio::steady_timer settle_;  // from readable to the next grid point
   int wd_ = -1;
   bool add_failure_logged_ = false;
   handler on_changes_;

@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "base/clock_grid.hpp"
 #include "base/limits.hpp"
 #include "base/text.hpp"
 
@@ -336,8 +337,11 @@ void file_registry::check_directory() const {
   }
 }
 
+// On the machine-wide grid of whole refresh periods (base/clock_grid.hpp): the masters of one
+// machine refresh together, and each of them reads the others' rows in one wake-up
+// (directory_watch gathers on a grid too).
 void file_registry::arm_refresh() {
-  refresh_timer_.expires_after(refresh_);
+  refresh_timer_.expires_at(base::next_period(std::chrono::steady_clock::now(), refresh_));
   refresh_timer_.async_wait([this, alive = alive_](std::error_code ec) {
     if (!*alive || ec || state_ != state::running) return;
     on_refresh();

@@ -30,13 +30,13 @@
 #include <utility>
 #include <vector>
 
+#include "base/clock_grid.hpp"
 #include "base/endian.hpp"
 #include "base/log_throttle.hpp"
 #include "transport/byte_budget.hpp"
 #include "transport/close_reason.hpp"
 #include "transport/fair_lanes.hpp"
 #include "transport/frame_sink.hpp"
-#include "transport/heartbeat_schedule.hpp"
 #include "transport/local_health.hpp"
 #include "transport/protocol_log.hpp"
 #include "transport/stream.hpp"
@@ -646,8 +646,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     return std::min(at, end);
   }
 
-  // Sleeps until the next thing to do, a heartbeat due (heartbeat_schedule.hpp) or the silence
-  // limit reached, never on a fixed tick: on a busy machine every wake-up costs.
+  // Sleeps until the next thing to do, a heartbeat due (heartbeat_due) or the silence limit
+  // reached, never on a fixed tick: on a busy machine every wake-up costs.
   asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
     constexpr tuple_awaitable_t use_tuple;
     // How soon to look again at a silence past its limit, or at a heartbeat held back by writes.
@@ -702,8 +702,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     }
   }
 
+  // An interval after the last write, on the machine-wide grid (base/clock_grid.hpp): the idle
+  // links of every process on a machine send at the same instants, and a master reads dozens of
+  // peers' heartbeats per wake-up. Peers on other machines see them as often as before.
   clock::time_point heartbeat_due() const noexcept {
-    return next_heartbeat(last_write_, heartbeat_interval_);
+    return base::next_period(last_write_, heartbeat_interval_);
   }
 
   void append_heartbeat(clock::duration our_lateness) {

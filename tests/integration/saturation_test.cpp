@@ -32,9 +32,8 @@ constexpr int hosts = 64;
 constexpr int workers_per_host = 8;
 constexpr int busy_loops = 8;  // at normal priority, the cluster below them: the cores stay busy
 constexpr int cluster_niceness = 10;
-// 64 masters refreshing their rows every 1.7 s (the default TTL's third) wake every other master
-// 38 times a second; every 3 s (a 9 s TTL) halves that, and a row outlives a 9 s stall of its
-// master rather than a 5 s one.
+// A row outlives a 9 s stall of its master rather than a 5 s one, and fewer refreshes cost fewer
+// reads (with the default TTL the test failed 3 runs in 3 on 2026-12-04).
 constexpr int registry_ttl_ms = 9000;
 constexpr int start_wave = 8;  // and they start 8 at a time, each wave once registered
 constexpr int hold_s = 40;
@@ -100,9 +99,10 @@ scale_run run_scale_bench() {
   int status = 0;
   bool exited = false;
   const auto reaped = [&] { return exited = exited || ::waitpid(pid, &status, WNOHANG) == pid; };
-  // The cluster starts on an otherwise quiet machine (64 masters queueing for the file registry's
-  // lock under busy loops may miss the start-up deadline: a registry matter, not this test's);
-  // the busy loops run from convergence on, through the quiet window, the kill and the stop.
+  // The cluster starts on an otherwise quiet machine: below eight busy loops at normal priority,
+  // 576 processes at nice 10 starting up do not get the CPU their handshakes need, and churn
+  // (bench/RESULTS.md). The busy loops run from convergence on, through the quiet window, the
+  // kill and the stop.
   const auto converged = [&] {
     std::ifstream in(log_path);
     const std::string text((std::istreambuf_iterator<char>(in)), {});

@@ -1004,7 +1004,9 @@ TEST_F(link_test, IdleLinkSendsHeartbeatsAtTheInterval) {
   for (int i = 0; i < 3; ++i) wire::append_heartbeat(expected);
   const frame_bytes got = peer.take_unread();
   EXPECT_EQ(got, expected) << "only heartbeat frames, whole";
-  EXPECT_GE(waited, 60ms) << "three heartbeats need three idle intervals";
+  // The first is due at the last point of the interval grid within an interval (it may come
+  // early), and each later one an interval after the one before it.
+  EXPECT_GE(waited, 40ms) << "three heartbeats need at least two idle intervals";
   EXPECT_FALSE(sink.closed());
 }
 
