@@ -212,7 +212,9 @@ TEST_F(FileRegistry, ACorruptRowFileIsToleratedLoggedOnceAndRewrittenByItsOwner)
   constexpr char garbage[] = "\x00\xff{{ not json";
   write_raw(row_path(path, self_a.id), std::string(garbage, sizeof garbage - 1));
   auto a = make("alpha", short_ttl(400, 100));
-  auto b = make("alpha", short_ttl(400, 100));
+  // b refreshes seldom: the damage below must last until the watches read it (at the next point
+  // of the registry_watch_grain grid), not be overwritten by b's next refresh before anyone looks.
+  auto b = make("alpha", short_ttl(4500, 1500));
   view_log view_a;
   a->start(self_a, view_a.handler(), {});
   ASSERT_TRUE(run_until(io, [&] { return !view_a.views.empty(); }));
@@ -223,8 +225,15 @@ TEST_F(FileRegistry, ACorruptRowFileIsToleratedLoggedOnceAndRewrittenByItsOwner)
   ASSERT_TRUE(run_until(io, [&] { return view_a.size() == 2; }));
   const auto views_before = view_a.views.size();
 
-  // Damaged while running, in place, by a writer that ignores the temp-and-rename rule.
+  // Damaged while running, in place, by a writer that ignores the temp-and-rename rule, just
+  // after one of b's refreshes: the next is a refresh period away, the watches read within a grain.
   const auto b_file = file_store::file_name(self_b.id);
+  const auto expiry = [&] {
+    const auto got = file_store::load_row(path, self_b.id);
+    return got.row ? got.row->expires_ms : 0;
+  };
+  const auto written = expiry();
+  ASSERT_TRUE(run_until(io, [&] { return expiry() != written; })) << "b refreshes";
   write_raw(row_path(path, self_b.id), "{\"format\":2,\"id\":");
   ASSERT_TRUE(run_until(io, [&] { return log.count("'" + b_file + "'") >= 1; }))
       << "the damaged file is read and said so\n"
