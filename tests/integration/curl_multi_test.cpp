@@ -1,7 +1,8 @@
 // The Asio-driven libcurl client against a tiny HTTP server in the same io_context, on
 // 127.0.0.1 port 0: replies, HTTP errors, refused connections, bounded timeouts, streamed chunks,
 // a server closing mid-stream, cancellation and destruction with requests in flight (silent), and
-// close-on-exec on every socket the client owns. Every wait is bounded.
+// close-on-exec on every socket the client owns; and libcurl loaded only by the first client.
+// Every wait is bounded.
 #include "registry/http/curl_multi.hpp"
 
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <set>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "loopback_http_server.hpp"
+#include "registry/http/curl_library.hpp"
 #include "support/eventually.hpp"
 
 namespace galaxies::registry::http {
@@ -90,6 +93,27 @@ class CurlMulti : public ::testing::Test {
   asio::io_context io;
   test_server server{io};
 };
+
+// Whether libcurl is mapped into this process.
+bool libcurl_mapped() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find("/libcurl.so") != std::string::npos) return true;
+  return false;
+}
+
+// A process that never makes an HTTP client (every worker; a master on the file or Redis registry)
+// never maps libcurl and the libraries it needs; the first client loads it.
+TEST(CurlLibrary, IsLoadedByTheFirstClientOnly) {
+  if (curl_if_loaded())
+    GTEST_SKIP() << "an earlier test in this process loaded it (ctest runs each test alone)";
+  EXPECT_FALSE(libcurl_mapped()) << "loaded when the program started";
+  asio::io_context io;
+  { client http(io.get_executor()); }
+  EXPECT_TRUE(libcurl_mapped());
+  EXPECT_NE(curl_if_loaded(), nullptr);
+}
 
 TEST_F(CurlMulti, PostReturnsStatusAndBody) {
   client http(io.get_executor());

@@ -1,6 +1,5 @@
 #include "registry/http/curl_multi.hpp"
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -17,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "registry/http/curl_library.hpp"
+
 namespace galaxies::registry::http {
 namespace {
 
@@ -32,17 +33,12 @@ class category final : public std::error_category {
       case errc::setup_failed:
         return "the HTTP request could not be set up";
     }
-    return curl_easy_strerror(static_cast<CURLcode>(value));
+    // Codes from curl exist only once it is loaded; anything else is not ours to name.
+    if (const curl_library* lib = curl_if_loaded())
+      return lib->easy_strerror(static_cast<CURLcode>(value));
+    return "curl error " + std::to_string(value);
   }
 };
-
-void global_init() {
-  // curl_global_init is not reentrant with itself: once per process, before the first handle.
-  static const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (code != CURLE_OK) {
-    throw std::runtime_error(std::string("curl_global_init failed: ") + curl_easy_strerror(code));
-  }
-}
 
 // The process's open descriptors, or nothing if /proc is unavailable.
 std::optional<std::vector<int>> open_fds() {
@@ -71,7 +67,7 @@ void set_cloexec(int fd) {
 // that; every worker would inherit it. Mark whatever the call opened.
 CURLM* multi_init_cloexec() {
   const auto before = open_fds();
-  CURLM* multi = curl_multi_init();
+  CURLM* multi = curl().multi_init();
   const auto after = open_fds();
   if (before && after) {
     std::vector<int> opened;
@@ -89,7 +85,7 @@ std::string describe_failure(CURLcode code, long os_errno, const char* error_buf
   }
   std::string text = error_buffer;
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text.empty() ? curl_easy_strerror(code) : text;
+  return text.empty() ? curl().easy_strerror(code) : text;
 }
 
 }  // namespace
@@ -173,13 +169,13 @@ struct curl_callbacks {
 
 client::client(const asio::any_io_executor& executor, settings s)
     : executor_(executor), settings_(s), timer_(executor) {
-  global_init();
+  const curl_library& lib = curl();  // throws, saying why, when libcurl cannot be loaded
   multi_ = multi_init_cloexec();
   if (!multi_) throw std::runtime_error("curl_multi_init failed");
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &curl_callbacks::socket);
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &curl_callbacks::timer);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  lib.multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &curl_callbacks::socket);
+  lib.multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  lib.multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &curl_callbacks::timer);
+  lib.multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
 }
 
 client::~client() {
@@ -187,7 +183,7 @@ client::~client() {
   for (auto& [id, r] : requests_) detach(*r);
   requests_.clear();
   // Closes the cached connections, through close_socket: their descriptors are released first.
-  curl_multi_cleanup(multi_);
+  curl().multi_cleanup(multi_);
   for (auto& [fd, s] : sockets_) {
     s->closed = true;
     s->descriptor.release();
@@ -219,17 +215,18 @@ client::request_id client::start(const std::string& url, std::string body,
   r.done = std::move(done);
   requests_.emplace(r.id, std::move(owned));
 
-  r.easy = curl_easy_init();
+  const curl_library& lib = curl();
+  r.easy = lib.easy_init();
   if (!r.easy) {
     fail_later(r, errc::setup_failed, "curl_easy_init failed");
     return r.id;
   }
-  r.headers = curl_slist_append(r.headers, "Content-Type: application/json");
-  r.headers = curl_slist_append(r.headers, "Expect:");  // no 100-continue round trip
+  r.headers = lib.slist_append(r.headers, "Content-Type: application/json");
+  r.headers = lib.slist_append(r.headers, "Expect:");  // no 100-continue round trip
   CURL* e = r.easy;
   CURLcode code = CURLE_OK;
   const auto set = [&](CURLoption option, auto value) {
-    if (code == CURLE_OK) code = curl_easy_setopt(e, option, value);
+    if (code == CURLE_OK) code = lib.easy_setopt(e, option, value);
   };
   set(CURLOPT_URL, url.c_str());
   set(CURLOPT_POST, 1L);
@@ -260,12 +257,12 @@ client::request_id client::start(const std::string& url, std::string body,
   set(CURLOPT_CLOSESOCKETDATA, static_cast<void*>(this));
   if (code != CURLE_OK) {
     detach(r);
-    fail_later(r, curl_error(code), curl_easy_strerror(code));
+    fail_later(r, curl_error(code), lib.easy_strerror(code));
     return r.id;
   }
-  if (const CURLMcode mc = curl_multi_add_handle(multi_, e); mc != CURLM_OK) {
+  if (const CURLMcode mc = lib.multi_add_handle(multi_, e); mc != CURLM_OK) {
     detach(r);
-    fail_later(r, errc::setup_failed, curl_multi_strerror(mc));
+    fail_later(r, errc::setup_failed, lib.multi_strerror(mc));
   }
   return r.id;
 }
@@ -288,11 +285,11 @@ void client::fail_later(request& r, std::error_code ec, std::string detail) {
 void client::detach(request& r) {
   if (r.easy) {
     // Never called from inside a curl callback: see the header.
-    curl_multi_remove_handle(multi_, r.easy);
-    curl_easy_cleanup(r.easy);
+    curl().multi_remove_handle(multi_, r.easy);
+    curl().easy_cleanup(r.easy);
     r.easy = nullptr;
   }
-  curl_slist_free_all(r.headers);
+  curl().slist_free_all(r.headers);
   r.headers = nullptr;
 }
 
@@ -328,11 +325,11 @@ void client::deliver(request_id id) {
 
 void client::collect_finished() {
   int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+  while (CURLMsg* msg = curl().multi_info_read(multi_, &left)) {
     if (msg->msg != CURLMSG_DONE) continue;
     const CURLcode code = msg->data.result;
     char* owner = nullptr;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &owner);
+    curl().easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &owner);
     // finish() removes the handle, which invalidates msg: everything needed is read above.
     if (owner) finish(*reinterpret_cast<request*>(owner), code);
   }
@@ -342,8 +339,8 @@ void client::finish(request& r, int curl_code) {
   const auto code = static_cast<CURLcode>(curl_code);
   long status = 0;
   long os_errno = 0;
-  curl_easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(r.easy, CURLINFO_OS_ERRNO, &os_errno);
+  curl().easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &status);
+  curl().easy_getinfo(r.easy, CURLINFO_OS_ERRNO, &os_errno);
   r.outcome.status = status;
   if (r.too_large) {
     r.outcome.ec = errc::reply_too_large;
@@ -435,7 +432,7 @@ void client::on_ready(const std::shared_ptr<socket_state>& s, int select, std::e
   const int wanted_bit = select == CURL_CSELECT_IN ? CURL_POLL_IN : CURL_POLL_OUT;
   if (!(s->wanted & wanted_bit)) return;
   int running = 0;
-  curl_multi_socket_action(multi_, s->fd, ec ? CURL_CSELECT_ERR : select, &running);
+  curl().multi_socket_action(multi_, s->fd, ec ? CURL_CSELECT_ERR : select, &running);
   collect_finished();
   if (!s->closed) arm(s);
 }
@@ -455,7 +452,7 @@ void client::on_timer_request(long timeout_ms) {
 
 void client::on_timeout() {
   int running = 0;
-  curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  curl().multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
   collect_finished();
 }
 
