@@ -466,14 +466,12 @@ TEST_F(network_fault_test, no_false_leave_at_default_heartbeat_with_saturated_co
   // The cores really were busy: the CPU time the loops got (utime + stime, in clock ticks).
   double hog_cpu_s = 0;
   for (auto* h : hogs) {
-    std::ifstream stat("/proc/" + std::to_string(h->pid()) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    std::istringstream fields(text.substr(text.rfind(')') + 2));
-    std::string field;
+    const auto fields = proc_stat_fields(h->pid());
     unsigned long long utime = 0, stime = 0;
-    for (int i = 3; i <= 13 && fields >> field; ++i) {
+    if (fields.size() > 12) {  // fields 14 and 15; fields[0] is field 3
+      utime = std::stoull(fields[11]);
+      stime = std::stoull(fields[12]);
     }
-    fields >> utime >> stime;  // fields 14 and 15
     hog_cpu_s += static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
   }
   for (auto* h : hogs) h->stop();
