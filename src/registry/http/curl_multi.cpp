@@ -283,13 +283,14 @@ void client::fail_later(request& r, std::error_code ec, std::string detail) {
 }
 
 void client::detach(request& r) {
+  const curl_library& lib = curl();
   if (r.easy) {
     // Never called from inside a curl callback: see the header.
-    curl().multi_remove_handle(multi_, r.easy);
-    curl().easy_cleanup(r.easy);
+    lib.multi_remove_handle(multi_, r.easy);
+    lib.easy_cleanup(r.easy);
     r.easy = nullptr;
   }
-  curl().slist_free_all(r.headers);
+  lib.slist_free_all(r.headers);
   r.headers = nullptr;
 }
 
@@ -339,8 +340,9 @@ void client::finish(request& r, int curl_code) {
   const auto code = static_cast<CURLcode>(curl_code);
   long status = 0;
   long os_errno = 0;
-  curl().easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &status);
-  curl().easy_getinfo(r.easy, CURLINFO_OS_ERRNO, &os_errno);
+  const curl_library& lib = curl();
+  lib.easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &status);
+  lib.easy_getinfo(r.easy, CURLINFO_OS_ERRNO, &os_errno);
   r.outcome.status = status;
   if (r.too_large) {
     r.outcome.ec = errc::reply_too_large;
