@@ -166,7 +166,7 @@ TEST_F(FileRegistry, AStoreReplacedByALinkToAFileIsUnhealthyAndRecovers) {
 TEST_F(FileRegistry, ManyRegistriesConvergeAndOneChangedFileCostsEachWatcherOneRead) {
   constexpr std::size_t n = 32;
   // No refresh during the test: every read counted below is caused by the change it follows.
-  const auto opts = short_ttl(60000, 20000);
+  const auto opts = no_refresh_within(std::chrono::minutes(2));
   std::vector<std::unique_ptr<file_registry>> regs;
   std::vector<view_log> views(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -221,7 +221,7 @@ TEST_F(FileRegistry, ManyRegistriesConvergeAndOneChangedFileCostsEachWatcherOneR
 
 TEST_F(FileRegistry, AFloodOfRowFilesCostsOneBoundedScan) {
   captured_log log;
-  file_registry a(io.get_executor(), path, "alpha", short_ttl(60000, 20000));
+  file_registry a(io.get_executor(), path, "alpha", no_refresh_within(std::chrono::minutes(2)));
   const auto self = make_self("alpha", "127.0.0.1:7001");
   view_log views;
   a.start(self, views.handler(), {});
@@ -302,7 +302,7 @@ TEST_F(FileRegistry, NamesThatAreNotRowFilesAndOversizeFilesAreIgnored) {
   write_raw(row_path(path, oversize.id), padded.dump());
   EXPECT_EQ(file_store::load_row(path, oversize.id).skipped, row_error::not_json);
 
-  file_registry a(io.get_executor(), path, "alpha", short_ttl(60000, 20000));
+  file_registry a(io.get_executor(), path, "alpha", no_refresh_within(std::chrono::minutes(2)));
   const auto self = make_self("alpha", "127.0.0.1:7001");
   view_log views;
   a.start(self, views.handler(), {});

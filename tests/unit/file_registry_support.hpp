@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock_grid.hpp"
 #include "registry/file_store.hpp"
 #include "registry/registry.hpp"
 #include "support/eventually.hpp"
@@ -145,6 +146,18 @@ inline options short_ttl(int ttl_ms = 300, int refresh_ms = 0) {
   opts.ttl = std::chrono::milliseconds(ttl_ms);
   opts.refresh = std::chrono::milliseconds(refresh_ms);
   return opts;
+}
+
+// Options for a test that counts reads and must see no refresh of its own registries for `quiet`
+// from now. Refreshes keep to a machine-wide grid of whole periods (base/clock_grid.hpp), so the
+// first one comes anywhere within a period of the start, however long the period: the period is
+// chosen so that the first grid point lies at least `quiet` away.
+inline options no_refresh_within(std::chrono::milliseconds quiet) {
+  using namespace std::chrono_literals;
+  const auto now = std::chrono::steady_clock::now();
+  auto period = 2 * quiet;
+  while (base::next_period(now, period) - now < quiet) period += 1ms;
+  return short_ttl(static_cast<int>(3 * period.count()), static_cast<int>(period.count()));
 }
 
 class FileRegistry : public ::testing::Test {

@@ -230,7 +230,7 @@ TEST_F(FileRegistry, HostileRowFilesAreSkippedAndLoggedOnceHoweverOftenRead) {
   plant(path, good);
 
   // No refresh during the test: every read counted is of a hostile file.
-  file_registry a(io.get_executor(), path, "alpha", short_ttl(60000, 20000));
+  file_registry a(io.get_executor(), path, "alpha", no_refresh_within(std::chrono::minutes(2)));
   const auto self = make_self("alpha", "127.0.0.1:7001");
   view_log views;
   a.start(self, views.handler(), {});
