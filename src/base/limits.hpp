@@ -13,6 +13,10 @@ inline constexpr std::uint32_t min_max_frame_size = 4096;
 // a stranger cannot make the master reserve a large buffer by announcing a large frame.
 inline constexpr std::uint32_t handshake_max_frame_size = 64 * 1024;
 inline constexpr std::size_t max_command_size = 255;
+// A sender grows a send_batch (docs/protocol.md §4.2) to this at most: one fair-share turn of a
+// master's link (transport::link_settings::fair_quantum), so a batch never waits for turns to add
+// up.
+inline constexpr std::size_t max_batch_bytes = 16 * 1024;
 // End-to-end flow control (docs/protocol.md §4.1): the smallest window a handshake may name, and
 // the defaults. Every pair starts with flow_window; a receiver grows a blocked sender's window by
 // doubling, up to a quarter of its flow budget, while the sum of its windows stays within it.

@@ -196,6 +196,8 @@ class router {
   void reject_peer(connection& c, const std::string& why);
 
   // Forwarding (router_forward.cpp).
+  // A message frame's body is well formed; if not, `c` is closed (protocol error).
+  bool body_is_valid(connection& c, const wire::frame_view& frame);
   void forward(connection& from, const wire::frame_view& frame);
   bool deliver(connection& from, connection& to, const wire::frame_view& frame);
   void forward_request(connection& from, connection& to, const wire::frame_view& frame);

@@ -21,7 +21,9 @@ void router::on_local_frame(connection& c, const wire::frame_view& frame) {
       spdlog::warn("{}: {} marked as a master's answer", c.link->name(), wire::to_string(type));
       return c.link->close(transport::close_reason::protocol_error);
     }
-    return type == frame_type::credit ? forward_credit(c, frame) : forward(c, frame);
+    if (type == frame_type::credit) return forward_credit(c, frame);
+    if (!body_is_valid(c, frame)) return;
+    return forward(c, frame);
   }
   if (type == frame_type::goodbye) {
     c.said_goodbye = true;
@@ -31,16 +33,19 @@ void router::on_local_frame(connection& c, const wire::frame_view& frame) {
   c.link->close(transport::close_reason::protocol_error);
 }
 
+// Checked where it arrives, so that the receiving node never gets a frame it must hang up on: the
+// connection that sent it goes instead (protocol.md §4).
+bool router::body_is_valid(connection& c, const wire::frame_view& frame) {
+  if (!wire::check_message_body(frame)) return true;
+  spdlog::warn("{}: malformed {} from node {}", c.link->name(), wire::to_string(frame.header.type),
+               wire::peek_src(frame).to_string());
+  c.link->close(transport::close_reason::protocol_error);
+  return false;
+}
+
 void router::forward(connection& from, const wire::frame_view& frame) {
   const auto type = frame.header.type;
   const bool from_peer = from.kind == connection_kind::peer;
-  // The receiving node treats a request or reply without an id as a broken master and hangs up:
-  // stop the frame here, on the one connection that sent it, at every hop.
-  if ((type == wire::frame_type::request || type == wire::frame_type::reply) &&
-      wire::peek_request_id(frame) == 0) {
-    spdlog::warn("{}: {} without a request id", from.link->name(), wire::to_string(type));
-    return from.link->close(transport::close_reason::protocol_error);
-  }
   if (type == wire::frame_type::broadcast) {
     // Local nodes get a copy; peers get one each, and never relay it further.
     for_each_local_node(&from, [&](connection& to) { deliver(from, to, frame); });

@@ -34,9 +34,9 @@ void router::on_hello(connection& c, const wire::frame_view& frame) {
   if (auto ec = wire::decode_hello(frame, h))
     return refuse(c, wire::refuse_code::malformed, "malformed hello: " + ec.message());
   if (h.version != wire::protocol_version)
-    return refuse(
-        c, wire::refuse_code::bad_version,
-        "protocol version " + std::to_string(h.version) + " not supported; this host speaks 1");
+    return refuse(c, wire::refuse_code::bad_version,
+                  "protocol version " + std::to_string(h.version) +
+                      " not supported; this host speaks " + std::to_string(wire::protocol_version));
 
   const bool on_tcp = c.kind == connection_kind::inbound_tcp;
   const bool role_fits =

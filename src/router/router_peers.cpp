@@ -199,7 +199,8 @@ void router::on_dial_refused(connection& c, const wire::frame_view& frame) {
 
 void router::on_dial_welcome(connection& c, const wire::frame_view& frame) {
   wire::welcome w;
-  if (wire::decode_welcome(frame, w) || w.host != c.peer || w.cluster != settings_.cluster) {
+  if (wire::decode_welcome(frame, w) || w.version != wire::protocol_version || w.host != c.peer ||
+      w.cluster != settings_.cluster) {
     spdlog::warn("{}: bad handshake answer", c.link->name());
     return c.link->close(transport::close_reason::protocol_error);
   }
@@ -320,7 +321,8 @@ void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
     case frame_type::send:
     case frame_type::request:
     case frame_type::reply:
-    case frame_type::broadcast: {
+    case frame_type::broadcast:
+    case frame_type::send_batch: {
       // A peer speaks for the nodes it announced, and for no other. One exception: a reply from a
       // node that has left since it was asked (the far master answers node_left for it, or the
       // answer crossed its nodes_down); the ledger then decides. A node we know elsewhere is
@@ -333,6 +335,7 @@ void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
                      wire::to_string(frame.header.type), src.to_string());
         return c.link->close(transport::close_reason::protocol_error);
       }
+      if (!body_is_valid(c, frame)) return;
       return forward(c, frame);
     }
     case frame_type::credit: {

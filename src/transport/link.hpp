@@ -127,6 +127,10 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // each write sends all of it that it can before any source lane's data, so a frame here
   // overtakes the source lanes (announce a node here before its frames can follow).
   std::vector<std::byte>& outbound() noexcept { return pending_; }
+  // Changes whenever what outbound() holds is handed to a write (or dropped). A producer that
+  // remembers where its last frame lies there may still extend that frame while this stays the
+  // same and nothing was appended after it (send_batch, protocol.md §4.2).
+  std::uint64_t outbound_round() const noexcept { return outbound_rounds_; }
   // Room under both bounds: this connection's own and the process-wide budget.
   bool has_room(std::size_t bytes) const noexcept {
     const std::size_t queued = queued_bytes();
@@ -266,6 +270,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     std::error_code ignored;
     stream_.close(ignored);
     pending_.clear();  // dropped: nothing more will be written
+    ++outbound_rounds_;
     control_.clear();
     lanes_.clear();
     final_.clear();
@@ -533,6 +538,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       writing_.clear();
       written_ = 0;
       std::swap(pending_, writing_);
+      ++outbound_rounds_;
     }
     if (writing_.empty() && control_.empty() && lanes_.empty()) {
       if (final_.empty()) return false;
@@ -746,6 +752,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   close_reason closing_reason_ = close_reason::local;
 
   std::vector<std::byte> pending_;          // frames queued by producers
+  std::uint64_t outbound_rounds_ = 0;       // outbound_round()
   std::vector<std::byte> control_;          // the control lane (enqueue_control)
   std::vector<std::byte> writing_;          // this round's data, written a chunk at a time
   std::size_t written_ = 0;                 // bytes of writing_ already written

@@ -17,7 +17,7 @@
 
 namespace galaxies::wire {
 
-inline constexpr std::uint16_t protocol_version = 1;
+inline constexpr std::uint16_t protocol_version = 2;  // 2: send_batch (protocol.md §4.2)
 
 enum class role : std::uint8_t { host = 1, worker = 2, attached = 3, observer = 4 };
 const char* to_string(role r) noexcept;

@@ -28,6 +28,7 @@ enum class frame_type : std::uint8_t {
   broadcast = 0x23,
   credit = 0x24,
   fragment = 0x25,
+  send_batch = 0x26,
   status_request = 0x30,
   status_reply = 0x31,
 };
@@ -36,7 +37,7 @@ bool is_known(std::uint8_t type) noexcept;
 // A `fragment` frame carries the next slice of one larger frame (protocol.md §2.1); its header,
 // written by the sender's link for `slice` bytes that follow it.
 void store_fragment_header(std::byte* out, std::size_t slice) noexcept;
-bool is_message(frame_type type) noexcept;  // send, request, reply, broadcast
+bool is_message(frame_type type) noexcept;  // send, request, reply, broadcast, send_batch
 const char* to_string(frame_type type) noexcept;
 
 inline constexpr std::size_t header_size = 8;

@@ -98,6 +98,7 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::broadcast:
     case frame_type::credit:
     case frame_type::fragment:
+    case frame_type::send_batch:
     case frame_type::status_request:
     case frame_type::status_reply:
       return true;
@@ -111,6 +112,7 @@ bool is_message(frame_type type) noexcept {
     case frame_type::request:
     case frame_type::reply:
     case frame_type::broadcast:
+    case frame_type::send_batch:
       return true;
     default:
       return false;
@@ -153,6 +155,8 @@ const char* to_string(frame_type type) noexcept {
       return "credit";
     case frame_type::fragment:
       return "fragment";
+    case frame_type::send_batch:
+      return "send_batch";
     case frame_type::status_request:
       return "status_request";
     case frame_type::status_reply:

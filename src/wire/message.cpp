@@ -8,6 +8,7 @@
 #include "base/text.hpp"
 #include "galaxies/error.hpp"
 #include "wire/byte_io.hpp"
+#include "wire/message_batch.hpp"
 
 namespace galaxies::wire {
 namespace {
@@ -21,8 +22,10 @@ constexpr std::size_t reserved_offset = 52;
 static_assert(word_offset + 4 == reserved_offset && reserved_offset + 4 == message_header_size);
 
 bool command_length_fits_type(frame_type type, std::size_t command) noexcept {
-  // A reply answers by request id and carries no command; every other message names one.
-  return type == frame_type::reply ? command == 0 : command != 0;
+  // A reply answers by request id and carries no command; a batch's messages carry theirs; every
+  // other message names one.
+  if (type == frame_type::reply || type == frame_type::send_batch) return command == 0;
+  return command != 0;
 }
 
 bool carries_request_id(frame_type type) noexcept {
@@ -51,6 +54,7 @@ std::error_code check_message_frame(const frame_view& frame) noexcept {
 
 std::error_code decode_message(const frame_view& frame, message_view& out) noexcept {
   if (auto ec = check_message_frame(frame)) return ec;
+  if (frame.header.type == frame_type::send_batch) return decode_error::bad_message;
 
   detail::byte_reader reader(detail::body_of(frame));
   std::uint32_t reserved = 0;
@@ -69,6 +73,12 @@ std::error_code decode_message(const frame_view& frame, message_view& out) noexc
   // Handlers are looked up, and commands logged, as text.
   if (!base::is_valid_utf8(out.command)) return decode_error::bad_message;
   return {};
+}
+
+std::error_code check_message_body(const frame_view& frame) noexcept {
+  if (frame.header.type == frame_type::send_batch) return check_batch(frame);
+  message_view ignored;
+  return decode_message(frame, ignored);
 }
 
 node_id peek_src(const frame_view& frame) noexcept {
@@ -93,7 +103,8 @@ std::error_code append_message(std::vector<std::byte>& out, frame_type type, con
                                const node_id& dst, std::uint64_t request_id, std::uint32_t word,
                                std::string_view command, std::span<const std::byte> payload,
                                std::uint32_t max_frame_size, std::uint8_t flags) {
-  if (!is_message(type) || !command_length_fits_type(type, command.size())) {
+  if (!is_message(type) || type == frame_type::send_batch ||
+      !command_length_fits_type(type, command.size())) {
     return std::make_error_code(std::errc::invalid_argument);
   }
   if (command.size() > limits::max_command_size) return errc::too_large;

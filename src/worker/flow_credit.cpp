@@ -24,7 +24,10 @@ bool send_credit::admits(const node_id& to, std::size_t size) const noexcept {
 }
 
 std::optional<std::uint8_t> send_credit::try_take(const node_id& to, std::size_t size) {
-  auto& p = at(to);
+  return try_take(at(to), size);
+}
+
+std::optional<std::uint8_t> send_credit::try_take(pair& p, std::size_t size) {
   if (!covers(p, size)) {
     p.blocked = true;
     return std::nullopt;

@@ -16,6 +16,12 @@ namespace galaxies::detail {
 // The sending side: one window per receiver, created at the first frame to it.
 class send_credit {
  public:
+  struct pair {
+    std::int64_t available;  // below zero after a frame larger than the window went alone
+    std::uint32_t window;
+    bool blocked = false;
+  };
+
   explicit send_credit(std::uint32_t initial_window) noexcept : initial_window_(initial_window) {}
 
   // Whether a frame of `size` bytes may go to `to` now: the credit covers it, or at least half
@@ -28,6 +34,10 @@ class send_credit {
   // admits() and take() with one lookup (the hot path): the flags when admitted and debited;
   // otherwise nothing, and the pair is marked blocked.
   std::optional<std::uint8_t> try_take(const node_id& to, std::size_t size);
+  // The same for a pair found before (a batch being filled debits it once per message).
+  std::optional<std::uint8_t> try_take(pair& p, std::size_t size);
+  // A pair's state, valid until forget(`to`) or clear(); created if absent.
+  pair& at(const node_id& to);
   // A frame to `to` was refused or has to wait for credit.
   void mark_blocked(const node_id& to);
   // A grant from `to`: adds to the credit, which never exceeds the window it names.
@@ -42,12 +52,6 @@ class send_credit {
   std::uint32_t window(const node_id& to) const noexcept;
 
  private:
-  struct pair {
-    std::int64_t available;  // below zero after a frame larger than the window went alone
-    std::uint32_t window;
-    bool blocked = false;
-  };
-  pair& at(const node_id& to);
   static bool covers(const pair& p, std::size_t size) noexcept;
 
   std::uint32_t initial_window_;

@@ -8,6 +8,7 @@
 #include "base/text.hpp"
 #include "wire/credit.hpp"
 #include "wire/message.hpp"
+#include "wire/message_batch.hpp"
 
 namespace galaxies::detail {
 
@@ -88,14 +89,18 @@ std::error_code node_core::check_message(const node_id& to, std::string_view com
                                          std::size_t frame_size) const {
   if (auto ec = check_sendable(command, frame_size)) return ec;
   if (command.empty()) return std::make_error_code(std::errc::invalid_argument);
-  if (to != self_ && !nodes_.contains(to)) return errc::no_such_node;
+  // The node of the open batch is known: the batch closes when it leaves.
+  if (to != self_ && !(batch_ && batch_->to == to) && !nodes_.contains(to))
+    return errc::no_such_node;
   return {};
 }
 
-std::optional<std::uint8_t> node_core::admit(const node_id& to, std::size_t frame_size) {
+std::optional<std::uint8_t> node_core::admit(const node_id& to, std::size_t frame_size,
+                                             send_credit::pair* credit) {
   if (!waiting_.empty() && waiting_.contains(to)) return std::nullopt;
   if (!link_->has_room(frame_size)) return std::nullopt;
-  return send_credit_.try_take(to, frame_size);
+  return credit ? send_credit_.try_take(*credit, frame_size)
+                : send_credit_.try_take(to, frame_size);
 }
 
 void node_core::emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
@@ -105,6 +110,34 @@ void node_core::emit(wire::frame_type type, const node_id& to, std::uint64_t id,
                        link_->max_frame_size(), flags);
   link_->flush();
   ++counters_.sent;
+}
+
+bool node_core::try_send(const node_id& to, std::string_view command, byte_view payload,
+                         std::size_t frame_size) {
+  auto& out = link_->outbound();
+  if (batch_ && batch_->to == to && batch_->end == out.size() &&
+      batch_->round == link_->outbound_round()) {
+    const auto frame = std::span<const std::byte>(out).subspan(batch_->start);
+    const std::size_t growth = wire::batch_growth(frame, command.size(), payload.size());
+    if (frame.size() + growth <=
+        std::min<std::size_t>(limits::max_batch_bytes, link_->max_frame_size())) {
+      const auto flags = admit(to, growth, batch_->credit);
+      if (!flags) return false;
+      wire::append_to_batch(out, batch_->start, command, payload, *flags);
+      batch_->end = out.size();
+      link_->flush();
+      ++counters_.sent;
+      return true;
+    }
+  }
+  const auto flags = admit(to, frame_size);
+  if (!flags) return false;
+  const std::size_t start = out.size();
+  const std::uint64_t round = link_->outbound_round();
+  emit(wire::frame_type::send, to, 0, 0, command, payload, *flags);
+  if (link_->outbound_round() == round)
+    batch_ = open_batch{round, start, out.size(), to, &send_credit_.at(to)};
+  return true;
 }
 
 void node_core::wait_for_credit(wire::frame_type type, const node_id& to, std::uint64_t id,
@@ -175,10 +208,7 @@ void node_core::on_drained() {
 std::error_code node_core::send(const node_id& to, std::string_view command, byte_view payload) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
   if (auto ec = check_message(to, command, size)) return ec;
-  const auto flags = admit(to, size);
-  if (!flags) return errc::overloaded;
-  emit(wire::frame_type::send, to, 0, 0, command, payload, *flags);
-  return {};
+  return try_send(to, command, payload, size) ? std::error_code{} : errc::overloaded;
 }
 
 std::error_code node_core::broadcast(std::string_view command, byte_view payload) {
@@ -216,10 +246,8 @@ void node_core::start_send(const node_id& to, std::string_view command, byte_vie
                            send_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
   if (auto ec = check_message(to, command, size)) return fail_soon(std::move(done), ec);
-  const auto flags = admit(to, size);
-  if (!flags)
+  if (!try_send(to, command, payload, size))
     return wait_for_credit(wire::frame_type::send, to, 0, 0, command, payload, std::move(done));
-  emit(wire::frame_type::send, to, 0, 0, command, payload, *flags);
   fail_soon(std::move(done), {});
 }
 
@@ -268,6 +296,8 @@ void node_core::on_frame(const wire::frame_view& frame) {
     case frame_type::reply:
     case frame_type::broadcast:
       return on_message(frame);
+    case frame_type::send_batch:
+      return on_batch(frame);
     case frame_type::credit:
       return on_credit(frame);
     case frame_type::nodes_up:
@@ -334,25 +364,47 @@ void node_core::on_message(const wire::frame_view& frame) {
     if (!from_master) consumed(frame, m.src);
     return;
   }
-  const bool is_request = m.type == wire::frame_type::request;
-  auto it = handlers_.find(m.command);
+  dispatch(m.src, m.command, m.payload,
+           m.type == wire::frame_type::request ? m.request_id : std::uint64_t{0});
+  consumed(frame, m.src);
+}
+
+void node_core::on_batch(const wire::frame_view& frame) {
+  if (wire::check_batch(frame) || wire::peek_dst(frame) != self_)
+    return protocol_error("malformed send_batch");
+  const node_id from = wire::peek_src(frame);
+  wire::batch_reader messages(frame);
+  std::string_view command;
+  byte_view payload;
+  while (messages.next(command, payload)) {
+    ++counters_.received;
+    dispatch(from, command, payload, 0);
+    // A handler stopped this node: what follows is not delivered, as later frames would not be.
+    if (state_ == state::closed) return;
+  }
+  consumed(frame, from);
+}
+
+void node_core::dispatch(const node_id& from, std::string_view command, byte_view payload,
+                         std::uint64_t request_id) {
+  const bool is_request = request_id != 0;
+  auto it = handlers_.find(command);
   if (it == handlers_.end()) {
     if (is_request)
-      send_reply(m.src, m.request_id, errc::no_handler, as_bytes(m.command));
+      send_reply(from, request_id, errc::no_handler, as_bytes(command));
     else
       ++counters_.unhandled;
-    return consumed(frame, m.src);
+    return;
   }
-  const message msg{m.src, m.command, m.payload, is_request};
-  responder r = is_request ? responder(weak_from_this(), m.src, m.request_id) : responder();
+  const message msg{from, command, payload, is_request};
+  responder r = is_request ? responder(weak_from_this(), from, request_id) : responder();
   try {
     it->second(msg, std::move(r));
   } catch (const std::exception& e) {
     // The responder, if not yet used, answered handler_failed as the exception unwound.
-    spdlog::error("handler for '{}' threw: {}", base::printable(m.command),
+    spdlog::error("handler for '{}' threw: {}", base::printable(command),
                   base::printable(e.what(), 200));
   }
-  consumed(frame, m.src);
 }
 
 void node_core::consumed(const wire::frame_view& frame, const node_id& from) {
@@ -377,6 +429,7 @@ void node_core::on_credit(const wire::frame_view& frame) {
 }
 
 void node_core::forget_peer(const node_id& id) {
+  if (batch_ && batch_->to == id) batch_.reset();
   send_credit_.forget(id);
   receive_credit_.forget(id);
   const auto it = waiting_.find(id);
@@ -483,6 +536,7 @@ void node_core::disconnect(std::error_code error, std::string_view why, bool gra
     for (auto& w : queue)
       if (w.done) fail_soon(std::move(w.done), unsent);
   waiting_requests_ = 0;
+  batch_.reset();
   send_credit_.clear();
   receive_credit_.clear();
   pending_.fail_all(error == errc::shutting_down ? error : make_error_code(errc::not_connected));

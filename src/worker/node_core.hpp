@@ -105,7 +105,14 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   // Whether a frame for `to` can go now: nothing waits for `to`, the channel and its credit have
   // room. If so the credit is debited and the frame's flags returned; if the credit is what
   // lacks, the pair is marked blocked.
-  std::optional<std::uint8_t> admit(const node_id& to, std::size_t frame_size);
+  // `credit`: the pair's state when the caller has it already.
+  std::optional<std::uint8_t> admit(const node_id& to, std::size_t frame_size,
+                                    send_credit::pair* credit = nullptr);
+  // Admits and appends a send to `to`: into the batch still open for `to` at the end of the
+  // channel's queue (protocol.md §4.2), or as a frame of its own. False, with nothing appended,
+  // when the credit or the channel lacks room.
+  bool try_send(const node_id& to, std::string_view command, byte_view payload,
+                std::size_t frame_size);
   // Appends an admitted message frame to the channel.
   void emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
             std::string_view command, byte_view payload, std::uint8_t flags);
@@ -124,6 +131,10 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   void consumed(const wire::frame_view& frame, const node_id& from);
   void on_handshake_frame(const wire::frame_view& frame);
   void on_message(const wire::frame_view& frame);
+  void on_batch(const wire::frame_view& frame);
+  // Runs the handler of one message (a request is answered no_handler when there is none).
+  void dispatch(const node_id& from, std::string_view command, byte_view payload,
+                std::uint64_t request_id);
   void on_nodes_up(const wire::frame_view& frame);
   void on_nodes_down(const wire::frame_view& frame);
   void on_hosts_up(const wire::frame_view& frame);
@@ -141,6 +152,16 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   send_credit send_credit_{limits::default_flow_window};
   receive_credit receive_credit_{limits::default_flow_window, 0};
   std::unordered_map<node_id, std::deque<waiting_frame>> waiting_;
+  // The send (or send_batch) last appended to the channel's queue, which later sends to the same
+  // node join while it is still the queue's last frame, in the same write round.
+  struct open_batch {
+    std::uint64_t round = 0;  // link::outbound_round() when it was appended
+    std::size_t start = 0;    // where it lies in link::outbound()
+    std::size_t end = 0;
+    node_id to;                 // a node we know: the batch closes when it leaves
+    send_credit::pair* credit;  // send_credit_'s state for `to`
+  };
+  std::optional<open_batch> batch_;
   // Requests among the waiting frames, timed out or not: when most of them have ended, a sweep
   // drops those, so a receiver that never grants cannot make expired requests pile up.
   std::size_t waiting_requests_ = 0;

@@ -16,6 +16,7 @@
 #include "transport/protocol_log.hpp"
 #include "wire/control.hpp"
 #include "wire/message.hpp"
+#include "wire/message_batch.hpp"
 
 namespace galaxies::wire {
 namespace {
@@ -85,6 +86,10 @@ void check_sample(std::span<const std::byte> input) {
   require(back.size() == shown && std::equal(back.begin(), back.end(), input.begin()));
 }
 
+std::uint32_t load_le_u32(const std::byte* at) {
+  return galaxies::base::load_le<std::uint32_t>(at);
+}
+
 frame_view reparse(const std::vector<std::byte>& encoded) {
   const parse_result r = frame_parser(0xffffffff).parse(encoded);
   require(r.state == parse_result::status::frame && r.frame.bytes.size() == encoded.size());
@@ -105,6 +110,35 @@ void check_message(const frame_view& frame) {
   require(n.type == m.type && n.src == m.src && n.dst == m.dst && n.request_id == m.request_id &&
           n.word == m.word && n.command == m.command &&
           std::equal(n.payload.begin(), n.payload.end(), m.payload.begin(), m.payload.end()));
+}
+
+// A batch that checks reads as its messages, each inside the frame; grown again from them as a
+// sender grows one, it reads as the same messages. Routers and receivers agree on what is valid.
+void check_send_batch(const frame_view& frame) {
+  if (frame.header.type != frame_type::send_batch || check_message_frame(frame)) return;
+  require(check_message_body(frame) == check_batch(frame));
+  if (check_batch(frame)) return;
+  std::vector<std::pair<std::string_view, std::span<const std::byte>>> messages;
+  batch_reader reader(frame);
+  std::string_view command;
+  std::span<const std::byte> payload;
+  while (reader.next(command, payload)) {
+    require(!command.empty() && command.size() <= limits::max_command_size);
+    messages.emplace_back(command, payload);
+  }
+  require(messages.size() == load_le_u32(frame.bytes.data() + 48));
+  if (messages.size() < 2) return;
+  std::vector<std::byte> again;
+  require(!append_message(again, frame_type::send, peek_src(frame), peek_dst(frame), 0, 0,
+                          messages[0].first, messages[0].second, 0xffffffff));
+  for (std::size_t i = 1; i < messages.size(); ++i)
+    append_to_batch(again, 0, messages[i].first, messages[i].second, 0);
+  require(again.size() == frame.bytes.size());
+  batch_reader reread(reparse(again));
+  for (const auto& [c, p] : messages) {
+    require(reread.next(command, payload));
+    require(command == c && std::equal(payload.begin(), payload.end(), p.begin(), p.end()));
+  }
 }
 
 template <class Value, class Decode, class Encode>
@@ -132,6 +166,7 @@ struct listed_hosts {
 // Every decoder sees every frame: those of another type must refuse it without reading past it.
 void exercise(const frame_view& frame) {
   check_message(frame);
+  check_send_batch(frame);
   check_round_trip<hello>(frame, decode_hello, append_hello);
   check_round_trip<welcome>(frame, decode_welcome, append_welcome);
   check_round_trip<refuse>(frame, decode_refuse, append_refuse);

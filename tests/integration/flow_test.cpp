@@ -196,7 +196,8 @@ TEST(flow, without_credit_sends_are_refused_and_async_sends_and_requests_wait_in
   std::error_code refused, broadcast_refused;
   a.run([&](node& n) {
     while (!(refused = n.send(b_id, "seq", as_bytes(numbered(accepted, 1024))))) ++accepted;
-    broadcast_refused = n.broadcast("all", as_bytes(std::string_view("x")));
+    // As large as the send refused last, so that what is left of b's window cannot hold it.
+    broadcast_refused = n.broadcast("all", as_bytes(std::string(1024, 'x')));
   });
   EXPECT_EQ(refused, errc::overloaded);
   EXPECT_EQ(broadcast_refused, errc::overloaded) << "b has no room: nobody gets the broadcast";

@@ -349,6 +349,12 @@ TEST_F(messaging, fifo_exactly_once_both_directions_with_broadcasts_100k) {
   at_a->expect(b, 0, 1, stream_length);  // b sends only
   at_c->expect(a, broadcast_every - 1, broadcast_every, stream_length / broadcast_every);
 
+  const auto forwarded_by_a = [&] {
+    const auto s = host_a_->status();
+    return s.is_null() ? std::uint64_t{0}
+                       : s["status"]["counters"]["forwarded"].get<std::uint64_t>();
+  };
+  const std::uint64_t forwarded_before = forwarded_by_a();
   const auto start = steady::now();
   running_sender from_a(start_sender(*a_, b, stream_length, broadcast_every, {b, c.id()}));
   running_sender from_b(start_sender(*b_, a, stream_length, 0, {a}));
@@ -371,6 +377,13 @@ TEST_F(messaging, fifo_exactly_once_both_directions_with_broadcasts_100k) {
   // arrived before it and counted as an order error above.
   EXPECT_TRUE(a_->left().empty());
   EXPECT_TRUE(b_->left().empty());
+  // Host A's master carried both streams, 2 x 100 000 messages, sent 512 per turn: in batches
+  // (protocol.md §4.2), far fewer frames than messages.
+  const std::uint64_t forwarded = forwarded_by_a() - forwarded_before;
+  EXPECT_GT(forwarded, 0u);
+  EXPECT_LT(forwarded, stream_length) << "the senders did not batch";
+  std::printf("[   info   ] host A forwarded %llu frames\n",
+              static_cast<unsigned long long>(forwarded));
   std::printf(
       "[   info   ] 2 x %llu messages (+%llu broadcasts among them) in %lld ms; backoffs "
       "a=%llu b=%llu\n",

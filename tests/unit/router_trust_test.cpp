@@ -4,6 +4,7 @@
 
 #include "router_test_steps.hpp"
 #include "support/router_harness.hpp"
+#include "wire/message_batch.hpp"
 
 namespace galaxies::test {
 namespace {
@@ -88,6 +89,39 @@ TEST_F(RouterTrust, RequestIdZeroNeverReachesANode) {
   b_end_->send(message(wire::frame_type::reply, b_, a_, 0));
   ASSERT_TRUE(h_->run_until([&] { return b_end_->closed(); }));
   EXPECT_TRUE(messages(*a_end_).empty());
+  expect_others_unharmed();
+}
+
+// What a receiving node would have to hang up on never reaches it: the connection that carried
+// it goes instead (protocol.md §4, the body).
+TEST_F(RouterTrust, AMalformedBodyClosesTheConnectionItCameBy) {
+  b_end_->send(message(wire::frame_type::send, b_, x1_, 0, 0, "\xff", "not UTF-8"));
+  ASSERT_TRUE(h_->run_until([&] { return b_end_->closed(); }));
+  EXPECT_EQ(from(*p1_end_, b_), 0u);
+
+  frame_bytes batch = message(wire::frame_type::send, x1_, a_, 0, 0, "one", "1");
+  wire::append_to_batch(batch, 0, "two", std::as_bytes(std::span("2", 1)), 0);
+  batch[48] = std::byte{3};  // a count its messages do not fill
+  p1_end_->send(batch);
+  ASSERT_TRUE(h_->run_until([&] { return p1_end_->closed(); }));
+  for (const auto& f : a_end_->frames())
+    EXPECT_NE(f.header.type, wire::frame_type::send_batch) << "the malformed batch arrived";
+  expect_others_unharmed();
+}
+
+TEST_F(RouterTrust, AWellFormedBatchIsForwardedAsItCame) {
+  frame_bytes batch = message(wire::frame_type::send, x2_, a_, 0, 0, "one", "1");
+  wire::append_to_batch(batch, 0, "two", std::as_bytes(std::span("22", 2)), 0);
+  p2_end_->send(batch);
+  const auto arrived = [&] {
+    for (const auto& f : a_end_->frames())
+      if (f.header.type == wire::frame_type::send_batch) return true;
+    return false;
+  };
+  ASSERT_TRUE(h_->run_until(arrived));
+  for (const auto& f : a_end_->frames())
+    if (f.header.type == wire::frame_type::send_batch)
+      EXPECT_TRUE(std::equal(f.bytes.begin(), f.bytes.end(), batch.begin(), batch.end()));
   expect_others_unharmed();
 }
 

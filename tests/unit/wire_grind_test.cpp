@@ -6,10 +6,12 @@
 #include <random>
 #include <variant>
 
+#include "base/endian.hpp"
 #include "unit/wire_test_frames.hpp"
 #include "wire/control.hpp"
 #include "wire/credit.hpp"
 #include "wire/message.hpp"
+#include "wire/message_batch.hpp"
 
 namespace galaxies::wire {
 namespace {
@@ -25,6 +27,12 @@ struct message_value {
   std::string command;
   std::vector<std::byte> payload;
   friend bool operator==(const message_value&, const message_value&) = default;
+};
+struct batch_value {
+  node_id src;
+  node_id dst;
+  std::vector<std::pair<std::string, std::vector<std::byte>>> messages;
+  friend bool operator==(const batch_value&, const batch_value&) = default;
 };
 struct nodes_up_value {
   std::vector<node_entry> nodes;
@@ -65,7 +73,7 @@ using frame_value =
     std::variant<message_value, hello, welcome, refuse, goodbye_value, heartbeat_value,
                  nodes_up_value, std::vector<node_down_entry>, hosts_up_value,
                  std::vector<host_down_entry>, status_request_value, status_reply_value,
-                 auth_frame_value, credit_grant, fragment_value>;
+                 auth_frame_value, credit_grant, fragment_value, batch_value>;
 
 template <class... F>
 struct overloaded : F... {
@@ -80,6 +88,30 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const message_value& m) {
             ASSERT_FALSE(append_message(out, m.type, m.src, m.dst, m.request_id, m.word, m.command,
                                         m.payload, limits::default_max_frame_size));
+          },
+          [&](const batch_value& b) {
+            // Grown as a sender grows one; a batch of one (which no sender makes, but a peer may
+            // send) is the first message's send frame made a batch by hand.
+            const std::size_t start = out.size();
+            const auto& [command, payload] = b.messages.front();
+            ASSERT_FALSE(append_message(out, frame_type::send, b.src, b.dst, 0, 0, command, payload,
+                                        limits::default_max_frame_size));
+            if (b.messages.size() == 1) {
+              const std::size_t body = out.size() - start - message_header_size;
+              out.insert(out.begin() + static_cast<std::ptrdiff_t>(start + message_header_size),
+                         batch_entry_header_size, std::byte{0});
+              std::byte* frame = out.data() + start;
+              base::store_le(frame, static_cast<std::uint32_t>(out.size() - start - 4));
+              frame[4] = static_cast<std::byte>(frame_type::send_batch);
+              base::store_le(frame + 6, std::uint16_t{0});
+              base::store_le(frame + 48, std::uint32_t{1});
+              base::store_le(frame + message_header_size,
+                             static_cast<std::uint16_t>(command.size()));
+              base::store_le(frame + message_header_size + 4,
+                             static_cast<std::uint32_t>(body - command.size()));
+            }
+            for (std::size_t i = 1; i < b.messages.size(); ++i)
+              append_to_batch(out, start, b.messages[i].first, b.messages[i].second, 0);
           },
           [&](const hello& h) { append_hello(out, h); },
           [&](const welcome& w) { append_welcome(out, w); },
@@ -132,6 +164,19 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
                           std::string(view.command),
                           {view.payload.begin(), view.payload.end()}};
       return ec;
+    }
+    case frame_type::send_batch: {
+      if ((ec = check_batch(frame))) return ec;
+      auto& b = out.emplace<batch_value>();
+      b.src = peek_src(frame);
+      b.dst = peek_dst(frame);
+      batch_reader reader(frame);
+      std::string_view command;
+      std::span<const std::byte> payload;
+      while (reader.next(command, payload))
+        b.messages.emplace_back(std::string(command),
+                                std::vector<std::byte>(payload.begin(), payload.end()));
+      return {};
     }
     case frame_type::hello:
       return decode_hello(frame, out.emplace<hello>());
@@ -237,7 +282,7 @@ class generator {
   }
 
   frame_value frame() {
-    switch (between(0, 14)) {
+    switch (between(0, 15)) {
       case 0: {
         message_value m;
         m.type = static_cast<frame_type>(between(0x20, 0x23));
@@ -327,6 +372,12 @@ class generator {
       case 12:
         return credit_grant{node_id(id()), node_id(id()), between<std::uint32_t>(0, 0xffffffff),
                             between<std::uint32_t>(1, 0xffffffff)};
+      case 15: {
+        batch_value b{node_id(id()), node_id(id()), {}};
+        for (auto n = between(1, 12); n > 0; --n)
+          b.messages.emplace_back(utf8(1, limits::max_command_size, true), blob(100));
+        return b;
+      }
       case 14: {
         const std::string bytes = text(1, 300);
         const auto* first = reinterpret_cast<const std::byte*>(bytes.data());

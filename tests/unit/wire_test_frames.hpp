@@ -68,6 +68,21 @@ inline const std::vector<std::byte> golden_send = bytes({
     0xde, 0xad, 0xbe, 0xef,                          // payload
 });
 
+// send_batch A -> B (protocol.md §4.2): "ping" with payload de ad be ef, then "go" with none.
+inline const std::vector<std::byte> golden_send_batch = bytes({
+    0x4e, 0x00, 0x00, 0x00,  0x26,  0x00,  0x00, 0x00,  // size 78, send_batch, flags, aux = 0
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+    0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // zero
+    0x02, 0x00, 0x00, 0x00,                          // count 2
+    0x00, 0x00, 0x00, 0x00,                          // reserved
+    0x04, 0x00,  0x00, 0x00,  0x04, 0x00, 0x00, 0x00,  // command 4, reserved, payload 4
+    0x70, 0x69, 0x6e, 0x67,                          // "ping"
+    0xde, 0xad, 0xbe, 0xef,                          // payload
+    0x02, 0x00,  0x00, 0x00,  0x00, 0x00, 0x00, 0x00,  // command 2, reserved, payload 0
+    0x67, 0x6f,                                      // "go"
+});
+
 // request A -> B, id 0x0102030405060708, timeout 1500 ms, command "get", payload "k1".
 inline const std::vector<std::byte> golden_request = bytes({
     0x39, 0x00, 0x00, 0x00,  0x21,  0x00,  0x03, 0x00,  // size 57, request, flags, aux = 3
@@ -212,6 +227,7 @@ inline const std::vector<golden_frame>& golden_frames() {
       {"request", frame_type::request, &golden_request},
       {"reply", frame_type::reply, &golden_reply},
       {"broadcast", frame_type::broadcast, &golden_broadcast},
+      {"send_batch", frame_type::send_batch, &golden_send_batch},
       {"hello", frame_type::hello, &golden_hello},
       {"welcome", frame_type::welcome, &golden_welcome},
       {"refuse", frame_type::refuse, &golden_refuse},
