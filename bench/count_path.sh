@@ -29,8 +29,9 @@ instructions "$program" --messages "$sends" >"$work/send.txt"
 total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }' "$work/send.txt")
 echo "instructions per message: $(per "$total" "$sends")"
 echo "per message, by function (inclusive):"
-for f in 'node_core::send(' 'node_core::admit(' 'router::router::on_frame(' 'route_table::find(' \
-  'frame_parser::parse(' 'node_core::on_message(' 'node_core::consumed('; do
+for f in 'node_core::send(' 'node_core::admit(' 'wire::append_to_batch(' 'router::router::on_frame(' \
+  'route_table::find(' 'frame_parser::parse(' 'wire::check_batch(' 'node_core::on_message(' \
+  'node_core::on_batch(' 'node_core::consumed('; do
   ir=$(grep -F "$f" "$work/send.txt" | head -1 | awk '{ gsub(",", "", $1); print $1 }')
   [[ -n "$ir" ]] && printf '  %-28s %6s\n' "$f" "$(per "$ir" "$sends")"
 done

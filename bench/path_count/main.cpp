@@ -146,6 +146,7 @@ int run(const options& o) {
   const std::string payload(o.size, 'p');
   std::size_t sent = 0, replies = 0;
   const std::size_t allocations_before = allocations.load();
+  const std::uint64_t forwarded_before = a.counters().forwarded + b.counters().forwarded;
   CALLGRIND_ZERO_STATS;
   CALLGRIND_START_INSTRUMENTATION;
   if (o.requests) {
@@ -169,10 +170,14 @@ int run(const options& o) {
   }
   CALLGRIND_STOP_INSTRUMENTATION;
   const std::size_t allocated = allocations.load() - allocations_before;
-  std::printf("%s of %zu bytes: %zu; allocations: %zu (%.3f per %s)\n",
+  // Both masters forward each frame once: their sum over two is the frames that carried them.
+  const double frames =
+      static_cast<double>(a.counters().forwarded + b.counters().forwarded - forwarded_before) / 2;
+  std::printf("%s of %zu bytes: %zu; allocations: %zu (%.3f per %s); frames per %s: %.3f\n",
               o.requests ? "requests" : "messages", o.size, o.messages, allocated,
               static_cast<double>(allocated) / static_cast<double>(o.messages),
-              o.requests ? "request" : "message");
+              o.requests ? "request" : "message", o.requests ? "request" : "message",
+              frames / static_cast<double>(o.messages));
   na->stop();
   nb->stop();
   io.run_for(50ms);

@@ -70,7 +70,9 @@ class connection final : public transport::frame_sink {
   bool spawned = false;  // one of our workers (its exit status names the reason it left)
   bool said_goodbye = false;
   std::optional<std::uint32_t> heartbeat_ms;  // what the other side advertised in its handshake
-  bool reads_lateness = false;  // its handshake asked for heartbeats with our lateness (§8.1)
+  // Its handshake's `lateness` record: nonzero asks for heartbeats with our lateness, and is its
+  // max_stretch (§8.1).
+  std::uint32_t lateness_record = 0;
 
   // Peers.
   host_id peer;

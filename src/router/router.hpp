@@ -154,7 +154,8 @@ class router {
     m.max_frame = settings_.limits.max_frame_size;
     if (settings_.heartbeat.interval.count() > 0) {
       m.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
-      m.lateness = 1;  // tell us how late you run: a starved peer is not a dead one (§8.1)
+      // Tell us how late you run: a starved peer is not a dead one (§8.1), up to our stretch.
+      m.lateness = static_cast<std::uint32_t>(std::max(settings_.heartbeat.max_stretch, 1));
     }
     m.hostname = settings_.hostname;
     m.flow_window = settings_.limits.flow_window;

@@ -132,7 +132,7 @@ void router::admit_host(connection& c) {
   c.peer_address = h.listen;
   c.peer_hostname = h.hostname;
   c.heartbeat_ms = h.heartbeat_ms;
-  c.reads_lateness = h.lateness.value_or(0) != 0;
+  c.lateness_record = h.lateness.value_or(0);
   c.dialled_by_us = false;
   c.link->set_name("inbound host link from " + c.remote + " (host " + short_id(p.value()) + ")");
   accept_peer(c);
@@ -165,7 +165,7 @@ void router::enable_heartbeats(connection& c) {
   const auto ours = settings_.heartbeat.interval;
   if (ours.count() <= 0 || !c.heartbeat_ms || *c.heartbeat_ms == 0) return;
   const auto send_every = std::min(ours, std::chrono::milliseconds(*c.heartbeat_ms));
-  c.link->enable_heartbeats(send_every, settings_.heartbeat.detection_time(), c.reads_lateness);
+  c.link->enable_heartbeats(send_every, settings_.heartbeat.detection_time(), c.lateness_record);
 }
 
 void router::accept_observer(connection& c) {
@@ -192,7 +192,7 @@ void router::accept_node(connection& c, const wire::hello& h) {
                    std::to_string(c.pid) + ")");
 
   c.heartbeat_ms = h.heartbeat_ms;
-  c.reads_lateness = h.lateness.value_or(0) != 0;
+  c.lateness_record = h.lateness.value_or(0);
   wire::welcome w = make_welcome();
   // What our queue to it holds before its senders would be held back (router::hold_back).
   w.flow_budget = static_cast<std::uint32_t>(

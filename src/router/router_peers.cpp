@@ -224,7 +224,7 @@ void router::on_dial_welcome(connection& c, const wire::frame_view& frame) {
                                       settings_.limits.max_frame_size));
   c.peer_hostname = w.hostname;
   c.heartbeat_ms = w.heartbeat_ms;
-  c.reads_lateness = w.lateness.value_or(0) != 0;
+  c.lateness_record = w.lateness.value_or(0);
   c.hello_frame = {};
   end_dial(c.peer);
   establish_peer(c);

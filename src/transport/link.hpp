@@ -233,17 +233,18 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // Sends a heartbeat after `send_every` without writes; closes with heartbeat_timeout after
   // `silence_limit` without reads. Each side sends at the smaller of both sides' intervals (the
   // hello/welcome carry them), so a peer configured differently is never starved.
-  // `peer_reads_lateness`: the peer's hello or welcome asked for heartbeats that say how late
-  // this process runs (its `lateness` record); older peers refuse a heartbeat with a body.
+  // `peer_lateness`: the peer's hello or welcome's `lateness` record (§8.1). Nonzero, it asked
+  // for heartbeats that say how late this process runs (older peers refuse a heartbeat with a
+  // body), and is its max_stretch, which bounds how far apart ours may go while we run late.
   void enable_heartbeats(std::chrono::milliseconds send_every,
-                         std::chrono::milliseconds silence_limit,
-                         bool peer_reads_lateness = false) {
+                         std::chrono::milliseconds silence_limit, std::uint32_t peer_lateness = 0) {
     if (send_every.count() <= 0 || silence_limit.count() <= 0 || !open_ ||
         heartbeat_interval_.count() > 0)
       return;
     heartbeat_interval_ = send_every;
     silence_limit_ = silence_limit;
-    peer_reads_lateness_ = peer_reads_lateness;
+    peer_reads_lateness_ = peer_lateness != 0;
+    peer_stretch_ = peer_lateness;
     spawn(heartbeat_loop(this->shared_from_this()));
   }
 
@@ -701,7 +702,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         }
       }
       if (now >= heartbeat_due() && queued_bytes() == 0 && !closing_) {
-        append_heartbeat(health.excess_lateness(now));
+        append_heartbeat(health.excess_lateness(now), now);
         last_write_ = now;
         flush();
       }
@@ -711,17 +712,27 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // An interval after the last write, on the machine-wide grid (base/clock_grid.hpp): the idle
   // links of every process on a machine send at the same instants, and a master reads dozens of
   // peers' heartbeats per wake-up. Peers on other machines see them as often as before.
+  // Further apart while this process runs late, for a peer that hears how late (§8.1).
   clock::time_point heartbeat_due() const noexcept {
-    return base::next_period(last_write_, heartbeat_interval_);
+    const auto spacing =
+        peer_reads_lateness_
+            ? settings_.health->heartbeat_spacing(
+                  heartbeat_interval_, settings_.health->peer_excess(told_lateness_, last_write_),
+                  peer_stretch_)
+            : heartbeat_interval_;
+    return base::next_period(last_write_, spacing);
   }
 
-  void append_heartbeat(clock::duration our_lateness) {
+  void append_heartbeat(clock::duration our_lateness, clock::time_point now) {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(our_lateness).count();
-    if (!peer_reads_lateness_ || ms <= 0)
+    if (!peer_reads_lateness_ || ms <= 0) {
       wire::append_heartbeat(pending_);
-    else
-      wire::append_heartbeat(pending_, static_cast<std::uint32_t>(std::min<std::int64_t>(
-                                           ms, std::numeric_limits<std::uint32_t>::max())));
+      return;
+    }
+    const auto told = std::min<std::int64_t>(ms, std::numeric_limits<std::uint32_t>::max());
+    wire::append_heartbeat(pending_, static_cast<std::uint32_t>(told));
+    // Kept as the peer keeps it (the same decay), so our spacing follows its limit.
+    settings_.health->note_peer(told_lateness_, std::chrono::milliseconds(told), now);
   }
 
   void note_forgiven(clock::time_point now, clock::duration limit) {
@@ -777,7 +788,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   std::chrono::milliseconds heartbeat_interval_{0};
   bool peer_reads_lateness_ = false;
-  decaying_peak peer_lateness_;  // what the peer's heartbeats said of its own lateness
+  std::uint32_t peer_stretch_ = 0;  // its max_stretch: our heartbeats thin to half of it at most
+  decaying_peak peer_lateness_;     // what the peer's heartbeats said of its own lateness
+  decaying_peak told_lateness_;     // what ours said of this process's
   std::chrono::milliseconds silence_limit_{0};
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer expiry_;

@@ -45,6 +45,14 @@ local_health::clock::duration local_health::silence_limit(
   return std::min(stretched, most);
 }
 
+local_health::clock::duration local_health::heartbeat_spacing(
+    clock::duration base, clock::duration told, std::uint32_t peer_stretch) const noexcept {
+  if (base <= clock::duration::zero() || told <= clock::duration::zero()) return base;
+  const clock::rep most = std::min<clock::rep>(std::max(settings_.max_multiplier, 1),
+                                               std::max<clock::rep>(peer_stretch / 2, 1));
+  return base * std::min<clock::rep>(1 + told / (2 * base), most);
+}
+
 bool local_health::note_stretched(clock::time_point now, std::uint64_t& suppressed) noexcept {
   ++counters_.stretched;
   return log_.allow(now, suppressed);

@@ -78,6 +78,15 @@ class local_health {
   clock::duration silence_limit(clock::duration base, clock::time_point now,
                                 clock::duration peer_excess = {}) const noexcept;
 
+  // How far apart to send heartbeats to a peer that reads our lateness, when what our heartbeats
+  // last told it, decayed as its copy is, comes to `told`: `base` while that is under 2 x base;
+  // beyond, 1 + told / (2 x base) whole multiples of it (so they stay on the machine-wide grid),
+  // at most half the peer's max_stretch (`peer_stretch`) and our own max_multiplier. A starved
+  // process thus wakes itself and its peers less often, and the peer, whose limit grows by
+  // stretch_factor x told, still waits several spacings before it judges (protocol.md §8.1).
+  clock::duration heartbeat_spacing(clock::duration base, clock::duration told,
+                                    std::uint32_t peer_stretch) const noexcept;
+
   // A silence past its base limit was forgiven because of the stretch; true when it may be
   // logged now (`suppressed`: how many such were not logged since the last line).
   bool note_stretched(clock::time_point now, std::uint64_t& suppressed) noexcept;

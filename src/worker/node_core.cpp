@@ -46,7 +46,8 @@ void node_core::connect(transport::socket socket) {
   h.flow_window = limits::default_flow_window;
   if (settings_.heartbeat.interval.count() > 0) {
     h.heartbeat_ms = static_cast<std::uint32_t>(settings_.heartbeat.interval.count());
-    h.lateness = 1;  // a master starved of CPU says so, and is waited for (protocol.md §8.1)
+    // A master starved of CPU says so, and is waited for (protocol.md §8.1), that far at most.
+    h.lateness = static_cast<std::uint32_t>(std::max(settings_.heartbeat.max_stretch, 1));
   }
   wire::append_hello(link_->outbound(), h);
   state_ = state::handshaking;
@@ -343,7 +344,7 @@ void node_core::on_handshake_frame(const wire::frame_view& frame) {
   if (const auto ours = settings_.heartbeat.interval;
       ours.count() > 0 && w.heartbeat_ms.value_or(0))
     link_->enable_heartbeats(std::min(ours, std::chrono::milliseconds(*w.heartbeat_ms)),
-                             settings_.heartbeat.detection_time(), w.lateness.value_or(0) != 0);
+                             settings_.heartbeat.detection_time(), w.lateness.value_or(0));
   state_ = state::registered;
 }
 

@@ -1060,7 +1060,7 @@ TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {
   auto a = make_link(std::move(sa), {.health = health});
   recording_sink sink;
   a->start(&sink);
-  a->enable_heartbeats(20ms, 2000ms, /*peer_reads_lateness=*/true);
+  a->enable_heartbeats(20ms, 2000ms, /*peer_lateness=*/1);
 
   ASSERT_TRUE(run_until([&] { return peer.unread() >= wire::header_size + 4; }));
   const auto frames = split_frames(peer.take_unread());
@@ -1075,6 +1075,28 @@ TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {
   EXPECT_GE(reported, 500u);
 }
 
+TEST_F(link_test, WhileThisProcessRunsLateItsHeartbeatsGoFurtherApart) {
+  // Reported a second late, to a peer that stretches 8x: every 4 intervals at most (§8.1), so at
+  // most one heartbeat per 80 ms (and one early, to reach the grid) where there were one per 20.
+  auto health = std::make_shared<local_health>();
+  const auto now = clock::now();
+  health->timer_fired(now - 1000ms, now);
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa), {.health = health});
+  recording_sink sink;
+  a->start(&sink);
+  a->enable_heartbeats(20ms, 2000ms, /*peer_lateness=*/8);
+
+  ASSERT_TRUE(run_until([&] { return peer.unread() > 0; }));
+  const auto since = clock::now();
+  run_for(800ms);
+  const auto window = clock::now() - since;
+  const auto heartbeats = split_frames(peer.take_unread()).size();
+  EXPECT_LE(heartbeats, static_cast<std::size_t>(window / 80ms) + 2)
+      << heartbeats << " heartbeats in " << window / 1ms << " ms";
+  EXPECT_FALSE(sink.closed());
+}
+
 TEST_F(link_test, APeerThatDidNotAskGetsBodilessHeartbeatsHoweverLateThisProcessRuns) {
   // An older peer refuses a heartbeat with a body: lateness goes only to a peer that asked.
   auto health = std::make_shared<local_health>();
@@ -1084,7 +1106,7 @@ TEST_F(link_test, APeerThatDidNotAskGetsBodilessHeartbeatsHoweverLateThisProcess
   auto a = make_link(std::move(sa), {.health = health});
   recording_sink sink;
   a->start(&sink);
-  a->enable_heartbeats(20ms, 2000ms, /*peer_reads_lateness=*/false);
+  a->enable_heartbeats(20ms, 2000ms, /*peer_lateness=*/0);
 
   ASSERT_TRUE(run_until([&] { return peer.unread() >= 2 * wire::header_size; }));
   frame_bytes bodiless;
@@ -1098,7 +1120,7 @@ TEST_F(link_test, APeerThatSaysItRunsLateIsGivenMoreTimeBeforeItsSilenceCounts) 
   recording_sink sink;
   a->start(&sink);
   const auto started = clock::now();
-  a->enable_heartbeats(50ms, 200ms, true);
+  a->enable_heartbeats(50ms, 200ms, 1);
   // The peer's last word: its loop runs 3 s late. Then silence.
   frame_bytes heartbeat;
   wire::append_heartbeat(heartbeat, 3000);

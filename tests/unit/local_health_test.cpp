@@ -127,5 +127,38 @@ TEST(local_health, a_peers_report_fades_and_is_bounded_like_our_own) {
       << "a peer cannot make us wait past max_multiplier x the limit";
 }
 
+// Heartbeats thin out while we run late (protocol.md §8.1), in whole intervals, within the bounds.
+TEST(local_health, heartbeats_go_further_apart_as_the_lateness_we_reported_grows) {
+  const local_health h(settings());
+  constexpr auto interval = 250ms;
+  EXPECT_EQ(h.heartbeat_spacing(interval, 0ms, 8), interval) << "punctual";
+  EXPECT_EQ(h.heartbeat_spacing(interval, 499ms, 8), interval) << "under two intervals late";
+  EXPECT_EQ(h.heartbeat_spacing(interval, 500ms, 8), 2 * interval);
+  EXPECT_EQ(h.heartbeat_spacing(interval, 1200ms, 8), 3 * interval);
+  EXPECT_EQ(h.heartbeat_spacing(interval, 1h, 8), 4 * interval) << "half the peer's stretch";
+  EXPECT_EQ(h.heartbeat_spacing(interval, 1h, 4), 2 * interval);
+  EXPECT_EQ(h.heartbeat_spacing(interval, 1h, 1), interval) << "a peer that never stretches";
+  EXPECT_EQ(h.heartbeat_spacing(interval, 1h, 0), interval);
+  auto two = settings();
+  two.max_multiplier = 2;
+  EXPECT_EQ(local_health(two).heartbeat_spacing(interval, 1h, 64), 2 * interval)
+      << "nor beyond our own stretch";
+}
+
+// The point of the bound: a peer that hears our lateness still waits for several of our spacings
+// before it judges, whatever we told it (decayed over the spacing, as its copy is).
+TEST(local_health, a_peer_hearing_our_lateness_waits_for_several_of_our_spacings) {
+  const local_health h(settings());
+  constexpr auto interval = 250ms;
+  constexpr auto detection = 6 * interval;
+  for (auto told = 0ms; told <= 20s; told += 10ms) {
+    const auto spacing = h.heartbeat_spacing(interval, told, 8);
+    decaying_peak heard;
+    h.note_peer(heard, told, t0);
+    const auto limit = h.silence_limit(detection, t0 + spacing, h.peer_excess(heard, t0 + spacing));
+    EXPECT_GE(limit, 4 * spacing) << "told " << told.count() << " ms";
+  }
+}
+
 }  // namespace
 }  // namespace galaxies::transport

@@ -119,9 +119,11 @@ TEST_F(RouterTrust, AWellFormedBatchIsForwardedAsItCame) {
     return false;
   };
   ASSERT_TRUE(h_->run_until(arrived));
-  for (const auto& f : a_end_->frames())
-    if (f.header.type == wire::frame_type::send_batch)
+  for (const auto& f : a_end_->frames()) {
+    if (f.header.type == wire::frame_type::send_batch) {
       EXPECT_TRUE(std::equal(f.bytes.begin(), f.bytes.end(), batch.begin(), batch.end()));
+    }
+  }
   expect_others_unharmed();
 }
 
