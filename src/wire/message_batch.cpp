@@ -33,29 +33,26 @@ std::size_t batch_growth(std::span<const std::byte> frame, std::size_t command,
 
 void append_to_batch(std::vector<std::byte>& out, std::size_t frame_start, std::string_view command,
                      std::span<const std::byte> payload, std::uint8_t flags) {
-  const std::size_t old_end = out.size();
-  const bool was_batch = is_batch(std::span(out).subspan(frame_start));
-  out.resize(old_end +
-             batch_growth(std::span(out).subspan(frame_start), command.size(), payload.size()));
-  std::byte* const frame = out.data() + frame_start;
-  std::byte* entry = out.data() + old_end;
-  if (!was_batch) {
+  std::byte entry[batch_entry_header_size];
+  if (!is_batch(std::span(out).subspan(frame_start))) {
     // The send's command and payload move down behind an entry header of their own; the header's
     // aux (the command length) moves into it, and the routing part stays where masters read it.
+    std::byte* const frame = out.data() + frame_start;
     const std::size_t command_size = base::load_le<std::uint16_t>(frame + 6);
-    const std::size_t moved = old_end - frame_start - message_header_size;
-    std::byte* const first = frame + message_header_size;
-    std::memmove(first + batch_entry_header_size, first, moved);
-    store_entry_header(first, command_size, moved - command_size);
+    const std::size_t moved = out.size() - frame_start - message_header_size;
+    store_entry_header(entry, command_size, moved - command_size);
     frame[4] = static_cast<std::byte>(frame_type::send_batch);
     base::store_le(frame + 6, std::uint16_t{0});
     base::store_le(frame + count_offset, std::uint32_t{1});
-    entry += batch_entry_header_size;
+    const auto at = out.begin() + static_cast<std::ptrdiff_t>(frame_start + message_header_size);
+    out.insert(at, entry, entry + batch_entry_header_size);
   }
   store_entry_header(entry, command.size(), payload.size());
-  entry += batch_entry_header_size;
-  if (!command.empty()) std::memcpy(entry, command.data(), command.size());
-  if (!payload.empty()) std::memcpy(entry + command.size(), payload.data(), payload.size());
+  out.insert(out.end(), entry, entry + batch_entry_header_size);
+  const auto* text = reinterpret_cast<const std::byte*>(command.data());
+  out.insert(out.end(), text, text + command.size());
+  out.insert(out.end(), payload.begin(), payload.end());
+  std::byte* const frame = out.data() + frame_start;
   frame[5] |= std::byte{flags};
   base::store_le(frame, static_cast<std::uint32_t>(out.size() - frame_start - 4));
   base::store_le(frame + count_offset, base::load_le<std::uint32_t>(frame + count_offset) + 1);

@@ -77,6 +77,7 @@ std::vector<host_info> node_core::hosts() const {
 
 void node_core::set_handler(std::string command, message_handler handler) {
   handlers_[std::move(command)] = std::move(handler);
+  ++handlers_changed_;
 }
 
 std::error_code node_core::check_sendable(std::string_view command, std::size_t frame_size) const {
@@ -365,7 +366,7 @@ void node_core::on_message(const wire::frame_view& frame) {
     if (!from_master) consumed(frame, m.src);
     return;
   }
-  dispatch(m.src, m.command, m.payload,
+  dispatch(m.src, handlers_.find(m.command), m.command, m.payload,
            m.type == wire::frame_type::request ? m.request_id : std::uint64_t{0});
   consumed(frame, m.src);
 }
@@ -377,19 +378,27 @@ void node_core::on_batch(const wire::frame_view& frame) {
   wire::batch_reader messages(frame);
   std::string_view command;
   byte_view payload;
+  // A run of messages of one command looks its handler up once, unless a handler changed them.
+  auto handler = handlers_.end();
+  std::string_view looked_up;
+  std::uint64_t looked_up_when = handlers_changed_;
   while (messages.next(command, payload)) {
     ++counters_.received;
-    dispatch(from, command, payload, 0);
+    if (command != looked_up || looked_up_when != handlers_changed_) {
+      handler = handlers_.find(command);
+      looked_up = command;
+      looked_up_when = handlers_changed_;
+    }
+    dispatch(from, handler, command, payload, 0);
     // A handler stopped this node: what follows is not delivered, as later frames would not be.
     if (state_ == state::closed) return;
   }
   consumed(frame, from);
 }
 
-void node_core::dispatch(const node_id& from, std::string_view command, byte_view payload,
-                         std::uint64_t request_id) {
+void node_core::dispatch(const node_id& from, handler_map::iterator it, std::string_view command,
+                         byte_view payload, std::uint64_t request_id) {
   const bool is_request = request_id != 0;
-  auto it = handlers_.find(command);
   if (it == handlers_.end()) {
     if (is_request)
       send_reply(from, request_id, errc::no_handler, as_bytes(command));

@@ -89,6 +89,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
 
  private:
   enum class state { idle, handshaking, registered, ready, closed };
+  using handler_map =
+      std::unordered_map<std::string, message_handler, string_hash, std::equal_to<>>;
 
   // A frame that waits for credit to its receiver (or for room on the channel), in order.
   struct waiting_frame {
@@ -132,9 +134,9 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   void on_handshake_frame(const wire::frame_view& frame);
   void on_message(const wire::frame_view& frame);
   void on_batch(const wire::frame_view& frame);
-  // Runs the handler of one message (a request is answered no_handler when there is none).
-  void dispatch(const node_id& from, std::string_view command, byte_view payload,
-                std::uint64_t request_id);
+  // Runs `handler`, the command's (a request is answered no_handler when it is end()).
+  void dispatch(const node_id& from, handler_map::iterator handler, std::string_view command,
+                byte_view payload, std::uint64_t request_id);
   void on_nodes_up(const wire::frame_view& frame);
   void on_nodes_down(const wire::frame_view& frame);
   void on_hosts_up(const wire::frame_view& frame);
@@ -167,7 +169,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   std::size_t waiting_requests_ = 0;
   std::unordered_map<node_id, node_info> nodes_;
   std::unordered_map<host_id, host_info> hosts_;
-  std::unordered_map<std::string, message_handler, string_hash, std::equal_to<>> handlers_;
+  handler_map handlers_;
+  std::uint64_t handlers_changed_ = 0;  // counts set_handler(): a handler found before may be stale
   callbacks callbacks_;
   node_counters counters_;
   std::string disconnect_reason_;
