@@ -149,6 +149,20 @@ class link_test : public ::testing::Test {
     return std::make_shared<test_link>(std::move(stream), std::move(settings));
   }
 
+  // A started link in a process whose last tick ran a second late (950 ms beyond the 50 ms
+  // tolerance), beating every 20 ms to a peer whose handshake's lateness record was
+  // `peer_lateness` (protocol.md §8.1).
+  std::shared_ptr<test_link> late_link(test_stream stream, recording_sink& sink,
+                                       std::uint32_t peer_lateness) {
+    auto health = std::make_shared<local_health>();
+    const auto now = clock::now();
+    health->timer_fired(now - 1000ms, now);
+    auto link = make_link(std::move(stream), {.health = health});
+    link->start(&sink);
+    link->enable_heartbeats(20ms, 2000ms, peer_lateness);
+    return link;
+  }
+
   // A started link with nothing to do: its reader waits for bytes, its writer for frames.
   std::shared_ptr<test_link> settled_link(test_stream stream, recording_sink& sink) {
     auto link = make_link(std::move(stream));
@@ -1052,15 +1066,9 @@ TEST_F(link_test, SilentPeerClosesWithHeartbeatTimeout) {
 }
 
 TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {
-  auto health = std::make_shared<local_health>();
-  // This process's last tick ran a second late: 950 ms beyond the 50 ms tolerance.
-  const auto now = clock::now();
-  health->timer_fired(now - 1000ms, now);
   auto [sa, peer] = streams();
-  auto a = make_link(std::move(sa), {.health = health});
   recording_sink sink;
-  a->start(&sink);
-  a->enable_heartbeats(20ms, 2000ms, /*peer_lateness=*/1);
+  auto a = late_link(std::move(sa), sink, /*peer_lateness=*/1);
 
   ASSERT_TRUE(run_until([&] { return peer.unread() >= wire::header_size + 4; }));
   const auto frames = split_frames(peer.take_unread());
@@ -1078,14 +1086,9 @@ TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {
 TEST_F(link_test, WhileThisProcessRunsLateItsHeartbeatsGoFurtherApart) {
   // Reported a second late, to a peer that stretches 8x: every 4 intervals at most (§8.1), so at
   // most one heartbeat per 80 ms (and one early, to reach the grid) where there were one per 20.
-  auto health = std::make_shared<local_health>();
-  const auto now = clock::now();
-  health->timer_fired(now - 1000ms, now);
   auto [sa, peer] = streams();
-  auto a = make_link(std::move(sa), {.health = health});
   recording_sink sink;
-  a->start(&sink);
-  a->enable_heartbeats(20ms, 2000ms, /*peer_lateness=*/8);
+  auto a = late_link(std::move(sa), sink, /*peer_lateness=*/8);
 
   ASSERT_TRUE(run_until([&] { return peer.unread() > 0; }));
   const auto since = clock::now();
@@ -1099,14 +1102,9 @@ TEST_F(link_test, WhileThisProcessRunsLateItsHeartbeatsGoFurtherApart) {
 
 TEST_F(link_test, APeerThatDidNotAskGetsBodilessHeartbeatsHoweverLateThisProcessRuns) {
   // An older peer refuses a heartbeat with a body: lateness goes only to a peer that asked.
-  auto health = std::make_shared<local_health>();
-  const auto now = clock::now();
-  health->timer_fired(now - 1000ms, now);
   auto [sa, peer] = streams();
-  auto a = make_link(std::move(sa), {.health = health});
   recording_sink sink;
-  a->start(&sink);
-  a->enable_heartbeats(20ms, 2000ms, /*peer_lateness=*/0);
+  auto a = late_link(std::move(sa), sink, /*peer_lateness=*/0);
 
   ASSERT_TRUE(run_until([&] { return peer.unread() >= 2 * wire::header_size; }));
   frame_bytes bodiless;
