@@ -191,8 +191,7 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
       if (frame.header.type == wire::frame_type::status_request) {
         // Like any frame, an answer must fit the queue: an observer that asks and never reads
         // is a slow consumer, not a way to grow this process.
-        const std::string json =
-            status().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        const std::string& json = status_text();
         return send_control(
             c, [&](std::vector<std::byte>& out) { wire::append_status_reply(out, json); });
       }

@@ -112,6 +112,8 @@ class router {
   void shutdown(std::chrono::milliseconds within, std::function<void()> done);
 
   nlohmann::json status() const;
+  // status() as text, built once per turn of the loop, however many observers ask in it.
+  const std::string& status_text();
   const router_counters& counters() const noexcept { return counters_; }
   std::size_t peer_count() const noexcept { return peers_.size(); }
   std::size_t connection_count() const noexcept { return connections_.size(); }
@@ -247,6 +249,8 @@ class router {
   settings settings_;
   callbacks callbacks_;
   router_counters counters_;
+  // status_text() of this turn; emptied by a handler posted when it is built.
+  std::shared_ptr<std::string> status_text_ = std::make_shared<std::string>();
   std::shared_ptr<transport::byte_budget> budget_;
   std::shared_ptr<transport::local_health> health_;  // every link's judge of this loop's lateness
 

@@ -1,6 +1,7 @@
 // What `galaxies status` shows of a master: its nodes, its links, its counters.
 #include <unistd.h>
 
+#include <asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include "router/router.hpp"
@@ -12,6 +13,19 @@ std::int64_t as_ms(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 }  // namespace
+
+// An observer may send a thousand requests in one write: answered from one build per turn, they
+// cost the loop copies, not a thousand walks of every route and link (which starved a master's
+// heartbeats for seconds on a loaded machine).
+const std::string& router::status_text() {
+  if (status_text_->empty()) {
+    *status_text_ = status().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    asio::post(executor_, [text = std::weak_ptr<std::string>(status_text_)] {
+      if (const auto t = text.lock()) t->clear();
+    });
+  }
+  return *status_text_;
+}
 
 nlohmann::json router::status() const {
   const auto& h = health_->counters();
