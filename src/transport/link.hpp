@@ -243,8 +243,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       return;
     heartbeat_interval_ = send_every;
     silence_limit_ = silence_limit;
-    peer_reads_lateness_ = peer_lateness != 0;
-    peer_stretch_ = peer_lateness;
+    peer_lateness_record_ = peer_lateness;
     spawn(heartbeat_loop(this->shared_from_this()));
   }
 
@@ -715,17 +714,17 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // Further apart while this process runs late, for a peer that hears how late (§8.1).
   clock::time_point heartbeat_due() const noexcept {
     const auto spacing =
-        peer_reads_lateness_
+        peer_reads_lateness()
             ? settings_.health->heartbeat_spacing(
                   heartbeat_interval_, settings_.health->peer_excess(told_lateness_, last_write_),
-                  peer_stretch_)
+                  peer_lateness_record_)
             : heartbeat_interval_;
     return base::next_period(last_write_, spacing);
   }
 
   void append_heartbeat(clock::duration our_lateness, clock::time_point now) {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(our_lateness).count();
-    if (!peer_reads_lateness_ || ms <= 0) {
+    if (!peer_reads_lateness() || ms <= 0) {
       wire::append_heartbeat(pending_);
       return;
     }
@@ -787,10 +786,12 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   asio::steady_timer resume_;  // the paused reader waits on it; cancel() resumes it
 
   std::chrono::milliseconds heartbeat_interval_{0};
-  bool peer_reads_lateness_ = false;
-  std::uint32_t peer_stretch_ = 0;  // its max_stretch: our heartbeats thin to half of it at most
-  decaying_peak peer_lateness_;     // what the peer's heartbeats said of its own lateness
-  decaying_peak told_lateness_;     // what ours said of this process's
+  // The peer's lateness record: nonzero, it reads our lateness, and is its max_stretch (our
+  // heartbeats thin to half of that at most).
+  std::uint32_t peer_lateness_record_ = 0;
+  bool peer_reads_lateness() const noexcept { return peer_lateness_record_ != 0; }
+  decaying_peak peer_lateness_;  // what the peer's heartbeats said of its own lateness
+  decaying_peak told_lateness_;  // what ours said of this process's
   std::chrono::milliseconds silence_limit_{0};
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer expiry_;
