@@ -59,11 +59,11 @@ void append_escaped(std::string& out, std::string_view bytes) {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view text) noexcept {
-  while (!text.empty()) {
-    const auto d = decode_one(text);
+bool is_valid_utf8_from(std::string_view text, std::size_t at) noexcept {
+  while (at < text.size()) {
+    const auto d = decode_one(text.substr(at));
     if (d.length == 0) return false;
-    text.remove_prefix(d.length);
+    at += d.length;
   }
   return true;
 }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -12,7 +14,21 @@ namespace galaxies::base {
 // True when `text` is well-formed UTF-8 (RFC 3629, Unicode table 3-7): no overlong form, no
 // surrogate (U+D800..U+DFFF), nothing above U+10FFFF, no stray or missing continuation byte.
 // An ASCII NUL is well-formed; reject it with is_plain_text() where it matters.
-bool is_valid_utf8(std::string_view text) noexcept;
+// Every message's command is checked at each hop, and commands are mostly short ASCII names: the
+// common case stays inline, eight bytes at a time.
+bool is_valid_utf8_from(std::string_view text, std::size_t at) noexcept;
+inline bool is_valid_utf8(std::string_view text) noexcept {
+  constexpr std::uint64_t high_bits = 0x8080808080808080;
+  std::size_t at = 0;
+  for (; text.size() - at >= sizeof(std::uint64_t); at += sizeof(std::uint64_t)) {
+    std::uint64_t word;
+    std::memcpy(&word, text.data() + at, sizeof word);
+    if (word & high_bits) return is_valid_utf8_from(text, at);
+  }
+  for (; at < text.size(); ++at)
+    if (static_cast<unsigned char>(text[at]) >= 0x80) return is_valid_utf8_from(text, at);
+  return true;
+}
 
 // True for a code point that must never reach a terminal or a log line raw: C0 controls (ESC
 // starts ANSI sequences), DEL, C1 controls (U+0080..U+009F; U+009B is a one-byte CSI), the line

@@ -159,6 +159,29 @@ TEST(Utf8, AgreesWithTheReferenceOnFourByteInputs) {
   EXPECT_GT(accepted, 0u);
 }
 
+TEST(Utf8, AgreesWithTheReferenceWhereverASequenceSitsInAnAsciiRun) {
+  // ASCII is skipped a word at a time: a sequence at any offset, cut at any length, must be
+  // judged as on its own.
+  const std::string sequences[] = {"\xc3\xa9",    "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\x80",
+                                   "\xc3",        "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff",
+                                   "\xe0\x80\xaf"};
+  std::size_t disagreements = 0;
+  std::size_t accepted = 0;
+  for (const auto& sequence : sequences)
+    for (std::size_t before = 0; before <= 17; ++before)
+      for (std::size_t after = 0; after <= 17; ++after) {
+        const std::string text = std::string(before, 'a') + sequence + std::string(after, 'z');
+        for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+          const std::string_view part(text.data(), cut);
+          const bool ours = is_valid_utf8(part);
+          accepted += ours;
+          if (ours != reference_valid(part)) ++disagreements;
+        }
+      }
+  EXPECT_EQ(disagreements, 0u);
+  EXPECT_GT(accepted, 0u);
+}
+
 // Encodes a code point in `length` bytes, overlong if it fits in fewer.
 std::string encode(std::uint32_t cp, std::size_t length) {
   if (length == 1) return std::string(1, static_cast<char>(cp));
@@ -219,8 +242,9 @@ TEST(CleanName, IsPlainTextOfOneToMaxBytes) {
   EXPECT_FALSE(is_clean_name("", 255));
   EXPECT_FALSE(is_clean_name("abc", 2));
   EXPECT_TRUE(is_clean_name("abc", 3));
-  for (std::string_view bad :
-       {"a\x1b[31m", "tab\there", "nl\n", "del\x7f", "c1\xc2\x9b", "\xff", "rtl\xe2\x80\xaeevil"})
+  for (std::string_view bad : {"a\x1b[31m", "tab\there", "nl\n", "del\x7f", "c1\xc2\x9b", "\xff",
+                               "rtl\xe2\x80\xae"
+                               "evil"})
     EXPECT_FALSE(is_clean_name(bad, 255)) << ::testing::PrintToString(std::string(bad));
 }
 
