@@ -33,10 +33,10 @@ std::size_t batch_growth(std::span<const std::byte> frame, std::size_t command,
 
 void append_to_batch(std::vector<std::byte>& out, std::size_t frame_start, std::string_view command,
                      std::span<const std::byte> payload, std::uint8_t flags) {
-  std::byte entry[batch_entry_header_size];
   if (!is_batch(std::span(out).subspan(frame_start))) {
     // The send's command and payload move down behind an entry header of their own; the header's
     // aux (the command length) moves into it, and the routing part stays where masters read it.
+    std::byte entry[batch_entry_header_size];
     std::byte* const frame = out.data() + frame_start;
     const std::size_t command_size = base::load_le<std::uint16_t>(frame + 6);
     const std::size_t moved = out.size() - frame_start - message_header_size;
@@ -47,11 +47,26 @@ void append_to_batch(std::vector<std::byte>& out, std::size_t frame_start, std::
     const auto at = out.begin() + static_cast<std::ptrdiff_t>(frame_start + message_header_size);
     out.insert(at, entry, entry + batch_entry_header_size);
   }
-  store_entry_header(entry, command.size(), payload.size());
-  out.insert(out.end(), entry, entry + batch_entry_header_size);
+  // This runs once per message a node sends: a small entry is put together here and appended in
+  // one insert (a resize would zero-fill first, and an insert per part checks room three times).
+  constexpr std::size_t assembled_max = 256;
+  const std::size_t entry_size = batch_entry_size(command.size(), payload.size());
   const auto* text = reinterpret_cast<const std::byte*>(command.data());
-  out.insert(out.end(), text, text + command.size());
-  out.insert(out.end(), payload.begin(), payload.end());
+  if (entry_size <= assembled_max) {
+    std::byte entry[assembled_max];
+    store_entry_header(entry, command.size(), payload.size());
+    std::memcpy(entry + batch_entry_header_size, text, command.size());
+    if (!payload.empty())
+      std::memcpy(entry + batch_entry_header_size + command.size(), payload.data(), payload.size());
+    out.insert(out.end(), entry, entry + entry_size);
+  } else {
+    std::byte entry[batch_entry_header_size];
+    store_entry_header(entry, command.size(), payload.size());
+    out.reserve(out.size() + entry_size);
+    out.insert(out.end(), entry, entry + batch_entry_header_size);
+    out.insert(out.end(), text, text + command.size());
+    out.insert(out.end(), payload.begin(), payload.end());
+  }
   std::byte* const frame = out.data() + frame_start;
   frame[5] |= std::byte{flags};
   base::store_le(frame, static_cast<std::uint32_t>(out.size() - frame_start - 4));
