@@ -90,9 +90,15 @@ Executor executor_of(const asio::executor_work_guard<Executor>& work) {
 class responder {
  public:
   responder() = default;
-  responder(responder&&) noexcept;
+  // Inline: every send's handler gets an empty responder, moved and destroyed per message.
+  responder(responder&& other) noexcept
+      : core_(std::move(other.core_)), to_(other.to_), request_id_(other.request_id_) {
+    other.request_id_ = 0;
+  }
   responder& operator=(responder&&) noexcept;
-  ~responder();
+  ~responder() {
+    if (pending()) abandon();
+  }
 
   void reply(byte_view payload);
   void reply(std::string_view text) { reply(as_bytes(text)); }
@@ -105,6 +111,7 @@ class responder {
   friend class detail::node_core;
   responder(std::weak_ptr<detail::node_core> core, node_id to, std::uint64_t request_id)
       : core_(std::move(core)), to_(to), request_id_(request_id) {}
+  void abandon() noexcept;
 
   std::weak_ptr<detail::node_core> core_;
   node_id to_;

@@ -5,11 +5,6 @@
 
 namespace galaxies {
 
-responder::responder(responder&& other) noexcept
-    : core_(std::move(other.core_)),
-      to_(other.to_),
-      request_id_(std::exchange(other.request_id_, 0)) {}
-
 responder& responder::operator=(responder&& other) noexcept {
   if (this != &other) {
     if (pending()) fail(errc::handler_failed, "the handler dropped the request");
@@ -20,8 +15,8 @@ responder& responder::operator=(responder&& other) noexcept {
   return *this;
 }
 
-responder::~responder() {
-  if (pending()) fail(errc::handler_failed, "the handler dropped the request without replying");
+void responder::abandon() noexcept {
+  fail(errc::handler_failed, "the handler dropped the request without replying");
 }
 
 void responder::reply(byte_view payload) {
