@@ -37,7 +37,19 @@ bool is_known(std::uint8_t type) noexcept;
 // A `fragment` frame carries the next slice of one larger frame (protocol.md §2.1); its header,
 // written by the sender's link for `slice` bytes that follow it.
 void store_fragment_header(std::byte* out, std::size_t slice) noexcept;
-bool is_message(frame_type type) noexcept;  // send, request, reply, broadcast, send_batch
+// send, request, reply, broadcast, send_batch (inline: asked of every frame at every hop)
+inline constexpr bool is_message(frame_type type) noexcept {
+  switch (type) {
+    case frame_type::send:
+    case frame_type::request:
+    case frame_type::reply:
+    case frame_type::broadcast:
+    case frame_type::send_batch:
+      return true;
+    default:
+      return false;
+  }
+}
 const char* to_string(frame_type type) noexcept;
 
 inline constexpr std::size_t header_size = 8;

@@ -106,19 +106,6 @@ bool is_known(std::uint8_t type) noexcept {
   return false;
 }
 
-bool is_message(frame_type type) noexcept {
-  switch (type) {
-    case frame_type::send:
-    case frame_type::request:
-    case frame_type::reply:
-    case frame_type::broadcast:
-    case frame_type::send_batch:
-      return true;
-    default:
-      return false;
-  }
-}
-
 const char* to_string(frame_type type) noexcept {
   switch (type) {
     case frame_type::hello:
