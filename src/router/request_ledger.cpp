@@ -21,13 +21,15 @@ request_ledger::add_result request_ledger::add(const node_id& requester, std::ui
                                                std::chrono::milliseconds timeout,
                                                clock::time_point now) {
   if (entries_.size() >= max_total_) return add_result::over_total_limit;
-  const std::size_t* mine = per_node_.find(requester);
-  if (mine && *mine >= max_per_node_) return add_result::over_node_limit;
+  // One lookup for the count (a master does this for every request it forwards); a count at
+  // zero stays anyway, see erase().
+  std::size_t& mine = *per_node_.try_emplace(requester, 0).first;
+  if (mine >= max_per_node_) return add_result::over_node_limit;
   const std::uint32_t bucket = bucket_of(timeout);
   const auto deadline = now + std::chrono::milliseconds(bucket);
   const key k{requester, id};
   if (!entries_.try_emplace(k, entry{target, via, deadline}).second) return add_result::duplicate;
-  ++*per_node_.try_emplace(requester, 0).first;
+  ++mine;
   fifo_of(bucket).items.push_back({deadline, k});
   ++deadline_items_;
   if (deadline_items_ > 2 * entries_.size() + 1024) compact_deadlines();
@@ -42,11 +44,11 @@ request_ledger::deadline_fifo& request_ledger::fifo_of(std::uint32_t bucket) {
   return *last_fifo_;
 }
 
-void request_ledger::erase(const key& k) {
+void request_ledger::erase(const key& k, const entry* found) {
   // A count at zero stays until its node leaves (forget): a node asking one request at a time
   // would otherwise insert and erase its count on every request.
   if (std::size_t* count = per_node_.find(k.requester)) --*count;
-  entries_.erase(k);
+  entries_.erase_found(found);
 }
 
 void request_ledger::deadline_fifo::pop_front() noexcept {
@@ -60,7 +62,8 @@ void request_ledger::deadline_fifo::pop_front() noexcept {
 }
 
 void request_ledger::cancel(const node_id& requester, std::uint64_t id) {
-  if (entries_.contains({requester, id})) erase({requester, id});
+  const key k{requester, id};
+  if (const entry* e = entries_.find(k)) erase(k, e);
 }
 
 bool request_ledger::answer(const node_id& requester, std::uint64_t id, const node_id& answerer,
@@ -68,7 +71,7 @@ bool request_ledger::answer(const node_id& requester, std::uint64_t id, const no
   const key k{requester, id};
   const entry* e = entries_.find(k);
   if (!e || e->target != answerer || e->via != via) return false;
-  erase(k);
+  erase(k, e);
   return true;
 }
 
@@ -89,7 +92,8 @@ void request_ledger::expire(clock::time_point now) {
       items.pop_front();
       --deadline_items_;
       // Only the entry this item was made for: an answered one is gone already.
-      if (const entry* e = entries_.find(item.k); e && e->deadline == item.deadline) erase(item.k);
+      if (const entry* e = entries_.find(item.k); e && e->deadline == item.deadline)
+        erase(item.k, e);
     }
   }
 }

@@ -80,7 +80,7 @@ class request_ledger {
   // request in the steady state.
   using entry_map = base::flat_map<key, entry, key_hash>;
 
-  void erase(const key& k);
+  void erase(const key& k, const entry* found);  // found: entries_.find(k)
   void compact_deadlines();
   deadline_fifo& fifo_of(std::uint32_t bucket);
 

@@ -80,8 +80,12 @@ void random_operations(unsigned seed) {
         break;
       }
       case 3:
-      case 4:
         ASSERT_EQ(map.erase(key), model.erase(key) == 1);
+        break;
+      case 4:  // the same through find() and erase_found()
+        if (const auto* found = map.find(key)) map.erase_found(found);
+        ASSERT_EQ(map.find(key), nullptr);
+        model.erase(key);
         break;
       case 5: {
         const std::uint32_t modulus = 2 + rng() % 13;
