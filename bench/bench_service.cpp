@@ -209,17 +209,20 @@ class service : public std::enable_shared_from_this<service> {
       asio::co_spawn(
           executor,
           [self = shared_from_this(), state, payload, peer, deadline]() -> asio::awaitable<void> {
-            while (clock::now() < deadline && state->errors < 1000) {
-              const auto sent_at = clock::now();
+            // One clock reading per request, as the tcp and relay clients take: a reply's
+            // arrival is the next request's start and the deadline check.
+            auto sent_at = clock::now();
+            while (sent_at < deadline && state->errors < 1000) {
               auto [ec, reply] = co_await self->node_.request(peer, cmd_echo, *payload,
                                                               request_timeout, use_tuple);
+              const auto now = clock::now();
               if (ec) {
                 ++state->errors;
-                continue;
+              } else {
+                state->samples.push_back(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent_at).count());
               }
-              state->samples.push_back(
-                  std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - sent_at)
-                      .count());
+              sent_at = now;
             }
           },
           [state](std::exception_ptr e) {

@@ -64,8 +64,9 @@ struct requester_state {
   int active = 0;
   std::uint64_t errors = 0;
 
-  void send(std::size_t slot) {
-    sent_at[slot] = clock::now();
+  // `now`: the caller's clock reading (one per request, as every client here takes).
+  void send(std::size_t slot, clock::time_point now) {
+    sent_at[slot] = now;
     const std::string reply = reply_prefix + std::to_string(slot);
     if (natsConnection_PublishRequest(nc, subject.c_str(), reply.c_str(), payload.data(),
                                       static_cast<int>(payload.size())) != NATS_OK) {
@@ -87,7 +88,7 @@ void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
   state.samples.push_back(
       std::chrono::duration_cast<std::chrono::nanoseconds>(now - state.sent_at[slot]).count());
   if (now < state.deadline)
-    state.send(slot);
+    state.send(slot, now);
   else
     --state.active;
   if (state.active == 0) state.done.notify_all();
@@ -207,7 +208,8 @@ class nats_cluster : public nats_system {
       std::unique_lock lock(state.mutex);
       state.deadline = start + std::chrono::milliseconds(spec.window_ms);
       state.active = spec.inflight;
-      for (std::size_t slot = 0; slot < state.sent_at.size(); ++slot) state.send(slot);
+      for (std::size_t slot = 0; slot < state.sent_at.size(); ++slot)
+        state.send(slot, clock::now());
       state.done.wait_for(lock, std::chrono::milliseconds(spec.window_ms) + drain_timeout,
                           [&] { return state.active == 0; });
     }
