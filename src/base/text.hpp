@@ -11,12 +11,14 @@
 
 namespace galaxies::base {
 
+// is_valid_utf8 from byte `at` on, where the text before it is ASCII.
+bool is_valid_utf8_from(std::string_view text, std::size_t at) noexcept;
+
 // True when `text` is well-formed UTF-8 (RFC 3629, Unicode table 3-7): no overlong form, no
 // surrogate (U+D800..U+DFFF), nothing above U+10FFFF, no stray or missing continuation byte.
 // An ASCII NUL is well-formed; reject it with is_plain_text() where it matters.
 // Every message's command is checked at each hop, and commands are mostly short ASCII names: the
 // common case stays inline, eight bytes at a time.
-bool is_valid_utf8_from(std::string_view text, std::size_t at) noexcept;
 inline bool is_valid_utf8(std::string_view text) noexcept {
   constexpr std::uint64_t high_bits = 0x8080808080808080;
   std::size_t at = 0;
