@@ -1,6 +1,7 @@
 #include "host/master.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
@@ -53,6 +54,19 @@ void require_safe_socket_directory(const std::string& socket_path) {
   if (!problem.empty()) spdlog::warn("--unix {}: {}", socket_path, problem);
 }
 
+// Versions before the directory registry kept every host's row in one file beside it. Their
+// masters speak protocol 1, which this one refuses, so they never appear: say why, once.
+void warn_of_older_registry_file(const std::string& cluster) {
+  const std::string old = base::runtime_directory() + "/" + cluster + ".registry.json";
+  struct stat st {};
+  if (::lstat(old.c_str(), &st) != 0) return;
+  spdlog::warn(
+      "{} is the registry file of an older galaxies version: its masters (protocol 1) cannot "
+      "join this one, which keeps its registry in the directory {}.registry beside it; remove "
+      "the file once they are stopped",
+      base::printable(old), base::printable(cluster));
+}
+
 }  // namespace
 
 master::master(asio::io_context& io, options opts, std::vector<std::string> worker_argv)
@@ -73,6 +87,7 @@ void master::start(fatal_handler on_fatal) {
   if (opts_.registry.empty() || opts_.unix_path.empty()) require_private_runtime_directory();
   const std::string url =
       opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;
+  if (opts_.registry.empty()) warn_of_older_registry_file(opts_.cluster);
   registry::options ropts;
   ropts.ttl = opts_.registry_ttl;
   registry_ = registry::make_registry(io_.get_executor(), url, opts_.cluster, ropts);

@@ -113,6 +113,27 @@ TEST(LocalAccess, AMasterRefusesAWorldWritableRuntimeDirectory) {
   EXPECT_EQ(mode_of(runtime), 0777u) << "its mode is the user's to fix, not silently changed";
 }
 
+TEST(LocalAccess, AnOlderVersionsRegistryFileBesideTheDefaultIsNamedAndLeftAlone) {
+  temp_dir dir;
+  const auto runtime = dir.path() / "galaxies";
+  ASSERT_EQ(::mkdir(runtime.c_str(), 0700), 0);
+  const auto old_file = runtime / "local.registry.json";
+  const std::string old_rows = R"({"hosts":[]})";
+  std::ofstream(old_file) << old_rows;
+
+  lone_master master(dir.path(), {}, {"XDG_RUNTIME_DIR=" + dir.path().string()});
+  const auto warned = [&] {
+    const auto log = master.log();
+    return log.find(old_file.string() + " is the registry file of an older galaxies version") !=
+           std::string::npos;
+  };
+  ASSERT_TRUE(eventually(exit_deadline, [&] { return warned() || master.exited(0ms); }))
+      << master.log();
+  EXPECT_TRUE(warned()) << master.log();
+  EXPECT_FALSE(master.exited(0ms)) << "a warning, not a refusal\n" << master.log();
+  EXPECT_EQ(read_file(old_file), old_rows) << "the old file is the user's to remove";
+}
+
 TEST(LocalAccess, AMasterCreatesItsRuntimeDirectoryPrivate) {
   temp_dir dir;
   const auto runtime = dir.path() / "galaxies";
