@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <mutex>
@@ -47,9 +48,10 @@ std::size_t resident_bytes(pid_t pid) {
 // Messages carrying a sequence number (8 digits, then filler), and the receiving end that
 // checks they arrive complete and in order.
 std::string numbered(std::size_t seq, std::size_t size) {
+  char digits[21];  // room for any size_t, so that the compiler sees no truncation
+  std::snprintf(digits, sizeof digits, "%08zu", seq % 100'000'000);
   std::string payload(std::max<std::size_t>(size, 8), 'f');
-  std::snprintf(payload.data(), 9, "%08zu", seq);
-  payload[8] = 'f';  // snprintf's terminator
+  std::memcpy(payload.data(), digits, 8);
   return payload;
 }
 
