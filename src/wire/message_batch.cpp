@@ -11,7 +11,6 @@
 namespace galaxies::wire {
 namespace {
 
-constexpr std::size_t dst_offset = 24;
 constexpr std::size_t count_offset = 48;
 
 bool is_batch(std::span<const std::byte> frame) noexcept {
@@ -78,9 +77,7 @@ std::error_code check_batch(const frame_view& frame) noexcept {
   if (frame.header.type != frame_type::send_batch || frame.header.aux != 0 ||
       bytes.size() < message_header_size)
     return decode_error::bad_message;
-  static constexpr std::byte zero_id[16] = {};
-  if (std::memcmp(bytes.data() + dst_offset, zero_id, sizeof zero_id) == 0)
-    return decode_error::bad_message;
+  if (peek_dst(frame) == node_id{}) return decode_error::bad_message;
   std::uint32_t count = base::load_le<std::uint32_t>(bytes.data() + count_offset);
   if (count == 0) return decode_error::bad_message;
   auto rest = bytes.subspan(message_header_size);
