@@ -61,7 +61,8 @@ void append_to_batch(std::vector<std::byte>& out, std::size_t frame_start, std::
   } else {
     std::byte entry[batch_entry_header_size];
     store_entry_header(entry, command.size(), payload.size());
-    out.reserve(out.size() + entry_size);
+    // No reserve(entry_size) here: `out` is the whole queue, and an exact reserve would
+    // reallocate it for every large entry while it grows; the inserts grow it geometrically.
     out.insert(out.end(), entry, entry + batch_entry_header_size);
     out.insert(out.end(), text, text + command.size());
     out.insert(out.end(), payload.begin(), payload.end());
