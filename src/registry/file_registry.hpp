@@ -16,9 +16,11 @@
 // file older than that, abandoned by a crash in the middle of a write (seen on a full read).
 //
 // Threading: like every registry, it lives on one executor; call every member there. Every read
-// and write is synchronous but touches one small file (or lists the directory once), and nothing
-// ever waits for another process. No callback runs after destruction, not even a pending read()
-// or stop() completion. Destroying it without stop() leaves the row to expire, like a crash.
+// and write is synchronous and touches one small file (or lists the directory once), but a
+// rename() or unlink() waits for the directory's lock, held by whichever process of the machine
+// renames there: make_registry runs it on a thread of its own (offloaded_registry.hpp). No
+// callback runs after destruction, not even a pending read() or stop() completion. Destroying it
+// without stop() leaves the row to expire, like a crash.
 #pragma once
 
 #include <asio/steady_timer.hpp>

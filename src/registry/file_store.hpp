@@ -11,14 +11,14 @@
 //
 // Only H writes PATH/H.json: to PATH/.H.json.tmp.PID (mode 0600, O_EXCL | O_NOFOLLOW, so a
 // planted link is not followed), then rename() over PATH/H.json, so any reader opening the file
-// sees one complete version. Each file has one writer, so there is no lock at all and nothing
-// here ever waits. Readers ignore every name that is not UUID.json (the dotfiles are writes in
-// flight) and skip, unread, a row file larger than limits::max_registry_row_size. A row file is
-// removed by its owner when it stops, by another host's compare-and-swap of a stale row, and by
-// any host once the row has been expired for the garbage grace (file_registry.hpp); a temp file
-// older than that grace was abandoned by a crash and is removed too.
-// Every file and directory this creates is private to the user (0600, 0700).
-// Threading: free functions without shared state; safe from any thread.
+// sees one complete version. Each file has one writer, so there is no lock of ours (the kernel's
+// lock on the directory, taken by rename() and unlink(), still serialises the writers). Readers
+// ignore every name that is not UUID.json (the dotfiles are writes in flight) and skip, unread, a
+// row file larger than limits::max_registry_row_size. A row file is removed by its owner when it
+// stops, by another host's compare-and-swap of a stale row, and by any host once the row has been
+// expired for the garbage grace (file_registry.hpp); a temp file older than that grace was
+// abandoned by a crash and is removed too. Every file and directory this creates is private to the
+// user (0600, 0700). Threading: free functions without shared state; safe from any thread.
 #pragma once
 
 #include <cstdint>

@@ -11,6 +11,7 @@
 #include "base/text.hpp"
 #include "registry/etcd/etcd_registry.hpp"
 #include "registry/file_registry.hpp"
+#include "registry/offloaded_registry.hpp"
 #include "registry/redis/redis_registry.hpp"
 #include "registry/row_checks.hpp"
 
@@ -124,7 +125,12 @@ std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, s
     throw std::invalid_argument("registry refresh must be positive, or 0 for ttl/3");
   }
   if (url.starts_with("file:")) {
-    return std::make_unique<file_registry>(executor, file_path(url), std::string(cluster), opts);
+    // Its file calls can wait for the directory's lock (offloaded_registry.hpp).
+    return std::make_unique<offloaded_registry>(
+        executor, [path = file_path(url), cluster = std::string(cluster),
+                   opts](const asio::any_io_executor& own) {
+          return std::make_unique<file_registry>(own, path, cluster, opts);
+        });
   }
   if (url.starts_with("redis://")) {
     return std::make_unique<redis_registry>(executor, redis::parse_url(url), std::string(cluster),

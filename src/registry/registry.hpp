@@ -36,7 +36,7 @@ struct options {
   std::chrono::milliseconds ttl{5000};   // a row not refreshed for this long is dead
   std::chrono::milliseconds refresh{0};  // 0 = ttl / 3
   // One request to the store (a connect, a command) fails after this long and the store counts
-  // as unreachable. The file backend never waits for anything, so it has no use for it.
+  // as unreachable. The file backend has no requests to time out.
   std::chrono::milliseconds request_timeout = limits::registry_request_timeout;
 };
 

@@ -4,7 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -16,8 +16,8 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/clock_grid.hpp"
+#include "registry/file_registry.hpp"
 #include "registry/file_store.hpp"
 #include "registry/registry.hpp"
 #include "support/eventually.hpp"
@@ -118,17 +119,18 @@ inline void write_row(const std::string& dir, host_record row, std::int64_t expi
 }
 
 // Sends every log line of the test to a string, and restores the default logger afterwards.
+// make_registry's file backend logs from a thread of its own: the text is read under the sink's
+// lock.
 class captured_log {
  public:
-  captured_log() : saved_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(text_);
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  captured_log() : sink_(std::make_shared<string_sink>()), saved_(spdlog::default_logger()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink_));
   }
   ~captured_log() { spdlog::set_default_logger(saved_); }
   captured_log(const captured_log&) = delete;
   captured_log& operator=(const captured_log&) = delete;
 
-  std::string text() const { return text_.str(); }
+  std::string text() const { return sink_->text(); }
   std::size_t count(std::string_view needle) const {
     const auto all = text();
     std::size_t n = 0;
@@ -137,7 +139,26 @@ class captured_log {
   }
 
  private:
-  std::ostringstream text_;
+  class string_sink final : public spdlog::sinks::base_sink<std::mutex> {
+   public:
+    std::string text() {
+      const std::lock_guard lock(mutex_);
+      return text_;
+    }
+
+   protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+      spdlog::memory_buf_t line;
+      formatter_->format(msg, line);
+      text_.append(line.data(), line.size());
+    }
+    void flush_() override {}
+
+   private:
+    std::string text_;
+  };
+
+  std::shared_ptr<string_sink> sink_;
   std::shared_ptr<spdlog::logger> saved_;
 };
 
@@ -164,6 +185,11 @@ class FileRegistry : public ::testing::Test {
  protected:
   std::unique_ptr<registry> make(std::string_view cluster, options opts = short_ttl()) {
     return make_registry(io.get_executor(), "file:" + path, cluster, opts);
+  }
+  // The backend itself, on the test's loop rather than a thread of its own: each call has done
+  // its file work when it returns (make_registry's one posts it to its thread).
+  std::unique_ptr<file_registry> make_direct(std::string_view cluster, options opts = short_ttl()) {
+    return std::make_unique<file_registry>(io.get_executor(), path, std::string(cluster), opts);
   }
   // What one read() of `r` returns, once it has completed without an error.
   std::vector<host_record> read_rows(registry& r) {

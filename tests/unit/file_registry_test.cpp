@@ -156,8 +156,10 @@ TEST_F(FileRegistry, ReadsHandWrittenRowsAndExpiresThem) {
 }
 
 TEST_F(FileRegistry, RemoveStaleIsACompareAndSwapAndALiveOwnerComesBack) {
-  auto a = make("alpha", short_ttl(5000));
-  auto b = make("alpha", short_ttl(600, 150));
+  // On this loop: each removal is done when the call returns, and b's refresh cannot slip in
+  // before the check.
+  auto a = make_direct("alpha", short_ttl(5000));
+  auto b = make_direct("alpha", short_ttl(600, 150));
   const auto self_a = make_self("alpha", "127.0.0.1:7001");
   const auto self_b = make_self("alpha", "127.0.0.1:7002");
   view_log view_a;
@@ -328,7 +330,7 @@ TEST_F(FileRegistry, ReadPostsItsCompletionAndDoesNotRegister) {
   EXPECT_TRUE(rows->empty());
   EXPECT_FALSE(std::filesystem::exists(path)) << "reading writes nothing";
 
-  auto a = make("alpha");
+  auto a = make_direct("alpha");  // its row is written when start() returns
   const auto self = make_self("alpha", "127.0.0.1:7001");
   a->start(self, [](auto&) {}, {});
   const auto now_stored = read_rows(*reader);

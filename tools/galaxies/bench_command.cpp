@@ -128,7 +128,7 @@ int run_bench(int argc, char** argv, CLI::App& app, bench_args& args) {
   }
   // The driver's own nodes log through the library too: to stderr, so that `--json -` leaves
   // nothing but the JSON on stdout.
-  auto logger = spdlog::stderr_logger_st("bench");
+  auto logger = spdlog::stderr_logger_mt("bench");
   logger->set_level(spdlog::level::from_str(args.driver.log_level));
   spdlog::set_default_logger(logger);
   return bench::run_driver(args.driver);
