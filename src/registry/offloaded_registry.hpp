@@ -1,9 +1,10 @@
-// A registry backend run on a thread of its own, behind the same interface, for a backend whose
-// calls may block: the file registry's rename() and unlink() take the directory's lock, and on a
-// saturated machine the master holding it may wait a second for a core while every other master
-// on the machine waits for it in the kernel (bench/RESULTS.md, 2026-12-04: masters in state D in
-// do_renameat2 for 0.7-1 s). A master's loop also runs its heartbeats and must never wait for
-// that: its peers would take its silence for death.
+// A registry backend run on a thread of its own, behind the same interface, so that a store's
+// stalls never reach the caller's loop, which runs a master's heartbeats: its peers would take
+// its silence for death. The file backend's rename() and unlink() take the directory's lock, and
+// on a saturated machine the master holding it may wait a second for a core while every other
+// master on the machine waits for it in the kernel (bench/RESULTS.md, 2026-12-04: masters in
+// state D in do_renameat2 for 0.3-1 s); hiredis resolves a Redis host name with a blocking
+// getaddrinfo(), seconds long when DNS is down. make_registry wraps every backend in one.
 // Calls are posted to the thread in the order they are made; every handler is posted back to the
 // caller's executor and none runs after destruction. An exception escaping the backend on its
 // thread is rethrown on the caller's executor, as it would have been had the backend run there.

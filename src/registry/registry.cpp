@@ -124,21 +124,26 @@ std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, s
   if (opts.refresh.count() < 0) {
     throw std::invalid_argument("registry refresh must be positive, or 0 for ttl/3");
   }
+  // Every backend runs on a thread of its own (offloaded_registry.hpp): a store's stalls (the
+  // file directory's lock, a DNS lookup when hiredis connects) never reach the caller's loop.
+  const auto offloaded = [&](auto make) {
+    return std::make_unique<offloaded_registry>(executor, std::move(make));
+  };
+  const std::string name(cluster);
   if (url.starts_with("file:")) {
-    // Its file calls can wait for the directory's lock (offloaded_registry.hpp).
-    return std::make_unique<offloaded_registry>(
-        executor, [path = file_path(url), cluster = std::string(cluster),
-                   opts](const asio::any_io_executor& own) {
-          return std::make_unique<file_registry>(own, path, cluster, opts);
-        });
+    return offloaded([path = file_path(url), name, opts](const asio::any_io_executor& own) {
+      return std::make_unique<file_registry>(own, path, name, opts);
+    });
   }
   if (url.starts_with("redis://")) {
-    return std::make_unique<redis_registry>(executor, redis::parse_url(url), std::string(cluster),
-                                            opts);
+    return offloaded([where = redis::parse_url(url), name, opts](const asio::any_io_executor& own) {
+      return std::make_unique<redis_registry>(own, where, name, opts);
+    });
   }
   if (url.starts_with("etcd://")) {
-    return std::make_unique<etcd_registry>(executor, etcd::parse_url(url), std::string(cluster),
-                                           opts);
+    return offloaded([where = etcd::parse_url(url), name, opts](const asio::any_io_executor& own) {
+      return std::make_unique<etcd_registry>(own, where, name, opts);
+    });
   }
   throw std::invalid_argument("unknown registry URL " + quoted(url) +
                               ": use file:PATH, etcd://HOST:PORT or redis://HOST:PORT");
