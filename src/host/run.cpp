@@ -23,7 +23,7 @@ namespace galaxies {
 namespace {
 
 void configure_logging(const options& opts, const char* role) {
-  // Thread-safe: the file registry logs from a thread of its own (offloaded_registry.hpp).
+  // Thread-safe: the registry logs from a thread of its own (offloaded_registry.hpp).
   auto logger = spdlog::stderr_logger_mt(std::string(role));
   logger->set_pattern(std::string("[%H:%M:%S.%e] [") + role + " %P] [%l] %v");
   logger->set_level(spdlog::level::from_str(opts.log_level));

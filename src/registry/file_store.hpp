@@ -17,8 +17,9 @@
 // row file larger than limits::max_registry_row_size. A row file is removed by its owner when it
 // stops, by another host's compare-and-swap of a stale row, and by any host once the row has been
 // expired for the garbage grace (file_registry.hpp); a temp file older than that grace was
-// abandoned by a crash and is removed too. Every file and directory this creates is private to the
-// user (0600, 0700). Threading: free functions without shared state; safe from any thread.
+// abandoned by a crash and is removed too.
+// Every file and directory this creates is private to the user (0600, 0700).
+// Threading: free functions without shared state; safe from any thread.
 #pragma once
 
 #include <cstdint>
