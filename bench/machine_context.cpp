@@ -75,4 +75,19 @@ long rss_kib(int pid) {
   return -1;
 }
 
+thread_wait main_thread_wait(int pid) {
+  thread_wait out;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream stat(dir + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return out;
+  // The name in parentheses may hold anything, spaces and ')' included: the state follows the
+  // last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return out;
+  out.state = line[close + 2];
+  if (out.state == 'D') std::getline(std::ifstream(dir + "/wchan"), out.in_kernel);
+  return out;
+}
+
 }  // namespace galaxies::bench

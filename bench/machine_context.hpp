@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace galaxies::bench {
 
@@ -14,5 +15,13 @@ nlohmann::json load_average();
 
 // VmRSS of a process in KiB, from /proc/PID/status; -1 when it cannot be read.
 long rss_kib(int pid);
+
+// Where a process's main thread is: its state from /proc/PID/stat ('R', 'S', 'D', ...; 0 when it
+// cannot be read) and, in state 'D', the kernel function it waits in (/proc/PID/wchan).
+struct thread_wait {
+  char state = 0;
+  std::string in_kernel;
+};
+thread_wait main_thread_wait(int pid);
 
 }  // namespace galaxies::bench

@@ -86,6 +86,32 @@ json masters_figures(const std::vector<json>& statuses) {
   return {{"rss_mib", spread(rss)}, {"links", spread(links)}, {"each", each}};
 }
 
+// Where the masters' main threads wait, sampled during the hold. A master blocked in the kernel
+// (state D) runs no timer and sends no heartbeat whatever its share of the CPU: the file
+// registry's renames did that to them under load (bench/RESULTS.md, 2026-12-04, ninth session).
+class kernel_waits {
+ public:
+  void sample(int pid) {
+    const auto where = main_thread_wait(pid);
+    if (where.state == 0) return;
+    ++samples_;
+    if (where.state == 'D') ++blocked_[where.in_kernel.empty() ? "?" : where.in_kernel];
+  }
+  json to_json() const {
+    std::uint64_t blocked = 0;
+    json by_function = json::object();
+    for (const auto& [function, n] : blocked_) {
+      blocked += n;
+      by_function[function] = n;
+    }
+    return {{"samples", samples_}, {"blocked", blocked}, {"by_function", by_function}};
+  }
+
+ private:
+  std::uint64_t samples_ = 0;
+  std::map<std::string, std::uint64_t> blocked_;
+};
+
 // Outside the coroutines: g++ 12 miscompiles braced initializer lists inside them.
 std::string left_question(const node_id& who) {
   return json{{"node", who.to_string()}}.dump();
@@ -122,7 +148,8 @@ class scale_session {
     result_["at_convergence"]["node_left_seen_by_workers"] =
         co_await leaves_seen(deadline - reserve);
     const std::uint64_t leaves_before = unexpected_leaves_;
-    co_await pause(std::chrono::seconds(options_.hold_s));
+    result_["hold_blocked_in_kernel"] =
+        co_await hold_sampling(std::chrono::seconds(options_.hold_s));
     const auto after_hold = statuses();
     result_["after_hold"] = churn_counters(after_hold);
     result_["after_hold"]["node_left_seen_by_workers"] = co_await leaves_seen(deadline - reserve);
@@ -205,6 +232,16 @@ class scale_session {
   asio::awaitable<void> pause(clock::duration time) {
     asio::steady_timer timer(io, time);
     co_await timer.async_wait(use_tuple);
+  }
+
+  // The hold, with every master's main thread sampled each poll interval meanwhile.
+  asio::awaitable<json> hold_sampling(clock::duration time) {
+    kernel_waits waits;
+    for (const auto until = clock::now() + time; clock::now() < until;) {
+      for (const auto& h : hosts_) waits.sample(h->pid());
+      co_await pause(std::min<clock::duration>(poll_interval, until - clock::now()));
+    }
+    co_return waits.to_json();
   }
 
   // Until `hosts` rows of this cluster are in the registry's directory.
@@ -410,6 +447,8 @@ void print_scale_table(std::ostream& out, const json& document) {
   out << "  unexpected nodeLeft:        " << s.value("unexpected_node_left", 0) << " (in the "
       << s.value("hold_s", 0) << " s hold: " << figure(s, "unexpected_node_left_during_hold")
       << "), hostLeft: " << s.value("unexpected_host_left", 0) << "\n";
+  out << "  masters blocked in the kernel during the hold (state D, sampled): "
+      << figure(s, "hold_blocked_in_kernel") << "\n";
   out << "  churn at convergence:       " << figure(s, "at_convergence") << "\n";
   out << "  churn after the hold:       " << figure(s, "after_hold") << "\n";
   out << "  masters' counters at the end: " << figure(s, "final") << "\n";

@@ -182,6 +182,9 @@ TEST(saturation, a_saturated_machine_settles_instead_of_churning) {
   EXPECT_EQ(s.value("node_left_reached", 0), s.value("node_left_expected", -1))
       << "the killed worker's nodeLeft did not reach every node";
   EXPECT_TRUE(s.value("stopped_cleanly", false));
+  // Printed with the rest, not judged: how often a master's loop was blocked in the kernel.
+  EXPECT_GT(s.at("hold_blocked_in_kernel").at("samples").get<std::uint64_t>(), 0u)
+      << "the masters were not sampled during the hold";
 }
 
 }  // namespace
