@@ -9,6 +9,7 @@
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <future>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -29,11 +30,11 @@ struct scripted_backend final : registry {
     std::promise<void> start_entered;
     std::vector<std::thread::id> ran_on;  // written on the backend's thread only
     bool throw_on_remove = false;
-    bool destroyed = false;
+    std::optional<std::thread::id> destroyed_on;
   };
 
   explicit scripted_backend(script& s) : s_(s) {}
-  ~scripted_backend() override { s_.destroyed = true; }
+  ~scripted_backend() override { s_.destroyed_on = std::this_thread::get_id(); }
 
   void start(const host_record& self, view_handler on_view, health_handler on_health) override {
     s_.ran_on.push_back(std::this_thread::get_id());
@@ -71,7 +72,7 @@ class OffloadedRegistry : public ::testing::Test {
 
   asio::io_context io{1};
   std::promise<void> released;
-  scripted_backend::script s{released.get_future().share(), {}, {}, false, false};
+  scripted_backend::script s{released.get_future().share(), {}, {}, false, {}};
   host_record self{host_id::random(), "t", "127.0.0.1:1", "", "h", 1, 0};
 };
 
@@ -144,7 +145,8 @@ TEST_F(OffloadedRegistry, NoHandlerRunsAfterDestructionAndTheBackendDiesOnItsThr
   // Wait for the backend to have run both, without running the caller's loop.
   ASSERT_TRUE(test::eventually(limit, [&] { return s.ran_on.size() == 2; }));
   reg.reset();
-  EXPECT_TRUE(s.destroyed) << "destruction waits for the backend's";
+  ASSERT_TRUE(s.destroyed_on.has_value()) << "destruction waits for the backend's";
+  EXPECT_NE(*s.destroyed_on, std::this_thread::get_id()) << "the backend dies on its thread";
   io.run_for(100ms);  // what the backend posted before destruction is still queued here
   EXPECT_EQ(views, 0);
   EXPECT_FALSE(stopped);
