@@ -55,6 +55,10 @@ struct options {
   std::string unix_path;               // master's local socket; empty = a per-user default
   std::chrono::milliseconds registry_ttl{5000};
   std::chrono::milliseconds stop_grace{3000};  // SIGTERM→SIGKILL for workers on shutdown
+  // After a burst of work, the master's and the workers' loops poll for more, up to this long and
+  // only while traffic keeps coming that soon, before they sleep: a process woken from sleep
+  // costs a CPU wake-up per hop (README, "Latency and CPU"). 0: sleep at once.
+  std::chrono::microseconds busy_poll{100};
   limits_options limits;
   heartbeat_options heartbeat;
   // Who may link to this host (docs/security.md). Without a secret, host links are accepted from

@@ -61,7 +61,7 @@ int run_worker(int channel_fd, const options& opts, const worker_main& work) {
 
   core->connect(
       transport::socket(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), channel_fd));
-  io.run();
+  run_loop(io, opts.busy_poll);
   return 0;
 }
 
@@ -97,7 +97,7 @@ int run_master(int argc, char** argv, const options& opts) {
     if (ec) return;
     m.stop([&] { io.stop(); });
   });
-  io.run();
+  run_loop(io, opts.busy_poll);
   return exit_code;
 }
 

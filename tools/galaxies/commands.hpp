@@ -17,6 +17,7 @@ struct host_args {
   int heartbeat_ms = static_cast<int>(heartbeat_options{}.interval.count());
   int heartbeat_misses = heartbeat_options{}.misses;
   int registry_ttl_ms = 5000;
+  int busy_poll_us = static_cast<int>(options{}.busy_poll.count());
   std::vector<std::string> limits;  // NAME=VALUE
 };
 

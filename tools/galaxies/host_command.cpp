@@ -29,6 +29,11 @@ void add_host_command(CLI::App& app, host_args& args) {
       ->capture_default_str();
   cmd->add_option("--registry-ttl-ms", args.registry_ttl_ms, "registry row expiry")
       ->check(CLI::Range(200, 3600000));
+  cmd->add_option("--busy-poll-us", args.busy_poll_us,
+                  "after a burst of work, poll up to this long for more before sleeping, while "
+                  "traffic keeps coming that soon (0: sleep at once)")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
   // The secret itself never goes on a command line (other users can read /proc/PID/cmdline).
   cmd->add_option("--secret-file", args.opts.secret_file,
                   "file holding the cluster secret (mode 0600); every host link proves it "
@@ -49,6 +54,7 @@ int run_host(int argc, char** argv, host_args& args) {
   args.opts.heartbeat.interval = std::chrono::milliseconds(args.heartbeat_ms);
   args.opts.heartbeat.misses = args.heartbeat_misses;
   args.opts.registry_ttl = std::chrono::milliseconds(args.registry_ttl_ms);
+  args.opts.busy_poll = std::chrono::microseconds(args.busy_poll_us);
   for (const auto& assignment : args.limits) apply_limit(args.opts.limits, assignment);
   const bool json_events = args.events == "json";
   return run(argc, argv, args.opts,
