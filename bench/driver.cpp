@@ -76,7 +76,10 @@ class scratch_dir {
 
 struct session {
   explicit session(const driver_options& o, const std::string& dir)
-      : options(o), specs(make_specs(o)), galaxies(io, dir, o.log_level), relay(dir) {
+      : options(o),
+        specs(make_specs(o)),
+        galaxies(io, dir, o.log_level, o.busy_poll_us),
+        relay(dir) {
     if (std::find(o.peers.begin(), o.peers.end(), "nats") != o.peers.end()) nats = start_nats(dir);
     systems = {"galaxies", "tcp", "relay"};
     if (nats) systems.push_back("nats");
@@ -177,6 +180,7 @@ static int run_scale_driver(const driver_options& options) {
                       .hold_s = options.hold_s,
                       .max_stretch = options.max_stretch,
                       .registry_ttl_ms = options.registry_ttl_ms,
+                      .busy_poll_us = options.busy_poll_us,
                       .start_wave = options.start_wave,
                       .time_limit_s = options.time_limit_s,
                       .log_level = options.log_level,
@@ -194,6 +198,7 @@ static int run_scale_driver(const driver_options& options) {
 int run_driver(const driver_options& options) {
   if (options.scale_hosts > 0) return run_scale_driver(options);
   nlohmann::json context = machine_context();
+  if (options.busy_poll_us >= 0) context["busy_poll_us"] = options.busy_poll_us;
   scratch_dir dir;
   // Every child process is started here, before the driver's own sockets and threads exist.
   session s(options, dir.path());

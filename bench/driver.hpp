@@ -25,6 +25,7 @@ struct driver_options {
   int hold_s = 10;
   int max_stretch = 0;      // 0: the library's default
   int registry_ttl_ms = 0;  // the hosts' registry row TTL; 0: the library's default
+  int busy_poll_us = -1;    // the hosts' options::busy_poll; -1: the library's default
   int start_wave = 0;       // hosts started at once before waiting for their rows; 0: all at once
   status_source statuses;
 };

@@ -34,18 +34,30 @@ std::string run_request(const node_id& receiver, const test_spec& spec) {
 }  // namespace
 
 galaxies_system::galaxies_system(asio::io_context& io, const std::string& dir,
-                                 const std::string& log_level)
+                                 const std::string& log_level, int busy_poll_us)
     : io_(io), dir_(dir), cluster_("bench-" + std::to_string(::getpid())) {
-  start_host("a", log_level);
-  start_host("b", log_level);
+  start_host("a", log_level, busy_poll_us);
+  start_host("b", log_level, busy_poll_us);
 }
 
-void galaxies_system::start_host(const std::string& name, const std::string& log_level) {
-  hosts_.push_back(std::make_unique<child_process>(
-      this_program(),
-      std::vector<std::string>{host_subcommand, "--workers", std::to_string(bench_workers_per_host),
-                               "--cluster", cluster_, "--registry", "file:" + dir_ + "/registry",
-                               "--unix", unix_path(name), "--log-level", log_level}));
+void galaxies_system::start_host(const std::string& name, const std::string& log_level,
+                                 int busy_poll_us) {
+  std::vector<std::string> args{host_subcommand,
+                                "--workers",
+                                std::to_string(bench_workers_per_host),
+                                "--cluster",
+                                cluster_,
+                                "--registry",
+                                "file:" + dir_ + "/registry",
+                                "--unix",
+                                unix_path(name),
+                                "--log-level",
+                                log_level};
+  if (busy_poll_us >= 0) {
+    args.push_back("--busy-poll-us");
+    args.push_back(std::to_string(busy_poll_us));
+  }
+  hosts_.push_back(std::make_unique<child_process>(this_program(), std::move(args)));
 }
 
 void galaxies_system::check_hosts() const {

@@ -31,7 +31,9 @@ inline constexpr int bench_workers_per_host = 4;
 class galaxies_system {
  public:
   // Starts the two host processes (their start-up continues in the background).
-  galaxies_system(asio::io_context& io, const std::string& dir, const std::string& log_level);
+  // `busy_poll_us`: the hosts' options::busy_poll; negative: the library's default.
+  galaxies_system(asio::io_context& io, const std::string& dir, const std::string& log_level,
+                  int busy_poll_us);
 
   // Attaches the control node and the sink, and waits until both hosts and all their workers
   // are seen (bounded; throws on time-out or when a host exits).
@@ -54,7 +56,7 @@ class galaxies_system {
   };
 
   std::string unix_path(const std::string& host) const { return dir_ + "/" + host + ".sock"; }
-  void start_host(const std::string& name, const std::string& log_level);
+  void start_host(const std::string& name, const std::string& log_level, int busy_poll_us);
   void check_hosts() const;
   asio::awaitable<void> pause(std::chrono::milliseconds time);
   asio::awaitable<void> attach_control();

@@ -164,6 +164,7 @@ class scale_session {
     result_["hold_s"] = options_.hold_s;
     result_["max_stretch"] = options_.max_stretch;
     result_["registry_ttl_ms"] = options_.registry_ttl_ms;
+    result_["busy_poll_us"] = options_.busy_poll_us;
     result_["start_wave"] = options_.start_wave;
     result_["converged"] = converged_;
     if (!result_.contains("views_complete")) record_progress();  // never converged
@@ -219,6 +220,10 @@ class scale_session {
     if (options_.registry_ttl_ms > 0) {
       args.push_back("--registry-ttl-ms");
       args.push_back(std::to_string(options_.registry_ttl_ms));
+    }
+    if (options_.busy_poll_us >= 0) {
+      args.push_back("--busy-poll-us");
+      args.push_back(std::to_string(options_.busy_poll_us));
     }
     hosts_.push_back(std::make_unique<child_process>(this_program(), std::move(args)));
   }

@@ -25,6 +25,7 @@ struct scale_options {
   int hold_s = 10;          // the quiet window watched for churn after convergence
   int max_stretch = 0;      // the hosts' heartbeat max_stretch; 0: the library's default
   int registry_ttl_ms = 0;  // the hosts' registry row TTL; 0: the library's default
+  int busy_poll_us = -1;    // the hosts' options::busy_poll; -1: the library's default
   int start_wave = 0;       // hosts started at once before waiting for their rows; 0: all at once
   int time_limit_s = 600;
   std::string log_level = "warn";

@@ -78,6 +78,10 @@ void add_bench_command(CLI::App& app, bench_args& args) {
   cmd->add_option("--registry-ttl-ms", d.registry_ttl_ms,
                   "--scale: the hosts' registry row TTL (their refresh is a third of it)")
       ->check(CLI::Range(1000, 600000));
+  cmd->add_option("--busy-poll-us", d.busy_poll_us,
+                  "the hosts' options::busy_poll in microseconds (0: sleep at once; default: the "
+                  "library's)")
+      ->check(CLI::Range(0, 10000));
   cmd->add_option("--start-wave", d.start_wave,
                   "--scale: start hosts N at a time, each wave once the previous is registered "
                   "(default: all at once)")
@@ -101,6 +105,8 @@ void add_bench_command(CLI::App& app, bench_args& args) {
   host->add_option("--max-stretch", h.heartbeat.max_stretch, "heartbeat_options::max_stretch");
   host->add_option("--registry-ttl-ms", args.host_registry_ttl_ms, "options::registry_ttl")
       ->check(CLI::Range(1000, 600000));
+  host->add_option("--busy-poll-us", args.host_busy_poll_us, "options::busy_poll")
+      ->check(CLI::Range(0, 10000));
 
   auto& r = args.relay;
   auto* relay = app.add_subcommand(bench::relay_subcommand, "one relay of `galaxies bench`");
@@ -117,6 +123,8 @@ int run_bench(int argc, char** argv, CLI::App& app, bench_args& args) {
     args.host.listen = "127.0.0.1:0";
     if (args.host_registry_ttl_ms > 0)
       args.host.registry_ttl = std::chrono::milliseconds(args.host_registry_ttl_ms);
+    if (args.host_busy_poll_us >= 0)
+      args.host.busy_poll = std::chrono::microseconds(args.host_busy_poll_us);
     return run(argc, argv, args.host, bench::install_bench_service);
   }
   if (app.got_subcommand(bench::relay_subcommand)) return bench::run_relay(args.relay);

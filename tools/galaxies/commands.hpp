@@ -42,6 +42,7 @@ struct bench_args {
   bench::relay_options relay;
   std::string scale;             // --scale H,W as given
   int host_registry_ttl_ms = 0;  // bench-host --registry-ttl-ms; 0: the default
+  int host_busy_poll_us = -1;    // bench-host --busy-poll-us; -1: the default
 };
 
 void add_host_command(CLI::App& app, host_args& args);
