@@ -90,6 +90,11 @@ shm_ring_result shm_ring_reader::read(std::span<std::byte> into) noexcept {
   return {n, false};
 }
 
+std::size_t shm_ring_reader::available() const noexcept {
+  const std::uint64_t available = header().head.load(std::memory_order_acquire) - tail_;
+  return available > capacity() ? 0 : available;
+}
+
 bool shm_ring_reader::take_writer_waiting() noexcept {
   return take_flag(header().writer_waiting);
 }

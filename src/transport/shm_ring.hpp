@@ -79,6 +79,8 @@ class shm_ring_reader : public shm_ring_side {
 
   // Copies up to into.size() bytes that have arrived.
   shm_ring_result read(std::span<std::byte> into) noexcept;
+  // Bytes that have arrived and wait to be read (0 when the ring is broken).
+  std::size_t available() const noexcept;
   // After a read that took something: whether the writer sleeps for room and must be woken.
   bool take_writer_waiting() noexcept;
   // With nothing to read: announces the wait and looks once more. True: still empty, sleep until

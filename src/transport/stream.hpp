@@ -1,4 +1,6 @@
-// A connection's byte stream: a plain socket, or TLS 1.3 over it (host links, when configured).
+// A connection's byte stream: a plain socket, TLS 1.3 over it (host links, when configured), or
+// two shared-memory rings with the socket kept for doorbells and the end (a worker's channel,
+// transport/shm_channel.hpp).
 // One type for both, so that a link and everything above it are written once; the branch costs a
 // predictable test per read or write, nothing per frame.
 // Threading: lives on its socket's executor; used only there.
@@ -6,8 +8,11 @@
 
 #include <array>
 #include <asio/async_result.hpp>
+#include <asio/buffer.hpp>
+#include <asio/compose.hpp>
 #include <asio/error.hpp>
 #include <asio/generic/stream_protocol.hpp>
+#include <asio/post.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/stream.hpp>
 #include <cstddef>
@@ -15,6 +20,8 @@
 #include <optional>
 #include <system_error>
 #include <utility>
+
+#include "transport/shm_channel.hpp"
 
 namespace galaxies::transport {
 
@@ -32,6 +39,10 @@ class stream {
   explicit stream(socket s) : plain_(std::in_place, std::move(s)) {
     std::error_code ignored;  // on failure, try_write_some leaves every write to async_write_some
     plain_->non_blocking(true, ignored);
+  }
+  // The bytes go through `rings`; `s` carries only doorbells, and its end is the stream's.
+  stream(socket s, std::unique_ptr<shm_channel> rings) : stream(std::move(s)) {
+    shm_ = std::move(rings);
   }
   // TLS over `s`; the handshake runs when the link starts (async_handshake), before any frame.
   stream(socket s, asio::ssl::context& context, tls_role role)
@@ -52,7 +63,9 @@ class stream {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (tls_)
+          if (shm_)
+            shm_read_some(*asio::buffer_sequence_begin(b), std::move(handler));
+          else if (tls_)
             tls_->async_read_some(b, std::move(handler));
           else
             plain_->async_read_some(b, std::move(handler));
@@ -64,7 +77,9 @@ class stream {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          if (tls_)
+          if (shm_)
+            shm_write_some(b, std::move(handler));
+          else if (tls_)
             tls_->async_write_some(b, std::move(handler));
           else
             plain_->async_write_some(b, std::move(handler));
@@ -77,6 +92,7 @@ class stream {
   // async_write_some.
   template <class ConstBuffers>
   std::size_t try_write_some(const ConstBuffers& buffers, std::error_code& ec) {
+    if (shm_) return shm_try_write(buffers, ec);
     if (tls_ || !plain_->non_blocking()) {
       ec = asio::error::would_block;
       return 0;
@@ -93,7 +109,9 @@ class stream {
   }
 
   // Bytes waiting in the socket (still encrypted, with TLS): a sign that the peer is alive.
-  std::size_t available(std::error_code& ec) { return lowest_layer().available(ec); }
+  std::size_t available(std::error_code& ec) {
+    return (shm_ ? shm_->in.available() : 0) + lowest_layer().available(ec);
+  }
   void close(std::error_code& ec) { lowest_layer().close(ec); }
 
   // A value both ends of one TLS session compute alike and no other session shares (RFC 5705
@@ -102,8 +120,109 @@ class stream {
   std::optional<binding> tls_binding();
 
  private:
+  enum class op_state { starting, running, waited };
+
+  // The rings' operations. A side with nothing to do says so on its ring, looks once more, and
+  // waits for the socket to become readable: a doorbell byte (or the end) from the other side.
+  // They complete through the executor, never inside the call that starts them, as Asio's own.
+  template <class Handler>
+  void shm_read_some(asio::mutable_buffer into, Handler&& handler) {
+    asio::async_compose<Handler, void(std::error_code, std::size_t)>(
+        [this, into, state = op_state::starting](auto& self, std::error_code ec = {}) mutable {
+          if (state == op_state::starting) {
+            state = op_state::running;
+            return asio::post(plain_->get_executor(), std::move(self));
+          }
+          if (ec) return self.complete(ec, 0);
+          if (std::exchange(state, op_state::running) == op_state::waited) drain_doorbells();
+          for (;;) {
+            const auto got = shm_->in.read({static_cast<std::byte*>(into.data()), into.size()});
+            if (got.broken) return self.complete(broken_ring(), 0);
+            if (got.bytes > 0 || into.size() == 0) {
+              if (shm_->in.take_writer_waiting()) ring_doorbell();
+              return self.complete({}, got.bytes);
+            }
+            if (shm_->peer_closed) return self.complete(asio::error::eof, 0);
+            if (shm_->in.wait_for_bytes()) {
+              state = op_state::waited;
+              return plain_->async_wait(socket::wait_read, std::move(self));
+            }
+          }
+        },
+        handler, *plain_);
+  }
+
+  template <class ConstBuffers, class Handler>
+  void shm_write_some(const ConstBuffers& buffers, Handler&& handler) {
+    asio::async_compose<Handler, void(std::error_code, std::size_t)>(
+        [this, buffers, state = op_state::starting](auto& self, std::error_code ec = {}) mutable {
+          if (state == op_state::starting) {
+            state = op_state::running;
+            return asio::post(plain_->get_executor(), std::move(self));
+          }
+          if (ec) return self.complete(ec, 0);
+          if (std::exchange(state, op_state::running) == op_state::waited) drain_doorbells();
+          for (;;) {
+            std::error_code write_ec;
+            const std::size_t n = shm_try_write(buffers, write_ec);
+            if (write_ec != asio::error::would_block) return self.complete(write_ec, n);
+            if (shm_->out.wait_for_room()) {
+              state = op_state::waited;
+              return plain_->async_wait(socket::wait_read, std::move(self));
+            }
+          }
+        },
+        handler, *plain_);
+  }
+
+  template <class ConstBuffers>
+  std::size_t shm_try_write(const ConstBuffers& buffers, std::error_code& ec) {
+    ec.clear();
+    if (shm_->peer_closed) {
+      ec = asio::error::broken_pipe;
+      return 0;
+    }
+    std::size_t written = 0;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
+      const asio::const_buffer b = *it;
+      const auto put = shm_->out.write({static_cast<const std::byte*>(b.data()), b.size()});
+      if (put.broken) {
+        ec = broken_ring();
+        return written;
+      }
+      written += put.bytes;
+      if (put.bytes < b.size()) break;
+    }
+    if (written > 0 && shm_->out.take_reader_waiting()) ring_doorbell();
+    if (written == 0 && asio::buffer_size(buffers) > 0) ec = asio::error::would_block;
+    return written;
+  }
+
+  // One byte says "look at the rings". A socket full of them has told the other side enough.
+  void ring_doorbell() {
+    const std::byte bell{1};
+    std::error_code ignored;
+    plain_->send(asio::buffer(&bell, 1), 0, ignored);
+  }
+
+  // Takes the doorbells waiting in the socket; its end marks the other side closed.
+  void drain_doorbells() {
+    std::byte bells[256];
+    for (;;) {
+      std::error_code ec;
+      plain_->receive(asio::buffer(bells), 0, ec);
+      if (!ec) continue;
+      if (ec == asio::error::eof) shm_->peer_closed = true;
+      return;
+    }
+  }
+
+  static std::error_code broken_ring() { return std::make_error_code(std::errc::protocol_error); }
+
   std::optional<socket> plain_;  // exactly one of plain_ and tls_ is set
   std::unique_ptr<asio::ssl::stream<socket>> tls_;
+  std::unique_ptr<shm_channel> shm_;  // with plain_: the bytes go through its rings
   tls_role role_ = tls_role::client;
 };
 

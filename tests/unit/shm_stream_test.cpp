@@ -1,0 +1,160 @@
+// transport::stream over a shared-memory channel (two rings, the socket pair for doorbells and
+// the end), both ends in one process: every byte arrives in order through small rings that fill
+// and empty, whichever side sleeps; the end of one side is seen after its last byte; a broken
+// ring or a gone peer is an error, never a hang.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <asio/io_context.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "support/eventually.hpp"
+#include "transport/stream.hpp"
+
+namespace galaxies::transport {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::byte nth(std::uint64_t i) {
+  return static_cast<std::byte>((i * 131) ^ (i >> 8));
+}
+
+class shm_stream_test : public ::testing::Test {
+ protected:
+  explicit shm_stream_test(std::size_t capacity = 4096) {
+    int fds[2] = {-1, -1};
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    auto created = shm_channel::create(capacity, memory_);
+    auto opened = shm_channel::open(memory_);
+    const asio::generic::stream_protocol unix_stream(AF_UNIX, SOCK_STREAM);
+    master_.emplace(socket(io_, unix_stream, fds[0]), std::move(created));
+    worker_.emplace(socket(io_, unix_stream, fds[1]), std::move(opened));
+  }
+
+  ~shm_stream_test() override { ::close(memory_); }
+
+  int memory_ = -1;  // the rings' memory file, for the tests that play a hostile peer
+  asio::io_context io_;
+  std::optional<stream> master_;
+  std::optional<stream> worker_;
+};
+
+TEST_F(shm_stream_test, EveryByteArrivesInOrderThroughRingsThatFillAndEmpty) {
+  constexpr std::size_t total = 4u << 20;
+  std::vector<std::byte> sent(total);
+  for (std::size_t i = 0; i < total; ++i) sent[i] = nth(i);
+  std::size_t written = 0;
+  std::mt19937 rng(11);
+  std::function<void()> write_next = [&] {
+    if (written == total) return;
+    const std::size_t n = std::min<std::size_t>(1 + rng() % 9000, total - written);
+    asio::async_write(*worker_, asio::buffer(sent.data() + written, n),
+                      [&, n](std::error_code ec, std::size_t) {
+                        ASSERT_FALSE(ec) << ec.message();
+                        written += n;
+                        write_next();
+                      });
+  };
+  std::vector<std::byte> got;
+  std::vector<std::byte> buffer(5000);
+  std::function<void()> read_next = [&] {
+    master_->async_read_some(asio::buffer(buffer, 1 + rng() % buffer.size()),
+                             [&](std::error_code ec, std::size_t n) {
+                               ASSERT_FALSE(ec) << ec.message();
+                               got.insert(got.end(), buffer.begin(), buffer.begin() + n);
+                               if (got.size() < total) read_next();
+                             });
+  };
+  write_next();
+  read_next();
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return got.size() == total; }, 20s))
+      << got.size() << " of " << total << " bytes";
+  EXPECT_TRUE(got == sent);
+}
+
+TEST_F(shm_stream_test, TheEndOfOneSideIsSeenAfterItsLastByte) {
+  const std::vector<std::byte> bytes(1000, std::byte{9});
+  std::error_code written;
+  ASSERT_EQ(worker_->try_write_some(std::array{asio::buffer(bytes)}, written), bytes.size());
+  std::error_code ignored;
+  worker_->close(ignored);
+  std::vector<std::byte> into(4096);
+  std::size_t got = 0;
+  std::error_code end;
+  std::function<void()> read_next = [&] {
+    master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
+      got += n;
+      if (ec)
+        end = ec;
+      else
+        read_next();
+    });
+  };
+  read_next();
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return bool(end); }, 5s))
+      << "the read hangs";
+  EXPECT_EQ(got, bytes.size());
+  EXPECT_EQ(end, asio::error::eof);
+}
+
+TEST_F(shm_stream_test, AWriteToAGoneSideFailsInsteadOfWaitingForRoom) {
+  std::error_code ignored;
+  master_->close(ignored);
+  const std::vector<std::byte> bytes(64 * 1024, std::byte{1});  // more than the ring holds
+  std::optional<std::error_code> result;
+  asio::async_write(*worker_, asio::buffer(bytes),
+                    [&](std::error_code ec, std::size_t) { result = ec; });
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return result.has_value(); }, 5s))
+      << "the write hangs";
+  EXPECT_EQ(*result, asio::error::broken_pipe);
+}
+
+TEST_F(shm_stream_test, TryWriteSomeTakesWhatFitsAndNeverWaits) {
+  const std::vector<std::byte> bytes(10000, std::byte{2});
+  std::error_code ec;
+  EXPECT_EQ(worker_->try_write_some(std::array{asio::buffer(bytes)}, ec), 4096u);
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(worker_->try_write_some(std::array{asio::buffer(bytes)}, ec), 0u);
+  EXPECT_EQ(ec, asio::error::would_block);
+  std::error_code available_ec;
+  EXPECT_EQ(master_->available(available_ec), 4096u);
+}
+
+// What a broken or hostile peer can do to the shared memory: move its index where no ring
+// position can be. The reader's operation fails; nothing reads outside the rings.
+TEST_F(shm_stream_test, AWriterIndexOutOfRangeFailsTheReadWithAProtocolError) {
+  // The worker's ring towards the master is the second half of the memory file.
+  struct stat st {};
+  ASSERT_EQ(::fstat(memory_, &st), 0);
+  void* at = ::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, memory_, 0);
+  ASSERT_NE(at, MAP_FAILED);
+  auto* towards_master =
+      reinterpret_cast<shm_ring_header*>(static_cast<std::byte*>(at) + st.st_size / 2);
+  towards_master->head.store(1u << 30);
+  std::vector<std::byte> into(100);
+  std::optional<std::error_code> result;
+  master_->async_read_some(asio::buffer(into),
+                           [&](std::error_code ec, std::size_t) { result = ec; });
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return result.has_value(); }, 5s))
+      << "the read hangs";
+  EXPECT_EQ(*result, std::errc::protocol_error);
+  ::munmap(at, st.st_size);
+}
+
+}  // namespace
+}  // namespace galaxies::transport
