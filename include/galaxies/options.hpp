@@ -29,6 +29,9 @@ struct limits_options {
   // grant its senders max_queue_bytes / 2 in all: what its master's queue to it can hold
   // without ever holding a sender back.
   std::uint32_t flow_window = 256 * 1024;
+  // A worker's channel to its master goes through two shared-memory rings of this many bytes (a
+  // power of two), its socket carrying only doorbells and the end; 0: through the socket.
+  std::size_t channel_ring_bytes = 512 * 1024;
 };
 
 // Failure detection on every host link and worker channel. A side that hears nothing for

@@ -199,15 +199,17 @@ void master::on_registry_health(std::error_code ec, const std::string& detail) {
 
 void master::start_workers() {
   process::supervisor::callbacks sc;
-  sc.spawned = [this](std::size_t slot, pid_t pid, int fd) {
+  sc.spawned = [this](std::size_t slot, pid_t pid, int fd,
+                      std::unique_ptr<transport::shm_channel> rings) {
     spdlog::debug("worker slot {} started: pid {}", slot, pid);
-    router_->adopt_worker(fd, pid);
+    router_->adopt_worker(fd, pid, std::move(rings));
   };
   // The supervisor logs exits and give-ups itself.
   sc.exited = [this](std::size_t, pid_t pid, int status) { router_->worker_exited(pid, status); };
   supervisor_ = std::make_unique<process::supervisor>(
       io_.get_executor(), worker_argv_, opts_.workers, process::restart_policy{}, sc,
-      std::vector<std::pair<std::string, std::string>>{{process::host_id_env, id_.to_string()}});
+      std::vector<std::pair<std::string, std::string>>{{process::host_id_env, id_.to_string()}},
+      opts_.limits.channel_ring_bytes);
   supervisor_->start();
 }
 

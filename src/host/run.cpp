@@ -17,6 +17,7 @@
 
 #include "host/master.hpp"
 #include "process/spawn.hpp"
+#include "transport/shm_channel.hpp"
 #include "worker/node_core.hpp"
 
 namespace galaxies {
@@ -30,7 +31,8 @@ void configure_logging(const options& opts, const char* role) {
   spdlog::set_default_logger(logger);
 }
 
-int run_worker(int channel_fd, const options& opts, const worker_main& work) {
+int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, const options& opts,
+               const worker_main& work) {
   configure_logging(opts, "worker");
   asio::io_context io(1);
 
@@ -59,8 +61,9 @@ int run_worker(int channel_fd, const options& opts, const worker_main& work) {
   };
   work(handle);
 
-  core->connect(
-      transport::socket(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), channel_fd));
+  transport::socket channel(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), channel_fd);
+  core->connect(rings ? transport::stream(std::move(channel), std::move(rings))
+                      : transport::stream(std::move(channel)));
   run_loop(io, opts.busy_poll);
   return 0;
 }
@@ -111,13 +114,15 @@ int run(int argc, char** argv, const options& opts, worker_main work) {
   // Peers vanish: a write to a closed socket must be an error code, not a signal.
   std::signal(SIGPIPE, SIG_IGN);
   std::optional<int> channel;
+  std::unique_ptr<transport::shm_channel> rings;
   try {
     channel = process::take_channel_from_environment();
+    if (channel) rings = process::take_channel_rings_from_environment();
   } catch (const std::exception& e) {
     std::cerr << "galaxies: error: " << e.what() << "\n";
     return 1;
   }
-  if (channel) return run_worker(*channel, opts, work);
+  if (channel) return run_worker(*channel, std::move(rings), opts, work);
   return run_master(argc, argv, opts);
 }
 

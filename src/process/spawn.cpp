@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "process/self_executable.hpp"
+#include "transport/shm_channel.hpp"
 
 extern char** environ;
 
@@ -26,6 +27,7 @@ namespace {
 // The fixed fd number of the channel in every worker: the lowest one past stdio, so a worker's
 // fd table is 0, 1, 2 and the channel, nothing else.
 constexpr int child_channel_fd = 3;
+constexpr int child_rings_fd = 4;  // with rings: their memory file
 
 [[noreturn]] void throw_errno(int error, const std::string& what) {
   throw std::system_error(error, std::system_category(), "spawn_worker: " + what);
@@ -76,9 +78,9 @@ std::string_view name_of(std::string_view entry) {
 // The child's environment: ours, minus anything `extra_env` or the channel variable replace, plus
 // those. A later duplicate in `extra_env` wins over an earlier one, as with repeated setenv.
 std::vector<std::string> child_environment(
-    const std::vector<std::pair<std::string, std::string>>& extra_env) {
+    const std::vector<std::pair<std::string, std::string>>& extra_env, bool with_rings) {
   const auto overridden = [&](std::string_view name) {
-    if (name == channel_fd_env) return true;
+    if (name == channel_fd_env || name == channel_rings_fd_env) return true;
     for (const auto& [key, value] : extra_env) {
       if (key == name) return true;
     }
@@ -93,13 +95,15 @@ std::vector<std::string> child_environment(
     if (key.empty() || key.find('=') != std::string::npos) {
       throw_errno(EINVAL, "invalid environment variable name \"" + key + "\"");
     }
-    if (key == channel_fd_env) continue;
+    if (key == channel_fd_env || key == channel_rings_fd_env) continue;
     bool replaced_later = false;
     for (std::size_t j = i + 1; j < extra_env.size(); ++j)
       replaced_later |= extra_env[j].first == key;
     if (!replaced_later) env.push_back(key + "=" + value);
   }
   env.push_back(std::string(channel_fd_env) + "=" + std::to_string(child_channel_fd));
+  if (with_rings)
+    env.push_back(std::string(channel_rings_fd_env) + "=" + std::to_string(child_rings_fd));
   return env;
 }
 
@@ -113,8 +117,14 @@ std::vector<char*> pointers_to(std::vector<std::string>& strings) {
 
 }  // namespace
 
+spawned::spawned() = default;
+spawned::spawned(spawned&&) noexcept = default;
+spawned& spawned::operator=(spawned&&) noexcept = default;
+spawned::~spawned() = default;
+
 spawned spawn_worker(const std::vector<std::string>& argv,
-                     const std::vector<std::pair<std::string, std::string>>& extra_env) {
+                     const std::vector<std::pair<std::string, std::string>>& extra_env,
+                     std::size_t ring_bytes) {
   if (argv.empty()) throw_errno(EINVAL, "argv is empty (argv[0] is required)");
 
   int pair[2];
@@ -130,12 +140,30 @@ spawned spawn_worker(const std::vector<std::string>& argv,
     child_end.reset(moved);
   }
 
+  std::unique_ptr<transport::shm_channel> rings;
+  unique_fd rings_file;
+  if (ring_bytes > 0) {
+    int fd = -1;
+    rings = transport::shm_channel::create(ring_bytes, fd);
+    rings_file.reset(fd);
+    // Not where the dup2s below put things: 3 would be overwritten first, 4 left close-on-exec.
+    if (rings_file.get() <= child_rings_fd) {
+      const int moved = ::fcntl(rings_file.get(), F_DUPFD_CLOEXEC, child_rings_fd + 1);
+      if (moved < 0) throw_errno(errno, "fcntl(F_DUPFD_CLOEXEC)");
+      rings_file.reset(moved);
+    }
+  }
+
   file_actions actions;
   check(posix_spawn_file_actions_adddup2(&actions.value, child_end.get(), child_channel_fd),
         "posix_spawn_file_actions_adddup2");
+  if (rings)
+    check(posix_spawn_file_actions_adddup2(&actions.value, rings_file.get(), child_rings_fd),
+          "posix_spawn_file_actions_adddup2");
   // Belt and braces: Asio sockets and fds the embedding application opened are not necessarily
   // close-on-exec, and a worker holding a copy of another worker's channel would never see EOF.
-  check(posix_spawn_file_actions_addclosefrom_np(&actions.value, child_channel_fd + 1),
+  check(posix_spawn_file_actions_addclosefrom_np(&actions.value,
+                                                 (rings ? child_rings_fd : child_channel_fd) + 1),
         "posix_spawn_file_actions_addclosefrom_np");
 
   // The master blocks or handles these signals; a worker starts from a clean slate (an ignored
@@ -152,7 +180,7 @@ spawned spawn_worker(const std::vector<std::string>& argv,
         "posix_spawnattr_setflags");
 
   std::vector<std::string> args(argv);
-  std::vector<std::string> env = child_environment(extra_env);
+  std::vector<std::string> env = child_environment(extra_env, rings != nullptr);
   std::vector<char*> arg_pointers = pointers_to(args);
   std::vector<char*> env_pointers = pointers_to(env);
 
@@ -161,7 +189,11 @@ spawned spawn_worker(const std::vector<std::string>& argv,
   const int rc = ::posix_spawn(&pid, executable.c_str(), &actions.value, &attr.value,
                                arg_pointers.data(), env_pointers.data());
   if (rc != 0) throw_errno(rc, "posix_spawn(" + executable + ")");
-  return spawned{pid, master_end.release()};
+  spawned out;
+  out.pid = pid;
+  out.channel_fd = master_end.release();
+  out.rings = std::move(rings);
+  return out;
 }
 
 std::optional<int> take_channel_from_environment() {
@@ -192,6 +224,20 @@ std::optional<int> take_channel_from_environment() {
   }
   ::unsetenv(channel_fd_env);
   return fd;
+}
+
+std::unique_ptr<transport::shm_channel> take_channel_rings_from_environment() {
+  const char* text = std::getenv(channel_rings_fd_env);
+  if (text == nullptr) return nullptr;
+  const std::string_view value(text);
+  int fd = -1;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || fd < 0)
+    throw std::runtime_error(std::string(channel_rings_fd_env) + "=\"" + std::string(value) +
+                             "\" is not a file descriptor number");
+  unique_fd file(fd);
+  ::unsetenv(channel_rings_fd_env);
+  return transport::shm_channel::open(file.get());
 }
 
 }  // namespace galaxies::process

@@ -5,32 +5,52 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+namespace galaxies::transport {
+class shm_channel;
+}
+
 namespace galaxies::process {
 
 inline constexpr const char* channel_fd_env = "GALAXIES_CHANNEL_FD";
+// The memory file of the channel's rings (transport/shm_channel.hpp), when the master made one.
+inline constexpr const char* channel_rings_fd_env = "GALAXIES_CHANNEL_RINGS_FD";
 inline constexpr const char* worker_index_env = "GALAXIES_WORKER_INDEX";
 inline constexpr const char* host_id_env = "GALAXIES_HOST_ID";
 
 struct spawned {
+  spawned();
+  spawned(spawned&&) noexcept;
+  spawned& operator=(spawned&&) noexcept;
+  ~spawned();
+
   pid_t pid = -1;
   int channel_fd = -1;  // the master's end of the socketpair; close-on-exec, owned by the caller
+  std::unique_ptr<transport::shm_channel> rings;  // the master's side of them, or none
 };
 
 // Starts this same program (self_executable()) with `argv` (argv[0] included) and the current
 // environment plus `extra_env`, the child's end of a new AF_UNIX stream socketpair as an inherited
 // fd whose number is in GALAXIES_CHANNEL_FD. Every other fd of the master stays closed in the child
 // (all are close-on-exec). Throws std::system_error on failure.
+// With `ring_bytes` > 0, the channel's bytes go through two shared-memory rings of that many
+// bytes (a power of two) instead, the socket carrying doorbells and the end; the child finds
+// their memory file in GALAXIES_CHANNEL_RINGS_FD.
 spawned spawn_worker(const std::vector<std::string>& argv,
-                     const std::vector<std::pair<std::string, std::string>>& extra_env);
+                     const std::vector<std::pair<std::string, std::string>>& extra_env,
+                     std::size_t ring_bytes = 0);
 
 // In a worker: the inherited channel fd, made close-on-exec, with the variable removed from the
 // environment so the worker's own children do not take it for theirs. nullopt when not a worker.
 // Throws std::runtime_error when the variable is set but does not name an open socket.
 std::optional<int> take_channel_from_environment();
+// In a worker: the channel's rings, when the master made them (the variable removed, the memory
+// file closed once mapped). Throws when the variable is set but names no such file.
+std::unique_ptr<transport::shm_channel> take_channel_rings_from_environment();
 
 }  // namespace galaxies::process

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "process/spawn.hpp"
+#include "transport/shm_channel.hpp"
 
 namespace galaxies::process {
 namespace {
@@ -48,10 +49,12 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
 
   supervisor_state(const asio::any_io_executor& executor, std::vector<std::string> argv,
                    std::size_t workers, restart_policy policy, supervisor::callbacks cb,
-                   std::vector<std::pair<std::string, std::string>> extra_env)
+                   std::vector<std::pair<std::string, std::string>> extra_env,
+                   std::size_t ring_bytes)
       : executor(executor),
         argv(std::move(argv)),
         extra_env(std::move(extra_env)),
+        ring_bytes(ring_bytes),
         policy(policy),
         cb(std::move(cb)),
         sigchld(executor),
@@ -63,6 +66,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   asio::any_io_executor executor;
   std::vector<std::string> argv;
   std::vector<std::pair<std::string, std::string>> extra_env;
+  std::size_t ring_bytes;
   restart_policy policy;
   supervisor::callbacks cb;
   asio::signal_set sigchld;
@@ -162,7 +166,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     try {
       auto env = extra_env;
       env.emplace_back(worker_index_env, std::to_string(i));
-      child = spawn_worker(argv, env);
+      child = spawn_worker(argv, env, ring_bytes);
     } catch (const std::exception& e) {
       // Treated as an instant exit: retried with backoff, given up on if it keeps failing. Posted,
       // as start() may be the caller.
@@ -177,7 +181,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     s.pid = child.pid;
     spdlog::debug("worker slot {} started as pid {}", i, child.pid);
     if (cb.spawned) {
-      cb.spawned(i, child.pid, child.channel_fd);
+      cb.spawned(i, child.pid, child.channel_fd, std::move(child.rings));
     } else {
       ::close(child.channel_fd);
     }
@@ -243,9 +247,11 @@ struct supervisor::impl {
 
 supervisor::supervisor(const asio::any_io_executor& executor, std::vector<std::string> argv,
                        std::size_t workers, restart_policy policy, callbacks cb,
-                       std::vector<std::pair<std::string, std::string>> extra_env)
-    : impl_(std::make_unique<impl>(impl{std::make_shared<supervisor_state>(
-          executor, std::move(argv), workers, policy, std::move(cb), std::move(extra_env))})) {}
+                       std::vector<std::pair<std::string, std::string>> extra_env,
+                       std::size_t ring_bytes)
+    : impl_(std::make_unique<impl>(impl{
+          std::make_shared<supervisor_state>(executor, std::move(argv), workers, policy,
+                                             std::move(cb), std::move(extra_env), ring_bytes)})) {}
 
 // Live workers are left running and unreaped (they exit when their channel closes, and the master
 // is usually exiting too); call stop() first to end and reap them. Pending handlers find the

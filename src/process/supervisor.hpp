@@ -14,14 +14,19 @@
 #include <vector>
 
 #include "process/restart_policy.hpp"
+#include "process/spawn.hpp"
+#include "transport/shm_channel.hpp"
 
 namespace galaxies::process {
 
 class supervisor {
  public:
   struct callbacks {
-    // A worker process started in `slot`; `channel_fd` is the master's end (ownership passes).
-    std::function<void(std::size_t slot, pid_t pid, int channel_fd)> spawned;
+    // A worker process started in `slot`; `channel_fd` is the master's end and `rings` the
+    // master's side of the channel's rings, if any (ownership of both passes).
+    std::function<void(std::size_t slot, pid_t pid, int channel_fd,
+                       std::unique_ptr<transport::shm_channel> rings)>
+        spawned;
     // A worker process was reaped; `wait_status` as from waitpid.
     std::function<void(std::size_t slot, pid_t pid, int wait_status)> exited;
     // The slot crash-looped and will not be respawned.
@@ -30,7 +35,8 @@ class supervisor {
 
   supervisor(const asio::any_io_executor& executor, std::vector<std::string> argv,
              std::size_t workers, restart_policy policy, callbacks cb,
-             std::vector<std::pair<std::string, std::string>> extra_env = {});
+             std::vector<std::pair<std::string, std::string>> extra_env = {},
+             std::size_t ring_bytes = 0);
   ~supervisor();
   supervisor(const supervisor&) = delete;
   supervisor& operator=(const supervisor&) = delete;

@@ -134,10 +134,13 @@ void router::accept_unix(transport::socket socket) {
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
 
-void router::adopt_worker(int channel_fd, pid_t pid) {
+void router::adopt_worker(int channel_fd, pid_t pid,
+                          std::unique_ptr<transport::shm_channel> rings) {
   transport::socket socket(executor_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
                            channel_fd);
-  connection& c = add_connection(connection_kind::worker, transport::stream(std::move(socket)),
+  connection& c = add_connection(connection_kind::worker,
+                                 rings ? transport::stream(std::move(socket), std::move(rings))
+                                       : transport::stream(std::move(socket)),
                                  "worker pid " + std::to_string(pid));
   ++counters_.workers_adopted;
   c.pid = pid;

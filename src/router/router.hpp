@@ -35,6 +35,7 @@
 #include "transport/byte_budget.hpp"
 #include "transport/connector.hpp"
 #include "transport/local_health.hpp"
+#include "transport/shm_channel.hpp"
 #include "wire/control.hpp"
 
 namespace galaxies::router {
@@ -100,7 +101,8 @@ class router {
   // A Unix connection the master closed unread (not this user's, transport::refuse_local_peer):
   // counted and logged, the log throttled like any line about strangers.
   void refused_local_peer(const std::string& why);
-  void adopt_worker(int channel_fd, pid_t pid);
+  // `rings`: the channel's shared-memory rings, or none (then the bytes go through the socket).
+  void adopt_worker(int channel_fd, pid_t pid, std::unique_ptr<transport::shm_channel> rings = {});
   void worker_exited(pid_t pid, int wait_status);
 
   // The registry's current view (this host excluded). Dials every peer it has no link to, at

@@ -1,5 +1,6 @@
 #include "transport/shm_channel.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,14 +33,17 @@ std::span<std::byte> ring_region(std::span<std::byte> mapping, bool second) {
 std::unique_ptr<shm_channel> shm_channel::create(std::size_t capacity, int& fd) {
   if (capacity < 64 || !std::has_single_bit(capacity))
     throw std::invalid_argument("shm channel: capacity not a power of two of at least 64");
-  fd = ::memfd_create("galaxies-channel", MFD_CLOEXEC);
+  fd = ::memfd_create("galaxies-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) fail("memfd_create");
   const std::size_t size = 2 * shm_ring_region_size(capacity);
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+  // Sealed at its size: the other process can write the rings, but a file it shrank would make
+  // our next access to the mapping past its end a SIGBUS.
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0 ||
+      ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     const int saved = errno;
     ::close(fd);
     errno = saved;
-    fail("ftruncate of a channel's rings");
+    fail("sizing and sealing a channel's rings");
   }
   try {
     return std::unique_ptr<shm_channel>(new shm_channel(map(fd, size), true));

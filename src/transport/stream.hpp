@@ -21,6 +21,7 @@
 #include <system_error>
 #include <utility>
 
+#include "galaxies/unique_function.hpp"
 #include "transport/shm_channel.hpp"
 
 namespace galaxies::transport {
@@ -120,21 +121,21 @@ class stream {
   std::optional<binding> tls_binding();
 
  private:
-  enum class op_state { starting, running, waited };
-
-  // The rings' operations. A side with nothing to do says so on its ring, looks once more, and
-  // waits for the socket to become readable: a doorbell byte (or the end) from the other side.
-  // They complete through the executor, never inside the call that starts them, as Asio's own.
+  // The rings' operations. A side with nothing to do empties the socket of doorbells, says so on
+  // its ring, looks once more, and parks until the socket becomes readable: a doorbell byte (or
+  // the end) from the other side. One wait on the socket serves the parked read and write, and
+  // whoever takes doorbells out of the socket resumes both: a byte taken is an edge the reactor
+  // will not report again (Asio's waits are not speculative, and epoll drops an edge whose bytes
+  // are gone). Emptied before parking because a socket full of stale doorbells (rung for a look
+  // that found bytes after all) would refuse the next. Operations complete through the executor,
+  // never inside the call that starts them, as Asio's own.
   template <class Handler>
   void shm_read_some(asio::mutable_buffer into, Handler&& handler) {
     asio::async_compose<Handler, void(std::error_code, std::size_t)>(
-        [this, into, state = op_state::starting](auto& self, std::error_code ec = {}) mutable {
-          if (state == op_state::starting) {
-            state = op_state::running;
+        [this, into, started = false](auto& self, std::error_code ec = {}) mutable {
+          if (!std::exchange(started, true))
             return asio::post(plain_->get_executor(), std::move(self));
-          }
           if (ec) return self.complete(ec, 0);
-          if (std::exchange(state, op_state::running) == op_state::waited) drain_doorbells();
           for (;;) {
             const auto got = shm_->in.read({static_cast<std::byte*>(into.data()), into.size()});
             if (got.broken) return self.complete(broken_ring(), 0);
@@ -143,10 +144,8 @@ class stream {
               return self.complete({}, got.bytes);
             }
             if (shm_->peer_closed) return self.complete(asio::error::eof, 0);
-            if (shm_->in.wait_for_bytes()) {
-              state = op_state::waited;
-              return plain_->async_wait(socket::wait_read, std::move(self));
-            }
+            if (!take_doorbells()) continue;  // the end: the ring's last bytes, then eof
+            if (shm_->in.wait_for_bytes()) return park(parked_read_, std::move(self));
           }
         },
         handler, *plain_);
@@ -155,24 +154,39 @@ class stream {
   template <class ConstBuffers, class Handler>
   void shm_write_some(const ConstBuffers& buffers, Handler&& handler) {
     asio::async_compose<Handler, void(std::error_code, std::size_t)>(
-        [this, buffers, state = op_state::starting](auto& self, std::error_code ec = {}) mutable {
-          if (state == op_state::starting) {
-            state = op_state::running;
+        [this, buffers, started = false](auto& self, std::error_code ec = {}) mutable {
+          if (!std::exchange(started, true))
             return asio::post(plain_->get_executor(), std::move(self));
-          }
           if (ec) return self.complete(ec, 0);
-          if (std::exchange(state, op_state::running) == op_state::waited) drain_doorbells();
           for (;;) {
             std::error_code write_ec;
             const std::size_t n = shm_try_write(buffers, write_ec);
             if (write_ec != asio::error::would_block) return self.complete(write_ec, n);
-            if (shm_->out.wait_for_room()) {
-              state = op_state::waited;
-              return plain_->async_wait(socket::wait_read, std::move(self));
-            }
+            if (!take_doorbells()) continue;  // the end: broken_pipe
+            if (shm_->out.wait_for_room()) return park(parked_write_, std::move(self));
           }
         },
         handler, *plain_);
+  }
+
+  template <class Self>
+  void park(galaxies::detail::unique_function<void(std::error_code)>& slot, Self&& self) {
+    slot = [self = std::move(self)](std::error_code ec) mutable { self(ec); };
+    if (std::exchange(socket_waited_, true)) return;
+    plain_->async_wait(socket::wait_read,
+                       [this, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
+                         if (alive.expired()) return;
+                         socket_waited_ = false;
+                         resume_parked(ec);
+                       });
+  }
+
+  // Both parked operations look at their rings again (or learn the wait's error).
+  void resume_parked(std::error_code ec = {}) {
+    auto read = std::exchange(parked_read_, {});
+    auto write = std::exchange(parked_write_, {});
+    if (read) read(ec);
+    if (write) write(ec);
   }
 
   template <class ConstBuffers>
@@ -206,16 +220,28 @@ class stream {
     plain_->send(asio::buffer(&bell, 1), 0, ignored);
   }
 
-  // Takes the doorbells waiting in the socket; its end marks the other side closed.
-  void drain_doorbells() {
+  // Takes the doorbells waiting in the socket; a parked operation they may have been for looks
+  // again (posted: it runs after the caller). False at the socket's end, which marks the other
+  // side closed (an error other than would_block counts as the end too: nothing will ring again).
+  bool take_doorbells() {
     std::byte bells[256];
+    bool took = false;
+    bool open = true;
     for (;;) {
       std::error_code ec;
-      plain_->receive(asio::buffer(bells), 0, ec);
+      took |= plain_->receive(asio::buffer(bells), 0, ec) > 0;
       if (!ec) continue;
-      if (ec == asio::error::eof) shm_->peer_closed = true;
-      return;
+      if (ec != asio::error::would_block && ec != asio::error::try_again) {
+        shm_->peer_closed = true;
+        open = false;
+      }
+      break;
     }
+    if ((took || !open) && (parked_read_ || parked_write_))
+      asio::post(plain_->get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
+        if (!alive.expired()) resume_parked();
+      });
+    return open;
   }
 
   static std::error_code broken_ring() { return std::make_error_code(std::errc::protocol_error); }
@@ -223,6 +249,13 @@ class stream {
   std::optional<socket> plain_;  // exactly one of plain_ and tls_ is set
   std::unique_ptr<asio::ssl::stream<socket>> tls_;
   std::unique_ptr<shm_channel> shm_;  // with plain_: the bytes go through its rings
+  galaxies::detail::unique_function<void(std::error_code)>
+      parked_read_;  // shm_: a read waiting for a doorbell
+  galaxies::detail::unique_function<void(std::error_code)>
+      parked_write_;  // shm_: a write waiting for one
+  bool socket_waited_ = false;
+  // shm_: what the handlers above check before they touch the stream (moved streams take it along).
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // shm_: the socket's wait is pending
   tls_role role_ = tls_role::client;
 };
 

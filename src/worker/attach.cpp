@@ -42,7 +42,7 @@ std::unique_ptr<node> node::attach(asio::io_context& io, attach_options opts) {
         transport::socket generic(socket->get_executor(),
                                   asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
                                   socket->release());
-        core->connect(std::move(generic));
+        core->connect(transport::stream(std::move(generic)));
       });
   return handle;
 }

@@ -26,14 +26,14 @@ node_core::~node_core() {
   }
 }
 
-void node_core::connect(transport::socket socket) {
+void node_core::connect(transport::stream stream) {
   transport::link_settings ls;
   ls.max_frame_size = std::min(limits::handshake_max_frame_size, settings_.max_frame_size);
   ls.max_queue_bytes = settings_.max_queue_bytes;
   ls.health = std::make_shared<transport::local_health>(
       transport::local_health_settings::bounded_by(settings_.heartbeat.max_stretch));
   ls.name = "master channel of node " + self_.to_string().substr(0, 8);
-  link_ = std::make_shared<transport::link>(transport::stream(std::move(socket)), std::move(ls));
+  link_ = std::make_shared<transport::link>(std::move(stream), std::move(ls));
 
   wire::hello h;
   h.role = settings_.role;

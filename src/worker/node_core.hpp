@@ -58,7 +58,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   ~node_core() override;
 
   // Takes the connected socket to the master and starts the handshake.
-  void connect(transport::socket socket);
+  void connect(transport::stream stream);
+  void connect(transport::socket socket) { connect(transport::stream(std::move(socket))); }
   void stop();
 
   const asio::any_io_executor& executor() const noexcept { return executor_; }

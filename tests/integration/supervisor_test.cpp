@@ -242,7 +242,8 @@ class ProcessTest : public ::testing::Test {
   supervisor& make_supervisor(std::size_t workers, restart_policy policy,
                               std::vector<std::pair<std::string, std::string>> env) {
     supervisor::callbacks cb;
-    cb.spawned = [this](std::size_t slot, pid_t pid, int fd) {
+    cb.spawned = [this](std::size_t slot, pid_t pid, int fd,
+                        std::unique_ptr<transport::shm_channel>) {
       track(pid, fd);
       spawns_.push_back({slot, pid, 0, steady::now()});
       if (on_spawn_) on_spawn_();

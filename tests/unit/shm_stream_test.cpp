@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -132,6 +134,43 @@ TEST_F(shm_stream_test, TryWriteSomeTakesWhatFitsAndNeverWaits) {
   EXPECT_EQ(ec, asio::error::would_block);
   std::error_code available_ec;
   EXPECT_EQ(master_->available(available_ec), 4096u);
+}
+
+// Doorbells pile up while a side is busy (the other rings for a look that then found bytes after
+// all) until the socket refuses more. A side that goes to sleep must still be woken by the next.
+TEST_F(shm_stream_test, ASideThatSleepsBehindASocketFullOfStaleDoorbellsIsWokenByTheNext) {
+  const std::byte bell{1};
+  std::size_t stale = 0;
+  for (std::error_code ec; !ec; ++stale)
+    worker_->lowest_layer().send(asio::buffer(&bell, 1), 0, ec);
+  ASSERT_GT(stale, 1u);
+  auto busy = asio::make_work_guard(io_);  // so that poll() runs the reactor
+  io_.poll();  // the reactor takes the socket's edge while no operation waits on it
+  std::vector<std::byte> into(100);
+  std::optional<std::size_t> got;
+  master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
+    EXPECT_FALSE(ec) << ec.message();
+    got = n;
+  });
+  io_.poll();  // the read finds nothing and goes to sleep
+  ASSERT_FALSE(got.has_value());
+  const std::vector<std::byte> bytes(10, std::byte{4});
+  std::error_code ec;
+  ASSERT_EQ(worker_->try_write_some(std::array{asio::buffer(bytes)}, ec), bytes.size());
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return got.has_value(); }, 5s))
+      << "the read sleeps on";
+  EXPECT_EQ(*got, bytes.size());
+}
+
+// The other process holds the memory file too: a file it could shrink would make the creator's
+// next access to the mapping past the end a SIGBUS.
+TEST_F(shm_stream_test, TheOtherSideCannotResizeTheRingsMemory) {
+  struct stat st {};
+  ASSERT_EQ(::fstat(memory_, &st), 0);
+  EXPECT_NE(::ftruncate(memory_, st.st_size / 2), 0);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_NE(::ftruncate(memory_, st.st_size * 2), 0);
 }
 
 // What a broken or hostile peer can do to the shared memory: move its index where no ring
