@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -84,6 +85,10 @@ master::~master() {
 
 void master::start(fatal_handler on_fatal) {
   on_fatal_ = std::move(on_fatal);
+  if (const auto ring = opts_.limits.channel_ring_bytes;
+      ring != 0 && (ring < 4096 || !std::has_single_bit(ring)))
+    throw std::invalid_argument("channel_ring_bytes " + std::to_string(ring) +
+                                " is neither 0 nor a power of two of at least 4096");
   if (opts_.registry.empty() || opts_.unix_path.empty()) require_private_runtime_directory();
   const std::string url =
       opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;

@@ -51,6 +51,7 @@ const std::vector<limit_field>& fields() {
       milliseconds("write_stall_ms", &limits_options::write_stall, 100),
       milliseconds("max_hold_ms", &limits_options::max_hold, 10),
       field("flow_window", &limits_options::flow_window, limits::min_flow_window, 1u << 30),
+      field("channel_ring_bytes", &limits_options::channel_ring_bytes, 0, 1u << 30),
   };
   return all;
 }
