@@ -249,13 +249,12 @@ class stream {
   std::optional<socket> plain_;  // exactly one of plain_ and tls_ is set
   std::unique_ptr<asio::ssl::stream<socket>> tls_;
   std::unique_ptr<shm_channel> shm_;  // with plain_: the bytes go through its rings
-  galaxies::detail::unique_function<void(std::error_code)>
-      parked_read_;  // shm_: a read waiting for a doorbell
-  galaxies::detail::unique_function<void(std::error_code)>
-      parked_write_;  // shm_: a write waiting for one
+  // shm_: a read, and a write, parked until a doorbell; the socket's one wait is pending.
+  galaxies::detail::unique_function<void(std::error_code)> parked_read_;
+  galaxies::detail::unique_function<void(std::error_code)> parked_write_;
   bool socket_waited_ = false;
   // shm_: what the handlers above check before they touch the stream (moved streams take it along).
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // shm_: the socket's wait is pending
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   tls_role role_ = tls_role::client;
 };
 
