@@ -6,7 +6,9 @@ set -euo pipefail
 
 # The one list: build tools and libraries, the registry servers the tests start (etcd, Redis),
 # the network tools the fault tests use inside their own namespaces (iproute2, iptables), and the
-# NATS server and C client `galaxies bench --peer nats` compares against (its test runs it).
+# NATS server and C client `galaxies bench --peer nats` compares against (its test runs it),
+# cpp-httplib (a master's `--http`), and what the monitoring tests run: headless Chromium loads the
+# web view, a private `prometheus` scrapes three hosts, and `promtool` checks /metrics.
 # scripts/test.sh's sanitizer stage needs only g++ (libasan and libubsan come with it); its fuzz
 # stage needs clang-14, libclang-rt-14-dev (libclang_rt.fuzzer-x86_64.a and clang's sanitizer
 # runtimes: clang-14 only recommends it, through libclang-common-14-dev, and recommendations are
@@ -19,6 +21,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format iproute2 iptables procps openssl util-linux
   etcd-server redis-server nats-server libnats-dev
+  libcpp-httplib-dev chromium prometheus
 )
 
 is_installed() {
@@ -45,4 +48,18 @@ fi
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends "${missing[@]}"
+# Packages with a service (prometheus, etcd, redis, nats) would start it on install, listening on
+# fixed ports the tests do not use: the tests start their own, on free loopback ports. A
+# policy-rc.d that refuses (exit 101, Debian policy 9.3.3) keeps them from starting; one already
+# there is the administrator's and is left alone.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [[ ! -e "$policy" ]]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  own_policy=1
+fi
+status=0
+apt-get install -y --no-install-recommends "${missing[@]}" || status=$?
+if ((own_policy)); then rm -f "$policy"; fi
+exit "$status"

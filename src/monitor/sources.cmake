@@ -1,0 +1,1 @@
+list(APPEND LAYER_SOURCES)
