@@ -111,10 +111,10 @@ ino_t netns_inode(const char* path) {
 
 // ---- environment and isolation --------------------------------------------------------------
 
-std::string environment_problem() {
-  if (::geteuid() != 0) return "not root: network namespaces, iptables and tc need root";
-  for (const char* tool : {"unshare", "ip", "iptables", "tc"})
-    if (find_tool(tool).empty()) return std::string("'") + tool + "' is not installed";
+std::string environment_problem(const std::vector<std::string>& tools) {
+  if (::geteuid() != 0) return "not root: network namespaces need root";
+  for (const auto& tool : tools)
+    if (find_tool(tool).empty()) return "'" + tool + "' is not installed";
   return {};
 }
 

@@ -4,7 +4,7 @@
 // How the isolation works (the SAFETY RULE of the test hosts: no packet for a test address may
 // ever leave the machine):
 //  1. The whole test binary, driver included, runs in a fresh network namespace with nothing but
-//     `lo` and no route anywhere. tests/fault/isolated_main.cpp does it before any test runs: when
+//     `lo` and no route anywhere. support/isolation.hpp does it before any test runs: when
 //     the environment marker (isolation_marker_env) is not set, it sets it and re-executes itself,
 //     in place and with the same argv (ctest's --gtest_filter keeps working), as
 //     `unshare --net -- /proc/self/exe ARGS...`. Once inside, verify_isolated() aborts the
@@ -46,8 +46,9 @@ using namespace std::chrono_literals;
 // Set in the environment of the re-executed test binary (and so of everything it starts).
 inline constexpr const char* isolation_marker_env = "GALAXIES_FAULT_ISOLATED";
 
-// Why these tests cannot run here ("" when they can): not root, or a tool is missing.
-std::string environment_problem();
+// Why these tests cannot run here ("" when they can): not root, or one of `tools` (looked up in
+// PATH and the sbin directories) is missing.
+std::string environment_problem(const std::vector<std::string>& tools);
 // True when `unshare --net -- true` works here (a container may forbid it even to root).
 bool can_unshare();
 // What is wrong with the current network namespace for running tests in it ("" when isolated):
