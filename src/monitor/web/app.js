@@ -115,6 +115,8 @@ const rateText = (r, fmt) => (r === null ? '–' : fmt(r));
 
 function renderHeader(s) {
   setText($('cluster'), str(s.cluster));
+  const title = `galaxies · ${str(s.cluster)} · ${str(s.hostname) || shortId(s.host)}`;
+  if (document.title !== title) document.title = title;
   const self = [shortId(s.host), str(s.hostname), str(s.address)].filter(Boolean).join('  ·  ');
   setText($('self'), self);
   setAttr($('self'), 'title', str(s.host));
