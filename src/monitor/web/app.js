@@ -280,7 +280,7 @@ function renderEvents(s) {
   sync($('events').tBodies[0], events, (e) => `event:${num(e.seq)}`, () => makeRow(classes),
        (tr, e) => {
          // How a worker ended, where its own master knew it: "killed by signal 9".
-         const how = str(e.exit) ? ` (${str(e.exit)})` : '';
+         const how = str(e.exit) && e.exit !== 'unknown' ? ` (${str(e.exit)})` : '';
          const cells = [clock(num(e.time_ms), true), str(e.event), shortId(e.host), shortId(e.node),
                         num(e.pid) ? String(num(e.pid)) : '', str(e.reason) + how];
          cells.forEach((text, i) => setText(tr.cells[i], text));
