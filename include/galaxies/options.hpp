@@ -70,7 +70,10 @@ struct options {
   std::string tls_cert;     // TLS 1.3 on host links when all three are set (PEM files)
   std::string tls_key;
   std::string tls_ca;
-  bool allow_insecure = false;     // accept unauthenticated host links from any address
+  bool allow_insecure = false;  // accept unauthenticated host links from any address
+  // "ip:port" where the master serves /metrics (Prometheus), /status.json and its web view
+  // (docs/operating.md); empty: none. Loopback only, unless allow_insecure.
+  std::string http_listen;
   std::string log_level = "info";  // spdlog level name
 };
 

@@ -5,13 +5,18 @@
 #include <unistd.h>
 
 #include <asio/generic/stream_protocol.hpp>
+#include <asio/post.hpp>
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "base/private_directory.hpp"
 #include "base/text.hpp"
+#include "host/process_stats.hpp"
+#include "monitor/render_metrics.hpp"
 #include "process/spawn.hpp"
 #include "security/secret_file.hpp"
 #include "security/tls_context.hpp"
@@ -80,6 +85,9 @@ master::master(asio::io_context& io, options opts, std::vector<std::string> work
       unix_accept_pause_(io) {}
 
 master::~master() {
+  *alive_ = false;
+  if (http_) http_->stop();
+  if (board_) board_->close();
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
@@ -116,7 +124,9 @@ void master::start(fatal_handler on_fatal) {
                  base::printable(address));
     registry_->remove_stale(stale, address);
   };
+  rc.extend_status = [this](nlohmann::json& status) { extend_status(status); };
   router_ = std::make_unique<router::router>(io_.get_executor(), rs, rc);
+  if (!opts_.http_listen.empty()) start_http();
 
   accept_tcp();
   accept_unix();
@@ -200,6 +210,62 @@ void master::on_registry_health(std::error_code ec, const std::string& detail) {
     spdlog::info("registry {} reachable again; registered", registry_->describe());
   }
   registry_healthy_ = !ec;
+  registry_problem_ = ec ? detail : std::string();
+}
+
+void master::start_http() {
+  board_ = std::make_shared<monitor::snapshot_board>([this, alive = std::weak_ptr<bool>(alive_)] {
+    // On an HTTP thread: only a post, which the loop runs when it gets to it.
+    asio::post(io_, [this, alive] {
+      if (const auto a = alive.lock(); a && *a) publish_snapshot();
+    });
+  });
+  http_ = std::make_unique<monitor::http_service>(opts_.http_listen, opts_.allow_insecure, board_);
+  spdlog::info("serving /metrics, /status.json and the web view on http://{}/", http_->address());
+}
+
+void master::publish_snapshot() {
+  auto s = std::make_shared<monitor::snapshot>();
+  const nlohmann::json status = router_->status();
+  s->status_json = status.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  s->metrics = monitor::render_metrics(status);
+  s->built = std::chrono::steady_clock::now();
+  board_->publish(std::move(s));
+}
+
+void master::extend_status(nlohmann::json& status) const {
+  status["generated_ms"] = wall_ms();
+  if (http_) status["http"] = http_->address();
+  nlohmann::json workers = nlohmann::json::array();
+  std::unordered_map<pid_t, std::size_t> slot_of;
+  if (supervisor_) {
+    using state = process::supervisor::slot_report::state;
+    for (const auto& r : supervisor_->slots()) {
+      const char* what = r.what == state::running      ? "running"
+                         : r.what == state::restarting ? "restarting"
+                         : r.what == state::given_up   ? "given_up"
+                         : r.what == state::stopping   ? "stopping"
+                                                       : "stopped";
+      workers.push_back({{"slot", r.slot},
+                         {"pid", r.pid},
+                         {"state", what},
+                         {"restarts", r.starts == 0 ? 0 : r.starts - 1}});
+      if (r.pid > 0) slot_of[r.pid] = r.slot;
+    }
+  }
+  status["workers"] = std::move(workers);
+  for (auto& n : status["nodes"])
+    if (const auto it = slot_of.find(n.value("pid", pid_t{0})); it != slot_of.end())
+      n["slot"] = it->second;
+  nlohmann::json registry{{"url", registry_->describe()}, {"healthy", registry_healthy_}};
+  if (!registry_problem_.empty()) registry["problem"] = registry_problem_;
+  const auto& r = registry_->refreshes();
+  registry["refreshes_ok"] = r.succeeded();
+  registry["refreshes_failed"] = r.failed();
+  registry["refresh_total_us"] = r.total_us();
+  registry["last_refresh_us"] = r.last_us();
+  status["registry_health"] = std::move(registry);
+  status["process"] = process_stats();
 }
 
 void master::start_workers() {
@@ -353,6 +419,7 @@ void master::stop(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
   spdlog::info("host {} stopping", id_.to_string());
+  if (http_) http_->stop();
   std::error_code ignored;
   tcp_accept_pause_.cancel();
   unix_accept_pause_.cancel();

@@ -13,6 +13,8 @@
 
 #include "base/log_throttle.hpp"
 #include "galaxies/options.hpp"
+#include "monitor/http_service.hpp"
+#include "monitor/snapshot_board.hpp"
 #include "process/supervisor.hpp"
 #include "registry/registry.hpp"
 #include "router/router.hpp"
@@ -55,6 +57,10 @@ class master {
   void on_registry_health(std::error_code ec, const std::string& detail);
   void start_workers();
   void fail(const std::string& why);
+  // What the router's status lacks: the workers' slots, the registry's health, this process.
+  void extend_status(nlohmann::json& status) const;
+  void start_http();
+  void publish_snapshot();
 
   asio::io_context& io_;
   options opts_;
@@ -75,7 +81,12 @@ class master {
   fatal_handler on_fatal_;
   bool registered_once_ = false;
   bool registry_healthy_ = false;
+  std::string registry_problem_;  // the last unhealthy report's detail
   bool stopping_ = false;
+  // Last: stopped (its threads joined) before anything it reads goes away.
+  std::shared_ptr<monitor::snapshot_board> board_;
+  std::unique_ptr<monitor::http_service> http_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace galaxies::host

@@ -43,6 +43,8 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
         : tracker(policy), respawn_timer(executor) {}
     pid_t pid = -1;  // live and not yet reaped, so never a recycled pid: safe to signal
     clock::time_point started{};
+    std::uint64_t starts = 0;
+    bool given_up = false;
     restart_tracker tracker;
     asio::steady_timer respawn_timer;
   };
@@ -147,6 +149,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
           fmt::format("worker slot {} exited {} times in {:g} s; not restarting it (last: {})", i,
                       policy.crash_loop_exits, policy.crash_window.count() / 1000.0, how);
       spdlog::error("{}", why);
+      s.given_up = true;
       if (cb.gave_up) cb.gave_up(i, why);
       return;
     }
@@ -162,6 +165,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   void spawn(std::size_t i) {
     slot& s = slots[i];
     s.started = clock::now();
+    ++s.starts;
     spawned child;
     try {
       auto env = extra_env;
@@ -266,6 +270,26 @@ void supervisor::start() {
 
 void supervisor::stop(std::chrono::milliseconds grace, std::function<void()> done) {
   impl_->state->stop(grace, std::move(done));
+}
+
+std::vector<supervisor::slot_report> supervisor::slots() const {
+  using state = slot_report::state;
+  const auto& st = *impl_->state;
+  std::vector<slot_report> out;
+  out.reserve(st.slots.size());
+  for (std::size_t i = 0; i < st.slots.size(); ++i) {
+    const auto& s = st.slots[i];
+    slot_report r;
+    r.slot = i;
+    r.pid = s.pid > 0 ? s.pid : 0;
+    r.starts = s.starts;
+    r.what = s.pid > 0     ? (st.stopping ? state::stopping : state::running)
+             : s.given_up  ? state::given_up
+             : st.stopping ? state::stopped
+                           : state::restarting;
+    out.push_back(r);
+  }
+  return out;
 }
 
 std::vector<pid_t> supervisor::live_pids() const {

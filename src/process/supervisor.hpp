@@ -8,6 +8,7 @@
 #include <asio/any_io_executor.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -48,6 +49,16 @@ class supervisor {
   void stop(std::chrono::milliseconds grace, std::function<void()> done);
 
   std::vector<pid_t> live_pids() const;
+
+  // Where each slot stands, for status and metrics.
+  struct slot_report {
+    enum class state : std::uint8_t { running, restarting, given_up, stopping, stopped };
+    std::size_t slot = 0;
+    pid_t pid = 0;  // 0 when no process runs in it
+    state what = state::running;
+    std::uint64_t starts = 0;  // processes started in it (the first included)
+  };
+  std::vector<slot_report> slots() const;
 
  private:
   struct impl;

@@ -351,7 +351,10 @@ void file_registry::arm_refresh() {
 void file_registry::on_refresh() {
   arm_refresh();
   repaired_own_row_ = false;
-  after_write(write_self());
+  const auto started = refresh_stats::clock::now();
+  const auto ec = write_self();
+  refreshes_.note(started, !ec);
+  after_write(ec);
 }
 
 void file_registry::arm_expiry(std::int64_t earliest_ms) {

@@ -43,6 +43,9 @@ class offloaded_registry final : public registry {
   void read(read_handler done) override;
   void stop(std::function<void()> done) override;
   std::string describe() const override { return description_; }
+  // The backend's, which it updates on its thread (atomics); made in the constructor, before
+  // the thread runs anything, and destroyed only in the destructor.
+  const refresh_stats& refreshes() const noexcept override { return backend_->refreshes(); }
 
  private:
   // An executor of the caller's that counts as outstanding work while it exists.

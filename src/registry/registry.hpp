@@ -4,6 +4,7 @@
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -40,6 +41,31 @@ struct options {
   std::chrono::milliseconds request_timeout = limits::registry_request_timeout;
 };
 
+// How a backend's refreshes of our row went (the write, keepalive or SET it repeats every refresh
+// period): for metrics. Updated on the backend's thread, read from any (atomics).
+class refresh_stats {
+ public:
+  using clock = std::chrono::steady_clock;
+  void note(clock::time_point started, bool ok) noexcept {
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count();
+    (ok ? succeeded_ : failed_).fetch_add(1, std::memory_order_relaxed);
+    total_us_.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
+    last_us_.store(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
+  }
+  std::uint64_t succeeded() const noexcept { return succeeded_.load(std::memory_order_relaxed); }
+  std::uint64_t failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
+  // Of every refresh, ended either way: the sum, and the last one.
+  std::uint64_t total_us() const noexcept { return total_us_.load(std::memory_order_relaxed); }
+  std::uint64_t last_us() const noexcept { return last_us_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> succeeded_{0};
+  std::atomic<std::uint64_t> failed_{0};
+  std::atomic<std::uint64_t> total_us_{0};
+  std::atomic<std::uint64_t> last_us_{0};
+};
+
 class registry {
  public:
   using view_handler = std::function<void(const std::vector<host_record>&)>;
@@ -73,6 +99,12 @@ class registry {
 
   // Human-readable description ("file:/path"), for logs and `galaxies status`.
   virtual std::string describe() const = 0;
+
+  // Safe from any thread.
+  virtual const refresh_stats& refreshes() const noexcept { return refreshes_; }
+
+ protected:
+  refresh_stats refreshes_;
 };
 
 // What on_view promises to report, for every backend: the set of (id, address, unix path) of the

@@ -58,6 +58,10 @@ class connection final : public transport::frame_sink {
   // source never reused, so each sender gets its fair share and keeps its order.
   std::uint64_t lane = 0;
   bool established = false;
+  // Frames the router queued on this connection (forwarded messages, requests, replies, grants),
+  // and the times this connection's reading was paused for a receiver whose queue was full.
+  std::uint64_t frames_out = 0;
+  std::uint64_t stalls = 0;
   // Accepted and not yet through its handshake: counted against limits_options::max_handshakes.
   bool handshaking = false;
   // Whether it may hear why it was refused: local clients (same user) and authenticated hosts.
@@ -73,6 +77,9 @@ class connection final : public transport::frame_sink {
   // Its handshake's `lateness` record: nonzero asks for heartbeats with our lateness, and is its
   // max_stretch (§8.1).
   std::uint32_t lateness_record = 0;
+
+  // Observers: sent each membership event as it happens (watch_request).
+  bool watching = false;
 
   // Peers.
   host_id peer;

@@ -42,6 +42,7 @@ router::router(const asio::any_io_executor& executor, settings s, callbacks cb)
           transport::local_health_settings::bounded_by(settings_.heartbeat.max_stretch))),
       ledger_(settings_.limits.max_pending_requests, settings_.limits.max_routed_requests),
       housekeeping_(executor) {
+  events_.on_event = [this](const membership_event& e) { send_to_watchers(e); };
   housekeeping();
 }
 
@@ -72,6 +73,7 @@ connection& router::add_connection(connection_kind kind, transport::stream strea
 
 void router::turn_away(transport::socket& socket, wire::refuse_code code, const std::string& why) {
   ++counters_.refused_connections;
+  ++counters_.refusals_sent[static_cast<std::size_t>(code) % counters_.refusals_sent.size()];
   log_stranger(spdlog::level::warn, why + " (refused: " + wire::to_string(code) + ")");
   // A refuse with no text is 10 bytes, which an empty socket buffer always takes: one
   // non-blocking send, never a wait on a stranger.
@@ -191,6 +193,10 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
     case connection_kind::local_node:
       return on_local_frame(c, frame);
     case connection_kind::observer:
+      if (frame.header.type == wire::frame_type::watch_request) {
+        c.watching = true;
+        return;
+      }
       if (frame.header.type == wire::frame_type::status_request) {
         // Like any frame, an answer must fit the queue: an observer that asks and never reads
         // is a slow consumer, not a way to grow this process.
@@ -225,6 +231,13 @@ void router::log_stranger(spdlog::level::level_enum level, const std::string& li
 }
 
 void router::on_closed(connection& c, transport::close_reason reason, std::error_code) {
+  const auto kind = c.kind == connection_kind::peer || c.kind == connection_kind::inbound_tcp
+                        ? closed_kind::host
+                    : c.kind == connection_kind::local_node || c.kind == connection_kind::worker
+                        ? closed_kind::node
+                        : closed_kind::client;
+  auto& closed = counters_.closed[static_cast<std::size_t>(kind)];
+  ++closed[static_cast<std::size_t>(reason) % closed.size()];
   handshake_over(c);
   release_held_back(c);
   if (c.kind == connection_kind::local_node) {
@@ -356,6 +369,7 @@ void router::local_node_left(connection& c, leave_reason reason, int detail) {
 void router::announce_nodes_up(const std::vector<wire::node_entry>& nodes, const connection* except,
                                bool to_peers) {
   if (nodes.empty()) return;
+  for (const auto& n : nodes) events_.node_joined(n.node, n.host, n.pid);
   auto append = [&](std::vector<std::byte>& out) { wire::append_nodes_up(out, nodes, false); };
   for_each_local_node(except, [&](connection& c) { send_control(c, append); });
   if (!to_peers) return;
@@ -365,6 +379,7 @@ void router::announce_nodes_up(const std::vector<wire::node_entry>& nodes, const
 void router::announce_nodes_down(const std::vector<wire::node_down_entry>& nodes,
                                  const connection& via, bool to_peers) {
   if (nodes.empty()) return;
+  for (const auto& n : nodes) events_.node_left(n.node, n.reason, n.detail);
   auto append = [&](std::vector<std::byte>& out) { wire::append_nodes_down(out, nodes); };
   auto announce = [&](connection& c) {
     c.link->merge_into_ordered(via.lane);
@@ -376,6 +391,7 @@ void router::announce_nodes_down(const std::vector<wire::node_down_entry>& nodes
 }
 
 void router::announce_host_up(const connection& peer) {
+  events_.host_joined(peer.peer);
   const std::vector<wire::host_entry> hosts{{peer.peer, peer.peer_address}};
   for_each_local_node(nullptr, [&](connection& c) {
     send_control(c, [&](std::vector<std::byte>& out) { wire::append_hosts_up(out, hosts, false); });
@@ -383,6 +399,7 @@ void router::announce_host_up(const connection& peer) {
 }
 
 void router::announce_host_down(const connection& peer, leave_reason reason) {
+  events_.host_left(peer.peer, reason);
   const std::vector<wire::host_down_entry> hosts{{peer.peer, reason}};
   for_each_local_node(nullptr, [&](connection& c) {
     c.link->merge_into_ordered(peer.lane);

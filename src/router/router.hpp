@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <array>
 #include <asio/any_io_executor.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/context.hpp>
@@ -30,6 +31,7 @@
 #include "base/log_throttle.hpp"
 #include "galaxies/options.hpp"
 #include "router/connection.hpp"
+#include "router/membership_log.hpp"
 #include "router/request_ledger.hpp"
 #include "router/route_table.hpp"
 #include "transport/byte_budget.hpp"
@@ -61,7 +63,17 @@ struct router_counters {
   std::uint64_t silent_workers_killed = 0;  // workers of ours SIGKILLed for heartbeat timeout
   std::uint64_t silent_peers_lost = 0;      // host links closed for heartbeat timeout
   std::uint64_t workers_adopted = 0;        // workers spawned for us (respawns included)
+  // Handshakes this master refused, and refusals its own dials met, by wire::refuse_code.
+  std::array<std::uint64_t, 16> refusals_sent{};
+  std::array<std::uint64_t, 16> refusals_received{};
+  // Connections closed, by what they were (closed_kind) and by transport::close_reason.
+  std::array<std::array<std::uint64_t, 16>, 3> closed{};
 };
+
+// What a closed connection was, for router_counters::closed: a host link (or a TCP connection
+// that tried to become one), a local node's channel, or another local client (an observer).
+enum class closed_kind : std::uint8_t { host = 0, node = 1, client = 2 };
+const char* to_string(closed_kind kind) noexcept;
 
 class router {
  public:
@@ -86,6 +98,8 @@ class router {
     std::function<void(const host_id&, const std::string& address)> stale_peer;
     // How host links are made; empty: transport::connect_tcp (the unit tests plug in socketpairs).
     std::function<void(const std::string& address, transport::connect_handler done)> connect;
+    // Adds what the host knows to status() (its workers' slots, the registry, the process).
+    std::function<void(nlohmann::json& status)> extend_status;
   };
 
   router(const asio::any_io_executor& executor, settings s, callbacks cb);
@@ -114,9 +128,11 @@ class router {
   void shutdown(std::chrono::milliseconds within, std::function<void()> done);
 
   nlohmann::json status() const;
+  nlohmann::json own_status() const;  // status() without what the host adds
   // status() as text, built once per turn of the loop, however many observers ask in it.
   const std::string& status_text();
   const router_counters& counters() const noexcept { return counters_; }
+  const membership_log& events() const noexcept { return events_; }
   std::size_t peer_count() const noexcept { return peers_.size(); }
   std::size_t connection_count() const noexcept { return connections_.size(); }
   std::size_t queued_bytes() const noexcept { return budget_->used(); }
@@ -243,14 +259,17 @@ class router {
     std::string address;
     base::backoff retry{std::chrono::milliseconds(50), limits::redial_backoff_max};
     std::unique_ptr<asio::steady_timer> redial;  // set while a redial is scheduled
-    bool stale = false;   // refused with wrong_target: not redialled until the row changes
-    bool queued = false;  // waiting in dial_queue_ for a free dial slot
+    std::uint64_t links = 0;  // links made to it (each one after the first is a reconnect)
+    bool stale = false;       // refused with wrong_target: not redialled until the row changes
+    bool queued = false;      // waiting in dial_queue_ for a free dial slot
   };
 
   asio::any_io_executor executor_;
   settings settings_;
   callbacks callbacks_;
   router_counters counters_;
+  membership_log events_{limits::membership_events_kept};
+  void send_to_watchers(const membership_event& e);
   // status_text() of this turn; emptied by a handler posted when it is built.
   std::shared_ptr<std::string> status_text_ = std::make_shared<std::string>();
   std::shared_ptr<transport::byte_budget> budget_;

@@ -99,6 +99,7 @@ void router::forward_request(connection& from, connection& to, const wire::frame
     return answer_request(from, frame, errc::overloaded);
   }
   ++counters_.forwarded;
+  ++to.frames_out;
   hold_back(from, to);
 }
 
@@ -112,6 +113,7 @@ void router::forward_credit(connection& from, const wire::frame_view& frame) {
   // can cost is bounded by the data they answer (one per half window consumed).
   if (!to.link->writable() || !make_room(to, frame.bytes.size())) return;
   to.link->enqueue_control(frame.bytes);
+  ++to.frames_out;
 }
 
 void router::hold_back(connection& from, connection& to) {
@@ -119,6 +121,7 @@ void router::hold_back(connection& from, connection& to) {
   if (&from == &to || to.link->queued_bytes() <= high || !from.link->is_open()) return;
   from.link->pause_reading();
   ++counters_.held_back;
+  ++from.stalls;
   to.held_back.push_back(from.link);
   if (from.kind == connection_kind::peer && !to.holding_host_link_since)
     to.holding_host_link_since = std::chrono::steady_clock::now();
@@ -140,6 +143,7 @@ bool router::deliver(connection& from, connection& to, const wire::frame_view& f
   if (!make_room(to, frame.bytes.size())) return false;
   to.link->push(frame.bytes, from.lane);
   ++counters_.forwarded;
+  ++to.frames_out;
   hold_back(from, to);
   return true;
 }

@@ -24,6 +24,7 @@ void router::refuse(connection& c, wire::refuse_code code, const std::string& wh
   else
     log_stranger(level, c.link->name() + ": refused: " + wire::to_string(code) + ": " + why);
   handshake_over(c);
+  ++counters_.refusals_sent[static_cast<std::size_t>(code) % counters_.refusals_sent.size()];
   // A stranger learns the code only: never our cluster name, UUID or anything configured.
   wire::append_refuse(c.link->outbound(), {code, c.trusted ? why : std::string()});
   c.link->close_after_flush(transport::close_reason::refused);

@@ -181,6 +181,8 @@ void router::on_dial_refused(connection& c, const wire::frame_view& frame) {
   wire::refuse r;
   if (wire::decode_refuse(frame, r)) return c.link->close(transport::close_reason::protocol_error);
   const std::string text = base::printable(r.text, limits::max_refuse_text);
+  ++counters_
+        .refusals_received[static_cast<std::size_t>(r.code) % counters_.refusals_received.size()];
   if (r.code == wire::refuse_code::duplicate_link) {
     spdlog::debug("{}: {}", c.link->name(), text);
     c.redial = false;
@@ -299,6 +301,7 @@ void router::establish_peer(connection& c) {
   c.link->set_name("link to host " + short_id(c.peer.value()) + " at " + c.peer_address);
   enable_heartbeats(c);
   if (auto it = wanted_.find(c.peer); it != wanted_.end()) {
+    ++it->second.links;
     it->second.retry.reset();
     if (it->second.redial) {
       it->second.redial->cancel();

@@ -1,10 +1,13 @@
-// What `galaxies status` shows of a master: its nodes, its links, its counters.
+// What a master says of itself: `galaxies status`, its HTTP /status.json and /metrics (which the
+// host renders from this document), and the membership events observers watch.
 #include <unistd.h>
 
 #include <asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include "router/router.hpp"
+#include "transport/socket_setup.hpp"
+#include "wire/codes.hpp"
 
 namespace galaxies::router {
 
@@ -12,7 +15,53 @@ namespace {
 std::int64_t as_ms(std::chrono::steady_clock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
+
+// What went through a connection: the link's own counts and the router's.
+void add_traffic(nlohmann::json& j, const connection& c) {
+  const auto& t = c.link->traffic();
+  j["frames_in"] = t.frames_in;
+  j["frames_out"] = c.frames_out;
+  j["bytes_in"] = t.bytes_in;
+  j["bytes_out"] = t.bytes_out;
+  j["queued_bytes"] = c.link->queued_bytes();
+  j["stalls"] = c.stalls;
+}
+
+// {"wrong_target": 2, ...}: the nonzero counts only.
+nlohmann::json by_refuse_code(const std::array<std::uint64_t, 16>& counts) {
+  nlohmann::json j = nlohmann::json::object();
+  for (std::size_t code = 0; code < counts.size(); ++code)
+    if (counts[code] != 0 && wire::detail::is_refuse_code(static_cast<std::uint16_t>(code)))
+      j[wire::to_string(static_cast<wire::refuse_code>(code))] = counts[code];
+  return j;
+}
+
+nlohmann::json by_close_reason(const router_counters& c) {
+  nlohmann::json j = nlohmann::json::object();
+  for (std::size_t kind = 0; kind < c.closed.size(); ++kind) {
+    nlohmann::json reasons = nlohmann::json::object();
+    for (std::size_t reason = 0; reason < c.closed[kind].size(); ++reason)
+      if (c.closed[kind][reason] != 0)
+        reasons[transport::to_label(static_cast<transport::close_reason>(reason))] =
+            c.closed[kind][reason];
+    j[to_string(static_cast<closed_kind>(kind))] = std::move(reasons);
+  }
+  return j;
+}
+
 }  // namespace
+
+const char* to_string(closed_kind kind) noexcept {
+  switch (kind) {
+    case closed_kind::host:
+      return "host";
+    case closed_kind::node:
+      return "node";
+    case closed_kind::client:
+      return "client";
+  }
+  return "unknown";
+}
 
 // An observer may send a thousand requests in one write: answered from one build per turn, they
 // cost the loop copies, not a thousand walks of every route and link (which starved a master's
@@ -27,39 +76,76 @@ const std::string& router::status_text() {
   return *status_text_;
 }
 
+void router::send_to_watchers(const membership_event& e) {
+  std::string json;
+  for (auto& [ptr, c] : connections_) {
+    if (c->kind != connection_kind::observer || !c->watching) continue;
+    if (json.empty())
+      json = to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    send_control(*c, [&](std::vector<std::byte>& out) { wire::append_watch_event(out, json); });
+  }
+}
+
 nlohmann::json router::status() const {
+  auto j = own_status();
+  if (callbacks_.extend_status) callbacks_.extend_status(j);
+  return j;
+}
+
+nlohmann::json router::own_status() const {
   const auto& h = health_->counters();
   const auto now = std::chrono::steady_clock::now();
   nlohmann::json nodes = nlohmann::json::array();
-  std::unordered_map<host_id, std::size_t> remote_counts;
+  std::unordered_map<host_id, nlohmann::json> remote;
   routes_.for_each([&](const node_id& id, const route& r) {
-    if (r.local)
-      nodes.push_back({{"node", id.to_string()},
+    if (r.local) {
+      nlohmann::json n{{"node", id.to_string()},
                        {"pid", r.pid},
-                       {"kind", r.via->spawned ? "worker" : "attached"}});
-    else
-      ++remote_counts[r.host];
+                       {"kind", r.via->spawned ? "worker" : "attached"}};
+      add_traffic(n, *r.via);
+      nodes.push_back(std::move(n));
+    } else {
+      auto& list = remote[r.host];
+      if (list.is_null()) list = nlohmann::json::array();
+      list.push_back({{"node", id.to_string()}, {"pid", r.pid}});
+    }
   });
 
   nlohmann::json peers = nlohmann::json::array();
-  for (const auto& [id, c] : peers_)
-    peers.push_back({{"host", id.to_string()},
+  for (const auto& [id, c] : peers_) {
+    auto& nodes_there = remote[id];
+    if (nodes_there.is_null()) nodes_there = nlohmann::json::array();
+    nlohmann::json p{{"host", id.to_string()},
                      {"address", c->peer_address},
                      {"hostname", c->peer_hostname},
                      {"state", "linked"},
                      {"dialled_by_us", c->dialled_by_us},
                      {"authenticated", c->authenticated},
                      {"tls", c->link->stream().is_tls()},
-                     {"nodes", remote_counts[id]},
-                     {"queued_bytes", c->link->queued_bytes()},
-                     {"reported_lateness_ms", as_ms(c->link->reported_lateness(now))}});
+                     {"nodes", nodes_there.size()},
+                     {"remote_nodes", std::move(nodes_there)},
+                     {"reported_lateness_ms", as_ms(c->link->reported_lateness(now))}};
+    add_traffic(p, *c);
+    if (const auto rtt =
+            transport::tcp_round_trip(c->link->stream().lowest_layer().native_handle()))
+      p["rtt_us"] = rtt->count();
+    const auto w = wanted_.find(id);
+    p["reconnects"] = w == wanted_.end() || w->second.links == 0 ? 0 : w->second.links - 1;
+    peers.push_back(std::move(p));
+  }
   for (const auto& [id, w] : wanted_) {
     if (peers_.contains(id)) continue;
     const char* state = w.stale                  ? "stale row"
                         : dialling_.contains(id) ? "dialling"
                                                  : "waiting to redial";
-    peers.push_back({{"host", id.to_string()}, {"address", w.address}, {"state", state}});
+    peers.push_back({{"host", id.to_string()},
+                     {"address", w.address},
+                     {"state", state},
+                     {"reconnects", w.links == 0 ? 0 : w.links - 1}});
   }
+
+  nlohmann::json events = nlohmann::json::array();
+  for (const auto& e : events_.recent()) events.push_back(to_json(e));
 
   return {{"host", settings_.self.to_string()},
           {"cluster", settings_.cluster},
@@ -70,6 +156,7 @@ nlohmann::json router::status() const {
           {"pid", ::getpid()},
           {"nodes", nodes},
           {"peers", peers},
+          {"events", events},
           {"security",
            {{"secret", settings_.secret.has_value()},
             {"tls", settings_.tls != nullptr},
@@ -87,7 +174,10 @@ nlohmann::json router::status() const {
             {"silent_workers_killed", counters_.silent_workers_killed},
             {"silent_peers_lost", counters_.silent_peers_lost},
             {"workers_adopted", counters_.workers_adopted},
-            {"requests_in_flight", ledger_.size()}}},
+            {"requests_in_flight", ledger_.size()},
+            {"refusals_sent", by_refuse_code(counters_.refusals_sent)},
+            {"refusals_received", by_refuse_code(counters_.refusals_received)},
+            {"closed", by_close_reason(counters_)}}},
           {"local_health",
            {{"late_ticks", h.late_ticks},
             {"stretched", h.stretched},

@@ -62,4 +62,43 @@ inline const char* to_string(close_reason reason) noexcept {
   return "unknown";
 }
 
+// The reason as an identifier, for metrics labels and JSON keys ("heartbeat_timeout").
+inline const char* to_label(close_reason reason) noexcept {
+  switch (reason) {
+    case close_reason::local:
+      return "local";
+    case close_reason::eof:
+      return "eof";
+    case close_reason::io_error:
+      return "io_error";
+    case close_reason::protocol_error:
+      return "protocol_error";
+    case close_reason::heartbeat_timeout:
+      return "heartbeat_timeout";
+    case close_reason::handshake_timeout:
+      return "handshake_timeout";
+    case close_reason::refused:
+      return "refused";
+    case close_reason::duplicate:
+      return "duplicate";
+    case close_reason::replaced:
+      return "replaced";
+    case close_reason::shutdown:
+      return "shutdown";
+    case close_reason::overloaded:
+      return "overloaded";
+    case close_reason::write_stall:
+      return "write_stall";
+    case close_reason::internal_error:
+      return "internal_error";
+    case close_reason::tls_failed:
+      return "tls_failed";
+    case close_reason::unauthorized:
+      return "unauthorized";
+    case close_reason::limit:
+      return "limit";
+  }
+  return "unknown";
+}
+
 }  // namespace galaxies::transport

@@ -75,6 +75,14 @@ struct link_settings {
   std::string name{};  // for logs: who is at the other end
 };
 
+// Counted by the link itself: bytes as the stream took and gave them (TLS records excluded),
+// frames as delivered (heartbeats and reassembled fragments each count one; slices do not).
+struct link_traffic {
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t frames_in = 0;
+};
+
 // Whether a stream needs a handshake before frames flow (TLS); test streams have none.
 template <class Stream>
 concept handshaking_stream = requires(Stream& s) {
@@ -215,6 +223,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   clock::duration write_stalled_for(clock::time_point now) const noexcept {
     return writing_now_ ? now - last_write_progress_ : clock::duration::zero();
   }
+  // What went through the link so far: for metrics, read on the link's executor.
+  const link_traffic& traffic() const noexcept { return traffic_; }
   const std::string& name() const noexcept { return settings_.name; }
   void set_name(std::string name) { settings_.name = std::move(name); }
   // From now until the other side has proved who it is (stop_throttling), warnings about this
@@ -370,6 +380,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         co_return;
       }
       read_end_ += n;
+      traffic_.bytes_in += n;
       last_read_ = clock::now();
       if (closing_) {
         read_begin_ = read_end_ = 0;  // closing: what the peer still sends is ignored
@@ -420,6 +431,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // Heartbeats belong to the link: what one says of its sender's lateness (protocol.md §8.1) is
   // kept for judging that sender's silences; the sink never sees them.
   void deliver(const wire::frame_view& frame) {
+    ++traffic_.frames_in;
     if (frame.header.type != wire::frame_type::heartbeat) {
       if (sink_) sink_->on_frame(frame);
       return;
@@ -509,14 +521,16 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         last_write_progress_ = clock::now();
         // The write operation keeps a copy of its buffer sequence and walks it generically: two
         // buffers (the common case) go as an array, which Asio handles without either cost.
+        std::size_t n = 0;
         if (gather_.size() <= 2) {
-          std::tie(ec, std::ignore) = co_await asio::async_write(stream_, gathered_pair(),
-                                                                 progress_tracker{this}, use_tuple);
+          std::tie(ec, n) = co_await asio::async_write(stream_, gathered_pair(),
+                                                       progress_tracker{this}, use_tuple);
         } else {
-          std::tie(ec, std::ignore) =
+          std::tie(ec, n) =
               co_await asio::async_write(stream_, std::span<const asio::const_buffer>(gather_),
                                          progress_tracker{this}, use_tuple);
         }
+        traffic_.bytes_out += n;
       }
       write_finished();
       if (!open_) co_return;
@@ -616,6 +630,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       write_error_ = ec;  // reported by the writer, as its own write's would be
       return;
     }
+    traffic_.bytes_out += n;
     last_write_progress_ = clock::now();
     if (n < asio::buffer_size(gather_)) {
       skip_written(n);
@@ -754,6 +769,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   Stream stream_;
   link_settings settings_;
+  link_traffic traffic_;
   wire::frame_parser parser_;
   frame_sink* sink_ = nullptr;
 

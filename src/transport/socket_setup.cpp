@@ -23,4 +23,11 @@ void tune_host_link(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
 }
 
+std::optional<std::chrono::microseconds> tcp_round_trip(int fd) noexcept {
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return std::nullopt;
+  return std::chrono::microseconds(info.tcpi_rtt);
+}
+
 }  // namespace galaxies::transport

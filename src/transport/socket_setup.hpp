@@ -2,7 +2,9 @@
 // fork+execs workers: without this, every worker would inherit every link of its master.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <system_error>
 
 namespace galaxies::transport {
@@ -15,5 +17,9 @@ void set_cloexec(int fd);
 // And TCP_NOTSENT_LOWAT: the kernel holds at most host_link_notsent_lowat bytes not yet sent.
 inline constexpr std::size_t host_link_notsent_lowat = 128 * 1024;
 void tune_host_link(int fd);
+
+// The kernel's smoothed round-trip time of a TCP connection (TCP_INFO), or none for another kind
+// of socket: what a host link's bytes take to be acknowledged, without a probe of our own.
+std::optional<std::chrono::microseconds> tcp_round_trip(int fd) noexcept;
 
 }  // namespace galaxies::transport

@@ -56,6 +56,15 @@ void append_status_reply(std::vector<std::byte>& out, std::string_view json) {
   writer.put_bytes(json.data(), json.size());
 }
 
+void append_watch_request(std::vector<std::byte>& out) {
+  detail::begin_frame(out, frame_type::watch_request, 0, 0, 0);
+}
+
+void append_watch_event(std::vector<std::byte>& out, std::string_view json) {
+  auto writer = detail::begin_frame(out, frame_type::watch_event, 0, 0, json.size());
+  writer.put_bytes(json.data(), json.size());
+}
+
 std::error_code decode_goodbye(const frame_view& frame, leave_reason& out) {
   const std::span<const std::byte> body = detail::body_of(frame);
   if (frame.header.type != frame_type::goodbye || body.size() != 1) return decode_error::bad_body;
@@ -67,7 +76,8 @@ std::error_code decode_goodbye(const frame_view& frame, leave_reason& out) {
 }
 
 std::string_view status_json(const frame_view& frame) {
-  if (frame.header.type != frame_type::status_reply) return {};
+  if (frame.header.type != frame_type::status_reply && frame.header.type != frame_type::watch_event)
+    return {};
   const std::span<const std::byte> body = detail::body_of(frame);
   return {reinterpret_cast<const char*>(body.data()), body.size()};
 }

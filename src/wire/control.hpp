@@ -160,6 +160,9 @@ void append_auth_challenge(std::vector<std::byte>& out, const auth_value& nonce)
 void append_auth_proof(std::vector<std::byte>& out, const auth_value& proof);
 void append_status_request(std::vector<std::byte>& out);
 void append_status_reply(std::vector<std::byte>& out, std::string_view json);
+// An observer's request for membership events, and one event (a JSON object) as it happens.
+void append_watch_request(std::vector<std::byte>& out);
+void append_watch_event(std::vector<std::byte>& out, std::string_view json);
 
 // Decoders validate fully and return a decode_error on malformed input; `out` is then unspecified.
 // A hello/welcome with an unsupported version still decodes (so the acceptor can refuse with
@@ -188,6 +191,7 @@ std::error_code decode_nodes_down(const frame_view& frame, std::vector<node_down
 std::error_code decode_hosts_up(const frame_view& frame, std::vector<host_entry>& out,
                                 bool& snapshot);
 std::error_code decode_hosts_down(const frame_view& frame, std::vector<host_down_entry>& out);
-std::string_view status_json(const frame_view& frame);  // empty unless a status_reply
+// The JSON of a status_reply or watch_event (empty for any other frame).
+std::string_view status_json(const frame_view& frame);
 
 }  // namespace galaxies::wire

@@ -31,6 +31,8 @@ enum class frame_type : std::uint8_t {
   send_batch = 0x26,
   status_request = 0x30,
   status_reply = 0x31,
+  watch_request = 0x32,  // an observer asks for membership events as they happen
+  watch_event = 0x33,
 };
 
 bool is_known(std::uint8_t type) noexcept;

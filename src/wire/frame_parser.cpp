@@ -51,6 +51,7 @@ std::error_code check_fixed_body(const frame_view& frame) noexcept {
                  ? std::error_code{}
                  : decode_error::bad_body;
     case frame_type::status_request:
+    case frame_type::watch_request:
       expected = 0;
       break;
     case frame_type::goodbye:
@@ -101,6 +102,8 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::send_batch:
     case frame_type::status_request:
     case frame_type::status_reply:
+    case frame_type::watch_request:
+    case frame_type::watch_event:
       return true;
   }
   return false;
@@ -148,6 +151,10 @@ const char* to_string(frame_type type) noexcept {
       return "status_request";
     case frame_type::status_reply:
       return "status_reply";
+    case frame_type::watch_request:
+      return "watch_request";
+    case frame_type::watch_event:
+      return "watch_event";
   }
   return "unknown";
 }

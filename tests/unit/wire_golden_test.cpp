@@ -224,6 +224,16 @@ TEST(WireGolden, Status) {
   EXPECT_EQ(status_json(parse_whole(golden_status_reply)), "{}");
 }
 
+TEST(WireGolden, Watch) {
+  EXPECT_EQ(encoded_hex(append_watch_request), hex(golden_watch_request));
+  EXPECT_EQ(parse_whole(golden_watch_request).header.type, frame_type::watch_request);
+
+  std::vector<std::byte> out;
+  append_watch_event(out, "{}");
+  EXPECT_EQ(hex(out), hex(golden_watch_event));
+  EXPECT_EQ(status_json(parse_whole(golden_watch_event)), "{}");
+}
+
 TEST(WireGolden, SnapshotFlagFollowsTheArgument) {
   std::vector<std::byte> out;
   append_nodes_up(out, golden_nodes, false);

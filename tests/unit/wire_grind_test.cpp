@@ -59,6 +59,13 @@ struct status_reply_value {
   std::string json;
   friend bool operator==(const status_reply_value&, const status_reply_value&) = default;
 };
+struct watch_request_value {
+  friend bool operator==(const watch_request_value&, const watch_request_value&) = default;
+};
+struct watch_event_value {
+  std::string json;
+  friend bool operator==(const watch_event_value&, const watch_event_value&) = default;
+};
 struct fragment_value {  // a slice of a larger frame: opaque bytes at this layer
   std::vector<std::byte> slice;
   friend bool operator==(const fragment_value&, const fragment_value&) = default;
@@ -69,11 +76,11 @@ struct auth_frame_value {
   friend bool operator==(const auth_frame_value&, const auth_frame_value&) = default;
 };
 
-using frame_value =
-    std::variant<message_value, hello, welcome, refuse, goodbye_value, heartbeat_value,
-                 nodes_up_value, std::vector<node_down_entry>, hosts_up_value,
-                 std::vector<host_down_entry>, status_request_value, status_reply_value,
-                 auth_frame_value, credit_grant, fragment_value, batch_value>;
+using frame_value = std::variant<message_value, hello, welcome, refuse, goodbye_value,
+                                 heartbeat_value, nodes_up_value, std::vector<node_down_entry>,
+                                 hosts_up_value, std::vector<host_down_entry>, status_request_value,
+                                 status_reply_value, auth_frame_value, credit_grant, fragment_value,
+                                 batch_value, watch_request_value, watch_event_value>;
 
 template <class... F>
 struct overloaded : F... {
@@ -129,6 +136,8 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const std::vector<host_down_entry>& h) { append_hosts_down(out, h); },
           [&](const status_request_value&) { append_status_request(out); },
           [&](const status_reply_value& s) { append_status_reply(out, s.json); },
+          [&](const watch_request_value&) { append_watch_request(out); },
+          [&](const watch_event_value& s) { append_watch_event(out, s.json); },
           [&](const credit_grant& c) { append_credit(out, c); },
           [&](const fragment_value& f) {
             const std::size_t at = out.size();
@@ -206,6 +215,12 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
       return {};
     case frame_type::status_reply:
       out = status_reply_value{std::string(status_json(frame))};
+      return {};
+    case frame_type::watch_request:
+      out = watch_request_value{};
+      return {};
+    case frame_type::watch_event:
+      out = watch_event_value{std::string(status_json(frame))};
       return {};
     case frame_type::auth_challenge:
     case frame_type::auth_proof: {
@@ -362,7 +377,7 @@ class generator {
         return v;
       }
       case 10:
-        return status_request_value{};
+        return coin() ? frame_value{status_request_value{}} : frame_value{watch_request_value{}};
       case 11: {
         auth_frame_value a;
         a.type = coin() ? frame_type::auth_challenge : frame_type::auth_proof;
@@ -384,6 +399,7 @@ class generator {
         return fragment_value{{first, first + bytes.size()}};
       }
       default:
+        if (coin()) return watch_event_value{text(0, 200)};
         return status_reply_value{text(0, 200)};
     }
   }

@@ -197,7 +197,7 @@ TEST(WireParser, RefusesAnUnknownTypeFromTheHeader) {
     }
     EXPECT_EQ(parse_error(header(100, t)), decode_error::unknown_type) << type;
   }
-  EXPECT_EQ(known, 20);
+  EXPECT_EQ(known, 22);
 }
 
 TEST(WireParser, RefusesGarbage) {
@@ -265,6 +265,9 @@ TEST(WireParser, ChecksFixedSizeBodies) {
   std::vector<std::byte> status_request = header(6, 0x30);
   status_request.resize(10);
   EXPECT_EQ(parse_error(status_request), decode_error::bad_body);
+  std::vector<std::byte> watch_request = header(5, 0x32);
+  watch_request.resize(9);
+  EXPECT_EQ(parse_error(watch_request), decode_error::bad_body);
 
   EXPECT_EQ(parse_error(header(4, 0x05)), decode_error::bad_body) << "goodbye without reason";
   std::vector<std::byte> goodbye = header(6, 0x05);

@@ -213,6 +213,15 @@ inline const std::vector<std::byte> golden_status_reply = bytes({
     0x06, 0x00, 0x00, 0x00,  0x31,  0x00,  0x00, 0x00,  // size 6, status_reply
     0x7b, 0x7d,                                      // "{}"
 });
+
+inline const std::vector<std::byte> golden_watch_request = bytes({
+    0x04, 0x00, 0x00, 0x00,  0x32,  0x00,  0x00, 0x00,  // size 4, watch_request
+});
+
+inline const std::vector<std::byte> golden_watch_event = bytes({
+    0x06, 0x00, 0x00, 0x00,  0x33,  0x00,  0x00, 0x00,  // size 6, watch_event
+    0x7b, 0x7d,                                      // "{}"
+});
 // clang-format on
 
 struct golden_frame {
@@ -239,6 +248,8 @@ inline const std::vector<golden_frame>& golden_frames() {
       {"goodbye", frame_type::goodbye, &golden_goodbye},
       {"status_request", frame_type::status_request, &golden_status_request},
       {"status_reply", frame_type::status_reply, &golden_status_reply},
+      {"watch_request", frame_type::watch_request, &golden_watch_request},
+      {"watch_event", frame_type::watch_event, &golden_watch_event},
   };
   return all;
 }

@@ -43,6 +43,9 @@ void add_host_command(CLI::App& app, host_args& args) {
                   "host links (with --tls-key and --tls-ca)");
   cmd->add_option("--tls-key", args.opts.tls_key, "PEM private key of --tls-cert (mode 0600)");
   cmd->add_option("--tls-ca", args.opts.tls_ca, "PEM CA that every host's certificate chains to");
+  cmd->add_option("--http", args.opts.http_listen,
+                  "serve /metrics, /status.json and the web view on this ip:port (loopback "
+                  "unless --insecure; port 0 picks one)");
   cmd->add_flag("--insecure", args.opts.allow_insecure,
                 "without a secret, accept host links from any address (default: loopback only)");
   cmd->add_option("--limit", args.limits, "NAME=VALUE, repeatable: " + describe_limits());

@@ -209,13 +209,16 @@ void etcd_registry::arm_keepalive(std::uint64_t epoch) {
 }
 
 void etcd_registry::send_keepalive(std::uint64_t epoch) {
-  client_.lease_keepalive(lease_, [this, epoch](std::error_code ec, const std::string& detail,
-                                                etcd::keepalive_reply r) {
-    if (!current(epoch)) return;
-    if (ec) return fail(ec, detail);
-    if (r.ttl <= 0) return lease_lost("expired");
-    arm_keepalive(epoch);
-  });
+  const auto started = refresh_stats::clock::now();
+  client_.lease_keepalive(lease_,
+                          [this, epoch, started](std::error_code ec, const std::string& detail,
+                                                 etcd::keepalive_reply r) {
+                            refreshes_.note(started, !ec && r.ttl > 0);
+                            if (!current(epoch)) return;
+                            if (ec) return fail(ec, detail);
+                            if (r.ttl <= 0) return lease_lost("expired");
+                            arm_keepalive(epoch);
+                          });
 }
 
 // Someone deleted our key while our lease lives (etcdctl del, a stale-row removal gone wrong):

@@ -187,8 +187,9 @@ void redis_registry::on_refresh() {
   auto refresh = set_command();
   refresh.push_back("XX");
   commands_->command(
-      std::move(refresh),
-      [this, session](std::error_code ec, const std::string& detail, redis::reply value) {
+      std::move(refresh), [this, session, started = refresh_stats::clock::now()](
+                              std::error_code ec, const std::string& detail, redis::reply value) {
+        refreshes_.note(started, !ec);
         if (!current(session)) return;
         if (ec) return session_failed(session, ec, detail);
         if (value.is_nil()) {
