@@ -72,6 +72,9 @@ struct options {
   std::string tls_ca;
   bool allow_insecure = false;     // accept unauthenticated host links from any address
   std::string log_level = "info";  // spdlog level name
+  // On stderr: "text" (one line a record, for people) or "json" (one object a line, for log
+  // shippers: time, level, role, pid, msg). Anything else makes run() throw std::invalid_argument.
+  std::string log_format = "text";
 };
 
 }  // namespace galaxies

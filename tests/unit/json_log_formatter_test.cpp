@@ -14,8 +14,11 @@
 #include <random>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "galaxies/run.hpp"
 
 namespace galaxies::host {
 namespace {
@@ -235,6 +238,19 @@ TEST(JsonLogFormatter, WorksAsALoggersFormatter) {
   EXPECT_EQ(doc["level"], "warn");
   EXPECT_EQ(doc["pid"], 77);
   EXPECT_EQ(doc["msg"], "peer h\"1 said bye\n");
+}
+
+TEST(LogFormatOption, AnUnknownFormatIsAStartUpError) {
+  options opts;
+  opts.log_format = "yaml";
+  char arg0[] = "json_log_formatter_test";
+  char* argv[] = {arg0, nullptr};
+  try {
+    run(1, argv, opts, [](node&) {});
+    ADD_FAILURE() << "run() accepted log_format 'yaml'";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'yaml'"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
