@@ -243,6 +243,9 @@ TEST(JsonLogFormatter, WorksAsALoggersFormatter) {
 TEST(LogFormatOption, AnUnknownFormatIsAStartUpError) {
   options opts;
   opts.log_format = "yaml";
+  // Were the format not checked first, the master would stop at this URL, not run on.
+  opts.workers = 0;
+  opts.registry = "unknown://scheme";
   char arg0[] = "json_log_formatter_test";
   char* argv[] = {arg0, nullptr};
   try {
