@@ -75,6 +75,9 @@ struct options {
   // (docs/operating.md); empty: none. Loopback only, unless allow_insecure.
   std::string http_listen;
   std::string log_level = "info";  // spdlog level name
+  // On stderr: "text" (one line a record, for people) or "json" (one object a line, for log
+  // shippers: time, level, role, pid, msg). Anything else makes run() throw std::invalid_argument.
+  std::string log_format = "text";
 };
 
 }  // namespace galaxies

@@ -6,6 +6,7 @@ namespace {
 struct decoded {
   char32_t code_point = 0;
   std::size_t length = 0;  // 0: no valid character starts here
+  std::size_t prefix = 1;  // when length is 0: the bytes that could start one (at least 1)
 };
 
 bool in(unsigned char byte, unsigned char low, unsigned char high) {
@@ -38,11 +39,11 @@ decoded decode_one(std::string_view text) {
   } else {
     return {};  // a continuation byte, C0, C1 (always overlong) or F5..FF (beyond U+10FFFF)
   }
-  if (text.size() < length || !in(byte(1), low, high)) return {};
-  value = value << 6 | (byte(1) & 0x3f);
-  for (std::size_t i = 2; i < length; ++i) {
-    if (!in(byte(i), 0x80, 0xbf)) return {};
+  for (std::size_t i = 1; i < length; ++i) {
+    if (i >= text.size() || !in(byte(i), low, high)) return {0, 0, i};
     value = value << 6 | (byte(i) & 0x3f);
+    low = 0x80;
+    high = 0xbf;
   }
   return {value, length};
 }
@@ -58,6 +59,12 @@ void append_escaped(std::string& out, std::string_view bytes) {
 }
 
 }  // namespace
+
+utf8_char decode_utf8(std::string_view text) noexcept {
+  const auto d = decode_one(text);
+  if (d.length == 0) return {replacement_character, d.prefix, false};
+  return {d.code_point, d.length, true};
+}
 
 bool is_valid_utf8_from(std::string_view text, std::size_t at) noexcept {
   while (at < text.size()) {

@@ -11,6 +11,19 @@
 
 namespace galaxies::base {
 
+inline constexpr char32_t replacement_character = 0xfffd;
+
+struct utf8_char {
+  char32_t code_point;  // replacement_character when not valid
+  std::size_t length;   // bytes consumed, at least 1
+  bool valid;
+};
+
+// The character that non-empty `text` starts with. Invalid UTF-8 yields one U+FFFD per "maximal
+// subpart" (Unicode chapter 3, "U+FFFD Substitution of Maximal Subparts"; what browsers and
+// Python do): a truncated sequence is one character, a stray or impossible byte is one each.
+utf8_char decode_utf8(std::string_view text) noexcept;
+
 // is_valid_utf8 from byte `at` on, where the text before it is ASCII.
 bool is_valid_utf8_from(std::string_view text, std::size_t at) noexcept;
 

@@ -14,7 +14,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <stdexcept>
 
+#include "host/json_log_formatter.hpp"
 #include "host/master.hpp"
 #include "process/spawn.hpp"
 #include "transport/shm_channel.hpp"
@@ -23,10 +25,21 @@
 namespace galaxies {
 namespace {
 
+bool logs_json(const options& opts) {
+  if (opts.log_format == "json") return true;
+  if (opts.log_format == "text") return false;
+  throw std::invalid_argument("options::log_format is '" + opts.log_format +
+                              "'; it must be 'text' or 'json'");
+}
+
 void configure_logging(const options& opts, const char* role) {
+  const bool json = logs_json(opts);
   // Thread-safe: the registry logs from a thread of its own (offloaded_registry.hpp).
   auto logger = spdlog::stderr_logger_mt(std::string(role));
-  logger->set_pattern(std::string("[%H:%M:%S.%e] [") + role + " %P] [%l] %v");
+  if (json)
+    logger->set_formatter(std::make_unique<host::json_log_formatter>(role));
+  else
+    logger->set_pattern(std::string("[%H:%M:%S.%e] [") + role + " %P] [%l] %v");
   logger->set_level(spdlog::level::from_str(opts.log_level));
   spdlog::set_default_logger(logger);
 }
@@ -84,15 +97,23 @@ int run_master(int argc, char** argv, const options& opts) {
   asio::io_context io(1);
   std::vector<std::string> worker_argv(argv, argv + argc);
   host::master m(io, opts, worker_argv);
+  // The last line for a person at a terminal; with json, stderr belongs to a log shipper, where
+  // the failure is a record like any other (master::fail has logged it already).
+  const auto report = [json = logs_json(opts)](const std::string& why, bool logged) {
+    if (!json)
+      std::cerr << "galaxies: error: " << why << "\n";
+    else if (!logged)
+      spdlog::error("{}", why);
+  };
   int exit_code = 0;
   try {
     m.start([&](const std::string& why) {
-      std::cerr << "galaxies: error: " << why << "\n";
+      report(why, true);
       exit_code = 1;
       io.stop();
     });
   } catch (const std::exception& e) {
-    std::cerr << "galaxies: error: " << e.what() << "\n";
+    report(e.what(), false);
     return 1;
   }
   asio::signal_set signals(io, SIGINT, SIGTERM);

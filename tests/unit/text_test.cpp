@@ -287,5 +287,48 @@ TEST(Printable, CutsAtTheLimitWithoutSplittingACharacter) {
   EXPECT_EQ(printable(std::string(1000, 'x'), 80).size(), 83u) << "the default shows 80 bytes";
 }
 
+// Each character of `text` as decode_utf8 sees it: a code point, or 0xfffd for a replaced run.
+std::vector<char32_t> decode_all(std::string_view text) {
+  std::vector<char32_t> out;
+  while (!text.empty()) {
+    const auto c = decode_utf8(text);
+    out.push_back(c.code_point);
+    text.remove_prefix(c.length);
+  }
+  return out;
+}
+
+TEST(DecodeUtf8, ValidSequencesAreOneCharacterEach) {
+  EXPECT_EQ(decode_all("a\xc3\xa9\xe2\x82\xac\xf0\x9d\x84\x9e"),
+            (std::vector<char32_t>{'a', 0xe9, 0x20ac, 0x1d11e}));
+  EXPECT_EQ(decode_all(bytes({0x00, 0x7f})), (std::vector<char32_t>{0, 0x7f}));
+  EXPECT_EQ(decode_all("\xef\xbf\xbd"), (std::vector<char32_t>{0xfffd})) << "a real U+FFFD";
+  EXPECT_TRUE(decode_utf8("\xef\xbf\xbd").valid);
+  EXPECT_EQ(decode_utf8("\xef\xbf\xbd").length, 3u);
+}
+
+// Golden counts from Unicode chapter 3, "U+FFFD Substitution of Maximal Subparts" (table 3-8's
+// rule, also Python's and the WHATWG decoder's): a cut-short sequence is one replacement, a byte
+// that can start nothing valid is one each.
+TEST(DecodeUtf8, InvalidInputIsReplacedByMaximalSubpart) {
+  constexpr char32_t r = replacement_character;
+  using v = std::vector<char32_t>;
+  EXPECT_FALSE(decode_utf8(bytes({0xe2, 0x82})).valid);
+  EXPECT_EQ(decode_utf8(bytes({0xe2, 0x82, 0x41})).length, 2u);
+  EXPECT_EQ(decode_all(bytes({0xe2, 0x82})), v{r}) << "a three-byte sequence cut short";
+  EXPECT_EQ(decode_all(bytes({0xf0, 0x9d, 0x84, 0x41})), (v{r, 'A'})) << "a bad fourth byte";
+  EXPECT_EQ(decode_all(bytes({0xc3, 0x41})), (v{r, 'A'}));
+  EXPECT_EQ(decode_all(bytes({0xc0, 0xaf})), (v{r, r})) << "overlong '/'";
+  EXPECT_EQ(decode_all(bytes({0xe0, 0x80, 0xaf})), (v{r, r, r})) << "overlong three-byte '/'";
+  EXPECT_EQ(decode_all(bytes({0xf0, 0x80, 0x80, 0x80})), (v{r, r, r, r}));
+  EXPECT_EQ(decode_all(bytes({0xed, 0xa0, 0x80})), (v{r, r, r})) << "a surrogate";
+  EXPECT_EQ(decode_all(bytes({0xf4, 0x90, 0x80, 0x80})), (v{r, r, r, r})) << "past U+10FFFF";
+  EXPECT_EQ(decode_all(bytes({0x80, 0xff, 0x61})), (v{r, r, 'a'}));
+  // The table's own example: 61 F1 80 80 E1 80 C2 62 80 63 80 BF 64.
+  EXPECT_EQ(decode_all(bytes(
+                {0x61, 0xf1, 0x80, 0x80, 0xe1, 0x80, 0xc2, 0x62, 0x80, 0x63, 0x80, 0xbf, 0x64})),
+            (v{'a', r, r, r, 'b', r, 'c', r, r, 'd'}));
+}
+
 }  // namespace
 }  // namespace galaxies::base

@@ -51,6 +51,10 @@ void add_host_command(CLI::App& app, host_args& args) {
   cmd->add_option("--limit", args.limits, "NAME=VALUE, repeatable: " + describe_limits());
   cmd->add_option("--log-level", args.opts.log_level, "trace, debug, info, warn, error, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  cmd->add_option("--log-format", args.opts.log_format,
+                  "stderr: text, or json (one object a line: time, level, role, pid, msg)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 }
 
 int run_host(int argc, char** argv, host_args& args) {
