@@ -27,6 +27,8 @@ struct client_args {
   std::string host;  // a host id prefix: which local master to use
   bool json = false;
   int timeout_ms = 5000;
+  bool watch = false;      // status --watch
+  int interval_ms = 1000;  // status --watch: between refreshes
 };
 
 struct request_args : client_args {
@@ -46,12 +48,16 @@ struct bench_args {
 };
 
 void add_host_command(CLI::App& app, host_args& args);
+void add_client_options(CLI::App& cmd, client_args& args);
 void add_status_command(CLI::App& app, client_args& args);
+void add_events_command(CLI::App& app, client_args& args);
 void add_request_command(CLI::App& app, request_args& args);
 void add_bench_command(CLI::App& app, bench_args& args);
 
 int run_host(int argc, char** argv, host_args& args);
 int run_status(const client_args& args);
+int run_events(const client_args& args);
+int run_status_watch(const client_args& args);
 int run_request(const request_args& args);
 // Any of the three bench subcommands, whichever `app` got.
 int run_bench(int argc, char** argv, CLI::App& app, bench_args& args);

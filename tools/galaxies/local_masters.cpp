@@ -7,6 +7,7 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 
 #include "wire/control.hpp"
@@ -62,9 +63,9 @@ registry::host_record pick_local_master(const std::vector<registry::host_record>
                            "' runs on this machine (start one with: galaxies host)");
 }
 
-// A blocking exchange bounded by the io_context's run_for: connect, hello, welcome, ask, answer.
-nlohmann::json query_status(const registry::host_record& row, const std::string& cluster,
-                            std::chrono::milliseconds timeout) {
+void observe(const registry::host_record& row, const std::string& cluster,
+             const std::function<void(std::vector<std::byte>&)>& ask, const frame_handler& on_frame,
+             std::optional<std::chrono::milliseconds> timeout) {
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
   std::vector<std::byte> out;
@@ -75,11 +76,12 @@ nlohmann::json query_status(const registry::host_record& row, const std::string&
   h.pid = static_cast<std::uint32_t>(::getpid());
   h.cluster = cluster;
   wire::append_hello(out, h);
-  wire::append_status_request(out);
+  ask(out);
 
   std::vector<std::byte> in;
   std::string error;
-  nlohmann::json result;
+  bool done = false;
+  // A master's frames are bounded by its max_frame_size; an observer holds one at a time.
   const wire::frame_parser parser;
   std::array<std::byte, 65536> chunk;
   std::function<void()> read_more = [&] {
@@ -96,15 +98,15 @@ nlohmann::json query_status(const registry::host_record& row, const std::string&
           return;
         }
         if (r.state == wire::parse_result::status::need_more) return read_more();
-        const auto type = r.frame.header.type;
-        if (type == wire::frame_type::refuse) {
+        if (r.frame.header.type == wire::frame_type::refuse) {
           wire::refuse why;
           wire::decode_refuse(r.frame, why);
           error = std::string("refused: ") + wire::to_string(why.code) + ": " + why.text;
           return;
         }
-        if (type == wire::frame_type::status_reply) {
-          result = nlohmann::json::parse(wire::status_json(r.frame), nullptr, false);
+        if (!on_frame(r.frame)) {
+          done = true;
+          io.stop();
           return;
         }
         in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(r.frame.header.total()));
@@ -122,10 +124,27 @@ nlohmann::json query_status(const registry::host_record& row, const std::string&
         });
         read_more();
       });
-  io.run_for(timeout);
+  if (timeout)
+    io.run_for(*timeout);
+  else
+    io.run();
   if (!error.empty()) throw std::runtime_error(error);
-  if (result.is_null() || result.is_discarded())
-    throw std::runtime_error("host " + row.id.to_string() + " did not answer in time");
+  if (!done) throw std::runtime_error("host " + row.id.to_string() + " did not answer in time");
+}
+
+// A blocking exchange bounded by `timeout`: connect, hello, welcome, ask, answer.
+nlohmann::json query_status(const registry::host_record& row, const std::string& cluster,
+                            std::chrono::milliseconds timeout) {
+  nlohmann::json result;
+  observe(
+      row, cluster, [](std::vector<std::byte>& out) { wire::append_status_request(out); },
+      [&](const wire::frame_view& frame) {
+        if (frame.header.type != wire::frame_type::status_reply) return true;
+        result = nlohmann::json::parse(wire::status_json(frame), nullptr, false);
+        return false;
+      },
+      timeout);
+  if (result.is_discarded()) throw std::runtime_error("the master's status is not valid JSON");
   return result;
 }
 

@@ -19,9 +19,14 @@ void add_status_command(CLI::App& app, client_args& args) {
   auto* cmd = app.add_subcommand("status", "show the cluster's hosts, nodes and links");
   add_client_options(*cmd, args);
   cmd->add_flag("--json", args.json, "print JSON");
+  cmd->add_flag("--watch", args.watch,
+                "refresh a table of hosts, workers and links until interrupted, like top");
+  cmd->add_option("--interval-ms", args.interval_ms, "--watch: time between refreshes")
+      ->check(CLI::Range(100, 60000));
 }
 
 int run_status(const client_args& args) {
+  if (args.watch) return run_status_watch(args);
   const auto rows = read_rows(args);
   nlohmann::json all = nlohmann::json::array();
   for (const auto& row : rows) {
