@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -208,11 +209,13 @@ TEST_F(web_view, shows_the_cluster_and_follows_a_worker_crash_without_reloading)
                          }))
       << "host 1 never respawned its worker: " << c.host(1).status().dump();
 
+  // A worker killed by a signal leaves with reason "exited" (galaxies::leave_reason; there is no
+  // "crashed"): its own master adds how it ended, which host 0's page may not know.
   const int polls_before = last_page_.polls;
   ASSERT_TRUE(wait_page(browser, session, page_deadline,
                         [&](const page_view& p) {
                           return !p.pids.contains(victim) && p.pids.contains(replacement) &&
-                                 p.lists_departure(victim, "crashed");
+                                 p.lists_departure(victim, "exited");
                         }))
       << "want pid " << victim << " gone, " << replacement << " shown and its node_left; "
       << page_problem(browser);
