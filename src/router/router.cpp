@@ -195,7 +195,11 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
     case connection_kind::observer:
       if (frame.header.type == wire::frame_type::watch_request) {
         c.watching = true;
-        return;
+        // Said once the watch is on: the observer knows nothing it is told of from now on can
+        // have happened before (and which event was the last one it missed).
+        const std::string json = watching_text();
+        return send_control(
+            c, [&](std::vector<std::byte>& out) { wire::append_watch_event(out, json); });
       }
       if (frame.header.type == wire::frame_type::status_request) {
         // Like any frame, an answer must fit the queue: an observer that asks and never reads

@@ -270,6 +270,7 @@ class router {
   router_counters counters_;
   membership_log events_{limits::membership_events_kept};
   void send_to_watchers(const membership_event& e);
+  std::string watching_text() const;  // the first watch_event, {"event": "watching", ...}
   // status_text() of this turn; emptied by a handler posted when it is built.
   std::shared_ptr<std::string> status_text_ = std::make_shared<std::string>();
   std::shared_ptr<transport::byte_budget> budget_;

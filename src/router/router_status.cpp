@@ -86,6 +86,12 @@ void router::send_to_watchers(const membership_event& e) {
   }
 }
 
+std::string router::watching_text() const {
+  const std::uint64_t last = events_.recent().empty() ? 0 : events_.recent().back().seq;
+  return nlohmann::json{{"event", "watching"}, {"host", settings_.self.to_string()}, {"seq", last}}
+      .dump();
+}
+
 nlohmann::json router::status() const {
   auto j = own_status();
   if (callbacks_.extend_status) callbacks_.extend_status(j);

@@ -51,9 +51,6 @@ void add_events_command(CLI::App& app, client_args& args) {
 int run_events(const client_args& args) {
   const auto rows = read_rows(args);
   const auto master = pick_local_master(rows, args);
-  if (!args.json)
-    std::cerr << "watching host " << master.id.to_string() << " of cluster '" << args.cluster
-              << "' (Ctrl-C to stop)\n";
   // Ctrl-C and SIGTERM end the process as they normally do: nothing is left to clean up.
   observe(
       master, args.cluster, [](std::vector<std::byte>& out) { wire::append_watch_request(out); },
@@ -61,6 +58,13 @@ int run_events(const client_args& args) {
         if (frame.header.type != wire::frame_type::watch_event) return true;
         const auto e = nlohmann::json::parse(wire::status_json(frame), nullptr, false);
         if (!e.is_object()) throw std::runtime_error("the master sent an event that is not JSON");
+        if (e.value("event", "") == "watching") {
+          // On stderr in both modes: stdout carries events only.
+          std::cerr << "watching host " << field(e, "host") << " of cluster '"
+                    << base::printable(args.cluster, 64) << "' after its event " << field(e, "seq")
+                    << " (Ctrl-C to stop)" << std::endl;
+          return true;
+        }
         if (args.json)
           std::cout << e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         else
