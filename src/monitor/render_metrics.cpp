@@ -114,10 +114,20 @@ void links(metrics_text& m, const json& s) {
   per_link("galaxies_link_nodes", "gauge", "Nodes the peer host announced.", c("nodes"), true);
   per_link("galaxies_link_reconnects_total", "counter",
            "Links made to the peer after the first one.", c("reconnects"), false);
-  per_link(
-      "galaxies_link_rtt_seconds", "gauge",
-      "The kernel's smoothed round-trip time of the link's TCP connection.",
-      [](const json& p) { return number(p, "rtt_us") / 1e6; }, true);
+  // Only links that have a figure: a missing sample says "not measured yet", a zero would lie.
+  const auto per_measured_link = [&](const char* name, const char* help, const char* key) {
+    m.family(name, "gauge", help);
+    for (const json& p : peers)
+      if (text(p, "state") == "linked" && p.contains(key))
+        m.sample(std::vector<label>{{"peer", text(p, "host")}, {"address", text(p, "address")}},
+                 number(p, key) / 1e6);
+  };
+  per_measured_link("galaxies_link_rtt_seconds",
+                    "Round trip of the link's probes (network and the peer's loop), smoothed.",
+                    "rtt_us");
+  per_measured_link("galaxies_link_tcp_rtt_seconds",
+                    "The kernel's smoothed round-trip time of the link's TCP connection.",
+                    "tcp_rtt_us");
   per_link(
       "galaxies_link_peer_lateness_seconds", "gauge",
       "How late the peer's own loop said it runs (its heartbeats, decayed).",

@@ -77,6 +77,7 @@ class connection final : public transport::frame_sink {
   // Its handshake's `lateness` record: nonzero asks for heartbeats with our lateness, and is its
   // max_stretch (§8.1).
   std::uint32_t lateness_record = 0;
+  bool peer_probes = false;  // a host that answers round-trip probes (its `probes` record)
 
   // Observers: sent each membership event as it happens (watch_request).
   bool watching = false;

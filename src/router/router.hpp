@@ -179,6 +179,7 @@ class router {
     }
     m.hostname = settings_.hostname;
     m.flow_window = settings_.limits.flow_window;
+    m.probes = 1;  // host links answer round-trip probes (§8.2); nodes ignore the record
   }
   // Why a peer's handshake cannot make a link with us (its flow window differs), or "".
   std::string flow_mismatch(const std::optional<std::uint32_t>& theirs) const;

@@ -134,6 +134,7 @@ void router::admit_host(connection& c) {
   c.peer_hostname = h.hostname;
   c.heartbeat_ms = h.heartbeat_ms;
   c.lateness_record = h.lateness.value_or(0);
+  c.peer_probes = h.probes.value_or(0) != 0;
   c.dialled_by_us = false;
   c.link->set_name("inbound host link from " + c.remote + " (host " + short_id(p.value()) + ")");
   accept_peer(c);

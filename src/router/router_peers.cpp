@@ -227,6 +227,7 @@ void router::on_dial_welcome(connection& c, const wire::frame_view& frame) {
   c.peer_hostname = w.hostname;
   c.heartbeat_ms = w.heartbeat_ms;
   c.lateness_record = w.lateness.value_or(0);
+  c.peer_probes = w.probes.value_or(0) != 0;
   c.hello_frame = {};
   end_dial(c.peer);
   establish_peer(c);
@@ -300,6 +301,7 @@ void router::establish_peer(connection& c) {
   peers_[c.peer] = &c;
   c.link->set_name("link to host " + short_id(c.peer.value()) + " at " + c.peer_address);
   enable_heartbeats(c);
+  c.link->enable_probes(c.peer_probes);
   if (auto it = wanted_.find(c.peer); it != wanted_.end()) {
     ++it->second.links;
     it->second.retry.reset();

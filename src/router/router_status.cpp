@@ -132,9 +132,16 @@ nlohmann::json router::own_status() const {
                      {"remote_nodes", std::move(nodes_there)},
                      {"reported_lateness_ms", as_ms(c->link->reported_lateness(now))}};
     add_traffic(p, *c);
+    // The probes' round trip (network and the peer's loop, both ways), and the kernel's estimate
+    // for the TCP connection alone (inflated by delayed acknowledgements on a quiet link).
+    const auto us = [](auto d) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    };
+    if (const auto rtt = c->link->round_trip()) p["rtt_us"] = us(*rtt);
+    if (const auto rtt = c->link->last_round_trip()) p["last_rtt_us"] = us(*rtt);
     if (const auto rtt =
             transport::tcp_round_trip(c->link->stream().lowest_layer().native_handle()))
-      p["rtt_us"] = rtt->count();
+      p["tcp_rtt_us"] = rtt->count();
     const auto w = wanted_.find(id);
     p["reconnects"] = w == wanted_.end() || w->second.links == 0 ? 0 : w->second.links - 1;
     peers.push_back(std::move(p));

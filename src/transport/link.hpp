@@ -223,6 +223,17 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   clock::duration write_stalled_for(clock::time_point now) const noexcept {
     return writing_now_ ? now - last_write_progress_ : clock::duration::zero();
   }
+  // Round-trip probes (protocol.md §8.2), once the handshake is over: answered from now on, and
+  // sent (on the heartbeats' wake-ups) when the peer said it answers them.
+  void enable_probes(bool peer_answers) noexcept {
+    answer_probes_ = true;
+    send_probes_ = peer_answers;
+  }
+  // The last probe's round trip, and the smoothed one (each sample weighs 1/8, as TCP's srtt):
+  // the network and the peer's loop both ways. None before the first reply.
+  std::optional<clock::duration> last_round_trip() const noexcept { return last_round_trip_; }
+  std::optional<clock::duration> round_trip() const noexcept { return smoothed_round_trip_; }
+
   // What went through the link so far: for metrics, read on the link's executor.
   const link_traffic& traffic() const noexcept { return traffic_; }
   const std::string& name() const noexcept { return settings_.name; }
@@ -430,15 +441,51 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   // Heartbeats belong to the link: what one says of its sender's lateness (protocol.md §8.1) is
   // kept for judging that sender's silences; the sink never sees them.
+  // So are probes, once enabled (before, they reach the sink, which refuses them).
   void deliver(const wire::frame_view& frame) {
     ++traffic_.frames_in;
-    if (frame.header.type != wire::frame_type::heartbeat) {
-      if (sink_) sink_->on_frame(frame);
-      return;
+    switch (frame.header.type) {
+      case wire::frame_type::heartbeat:
+        if (const auto reported = wire::decode_heartbeat(frame); reported > 0)
+          settings_.health->note_peer(peer_lateness_, std::chrono::milliseconds(reported),
+                                      clock::now());
+        return;
+      case wire::frame_type::probe:
+        if (!answer_probes_) break;
+        // Unanswered when our queue is full: a peer that stops reading only loses its sample.
+        if (writable() && has_room(wire::header_size + 8)) {
+          wire::append_probe_reply(control_, wire::decode_probe_token(frame));
+          flush();
+        }
+        return;
+      case wire::frame_type::probe_reply:
+        if (!send_probes_) break;
+        note_probe_reply(wire::decode_probe_token(frame));
+        return;
+      default:
+        break;
     }
-    if (const auto reported = wire::decode_heartbeat(frame); reported > 0)
-      settings_.health->note_peer(peer_lateness_, std::chrono::milliseconds(reported),
-                                  clock::now());
+    if (sink_) sink_->on_frame(frame);
+  }
+
+  // Only the reply to the probe outstanding counts: a late, repeated or invented one is ignored.
+  void note_probe_reply(std::uint64_t token) noexcept {
+    if (token == 0 || token != probe_token_) return;
+    probe_token_ = 0;
+    const auto sample = clock::now() - probe_sent_at_;
+    last_round_trip_ = sample;
+    smoothed_round_trip_ = smoothed_round_trip_
+                               ? *smoothed_round_trip_ + (sample - *smoothed_round_trip_) / 8
+                               : sample;
+  }
+
+  void send_probe(clock::time_point now) {
+    next_probe_ = now + limits::probe_interval;
+    if (!writable() || !has_room(wire::header_size + 8)) return;
+    probe_token_ = ++probes_sent_;
+    probe_sent_at_ = now;
+    wire::append_probe(control_, probe_token_);
+    flush();
   }
 
   void violation(std::error_code error, std::span<const std::byte> bytes) {
@@ -720,6 +767,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         last_write_ = now;
         flush();
       }
+      // On the heartbeats' wake-ups, never one of its own: at most one a second.
+      if (send_probes_ && now >= next_probe_) send_probe(now);
     }
   }
 
@@ -800,6 +849,15 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   std::optional<std::size_t> drain_mark_;
   unsigned pauses_ = 0;
   asio::steady_timer resume_;  // the paused reader waits on it; cancel() resumes it
+
+  bool answer_probes_ = false;
+  bool send_probes_ = false;
+  std::uint64_t probes_sent_ = 0;
+  std::uint64_t probe_token_ = 0;  // the probe awaiting its reply; 0: none
+  clock::time_point probe_sent_at_{};
+  clock::time_point next_probe_{};
+  std::optional<clock::duration> last_round_trip_;
+  std::optional<clock::duration> smoothed_round_trip_;
 
   std::chrono::milliseconds heartbeat_interval_{0};
   // The peer's lateness record: nonzero, it reads our lateness, and is its max_stretch (our

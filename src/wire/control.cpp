@@ -18,6 +18,21 @@ void append_heartbeat(std::vector<std::byte>& out, std::uint32_t lateness_ms) {
   writer.put(lateness_ms);
 }
 
+void append_probe(std::vector<std::byte>& out, std::uint64_t token) {
+  auto writer = detail::begin_frame(out, frame_type::probe, 0, 0, 8);
+  writer.put(token);
+}
+
+void append_probe_reply(std::vector<std::byte>& out, std::uint64_t token) {
+  auto writer = detail::begin_frame(out, frame_type::probe_reply, 0, 0, 8);
+  writer.put(token);
+}
+
+std::uint64_t decode_probe_token(const frame_view& frame) noexcept {
+  const std::span<const std::byte> body = detail::body_of(frame);
+  return body.size() == 8 ? base::load_le<std::uint64_t>(body.data()) : 0;
+}
+
 std::uint32_t decode_heartbeat(const frame_view& frame) noexcept {
   const std::span<const std::byte> body = detail::body_of(frame);
   return body.size() == 4 ? base::load_le<std::uint32_t>(body.data()) : 0;

@@ -47,6 +47,7 @@ enum class record_tag : std::uint16_t {
   flow_window = 8,  // the window every (sender, receiver) pair starts with (protocol.md §4.1)
   flow_budget = 9,  // welcome to a node: the bytes of windows it may grant in all
   lateness = 10,    // the sender reads the lateness its peer's heartbeats carry (protocol.md §8.1)
+  probes = 11,      // the sender answers `probe` frames (protocol.md §8.2)
 };
 
 inline constexpr std::size_t auth_value_size = 32;  // nonces, challenges and proofs
@@ -66,6 +67,7 @@ struct hello {
   std::optional<std::uint32_t> flow_window;
   std::optional<std::uint32_t> flow_budget;
   std::optional<std::uint32_t> lateness;  // nonzero: send me heartbeats with your lateness
+  std::optional<std::uint32_t> probes;    // nonzero: I answer probes
   std::optional<auth_value> auth_nonce;
   friend bool operator==(const hello&, const hello&) = default;
 };
@@ -82,6 +84,7 @@ struct welcome {
   std::optional<std::uint32_t> flow_window;
   std::optional<std::uint32_t> flow_budget;
   std::optional<std::uint32_t> lateness;
+  std::optional<std::uint32_t> probes;
   std::optional<auth_value> auth_proof;
   friend bool operator==(const welcome&, const welcome&) = default;
 };
@@ -148,6 +151,11 @@ void append_heartbeat(std::vector<std::byte>& out);
 // A heartbeat that tells how late the sender's loop runs (protocol.md §8.1), in milliseconds; only
 // to a peer whose hello or welcome had a nonzero `lateness` record.
 void append_heartbeat(std::vector<std::byte>& out, std::uint32_t lateness_ms);
+// A round-trip probe and its reply (protocol.md §8.2): the prober's 8-byte token, echoed.
+void append_probe(std::vector<std::byte>& out, std::uint64_t token);
+void append_probe_reply(std::vector<std::byte>& out, std::uint64_t token);
+// The token of a probe or probe_reply (the parser has checked the body's size).
+std::uint64_t decode_probe_token(const frame_view& frame) noexcept;
 // The lateness a heartbeat carries: 0 for a bodiless one. The parser has checked the body's size.
 std::uint32_t decode_heartbeat(const frame_view& frame) noexcept;
 void append_goodbye(std::vector<std::byte>& out, leave_reason reason);

@@ -18,6 +18,8 @@ enum class frame_type : std::uint8_t {
   goodbye = 0x05,
   auth_challenge = 0x06,
   auth_proof = 0x07,
+  probe = 0x08,  // a link's round-trip probe (protocol.md §8.2)
+  probe_reply = 0x09,
   nodes_up = 0x10,
   nodes_down = 0x11,
   hosts_up = 0x12,

@@ -64,6 +64,10 @@ std::error_code check_fixed_body(const frame_view& frame) noexcept {
     case frame_type::credit:
       expected = credit_frame_size - header_size;
       break;
+    case frame_type::probe:
+    case frame_type::probe_reply:
+      expected = 8;
+      break;
     case frame_type::fragment:  // a slice of at least one byte
       return frame.bytes.size() > header_size ? std::error_code{} : decode_error::bad_body;
     default:
@@ -89,6 +93,8 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::goodbye:
     case frame_type::auth_challenge:
     case frame_type::auth_proof:
+    case frame_type::probe:
+    case frame_type::probe_reply:
     case frame_type::nodes_up:
     case frame_type::nodes_down:
     case frame_type::hosts_up:
@@ -125,6 +131,10 @@ const char* to_string(frame_type type) noexcept {
       return "auth_challenge";
     case frame_type::auth_proof:
       return "auth_proof";
+    case frame_type::probe:
+      return "probe";
+    case frame_type::probe_reply:
+      return "probe_reply";
     case frame_type::nodes_up:
       return "nodes_up";
     case frame_type::nodes_down:

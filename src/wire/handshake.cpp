@@ -56,6 +56,7 @@ std::size_t records_size(const Message& m) noexcept {
   if (m.flow_window) size += record_header_size + 4;
   if (m.flow_budget) size += record_header_size + 4;
   if (m.lateness) size += record_header_size + 4;
+  if (m.probes) size += record_header_size + 4;
   if (auth_record(m)) size += record_header_size + auth_value_size;
   return size;
 }
@@ -83,6 +84,7 @@ void write_records(detail::byte_writer& writer, const Message& m) noexcept {
   number(record_tag::flow_window, m.flow_window);
   number(record_tag::flow_budget, m.flow_budget);
   number(record_tag::lateness, m.lateness);
+  number(record_tag::probes, m.probes);
   // Last, so that a welcome's proof is its final 32 bytes (the acceptor signs all before them).
   if (const auto& value = auth_record(m)) {
     writer.put(static_cast<std::uint16_t>(auth_tag<Message>));
@@ -141,6 +143,9 @@ std::error_code read_records(detail::byte_reader reader, Message& out) {
         break;
       case record_tag::lateness:
         if (!read_u32(value, out.lateness)) return bad;
+        break;
+      case record_tag::probes:
+        if (!read_u32(value, out.probes)) return bad;
         break;
       case record_tag::auth_nonce:
       case record_tag::auth_proof: {

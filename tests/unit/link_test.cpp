@@ -1048,6 +1048,75 @@ TEST_F(link_test, HeartbeatsKeepBothEndsOpenAndNeverReachTheSink) {
   EXPECT_TRUE(sink_b.frames.empty());
 }
 
+// ---- round-trip probes (protocol.md §8.2) ----
+
+TEST_F(link_test, ProbesMeasureTheRoundTripBothWaysAndNeverReachTheSink) {
+  auto [sa, sb] = streams();
+  auto a = make_link(std::move(sa));
+  auto b = make_link(std::move(sb));
+  recording_sink sink_a, sink_b;
+  a->start(&sink_a);
+  b->start(&sink_b);
+  EXPECT_FALSE(a->round_trip()) << "no figure before a probe came back";
+  a->enable_heartbeats(20ms, 2000ms);
+  b->enable_heartbeats(20ms, 2000ms);
+  a->enable_probes(true);
+  b->enable_probes(true);
+
+  ASSERT_TRUE(run_until([&] { return a->round_trip() && b->round_trip(); }));
+  EXPECT_FALSE(sink_a.closed());
+  EXPECT_FALSE(sink_b.closed());
+  EXPECT_TRUE(sink_a.frames.empty()) << "probes and replies are the link's own";
+  EXPECT_TRUE(sink_b.frames.empty());
+  EXPECT_GT(a->round_trip()->count(), 0);
+  EXPECT_LT(*a->round_trip(), 2000ms);
+}
+
+TEST_F(link_test, AProbeIsAnsweredWithItsTokenAndAnUnaskedReplyChangesNothing) {
+  auto [sa, peer] = streams();
+  recording_sink sink;
+  auto a = settled_link(std::move(sa), sink);
+  a->enable_probes(false);  // answers, but the peer said it answers none: sends none
+
+  frame_bytes input;
+  wire::append_probe(input, 42);
+  a->stream().inject(input);
+  frame_bytes expected;
+  wire::append_probe_reply(expected, 42);
+  ASSERT_TRUE(run_until([&] { return peer.unread() >= expected.size(); }));
+  EXPECT_EQ(peer.take_unread(), expected);
+  EXPECT_TRUE(sink.frames.empty());
+  EXPECT_FALSE(a->round_trip());
+}
+
+TEST_F(link_test, OnlyTheReplyToTheProbeOutstandingIsASample) {
+  auto [sa, peer] = streams();
+  recording_sink sink;
+  auto a = make_link(std::move(sa));
+  a->start(&sink);
+  a->enable_heartbeats(20ms, 2000ms);
+  a->enable_probes(true);
+  // The peer never answers by itself: read the probe's token off the wire.
+  std::uint64_t token = 0;
+  ASSERT_TRUE(run_until([&] {
+    for (const auto& f : split_frames(peer.take_unread()))
+      if (static_cast<wire::frame_type>(f[4]) == wire::frame_type::probe)
+        token = base::load_le<std::uint64_t>(f.data() + wire::header_size);
+    return token != 0;
+  }));
+  frame_bytes wrong;
+  wire::append_probe_reply(wrong, token + 1);
+  a->stream().inject(wrong);
+  run_for(20ms);
+  EXPECT_FALSE(a->round_trip()) << "a reply to no probe of ours is ignored";
+  frame_bytes right;
+  wire::append_probe_reply(right, token);
+  a->stream().inject(right);
+  ASSERT_TRUE(run_until([&] { return a->round_trip().has_value(); }));
+  EXPECT_FALSE(sink.closed());
+  EXPECT_TRUE(sink.frames.empty());
+}
+
 TEST_F(link_test, SilentPeerClosesWithHeartbeatTimeout) {
   auto [sa, peer] = streams();
   auto a = make_link(std::move(sa));

@@ -204,6 +204,25 @@ TEST(WireGolden, HeartbeatWithLateness) {
   EXPECT_EQ(decode_heartbeat(parse_whole(golden_heartbeat)), 0u) << "bodiless: punctual";
 }
 
+TEST(WireGolden, Probe) {
+  const auto probe = bytes({
+      0x0c, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00,  // size 12, probe
+      0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,  // token
+  });
+  const auto reply = bytes({
+      0x0c, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00,  // size 12, probe_reply
+      0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,  // the same token
+  });
+  std::vector<std::byte> out;
+  append_probe(out, 0x0102030405060708);
+  EXPECT_EQ(hex(out), hex(probe));
+  out.clear();
+  append_probe_reply(out, 0x0102030405060708);
+  EXPECT_EQ(hex(out), hex(reply));
+  EXPECT_EQ(decode_probe_token(parse_whole(probe)), 0x0102030405060708u);
+  EXPECT_EQ(decode_probe_token(parse_whole(reply)), 0x0102030405060708u);
+}
+
 TEST(WireGolden, Goodbye) {
   std::vector<std::byte> out;
   append_goodbye(out, leave_reason::graceful);

@@ -59,6 +59,11 @@ struct status_reply_value {
   std::string json;
   friend bool operator==(const status_reply_value&, const status_reply_value&) = default;
 };
+struct probe_value {
+  frame_type type{};  // probe or probe_reply
+  std::uint64_t token = 0;
+  friend bool operator==(const probe_value&, const probe_value&) = default;
+};
 struct watch_request_value {
   friend bool operator==(const watch_request_value&, const watch_request_value&) = default;
 };
@@ -80,7 +85,7 @@ using frame_value = std::variant<message_value, hello, welcome, refuse, goodbye_
                                  heartbeat_value, nodes_up_value, std::vector<node_down_entry>,
                                  hosts_up_value, std::vector<host_down_entry>, status_request_value,
                                  status_reply_value, auth_frame_value, credit_grant, fragment_value,
-                                 batch_value, watch_request_value, watch_event_value>;
+                                 batch_value, watch_request_value, watch_event_value, probe_value>;
 
 template <class... F>
 struct overloaded : F... {
@@ -137,6 +142,12 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const status_request_value&) { append_status_request(out); },
           [&](const status_reply_value& s) { append_status_reply(out, s.json); },
           [&](const watch_request_value&) { append_watch_request(out); },
+          [&](const probe_value& p) {
+            if (p.type == frame_type::probe)
+              append_probe(out, p.token);
+            else
+              append_probe_reply(out, p.token);
+          },
           [&](const watch_event_value& s) { append_watch_event(out, s.json); },
           [&](const credit_grant& c) { append_credit(out, c); },
           [&](const fragment_value& f) {
@@ -197,6 +208,10 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
       return decode_goodbye(frame, out.emplace<goodbye_value>().reason);
     case frame_type::heartbeat:
       out = heartbeat_value{decode_heartbeat(frame)};
+      return {};
+    case frame_type::probe:
+    case frame_type::probe_reply:
+      out = probe_value{frame.header.type, decode_probe_token(frame)};
       return {};
     case frame_type::nodes_up: {
       auto& v = out.emplace<nodes_up_value>();
@@ -350,6 +365,9 @@ class generator {
       case 4:
         return goodbye_value{reason()};
       case 5:
+        if (coin())
+          return probe_value{coin() ? frame_type::probe : frame_type::probe_reply,
+                             between<std::uint64_t>(0, ~std::uint64_t{0})};
         return heartbeat_value{coin() ? 0 : between<std::uint32_t>(1, 0xffffffff)};
       case 6: {
         nodes_up_value v{{}, coin()};

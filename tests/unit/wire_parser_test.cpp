@@ -197,7 +197,7 @@ TEST(WireParser, RefusesAnUnknownTypeFromTheHeader) {
     }
     EXPECT_EQ(parse_error(header(100, t)), decode_error::unknown_type) << type;
   }
-  EXPECT_EQ(known, 22);
+  EXPECT_EQ(known, 24);
 }
 
 TEST(WireParser, RefusesGarbage) {
@@ -265,6 +265,11 @@ TEST(WireParser, ChecksFixedSizeBodies) {
   std::vector<std::byte> status_request = header(6, 0x30);
   status_request.resize(10);
   EXPECT_EQ(parse_error(status_request), decode_error::bad_body);
+  for (const std::uint8_t type : {0x08, 0x09}) {
+    std::vector<std::byte> probe = header(8, type);
+    probe.resize(12);
+    EXPECT_EQ(parse_error(probe), decode_error::bad_body) << "a probe's token is 8 bytes";
+  }
   std::vector<std::byte> watch_request = header(5, 0x32);
   watch_request.resize(9);
   EXPECT_EQ(parse_error(watch_request), decode_error::bad_body);
