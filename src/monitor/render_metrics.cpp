@@ -1,5 +1,6 @@
 #include "monitor/render_metrics.hpp"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -11,9 +12,15 @@ namespace {
 
 using json = nlohmann::json;
 
+// A count or an id: the document stores a signed type (pid_t) as a signed number, so a
+// non-negative one counts as well as an unsigned one; anything else is 0.
 std::uint64_t count(const json& j, const char* key) {
   const auto it = j.find(key);
-  return it != j.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<std::uint64_t>();
+  if (it->is_number_integer())
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, it->get<std::int64_t>()));
+  return 0;
 }
 
 double number(const json& j, const char* key) {
