@@ -33,6 +33,11 @@ std::string text(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+bool flag(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
 const json& object(const json& j, const char* key) {
   static const json empty = json::object();
   const auto it = j.find(key);
@@ -222,7 +227,7 @@ void registry(metrics_text& m, const json& s) {
   const json& r = object(s, "registry_health");
   m.family("galaxies_registry_up", "gauge",
            "1 while the registry stores and refreshes this host's row.");
-  m.sample(std::uint64_t{r.value("healthy", false) ? 1u : 0u});
+  m.sample(std::uint64_t{flag(r, "healthy") ? 1u : 0u});
   m.family("galaxies_registry_refreshes_total", "counter",
            "Refreshes of this host's row, by result.");
   m.sample(count(r, "refreshes_ok"), {{"result", "ok"}});
