@@ -1,5 +1,6 @@
 #include "monitor/render_metrics.hpp"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -11,9 +12,15 @@ namespace {
 
 using json = nlohmann::json;
 
+// A count or an id: the document stores a signed type (pid_t) as a signed number, so a
+// non-negative one counts as well as an unsigned one; anything else is 0.
 std::uint64_t count(const json& j, const char* key) {
   const auto it = j.find(key);
-  return it != j.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned()) return it->get<std::uint64_t>();
+  if (it->is_number_integer())
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, it->get<std::int64_t>()));
+  return 0;
 }
 
 double number(const json& j, const char* key) {
@@ -24,6 +31,11 @@ double number(const json& j, const char* key) {
 std::string text(const json& j, const char* key) {
   const auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool flag(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
 }
 
 const json& object(const json& j, const char* key) {
@@ -225,7 +237,7 @@ void registry(metrics_text& m, const json& s) {
   const json& r = object(s, "registry_health");
   m.family("galaxies_registry_up", "gauge",
            "1 while the registry stores and refreshes this host's row.");
-  m.sample(std::uint64_t{r.value("healthy", false) ? 1u : 0u});
+  m.sample(std::uint64_t{flag(r, "healthy") ? 1u : 0u});
   m.family("galaxies_registry_refreshes_total", "counter",
            "Refreshes of this host's row, by result.");
   m.sample(count(r, "refreshes_ok"), {{"result", "ok"}});

@@ -41,24 +41,6 @@ constexpr auto stop_grace = 10s;
 constexpr auto kill_deadline = 5s;
 constexpr int start_attempts = 5;
 
-std::string find_on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  std::size_t at = 0;
-  while (at <= dirs.size()) {
-    const auto end = std::min(dirs.find(':', at), dirs.size());
-    std::string dir = dirs.substr(at, end - at);
-    if (dir.empty()) dir = ".";
-    const std::string candidate = dir + "/" + name;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    at = end + 1;
-  }
-  return {};
-}
-
 // etcd fsyncs its log on every write: in tmpfs that costs nothing, so a busy disk (other builds
 // on the same machine) cannot stall the store and turn into a slow-registry false failure.
 std::filesystem::path temp_base() {
@@ -186,6 +168,24 @@ std::uintmax_t file_size_or_zero(const std::filesystem::path& path) {
 }
 
 }  // namespace
+
+std::string find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t at = 0;
+  while (at <= dirs.size()) {
+    const auto end = std::min(dirs.find(':', at), dirs.size());
+    std::string dir = dirs.substr(at, end - at);
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    at = end + 1;
+  }
+  return {};
+}
 
 std::uint16_t free_loopback_port() {
   const std::uint16_t high = ephemeral_low();

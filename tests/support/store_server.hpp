@@ -2,6 +2,7 @@
 // test on free 127.0.0.1 ports with a private data directory, and the faults tests inject into it
 // (stop, kill, restart on the same ports, pause). Every process is stopped by its PID; a server
 // also dies with the test process (PR_SET_PDEATHSIG), so a crashed test leaves nothing behind.
+// Other servers a test starts the same way derive from store_server too (prometheus_server.hpp).
 //
 // Threading: one object is used from one thread. The server dies when the *thread* that started
 // it exits (that is what PR_SET_PDEATHSIG watches): start servers from the test's main thread.
@@ -24,6 +25,9 @@ namespace galaxies::test {
 // ephemeral range: a client redialling a stopped server can then never be handed the server's
 // port as its own source port (a TCP self-connect that looks like a live server).
 std::uint16_t free_loopback_port();
+
+// The path of the executable `name` in PATH, "" when there is none.
+std::string find_on_path(const std::string& name);
 
 class store_server {
  public:
