@@ -202,12 +202,22 @@ void exercise(const frame_view& frame) {
     require(!decode_auth_value(reparse(again), auth_again) && auth_again == auth);
   }
 
+  // Both frames that carry a JSON document give it back; every other frame gives nothing.
   const std::string_view json = status_json(frame);
-  require(frame.header.type == frame_type::status_reply || json.empty());
-  if (frame.header.type == frame_type::status_reply) {
+  const bool reply = frame.header.type == frame_type::status_reply;
+  const bool event = frame.header.type == frame_type::watch_event;
+  require(reply || event || json.empty());
+  if (reply || event) {
     std::vector<std::byte> again;
-    append_status_reply(again, json);
+    (reply ? append_status_reply : append_watch_event)(again, json);
     require(status_json(reparse(again)) == json);
+  }
+  if (frame.header.type == frame_type::probe || frame.header.type == frame_type::probe_reply) {
+    const std::uint64_t token = decode_probe_token(frame);
+    std::vector<std::byte> again;
+    (frame.header.type == frame_type::probe ? append_probe : append_probe_reply)(again, token);
+    require(again.size() == frame.bytes.size() &&
+            std::equal(again.begin(), again.end(), frame.bytes.begin()));
   }
 }
 
