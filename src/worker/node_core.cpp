@@ -75,6 +75,13 @@ std::vector<host_info> node_core::hosts() const {
   return out;
 }
 
+node_counters node_core::counters() const {
+  node_counters out = counters_;
+  out.request_latency = pending_.outcomes().latency;
+  out.failed_requests = pending_.outcomes().failed;
+  return out;
+}
+
 void node_core::set_handler(std::string command, message_handler handler) {
   handlers_[std::move(command)] = std::move(handler);
   ++handlers_changed_;
@@ -244,6 +251,11 @@ void node_core::fail_soon(send_callback done, std::error_code error) {
   asio::post(executor_, [done = std::move(done), error]() mutable { done(error); });
 }
 
+void node_core::refuse(request_callback done, std::error_code error) {
+  pending_.count_refused(error);
+  fail_soon(std::move(done), error);
+}
+
 void node_core::start_send(const node_id& to, std::string_view command, byte_view payload,
                            send_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
@@ -256,11 +268,12 @@ void node_core::start_send(const node_id& to, std::string_view command, byte_vie
 void node_core::start_request(const node_id& to, std::string_view command, byte_view payload,
                               std::chrono::milliseconds timeout, request_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
-  if (auto ec = check_message(to, command, size)) return fail_soon(std::move(done), ec);
+  if (auto ec = check_message(to, command, size)) return refuse(std::move(done), ec);
 
-  const auto deadline = transport::pending_requests::clock::now() + timeout;
-  const std::uint64_t id = pending_.add(to, deadline, done, static_cast<std::uint32_t>(size));
-  if (id == 0) return fail_soon(std::move(done), errc::overloaded);
+  const auto now = transport::pending_requests::clock::now();
+  const std::uint64_t id =
+      pending_.add(to, now, now + timeout, done, static_cast<std::uint32_t>(size));
+  if (id == 0) return refuse(std::move(done), errc::overloaded);
   const auto ms =
       static_cast<std::uint32_t>(std::clamp<std::int64_t>(timeout.count(), 0, UINT32_MAX));
   // Without credit it waits, within its deadline (the pending table times it out meanwhile).
@@ -360,8 +373,10 @@ void node_core::on_message(const wire::frame_view& frame) {
     // our credit, and nobody is owed any for this reply.
     const bool from_master = (frame.header.flags & wire::flag_from_master) != 0;
     if (from_master) send_credit_.refund(m.src, pending_.frame_size(m.request_id));
-    if (!pending_.complete_reply(m.src, m.request_id, ec,
-                                 bytes(m.payload.begin(), m.payload.end())))
+    const auto by = from_master ? transport::pending_requests::answered_by::master
+                                : transport::pending_requests::answered_by::target;
+    if (!pending_.complete_reply(m.src, m.request_id, ec, bytes(m.payload.begin(), m.payload.end()),
+                                 by))
       ++counters_.late_replies;
     if (!from_master) consumed(frame, m.src);
     return;

@@ -68,7 +68,7 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   bool ready() const noexcept { return state_ == state::ready; }
   std::vector<node_info> nodes() const;
   std::vector<host_info> hosts() const;
-  const node_counters& counters() const noexcept { return counters_; }
+  node_counters counters() const;
   callbacks& events() noexcept { return callbacks_; }
 
   void set_handler(std::string command, message_handler handler);
@@ -128,6 +128,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   void sweep_ended_requests();
   void forget_peer(const node_id& id);
   void fail_soon(request_callback done, std::error_code error);
+  // A request refused before it got an id: counted as failed, then failed.
+  void refuse(request_callback done, std::error_code error);
   void fail_soon(send_callback done, std::error_code error);
   void on_credit(const wire::frame_view& frame);
   // The frame from `from` has been handled: grants `from` more credit when it is due.
