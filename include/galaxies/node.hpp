@@ -151,6 +151,9 @@ class node {
   std::vector<node_info> nodes() const;  // every other live node
   std::vector<host_info> hosts() const;  // every live host, this one included
   node_counters counters() const;        // galaxies/counters.hpp
+  // Traffic with each live node this node has exchanged messages with (not itself), in no
+  // particular order. A node's entry goes when it leaves, so the list never outgrows the cluster.
+  std::vector<peer_traffic> peer_counters() const;
 
   // Handlers for commands; one per command, replacing any earlier one.
   void on(std::string command, message_handler handler);
