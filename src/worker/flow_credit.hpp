@@ -66,6 +66,11 @@ class send_credit {
   }
   // A pair's state, valid until forget(`to`) or clear(); created if absent.
   pair& at(const node_id& to);
+  // The same, or null if absent.
+  pair* find(const node_id& to) noexcept {
+    const auto it = pairs_.find(to);
+    return it == pairs_.end() ? nullptr : &it->second;
+  }
   // A frame to `to` was refused or has to wait for credit.
   void mark_blocked(const node_id& to);
   // A grant from `to`: adds to the credit, which never exceeds the window it names.

@@ -341,9 +341,14 @@ void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc sta
     const std::string_view why = "reply too large to send";
     return send_reply(to, request_id, status == errc::ok ? errc::too_large : status, as_bytes(why));
   }
+  // A requester that left is owed nothing. Checked so that no state is made for it again (its
+  // credit pair, which holds its peer counts, went when it left): a pair exists only for a live
+  // node, so the usual case costs no lookup beyond the pair's own.
+  auto* credit = send_credit_.find(to);
+  if (!credit && to != self_ && !nodes_.contains(to)) return;
   // A reply waits for credit like any message; its requester leaving drops it. (What waits is
   // bounded by the requests the requester could send: they took its credit towards us.)
-  const auto admitted = admit(to, size);
+  const auto admitted = admit(to, size, credit);
   if (!admitted)
     return wait_for_credit(wire::frame_type::reply, to, request_id, word, {}, payload, {});
   emit(wire::frame_type::reply, to, request_id, word, {}, payload, admitted);

@@ -186,6 +186,24 @@ TEST_F(NodeCounters, APeerThatLeavesFailsItsRequestsAndLosesItsEntry) {
   EXPECT_EQ(core_->peer_counters().size(), 1u);
 }
 
+TEST_F(NodeCounters, AReplyToARequesterThatLeftIsDroppedAndMakesNoEntry) {
+  std::vector<responder> held;
+  core_->set_handler("hold", [&](const message&, responder r) { held.push_back(std::move(r)); });
+  feed([&](auto& out) {
+    wire::append_message(out, wire::frame_type::request, y_, core_->id(), 7, 10'000, "hold", {},
+                         limits::default_max_frame_size);
+  });
+  ASSERT_EQ(held.size(), 1u);
+  written();
+  const std::vector<wire::node_down_entry> gone = {{y_, leave_reason::exited, 0}};
+  feed([&](auto& out) { wire::append_nodes_down(out, gone); });
+  EXPECT_FALSE(peer(y_));
+
+  held[0].reply("too late");
+  EXPECT_TRUE(written().empty()) << "nobody waits for it";
+  EXPECT_FALSE(peer(y_)) << "a node that left gets no entry back";
+}
+
 TEST_F(NodeCounters, StoppingFailsPendingRequestsAsShuttingDown) {
   std::optional<std::error_code> outcome;
   request(x_, "hold", "", 10s, outcome);
