@@ -23,6 +23,7 @@
 #include <system_error>
 #include <vector>
 
+#include "galaxies/counters.hpp"
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
 #include "galaxies/options.hpp"
@@ -122,13 +123,6 @@ using message_handler = std::function<void(const message&, responder)>;
 using request_callback = detail::unique_function<void(std::error_code, bytes)>;
 using send_callback = detail::unique_function<void(std::error_code)>;
 
-struct node_counters {
-  std::uint64_t sent = 0;
-  std::uint64_t received = 0;
-  std::uint64_t late_replies = 0;  // replies that arrived after their request ended
-  std::uint64_t unhandled = 0;     // sends/broadcasts with no handler for their command
-};
-
 class node {
  public:
   struct attach_options {
@@ -156,7 +150,10 @@ class node {
   bool ready() const;                    // registered with the master
   std::vector<node_info> nodes() const;  // every other live node
   std::vector<host_info> hosts() const;  // every live host, this one included
-  node_counters counters() const;
+  node_counters counters() const;        // galaxies/counters.hpp
+  // Traffic with each live node this node has exchanged messages with (not itself), in no
+  // particular order. A node's entry goes when it leaves, so the list never outgrows the cluster.
+  std::vector<peer_traffic> peer_counters() const;
 
   // Handlers for commands; one per command, replacing any earlier one.
   void on(std::string command, message_handler handler);

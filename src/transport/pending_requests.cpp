@@ -4,6 +4,41 @@
 #include <utility>
 
 namespace galaxies::transport {
+namespace {
+
+void count_failure(request_failures& failed, std::error_code error) noexcept {
+  if (error.category() != error_category()) {
+    ++failed.other;
+    return;
+  }
+  switch (static_cast<errc>(error.value())) {
+    case errc::timeout:
+      ++failed.timeout;
+      return;
+    case errc::node_left:
+      ++failed.node_left;
+      return;
+    case errc::no_such_node:
+      ++failed.no_such_node;
+      return;
+    case errc::overloaded:
+      ++failed.overloaded;
+      return;
+    case errc::too_large:
+      ++failed.too_large;
+      return;
+    case errc::not_connected:
+      ++failed.not_connected;
+      return;
+    case errc::shutting_down:
+      ++failed.shutting_down;
+      return;
+    default:
+      ++failed.other;
+  }
+}
+
+}  // namespace
 
 pending_requests::pending_requests(const asio::any_io_executor& executor, std::size_t max_pending)
     : max_pending_(max_pending), timer_(executor) {}
@@ -12,8 +47,9 @@ pending_requests::~pending_requests() {
   timer_.cancel();
 }
 
-std::uint64_t pending_requests::add(const node_id& target, clock::time_point deadline,
-                                    request_callback& done, std::uint32_t frame_size) {
+std::uint64_t pending_requests::add(const node_id& target, clock::time_point started,
+                                    clock::time_point deadline, request_callback& done,
+                                    std::uint32_t frame_size) {
   if (size() >= max_pending_) return 0;
   std::uint32_t slot = free_;
   if (slot != no_slot) {
@@ -28,6 +64,7 @@ std::uint64_t pending_requests::add(const node_id& target, clock::time_point dea
   entry& e = slots_[slot];
   e.id = id;
   e.target = target;
+  e.started = started;
   e.deadline = deadline;
   e.done = std::move(done);
   e.frame_size = frame_size;
@@ -39,23 +76,42 @@ std::uint64_t pending_requests::add(const node_id& target, clock::time_point dea
 }
 
 bool pending_requests::complete(std::uint64_t id, std::error_code error, bytes reply) {
-  auto done = take(id);
-  if (!done) return false;
-  done(error, std::move(reply));
+  const auto slot = index_.find(id);
+  if (slot == no_slot) return false;
+  finish(slot, true, error, std::move(reply));
   return true;
 }
 
 bool pending_requests::complete_reply(const node_id& from, std::uint64_t id, std::error_code error,
-                                      bytes reply) {
+                                      bytes reply, answered_by by) {
   const auto slot = index_.find(id);
   if (slot == no_slot || slots_[slot].target != from) return false;
-  return complete(id, error, std::move(reply));
+  finish(slot, by == answered_by::target, error, std::move(reply));
+  return true;
+}
+
+void pending_requests::count_refused(std::error_code error) noexcept {
+  count_failure(outcomes_.failed, error);
+}
+
+void pending_requests::finish(std::uint32_t slot, bool round_trip, std::error_code error,
+                              bytes reply) {
+  if (round_trip)
+    outcomes_.latency.observe(clock::now() - slots_[slot].started);
+  else
+    count_failure(outcomes_.failed, error);
+  auto done = take_slot(slot);
+  done(error, std::move(reply));
 }
 
 request_callback pending_requests::take(std::uint64_t id) {
   const auto slot = index_.find(id);
-  if (slot == no_slot) return {};
+  return slot == no_slot ? request_callback{} : take_slot(slot);
+}
+
+request_callback pending_requests::take_slot(std::uint32_t slot) {
   entry& e = slots_[slot];
+  const std::uint64_t id = e.id;
   request_callback done = std::move(e.done);
   heap_remove(e.heap_at);
   index_.erase(id);
@@ -77,13 +133,19 @@ std::vector<std::uint64_t> pending_requests::ids_where(Pick pick) const {
   return ids;
 }
 
+template <class Pick>
+void pending_requests::fail_where(Pick pick, std::error_code error) {
+  // A callback may end or add other requests: each id is looked up again when its turn comes.
+  for (auto id : ids_where(pick))
+    if (const auto slot = index_.find(id); slot != no_slot) finish(slot, false, error, {});
+}
+
 void pending_requests::fail_target(const node_id& target, std::error_code error) {
-  for (auto id : ids_where([&](const entry& e) { return e.target == target; }))
-    complete(id, error, {});
+  fail_where([&](const entry& e) { return e.target == target; }, error);
 }
 
 void pending_requests::fail_all(std::error_code error) {
-  for (auto id : ids_where([](const entry&) { return true; })) complete(id, error, {});
+  fail_where([](const entry&) { return true; }, error);
   // The owner is going: an armed timer would only keep its io_context busy. (Not done when the
   // table merely empties: that would cost a timer re-arm per request on the hot path.)
   armed_for_ = clock::time_point::max();
@@ -153,8 +215,7 @@ void pending_requests::on_timer() {
   while (!deadlines_.empty()) {
     const entry& first = slots_[deadlines_.front()];
     if (first.deadline > now || first.id >= added_before) break;
-    const std::uint64_t id = first.id;  // `first` may move: the callback can add requests
-    if (complete(id, make_error_code(errc::timeout), {})) ++timeouts_;
+    finish(deadlines_.front(), false, make_error_code(errc::timeout), {});
   }
   armed_for_ = clock::time_point::max();
   arm_timer();

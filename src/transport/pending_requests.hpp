@@ -14,38 +14,51 @@
 #include <system_error>
 #include <vector>
 
+#include "galaxies/counters.hpp"
 #include "galaxies/ids.hpp"
 #include "galaxies/node.hpp"
 #include "transport/request_id_index.hpp"
 
 namespace galaxies::transport {
 
+// How requests ended. Counted here, where every request ends exactly once, and before its
+// callback runs, so that a callback reading them sees its own request.
+struct request_outcomes {
+  latency_histogram latency;  // answered by their target, by round trip
+  request_failures failed;    // ended any other way
+};
+
 class pending_requests {
  public:
   using clock = std::chrono::steady_clock;
+  // Who answered a request: its target (a round trip, timed), or a master for it (the request
+  // never arrived: a failure, by the answer's error).
+  enum class answered_by { target, master };
 
   pending_requests(const asio::any_io_executor& executor, std::size_t max_pending);
   ~pending_requests();
 
   // Reserves the next id (never 0, never reused) for a request to `target`. Returns 0 when the
   // table is full; `done` is then untouched and the caller fails the request with overloaded.
-  // `frame_size`: the bytes its frame took of the requester's credit (refunded if a master answers
-  // for the target).
-  std::uint64_t add(const node_id& target, clock::time_point deadline, request_callback& done,
-                    std::uint32_t frame_size = 0);
+  // `started`: when the request was made, its round trip's start (the caller has just read the
+  // clock for the deadline). `frame_size`: the bytes its frame took of the requester's credit
+  // (refunded if a master answers for the target).
+  std::uint64_t add(const node_id& target, clock::time_point started, clock::time_point deadline,
+                    request_callback& done, std::uint32_t frame_size = 0);
 
-  // Completes request `id` (a reply arrived). False if it is not pending: a late reply.
+  // Completes request `id` (its target's reply arrived). False if it is not pending: a late reply.
   bool complete(std::uint64_t id, std::error_code error, bytes reply);
   // A reply that arrived from node `from`: it completes request `id` only if that request went to
   // `from` (another node cannot answer for it). False otherwise, and the request stays pending.
-  bool complete_reply(const node_id& from, std::uint64_t id, std::error_code error, bytes reply);
+  bool complete_reply(const node_id& from, std::uint64_t id, std::error_code error, bytes reply,
+                      answered_by by = answered_by::target);
 
   // Fails every request to `target` (it left) / every request (we are going).
   void fail_target(const node_id& target, std::error_code error);
   void fail_all(std::error_code error);
 
   // Removes request `id` without completing it (its frame could not be sent); its callback is
-  // handed back so that the caller can complete it as it sees fit.
+  // handed back so that the caller can complete it as it sees fit. No outcome is counted for it.
   request_callback take(std::uint64_t id);
 
   bool contains(std::uint64_t id) const noexcept { return index_.find(id) != no_slot; }
@@ -55,7 +68,11 @@ class pending_requests {
     return slot == no_slot ? 0 : slots_[slot].frame_size;
   }
   std::size_t size() const noexcept { return index_.size(); }
-  std::uint64_t timeouts() const noexcept { return timeouts_; }
+  std::uint64_t timeouts() const noexcept { return outcomes_.failed.timeout; }
+
+  const request_outcomes& outcomes() const noexcept { return outcomes_; }
+  // A request refused before it got an id (the caller fails it with `error`) counts as failed.
+  void count_refused(std::error_code error) noexcept;
 
  private:
   static constexpr std::uint32_t no_slot = request_id_index::npos;
@@ -63,6 +80,7 @@ class pending_requests {
   struct entry {
     std::uint64_t id = 0;  // 0: a free slot
     node_id target;
+    clock::time_point started;
     clock::time_point deadline;
     request_callback done;
     std::uint32_t frame_size = 0;
@@ -87,6 +105,14 @@ class pending_requests {
   // Ids of every pending request that `pick` accepts, oldest first.
   template <class Pick>
   std::vector<std::uint64_t> ids_where(Pick pick) const;
+  // Removes the request in `slot` (in use) and hands back its callback.
+  request_callback take_slot(std::uint32_t slot);
+  // Counts how the request in `slot` ended, then removes and completes it: `round_trip`, its
+  // target answered; otherwise it failed with `error`.
+  void finish(std::uint32_t slot, bool round_trip, std::error_code error, bytes reply);
+  // Fails every request that `pick` accepts with `error`, oldest first.
+  template <class Pick>
+  void fail_where(Pick pick, std::error_code error);
 
   void arm_timer();
   void on_timer();
@@ -99,7 +125,7 @@ class pending_requests {
   std::vector<std::uint32_t> deadlines_;  // slot numbers, a binary min-heap by before()
   asio::steady_timer timer_;
   clock::time_point armed_for_ = clock::time_point::max();
-  std::uint64_t timeouts_ = 0;
+  request_outcomes outcomes_;
   // The timer's handler can already be queued with success when the table is destroyed (cancel()
   // cannot recall it); it checks this token instead of touching a dead table.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -11,13 +11,6 @@ send_credit::pair& send_credit::at(const node_id& to) {
   return pairs_.try_emplace(to, pair{initial_window_, initial_window_}).first->second;
 }
 
-bool send_credit::covers(const pair& p, std::size_t size) noexcept {
-  // A receiver grants once half a window is consumed, so with nothing in flight more than half is
-  // available: a frame larger than that goes then, alone, and never waits for good.
-  return p.available >= static_cast<std::int64_t>(size) ||
-         p.available >= static_cast<std::int64_t>(p.window / 2);
-}
-
 bool send_credit::admits(const node_id& to, std::size_t size) const noexcept {
   const auto it = pairs_.find(to);
   return it == pairs_.end() || covers(it->second, size);  // absent: a fresh window
@@ -27,17 +20,7 @@ std::optional<std::uint8_t> send_credit::try_take(const node_id& to, std::size_t
   return try_take(at(to), size);
 }
 
-std::optional<std::uint8_t> send_credit::try_take(pair& p, std::size_t size) {
-  if (!covers(p, size)) {
-    p.blocked = true;
-    return std::nullopt;
-  }
-  p.available -= static_cast<std::int64_t>(size);
-  return std::exchange(p.blocked, false) ? wire::flag_blocked : 0;
-}
-
-std::uint8_t send_credit::take(const node_id& to, std::size_t size) {
-  auto& p = at(to);
+std::uint8_t send_credit::take(pair& p, std::size_t size) {
   p.available -= static_cast<std::int64_t>(size);
   return std::exchange(p.blocked, false) ? wire::flag_blocked : 0;
 }
@@ -82,11 +65,15 @@ std::uint32_t receive_credit::window(const node_id& from) const noexcept {
   return it == pairs_.end() ? initial_window_ : it->second.window;
 }
 
-std::optional<wire::credit_grant> receive_credit::consumed(const node_id& self, const node_id& from,
-                                                           std::size_t size, bool blocked) {
+receive_credit::pair& receive_credit::at(const node_id& from) {
   auto [it, fresh] = pairs_.try_emplace(from, pair{initial_window_});
   if (fresh) windows_ += initial_window_;
-  auto& p = it->second;
+  return it->second;
+}
+
+std::optional<wire::credit_grant> receive_credit::consumed(pair& p, const node_id& self,
+                                                           const node_id& from, std::size_t size,
+                                                           bool blocked) {
   p.consumed += size;
   bool grew = false;
   if (blocked && p.window < max_window()) {

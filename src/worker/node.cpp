@@ -59,6 +59,9 @@ std::vector<host_info> node::hosts() const {
 node_counters node::counters() const {
   return core_->counters();
 }
+std::vector<peer_traffic> node::peer_counters() const {
+  return core_->peer_counters();
+}
 
 void node::on(std::string command, message_handler handler) {
   core_->set_handler(std::move(command), std::move(handler));

@@ -11,6 +11,15 @@
 #include "wire/message_batch.hpp"
 
 namespace galaxies::detail {
+namespace {
+
+void count_sent(send_credit::pair& credit, wire::frame_type type, std::size_t payload_size) {
+  ++credit.sent.messages;
+  credit.sent.bytes += payload_size;
+  if (type == wire::frame_type::request) ++credit.sent.requests;
+}
+
+}  // namespace
 
 node_core::node_core(const asio::any_io_executor& executor, settings s)
     : executor_(executor),
@@ -75,6 +84,40 @@ std::vector<host_info> node_core::hosts() const {
   return out;
 }
 
+node_counters node_core::counters() const {
+  node_counters out = counters_;
+  out.request_latency = pending_.outcomes().latency;
+  out.failed_requests = pending_.outcomes().failed;
+  return out;
+}
+
+std::vector<peer_traffic> node_core::peer_counters() const {
+  // Sent and received counts live in separate credit tables (each side's own); both forget a
+  // node when it leaves.
+  std::unordered_map<node_id, peer_traffic> merged;
+  for (const auto& [id, credit] : send_credit_.pairs()) {
+    if (id == self_ || credit.sent.messages == 0) continue;
+    auto& t = merged[id];
+    t.messages_sent = credit.sent.messages;
+    t.bytes_sent = credit.sent.bytes;
+    t.requests_sent = credit.sent.requests;
+  }
+  for (const auto& [id, credit] : receive_credit_.pairs()) {
+    if (id == self_ || credit.received.messages == 0) continue;
+    auto& t = merged[id];
+    t.messages_received = credit.received.messages;
+    t.bytes_received = credit.received.bytes;
+    t.replies_received = credit.received.replies;
+  }
+  std::vector<peer_traffic> out;
+  out.reserve(merged.size());
+  for (auto& [id, t] : merged) {
+    t.node = id;
+    out.push_back(t);
+  }
+  return out;
+}
+
 void node_core::set_handler(std::string command, message_handler handler) {
   handlers_[std::move(command)] = std::move(handler);
   ++handlers_changed_;
@@ -97,21 +140,23 @@ std::error_code node_core::check_message(const node_id& to, std::string_view com
   return {};
 }
 
-std::optional<std::uint8_t> node_core::admit(const node_id& to, std::size_t frame_size,
-                                             send_credit::pair* credit) {
-  if (!waiting_.empty() && waiting_.contains(to)) return std::nullopt;
-  if (!link_->has_room(frame_size)) return std::nullopt;
-  return credit ? send_credit_.try_take(*credit, frame_size)
-                : send_credit_.try_take(to, frame_size);
+node_core::admission node_core::admit(const node_id& to, std::size_t frame_size,
+                                      send_credit::pair* credit) {
+  if (!waiting_.empty() && waiting_.contains(to)) return {};
+  if (!link_->has_room(frame_size)) return {};
+  auto& pair = credit ? *credit : send_credit_.at(to);
+  const auto flags = send_credit_.try_take(pair, frame_size);
+  return flags ? admission{&pair, *flags} : admission{};
 }
 
 void node_core::emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
-                     std::string_view command, byte_view payload, std::uint8_t flags) {
+                     std::string_view command, byte_view payload, admission admitted) {
   // check_sendable has bounded the command and the frame, so encoding cannot fail.
   wire::append_message(link_->outbound(), type, self_, to, id, word, command, payload,
-                       link_->max_frame_size(), flags);
+                       link_->max_frame_size(), admitted.flags);
   link_->flush();
   ++counters_.sent;
+  count_sent(*admitted.credit, type, payload.size());
 }
 
 bool node_core::try_send(const node_id& to, std::string_view command, byte_view payload,
@@ -123,22 +168,23 @@ bool node_core::try_send(const node_id& to, std::string_view command, byte_view 
     const std::size_t growth = wire::batch_growth(frame, command.size(), payload.size());
     if (frame.size() + growth <=
         std::min<std::size_t>(limits::max_batch_bytes, link_->max_frame_size())) {
-      const auto flags = admit(to, growth, batch_->credit);
-      if (!flags) return false;
-      wire::append_to_batch(out, batch_->start, command, payload, *flags);
+      const auto admitted = admit(to, growth, batch_->credit);
+      if (!admitted) return false;
+      wire::append_to_batch(out, batch_->start, command, payload, admitted.flags);
       batch_->end = out.size();
       link_->flush();
       ++counters_.sent;
+      count_sent(*admitted.credit, wire::frame_type::send, payload.size());
       return true;
     }
   }
-  const auto flags = admit(to, frame_size);
-  if (!flags) return false;
+  const auto admitted = admit(to, frame_size);
+  if (!admitted) return false;
   const std::size_t start = out.size();
   const std::uint64_t round = link_->outbound_round();
-  emit(wire::frame_type::send, to, 0, 0, command, payload, *flags);
+  emit(wire::frame_type::send, to, 0, 0, command, payload, admitted);
   if (link_->outbound_round() == round)
-    batch_ = open_batch{round, start, out.size(), to, &send_credit_.at(to)};
+    batch_ = open_batch{round, start, out.size(), to, admitted.credit};
   return true;
 }
 
@@ -147,7 +193,8 @@ void node_core::wait_for_credit(wire::frame_type type, const node_id& to, std::u
                                 send_callback done) {
   if (type == wire::frame_type::request && ++waiting_requests_ > 2 * pending_.size() + 64)
     sweep_ended_requests();
-  waiting_frame w{{}, type == wire::frame_type::request ? id : 0, std::move(done)};
+  waiting_frame w{
+      {}, type == wire::frame_type::request ? id : 0, std::move(done), type, payload.size()};
   wire::append_message(w.frame, type, self_, to, id, word, command, payload,
                        link_->max_frame_size());
   waiting_[to].push_back(std::move(w));
@@ -160,6 +207,7 @@ void node_core::flush_waiting(const node_id& to) {
   const auto it = waiting_.find(to);
   if (it == waiting_.end() || state_ == state::closed) return;
   auto& queue = it->second;
+  auto& credit = send_credit_.at(to);
   bool wrote = false;
   while (!queue.empty()) {
     auto& w = queue.front();
@@ -168,19 +216,20 @@ void node_core::flush_waiting(const node_id& to) {
       queue.pop_front();  // timed out while it waited: nobody expects its reply
       continue;
     }
-    if (!send_credit_.admits(to, w.frame.size())) {
-      send_credit_.mark_blocked(to);
+    if (!send_credit_.admits(credit, w.frame.size())) {
+      credit.blocked = true;
       break;
     }
     if (!link_->has_room(w.frame.size())) {
       link_->notify_drained_below(settings_.max_queue_bytes / 2);
       break;
     }
-    w.frame[5] = std::byte{send_credit_.take(to, w.frame.size())};  // the header's flags
+    w.frame[5] = std::byte{send_credit_.take(credit, w.frame.size())};  // the header's flags
     auto& out = link_->outbound();
     out.insert(out.end(), w.frame.begin(), w.frame.end());
     wrote = true;
     ++counters_.sent;
+    count_sent(credit, w.type, w.payload_size);
     if (w.request_id != 0) --waiting_requests_;
     if (w.done) fail_soon(std::move(w.done), {});
     queue.pop_front();
@@ -227,7 +276,11 @@ std::error_code node_core::broadcast(std::string_view command, byte_view payload
   }
   if (!admitted) return errc::overloaded;
   std::uint8_t flags = 0;
-  for (const auto& [id, info] : nodes_) flags |= send_credit_.take(id, size);
+  for (const auto& [id, info] : nodes_) {
+    auto& credit = send_credit_.at(id);
+    flags |= send_credit_.take(credit, size);
+    count_sent(credit, wire::frame_type::broadcast, payload.size());
+  }
   wire::append_message(link_->outbound(), wire::frame_type::broadcast, self_, node_id{}, 0, 0,
                        command, payload, link_->max_frame_size(), flags);
   link_->flush();
@@ -244,6 +297,11 @@ void node_core::fail_soon(send_callback done, std::error_code error) {
   asio::post(executor_, [done = std::move(done), error]() mutable { done(error); });
 }
 
+void node_core::refuse(request_callback done, std::error_code error) {
+  pending_.count_refused(error);
+  fail_soon(std::move(done), error);
+}
+
 void node_core::start_send(const node_id& to, std::string_view command, byte_view payload,
                            send_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
@@ -256,17 +314,19 @@ void node_core::start_send(const node_id& to, std::string_view command, byte_vie
 void node_core::start_request(const node_id& to, std::string_view command, byte_view payload,
                               std::chrono::milliseconds timeout, request_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
-  if (auto ec = check_message(to, command, size)) return fail_soon(std::move(done), ec);
+  if (auto ec = check_message(to, command, size)) return refuse(std::move(done), ec);
 
-  const auto deadline = transport::pending_requests::clock::now() + timeout;
-  const std::uint64_t id = pending_.add(to, deadline, done, static_cast<std::uint32_t>(size));
-  if (id == 0) return fail_soon(std::move(done), errc::overloaded);
+  const auto now = transport::pending_requests::clock::now();
+  const std::uint64_t id =
+      pending_.add(to, now, now + timeout, done, static_cast<std::uint32_t>(size));
+  if (id == 0) return refuse(std::move(done), errc::overloaded);
   const auto ms =
       static_cast<std::uint32_t>(std::clamp<std::int64_t>(timeout.count(), 0, UINT32_MAX));
   // Without credit it waits, within its deadline (the pending table times it out meanwhile).
-  const auto flags = admit(to, size);
-  if (!flags) return wait_for_credit(wire::frame_type::request, to, id, ms, command, payload, {});
-  emit(wire::frame_type::request, to, id, ms, command, payload, *flags);
+  const auto admitted = admit(to, size);
+  if (!admitted)
+    return wait_for_credit(wire::frame_type::request, to, id, ms, command, payload, {});
+  emit(wire::frame_type::request, to, id, ms, command, payload, admitted);
 }
 
 void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc status,
@@ -281,12 +341,17 @@ void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc sta
     const std::string_view why = "reply too large to send";
     return send_reply(to, request_id, status == errc::ok ? errc::too_large : status, as_bytes(why));
   }
+  // A requester that left is owed nothing. Checked so that no state is made for it again (its
+  // credit pair, which holds its peer counts, went when it left): a pair exists only for a live
+  // node, so the usual case costs no lookup beyond the pair's own.
+  auto* credit = send_credit_.find(to);
+  if (!credit && to != self_ && !nodes_.contains(to)) return;
   // A reply waits for credit like any message; its requester leaving drops it. (What waits is
   // bounded by the requests the requester could send: they took its credit towards us.)
-  const auto flags = admit(to, size);
-  if (!flags)
+  const auto admitted = admit(to, size, credit);
+  if (!admitted)
     return wait_for_credit(wire::frame_type::reply, to, request_id, word, {}, payload, {});
-  emit(wire::frame_type::reply, to, request_id, word, {}, payload, *flags);
+  emit(wire::frame_type::reply, to, request_id, word, {}, payload, admitted);
 }
 
 void node_core::on_frame(const wire::frame_view& frame) {
@@ -357,24 +422,38 @@ void node_core::on_message(const wire::frame_view& frame) {
     const auto status = static_cast<errc>(m.word);
     std::error_code ec = status == errc::ok ? std::error_code{} : make_error_code(status);
     // A master answered for the target: our request never reached it, so its bytes come back to
-    // our credit, and nobody is owed any for this reply.
-    const bool from_master = (frame.header.flags & wire::flag_from_master) != 0;
-    if (from_master) send_credit_.refund(m.src, pending_.frame_size(m.request_id));
+    // our credit, and nobody is owed any for this reply. Nor is it traffic with the target.
+    if (frame.header.flags & wire::flag_from_master) {
+      send_credit_.refund(m.src, pending_.frame_size(m.request_id));
+      if (!pending_.complete_reply(m.src, m.request_id, ec,
+                                   bytes(m.payload.begin(), m.payload.end()),
+                                   transport::pending_requests::answered_by::master))
+        ++counters_.late_replies;
+      return;
+    }
+    // Counted before the request's callback runs, as its round trip is.
+    auto& credit = receive_credit_.at(m.src);
+    ++credit.received.messages;
+    credit.received.bytes += m.payload.size();
+    ++credit.received.replies;
     if (!pending_.complete_reply(m.src, m.request_id, ec,
                                  bytes(m.payload.begin(), m.payload.end())))
       ++counters_.late_replies;
-    if (!from_master) consumed(frame, m.src);
-    return;
+    return consumed(frame, credit, m.src);
   }
+  auto& credit = receive_credit_.at(m.src);
+  ++credit.received.messages;
+  credit.received.bytes += m.payload.size();
   dispatch(m.src, handlers_.find(m.command), m.command, m.payload,
            m.type == wire::frame_type::request ? m.request_id : std::uint64_t{0});
-  consumed(frame, m.src);
+  consumed(frame, credit, m.src);
 }
 
 void node_core::on_batch(const wire::frame_view& frame) {
   if (wire::check_batch(frame) || wire::peek_dst(frame) != self_)
     return protocol_error("malformed send_batch");
   const node_id from = wire::peek_src(frame);
+  auto& credit = receive_credit_.at(from);
   wire::batch_reader messages(frame);
   std::string_view command;
   byte_view payload;
@@ -384,6 +463,8 @@ void node_core::on_batch(const wire::frame_view& frame) {
   std::uint64_t looked_up_when = handlers_changed_;
   while (messages.next(command, payload)) {
     ++counters_.received;
+    ++credit.received.messages;
+    credit.received.bytes += payload.size();
     if (command != looked_up || looked_up_when != handlers_changed_) {
       handler = handlers_.find(command);
       looked_up = command;
@@ -393,7 +474,7 @@ void node_core::on_batch(const wire::frame_view& frame) {
     // A handler stopped this node: what follows is not delivered, as later frames would not be.
     if (state_ == state::closed) return;
   }
-  consumed(frame, from);
+  consumed(frame, credit, from);
 }
 
 void node_core::dispatch(const node_id& from, handler_map::iterator it, std::string_view command,
@@ -417,12 +498,14 @@ void node_core::dispatch(const node_id& from, handler_map::iterator it, std::str
   }
 }
 
-void node_core::consumed(const wire::frame_view& frame, const node_id& from) {
-  // The handler may have stopped this node: no grant then. (Its sender cannot have left: a
-  // nodes_down follows the sender's last frame, and is handled after this one.)
+void node_core::consumed(const wire::frame_view& frame, receive_credit::pair& credit,
+                         const node_id& from) {
+  // The handler may have stopped this node: no grant then, and `credit` is gone with the rest of
+  // the table. (Its sender cannot have left: a nodes_down follows the sender's last frame, and is
+  // handled after this one.)
   if (state_ == state::closed) return;
   const bool blocked = (frame.header.flags & wire::flag_blocked) != 0;
-  if (auto grant = receive_credit_.consumed(self_, from, frame.bytes.size(), blocked)) {
+  if (auto grant = receive_credit_.consumed(credit, self_, from, frame.bytes.size(), blocked)) {
     // Credit never waits for credit, nor behind our own data: it is what lets the sender go on.
     wire::append_credit(link_->control_outbound(), *grant);
     link_->flush();

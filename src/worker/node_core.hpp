@@ -68,7 +68,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   bool ready() const noexcept { return state_ == state::ready; }
   std::vector<node_info> nodes() const;
   std::vector<host_info> hosts() const;
-  const node_counters& counters() const noexcept { return counters_; }
+  node_counters counters() const;
+  std::vector<peer_traffic> peer_counters() const;
   callbacks& events() noexcept { return callbacks_; }
 
   void set_handler(std::string command, message_handler handler);
@@ -98,6 +99,16 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
     std::vector<std::byte> frame;  // encoded; its flags are set when it goes
     std::uint64_t request_id = 0;  // a request: dropped if it ended meanwhile
     send_callback done;            // async_send: told when it goes, or why it never will
+    wire::frame_type type;         // for the peer's traffic counts, once it goes
+    std::size_t payload_size = 0;
+  };
+
+  // A frame admitted to go now: the receiver's credit state (debited; where its traffic is
+  // counted) and the flags the frame must carry. Empty when not admitted.
+  struct admission {
+    send_credit::pair* credit = nullptr;
+    std::uint8_t flags = 0;
+    explicit operator bool() const noexcept { return credit != nullptr; }
   };
 
   // Whether a message of `frame_size` bytes can be sent at all (state, size limits).
@@ -106,11 +117,10 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   std::error_code check_message(const node_id& to, std::string_view command,
                                 std::size_t frame_size) const;
   // Whether a frame for `to` can go now: nothing waits for `to`, the channel and its credit have
-  // room. If so the credit is debited and the frame's flags returned; if the credit is what
-  // lacks, the pair is marked blocked.
+  // room. If so the credit is debited and the admission returned; if the credit is what lacks,
+  // the pair is marked blocked.
   // `credit`: the pair's state when the caller has it already.
-  std::optional<std::uint8_t> admit(const node_id& to, std::size_t frame_size,
-                                    send_credit::pair* credit = nullptr);
+  admission admit(const node_id& to, std::size_t frame_size, send_credit::pair* credit = nullptr);
   // Admits and appends a send to `to`: into the batch still open for `to` at the end of the
   // channel's queue (protocol.md §4.2), or as a frame of its own. False, with nothing appended,
   // when the credit or the channel lacks room.
@@ -118,7 +128,7 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
                 std::size_t frame_size);
   // Appends an admitted message frame to the channel.
   void emit(wire::frame_type type, const node_id& to, std::uint64_t id, std::uint32_t word,
-            std::string_view command, byte_view payload, std::uint8_t flags);
+            std::string_view command, byte_view payload, admission admitted);
   // Encodes a message frame to wait for `to`'s credit, behind any already waiting.
   void wait_for_credit(wire::frame_type type, const node_id& to, std::uint64_t id,
                        std::uint32_t word, std::string_view command, byte_view payload,
@@ -128,10 +138,13 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   void sweep_ended_requests();
   void forget_peer(const node_id& id);
   void fail_soon(request_callback done, std::error_code error);
+  // A request refused before it got an id: counted as failed, then failed.
+  void refuse(request_callback done, std::error_code error);
   void fail_soon(send_callback done, std::error_code error);
   void on_credit(const wire::frame_view& frame);
-  // The frame from `from` has been handled: grants `from` more credit when it is due.
-  void consumed(const wire::frame_view& frame, const node_id& from);
+  // The frame from `from` has been handled: grants `from` more credit when it is due. `credit`:
+  // receive_credit_'s state for `from`.
+  void consumed(const wire::frame_view& frame, receive_credit::pair& credit, const node_id& from);
   void on_handshake_frame(const wire::frame_view& frame);
   void on_message(const wire::frame_view& frame);
   void on_batch(const wire::frame_view& frame);

@@ -634,6 +634,61 @@ TEST_F(messaging, request_to_a_node_that_leaves_fails_with_node_left) {
   EXPECT_EQ(a_->left_reasons(), expected);
 }
 
+// ---- counters ------------------------------------------------------------------------------
+
+peer_traffic traffic_with(test_node& observer, const node_id& other) {
+  for (const auto& p : observer.peer_counters())
+    if (p.node == other) return p;
+  return peer_traffic{};
+}
+
+bool has_peer_entry(test_node& observer, const node_id& other) {
+  for (const auto& p : observer.peer_counters())
+    if (p.node == other) return true;
+  return false;
+}
+
+TEST_F(messaging, counters_follow_replies_timeouts_and_leaves) {
+  const auto before = a_->counters();
+  const auto before_b = traffic_with(*a_, worker_b_);
+  constexpr std::uint64_t n = 20;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const auto [ec, reply] = a_->request(worker_b_, "echo", "ping!!");
+    ASSERT_FALSE(ec) << to_string(ec);
+  }
+  auto now = a_->counters();
+  EXPECT_EQ(now.request_latency.count - before.request_latency.count, n);
+  EXPECT_GT(now.request_latency.sum, before.request_latency.sum);
+  EXPECT_GT(now.request_latency.quantile(0.5), 0.0);
+  EXPECT_EQ(now.failed_requests.total(), before.failed_requests.total());
+  const auto b = traffic_with(*a_, worker_b_);
+  EXPECT_EQ(b.requests_sent - before_b.requests_sent, n);
+  EXPECT_EQ(b.messages_sent - before_b.messages_sent, n);
+  EXPECT_EQ(b.bytes_sent - before_b.bytes_sent, 6 * n);
+  EXPECT_EQ(b.replies_received - before_b.replies_received, n);
+  EXPECT_EQ(b.messages_received - before_b.messages_received, n);
+  EXPECT_EQ(b.bytes_received - before_b.bytes_received, 6 * n);
+
+  // A timeout is a failure, not a round trip ("hold" never answers).
+  const auto [ec, reply] = a_->request(worker_b_, "hold", "x", 200ms);
+  EXPECT_EQ(ec, errc::timeout) << to_string(ec);
+  const auto after_timeout = a_->counters();
+  EXPECT_EQ(after_timeout.failed_requests.timeout, now.failed_requests.timeout + 1);
+  EXPECT_EQ(after_timeout.request_latency.count, now.request_latency.count);
+
+  // A node that leaves takes its entry with it.
+  auto x = std::make_unique<test_node>(host_b_->unix_path(), cluster_.name());
+  ASSERT_TRUE(x->wait_ready());
+  const node_id x_id = x->id();
+  ASSERT_TRUE(eventually(join_deadline, [&] { return knows(*a_, x_id); }));
+  ASSERT_FALSE(a_->send(x_id, "anything", "hello"));
+  EXPECT_EQ(traffic_with(*a_, x_id).bytes_sent, 5u);
+  x.reset();
+  ASSERT_TRUE(eventually(10s, [&] { return !knows(*a_, x_id); }));
+  EXPECT_FALSE(has_peer_entry(*a_, x_id));
+  EXPECT_TRUE(has_peer_entry(*a_, worker_b_));
+}
+
 // ---- broadcast -----------------------------------------------------------------------------
 
 // Counts each (sender, payload) it receives under "bc", and the fences that close a round.

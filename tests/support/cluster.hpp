@@ -189,6 +189,7 @@ class test_node {
   node_id id();
   std::vector<node_info> nodes();
   node_counters counters();
+  std::vector<peer_traffic> peer_counters();
 
   // Runs `fn` on the node's thread with the node, and waits for it to return.
   void run(const std::function<void(node&)>& fn);

@@ -95,6 +95,10 @@ node_counters test_node::counters() {
   return call([this] { return node_->counters(); });
 }
 
+std::vector<peer_traffic> test_node::peer_counters() {
+  return call([this] { return node_->peer_counters(); });
+}
+
 void test_node::run(const std::function<void(node&)>& fn) {
   call([&] { fn(*node_); });
 }

@@ -62,20 +62,21 @@ TEST_F(allocation_free_test, PendingRequestsAskAndAnswerWithoutAllocatingOnceWar
   auto warm = callbacks(100);
   std::vector<std::uint64_t> ids;
   for (std::size_t i = 0; i < warm.size(); ++i)
-    ids.push_back(table.add(node_a, clock::now() + (i % 2 ? 10s : 20s), warm[i], 64));
+    ids.push_back(table.add(node_a, clock::now(), clock::now() + (i % 2 ? 10s : 20s), warm[i], 64));
   for (auto id : ids) ASSERT_TRUE(table.complete_reply(node_a, id, {}, {}));
 
   auto steady = callbacks(1000);
   const auto allocations = allocations_during([&] {
     // One at a time, then bursts of ten answered newest first: slots and heap places reused.
     for (std::size_t i = 0; i < 500; ++i) {
-      const auto id = table.add(node_b, clock::now() + 10s, steady[i], 64);
+      const auto id = table.add(node_b, clock::now(), clock::now() + 10s, steady[i], 64);
       table.complete_reply(node_b, id, {}, {});
     }
     for (std::size_t i = 500; i < 1000; i += 10) {
       std::uint64_t burst[10];
       for (std::size_t k = 0; k < 10; ++k)
-        burst[k] = table.add(node_a, clock::now() + (k % 2 ? 10s : 20s), steady[i + k], 64);
+        burst[k] =
+            table.add(node_a, clock::now(), clock::now() + (k % 2 ? 10s : 20s), steady[i + k], 64);
       for (std::size_t k = 10; k-- > 0;) table.complete_reply(node_a, burst[k], {}, {});
     }
   });

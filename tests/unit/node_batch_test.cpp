@@ -3,81 +3,19 @@
 // write. On the receiving side a batch is its messages, in order, up to a handler that stops the
 // node. node_core is driven here by hand: the test plays its master, frame by frame.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <asio/generic/stream_protocol.hpp>
-#include <asio/io_context.hpp>
 #include <string>
 #include <vector>
 
-#include "wire/control.hpp"
+#include "node_core_harness.hpp"
 #include "wire/message.hpp"
 #include "wire/message_batch.hpp"
-#include "worker/node_core.hpp"
 
 namespace galaxies::detail {
 namespace {
 
-using namespace std::chrono_literals;
-
-class NodeBatch : public ::testing::Test {
+class NodeBatch : public test::node_core_harness {
  protected:
-  void SetUp() override {
-    int fds[2] = {-1, -1};
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    master_fd_ = fds[1];
-    const asio::generic::stream_protocol unix_stream(AF_UNIX, SOCK_STREAM);
-    node_core::settings s;
-    s.role = wire::role::attached;
-    s.cluster = "batch";
-    core_ = std::make_shared<node_core>(io_.get_executor(), s);
-    core_->connect(transport::socket(io_, unix_stream, fds[0]));
-
-    wire::welcome w;
-    w.host = host_;
-    w.cluster = "batch";
-    w.flow_window = limits::default_flow_window;
-    w.flow_budget = 32u << 20;
-    feed([&](auto& out) { wire::append_welcome(out, w); });
-    const std::vector<wire::node_entry> nodes = {{x_, host_, 1}, {y_, host_, 2}};
-    feed([&](auto& out) { wire::append_nodes_up(out, nodes, true); });
-    ASSERT_TRUE(core_->ready());
-    written();  // the hello
-  }
-
-  void TearDown() override {
-    core_->stop();
-    io_.run_for(20ms);
-    ::close(master_fd_);
-  }
-
-  // A frame from "the master", handed to the node as its link would.
-  template <class Encode>
-  void feed(Encode encode) {
-    std::vector<std::byte> bytes;
-    encode(bytes);
-    const auto r = wire::frame_parser().parse(bytes);
-    ASSERT_EQ(r.state, wire::parse_result::status::frame);
-    core_->on_frame(r.frame);
-  }
-
-  // Every frame the node has written to its master since the last call.
-  std::vector<std::vector<std::byte>> written() {
-    io_.run_for(20ms);
-    std::vector<std::byte> in(1 << 20);
-    const ssize_t n = ::recv(master_fd_, in.data(), in.size(), MSG_DONTWAIT);
-    in.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    std::vector<std::vector<std::byte>> frames;
-    std::span<const std::byte> rest(in);
-    for (wire::parse_result r;
-         (r = wire::frame_parser().parse(rest)).state == wire::parse_result::status::frame;) {
-      frames.emplace_back(r.frame.bytes.begin(), r.frame.bytes.end());
-      rest = rest.subspan(r.frame.bytes.size());
-    }
-    return frames;
-  }
-
   static std::vector<std::string> commands_of(const std::vector<std::byte>& frame) {
     const auto view = wire::frame_parser().parse(frame).frame;
     std::vector<std::string> out;
@@ -93,13 +31,6 @@ class NodeBatch : public ::testing::Test {
     while (reader.next(command, payload)) out.emplace_back(command);
     return out;
   }
-
-  asio::io_context io_;
-  int master_fd_ = -1;
-  std::shared_ptr<node_core> core_;
-  const host_id host_ = host_id::random();
-  const node_id x_ = node_id::random();
-  const node_id y_ = node_id::random();
 };
 
 TEST_F(NodeBatch, SendsToOneNodeBeforeAWriteGoAsOneBatchInOrder) {

@@ -71,7 +71,7 @@ class pending_requests_test : public ::testing::Test {
   std::uint64_t add(pending_requests& table, const node_id& target, clock::time_point deadline,
                     int tag) {
     request_callback done = log_.callback(tag);
-    return table.add(target, deadline, done);
+    return table.add(target, clock::now(), deadline, done);
   }
 
   asio::io_context io_;
@@ -131,6 +131,39 @@ TEST_F(pending_requests_test, CompletesExactlyOnceAndALateReplyIsRefused) {
   EXPECT_EQ(table.timeouts(), 0u);
 }
 
+TEST_F(pending_requests_test, OutcomesTimeTargetRepliesAndCountEveryOtherEndingByError) {
+  pending_requests table(io_.get_executor(), 100);
+  const auto add_started = [&](const node_id& target, clock::time_point started,
+                               clock::time_point deadline) {
+    request_callback done = log_.callback(0);
+    return table.add(target, started, deadline, done);
+  };
+  // An error reply from the target is a round trip like any reply.
+  const auto replied = add_started(node_a, clock::now() - 3ms, far_);
+  ASSERT_TRUE(table.complete_reply(node_a, replied, make_error_code(errc::no_handler), {}));
+  const auto answered = add_started(node_a, clock::now(), far_);
+  ASSERT_TRUE(table.complete_reply(node_a, answered, make_error_code(errc::overloaded), {},
+                                   pending_requests::answered_by::master));
+  add_started(node_b, clock::now(), far_);
+  table.fail_target(node_b, make_error_code(errc::node_left));
+  add_started(node_a, clock::now(), clock::now() + 1ms);
+  ASSERT_TRUE(run_until([&] { return log_.entries.size() == 4; }));
+  table.count_refused(make_error_code(errc::too_large));
+  add_started(node_a, clock::now(), far_);
+  table.fail_all(make_error_code(errc::shutting_down));
+
+  const auto& o = table.outcomes();
+  EXPECT_EQ(o.latency.count, 1u);
+  EXPECT_GE(o.latency.sum, 3ms) << "timed from the start the caller gave";
+  EXPECT_EQ(o.failed.overloaded, 1u) << "a master's answer";
+  EXPECT_EQ(o.failed.node_left, 1u);
+  EXPECT_EQ(o.failed.timeout, 1u);
+  EXPECT_EQ(o.failed.too_large, 1u);
+  EXPECT_EQ(o.failed.shutting_down, 1u);
+  EXPECT_EQ(o.failed.total(), 5u);
+  EXPECT_EQ(table.timeouts(), 1u);
+}
+
 TEST_F(pending_requests_test, TimeoutsFireInDeadlineOrderAndAreCounted) {
   pending_requests table(io_.get_executor(), 100);
   const auto t0 = clock::now();
@@ -171,9 +204,9 @@ TEST_F(pending_requests_test, ARequestAddedFromATimeoutCallbackTimesOutToo) {
   request_callback first = [&](std::error_code ec, bytes) {
     log_.entries.push_back({1, ec, {}, clock::now()});
     request_callback second = log_.callback(2);
-    EXPECT_EQ(table.add(node_a, clock::now() + 5ms, second), 2u);
+    EXPECT_EQ(table.add(node_a, clock::now(), clock::now() + 5ms, second), 2u);
   };
-  ASSERT_EQ(table.add(node_a, clock::now() + 5ms, first), 1u);
+  ASSERT_EQ(table.add(node_a, clock::now(), clock::now() + 5ms, first), 1u);
   ASSERT_TRUE(run_until([&] { return log_.entries.size() == 2; }));
   EXPECT_EQ(log_.tags(), (std::vector<int>{1, 2}));
   EXPECT_EQ(log_.entries[1].error, errc::timeout);
@@ -223,13 +256,13 @@ TEST_F(pending_requests_test, FullTableRefusesAndLeavesTheCallbackIntact) {
   add(table, node_a, far_, 2);
 
   request_callback refused = log_.callback(3);
-  EXPECT_EQ(table.add(node_b, far_, refused), 0u);
+  EXPECT_EQ(table.add(node_b, clock::now(), far_, refused), 0u);
   ASSERT_TRUE(refused) << "the caller still holds the callback, to fail it with overloaded";
   EXPECT_EQ(table.size(), 2u);
   EXPECT_TRUE(log_.entries.empty());
 
   ASSERT_TRUE(table.complete(first, {}, {}));
-  const auto id = table.add(node_b, far_, refused);
+  const auto id = table.add(node_b, clock::now(), far_, refused);
   EXPECT_GT(id, 2u);
   EXPECT_TRUE(table.complete(id, {}, {}));
   EXPECT_EQ(log_.count(3), 1);
@@ -283,10 +316,10 @@ TEST_F(pending_requests_test, DestroyedWhileItsTimerHandlerIsQueued) {
 TEST_F(pending_requests_test, ALateReplyForAReusedSlotDoesNotReachTheNewRequest) {
   pending_requests table(io_.get_executor(), 100);
   request_callback first = log_.callback(1);
-  const auto old_id = table.add(node_a, far_, first, 111);
+  const auto old_id = table.add(node_a, clock::now(), far_, first, 111);
   ASSERT_TRUE(table.complete(old_id, {}, {}));
   request_callback second = log_.callback(2);
-  const auto new_id = table.add(node_a, far_, second, 222);  // takes the freed slot
+  const auto new_id = table.add(node_a, clock::now(), far_, second, 222);  // takes the freed slot
   ASSERT_NE(new_id, old_id);
 
   EXPECT_FALSE(table.complete_reply(node_a, old_id, {}, {}));
