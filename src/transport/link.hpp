@@ -762,13 +762,22 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           if (!std::exchange(forgiven, true)) note_forgiven(later, limit);
         }
       }
+      const bool probe_due = send_probes_ && now >= next_probe_;
       if (now >= heartbeat_due() && queued_bytes() == 0 && !closing_) {
-        append_heartbeat(health.excess_lateness(now), now);
+        // A probe proves us alive as a heartbeat does: on an idle link it takes a heartbeat's
+        // place, so that probing adds no segment of ours (on a lossy link, a stream with fewer
+        // segments in flight keeps TCP's linear retransmissions), unless the heartbeat has our
+        // lateness to tell.
+        const auto lateness = health.excess_lateness(now);
+        if (probe_due && !(peer_reads_lateness() && lateness > clock::duration::zero()))
+          send_probe(now);
+        else
+          append_heartbeat(lateness, now);
         last_write_ = now;
         flush();
+      } else if (probe_due && now >= next_probe_ + limits::probe_interval) {
+        send_probe(now);  // a busy link, where no heartbeat comes due
       }
-      // On the heartbeats' wake-ups, never one of its own: at most one a second.
-      if (send_probes_ && now >= next_probe_) send_probe(now);
     }
   }
 
