@@ -55,11 +55,12 @@ struct request_failures {
   std::uint64_t too_large = 0;
   std::uint64_t not_connected = 0;  // this node had no master, or lost it meanwhile
   std::uint64_t shutting_down = 0;  // this node stopped with the request pending
+  std::uint64_t cancelled = 0;      // by its handler's cancellation slot (operation_aborted)
   std::uint64_t other = 0;          // refused at the call for any other reason (an empty command)
 
   std::uint64_t total() const noexcept {
     return timeout + node_left + no_such_node + overloaded + too_large + not_connected +
-           shutting_down + other;
+           shutting_down + cancelled + other;
   }
 };
 

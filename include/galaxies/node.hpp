@@ -4,8 +4,10 @@
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/execution/executor.hpp>
 #include <asio/execution/outstanding_work.hpp>
@@ -58,6 +60,10 @@ struct message {
   std::string_view command;
   byte_view payload;
   bool is_request = false;
+  // A request's: when its requester gives up on it (this node's receipt of the request plus the
+  // time its requester had left when it sent it; docs/protocol.md §4), so that a handler can give
+  // up too. Never earlier than the requester's own deadline. time_point::max() for a send.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 class node;
@@ -83,6 +89,18 @@ template <class Executor>
 Executor executor_of(const asio::executor_work_guard<Executor>& work) {
   return work.get_executor();
 }
+
+// Cancels request `id` of `core` (if both are still there) on the node's executor.
+void cancel_request(const std::weak_ptr<node_core>& core, std::uint64_t id,
+                    asio::cancellation_type_t type);
+
+// What a request installs in its handler's cancellation slot: small (it lives in the slot's
+// recycled memory), and harmless once the request has ended or the node has gone.
+struct request_canceller {
+  std::weak_ptr<node_core> core;
+  std::uint64_t id;
+  void operator()(asio::cancellation_type_t type) const { cancel_request(core, id, type); }
+};
 }  // namespace detail
 
 // The way to answer one request. Move-only; answering twice does nothing the second time. A request
@@ -120,7 +138,9 @@ class responder {
 };
 
 using message_handler = std::function<void(const message&, responder)>;
-using request_callback = detail::unique_function<void(std::error_code, bytes)>;
+// A request's completion inside the node: the reply's bytes are valid only during the call (each
+// form of node::request() puts them where its caller wants them).
+using request_callback = detail::unique_function<void(std::error_code, byte_view)>;
 using send_callback = detail::unique_function<void(std::error_code)>;
 
 class node {
@@ -200,32 +220,84 @@ class node {
   // token: a callback, asio::use_awaitable, asio::use_future. Without credit to `to` it waits, in
   // order, within its timeout (and its reply waits likewise at the target). When the target leaves,
   // its pending requests complete with errc::node_left first, then on_node_left runs for it.
+  // An error the target (or a master) answered with carries its text as the reply bytes.
+  //
+  // Cancellation: the handler's associated cancellation slot is honoured (a cancellation_signal
+  // through asio::bind_cancellation_slot, parallel_group, awaitable operators). Emit it on the
+  // node's executor, or on one that runs there. A cancelled request completes once, with
+  // asio::error::operation_aborted, and counts as failed_requests.cancelled:
+  //  - still waiting for credit (or for room on the channel): any type (terminal, partial, total)
+  //    cancels it, and it is never sent;
+  //  - sent: terminal or partial cancels it (the target may already be handling it); its reply,
+  //    if it comes, is dropped and counted in counters().late_replies. Total alone does nothing.
+  // A cancellation after completion does nothing. The slot is cleared before the handler runs.
   template <class CompletionToken>
   auto request(const node_id& to, std::string_view command, byte_view payload,
                std::chrono::milliseconds timeout, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::error_code, bytes)>(
         [this](auto handler, const node_id& to, std::string_view command, byte_view payload,
                std::chrono::milliseconds timeout) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
           auto work = detail::track_work(asio::get_associated_executor(handler, get_executor()));
-          start_request(to, command, payload, timeout,
-                        [handler = std::move(handler), work = std::move(work)](
-                            std::error_code ec, bytes reply) mutable {
-                          asio::dispatch(detail::executor_of(work),
-                                         [handler = std::move(handler), ec,
-                                          reply = std::move(reply)]() mutable {
-                                           std::move(handler)(ec, std::move(reply));
-                                         });
-                        });
+          launch_request(to, command, payload, timeout, slot,
+                         [handler = std::move(handler), work = std::move(work)](
+                             std::error_code ec, byte_view reply) mutable {
+                           asio::get_associated_cancellation_slot(handler).clear();
+                           asio::dispatch(detail::executor_of(work),
+                                          [handler = std::move(handler), ec,
+                                           reply = bytes(reply.begin(), reply.end())]() mutable {
+                                            std::move(handler)(ec, std::move(reply));
+                                          });
+                         });
         },
         token, to, command, payload, timeout);
+  }
+
+  // The same request with the reply read into the caller's buffer, as asio::async_read reads into
+  // a dynamic buffer: completes with (error_code, the reply's size), `reply` resized to the reply
+  // (its capacity reused: once it has held the largest reply, a round trip allocates nothing). On
+  // an error `reply` holds the answer's text if the target or a master sent one, else is empty.
+  // The caller keeps `reply` alive, and leaves it alone, until the completion runs (it is written
+  // on the node's executor just before); a second request into the same buffer meanwhile is a bug.
+  // Cancellation as above.
+  template <class CompletionToken>
+  auto request(const node_id& to, std::string_view command, byte_view payload,
+               std::chrono::milliseconds timeout, bytes& reply, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code, std::size_t)>(
+        [this](auto handler, const node_id& to, std::string_view command, byte_view payload,
+               std::chrono::milliseconds timeout, bytes* reply) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto work = detail::track_work(asio::get_associated_executor(handler, get_executor()));
+          launch_request(to, command, payload, timeout, slot,
+                         [handler = std::move(handler), work = std::move(work), reply](
+                             std::error_code ec, byte_view answer) mutable {
+                           asio::get_associated_cancellation_slot(handler).clear();
+                           reply->assign(answer.begin(), answer.end());
+                           asio::dispatch(
+                               detail::executor_of(work),
+                               [handler = std::move(handler), ec, size = answer.size()]() mutable {
+                                 std::move(handler)(ec, size);
+                               });
+                         });
+        },
+        token, to, command, payload, timeout, &reply);
   }
 
   // Leaves the cluster: pending requests fail with shutting_down, the connection closes.
   void stop();
 
  private:
-  void start_request(const node_id& to, std::string_view command, byte_view payload,
-                     std::chrono::milliseconds timeout, request_callback done);
+  // Starts a request; its id, or 0 when it was refused at once (`done` then runs soon, posted).
+  std::uint64_t start_request(const node_id& to, std::string_view command, byte_view payload,
+                              std::chrono::milliseconds timeout, request_callback done);
+  // Starts a request and, when its handler has a cancellation slot, installs its canceller there.
+  template <class Slot>
+  void launch_request(const node_id& to, std::string_view command, byte_view payload,
+                      std::chrono::milliseconds timeout, Slot& slot, request_callback done) {
+    const std::uint64_t id = start_request(to, command, payload, timeout, std::move(done));
+    if (id != 0 && slot.is_connected())
+      slot.template emplace<detail::request_canceller>(detail::request_canceller{core_, id});
+  }
   void start_send(const node_id& to, std::string_view command, byte_view payload,
                   send_callback done);
 

@@ -1,12 +1,17 @@
 #include "transport/pending_requests.hpp"
 
 #include <algorithm>
+#include <asio/error.hpp>
 #include <utility>
 
 namespace galaxies::transport {
 namespace {
 
 void count_failure(request_failures& failed, std::error_code error) noexcept {
+  if (error == asio::error::operation_aborted) {
+    ++failed.cancelled;
+    return;
+  }
   if (error.category() != error_category()) {
     ++failed.other;
     return;
@@ -75,33 +80,42 @@ std::uint64_t pending_requests::add(const node_id& target, clock::time_point sta
   return id;
 }
 
-bool pending_requests::complete(std::uint64_t id, std::error_code error, bytes reply) {
+bool pending_requests::complete(std::uint64_t id, std::error_code error, byte_view reply) {
   const auto slot = index_.find(id);
-  if (slot == no_slot) return false;
-  finish(slot, true, error, std::move(reply));
-  return true;
+  return slot != no_slot && finish(slot, true, error, reply);
 }
 
 bool pending_requests::complete_reply(const node_id& from, std::uint64_t id, std::error_code error,
-                                      bytes reply, answered_by by) {
+                                      byte_view reply, answered_by by) {
   const auto slot = index_.find(id);
   if (slot == no_slot || slots_[slot].target != from) return false;
-  finish(slot, by == answered_by::target, error, std::move(reply));
-  return true;
+  return finish(slot, by == answered_by::target, error, reply);
+}
+
+request_callback pending_requests::cancel(std::uint64_t id, bool sent) {
+  const auto slot = index_.find(id);
+  if (slot == no_slot || !slots_[slot].done) return {};
+  count_failure(outcomes_.failed, asio::error::operation_aborted);
+  return sent ? std::move(slots_[slot].done) : take_slot(slot);
 }
 
 void pending_requests::count_refused(std::error_code error) noexcept {
   count_failure(outcomes_.failed, error);
 }
 
-void pending_requests::finish(std::uint32_t slot, bool round_trip, std::error_code error,
-                              bytes reply) {
+bool pending_requests::finish(std::uint32_t slot, bool round_trip, std::error_code error,
+                              byte_view reply) {
+  if (!slots_[slot].done) {
+    take_slot(slot);  // cancelled: its ending is counted, its callback gone
+    return false;
+  }
   if (round_trip)
     outcomes_.latency.observe(clock::now() - slots_[slot].started);
   else
     count_failure(outcomes_.failed, error);
   auto done = take_slot(slot);
-  done(error, std::move(reply));
+  done(error, reply);
+  return true;
 }
 
 request_callback pending_requests::take(std::uint64_t id) {

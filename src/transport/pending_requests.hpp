@@ -46,27 +46,48 @@ class pending_requests {
   std::uint64_t add(const node_id& target, clock::time_point started, clock::time_point deadline,
                     request_callback& done, std::uint32_t frame_size = 0);
 
-  // Completes request `id` (its target's reply arrived). False if it is not pending: a late reply.
-  bool complete(std::uint64_t id, std::error_code error, bytes reply);
+  // Completes request `id` (its target's reply arrived). False if it is not pending: a late reply
+  // (a cancelled request's entry, kept for its reply, then goes).
+  bool complete(std::uint64_t id, std::error_code error, byte_view reply);
   // A reply that arrived from node `from`: it completes request `id` only if that request went to
   // `from` (another node cannot answer for it). False otherwise, and the request stays pending.
-  bool complete_reply(const node_id& from, std::uint64_t id, std::error_code error, bytes reply,
+  bool complete_reply(const node_id& from, std::uint64_t id, std::error_code error, byte_view reply,
                       answered_by by = answered_by::target);
+
+  // Ends request `id` as cancelled (counted as failed.cancelled) and hands back its callback for
+  // the caller to complete with operation_aborted. `sent`: its frame went, so its entry stays,
+  // without a callback, until its reply (then late), its deadline or its target's leaving end it,
+  // uncounted: its reply is then known for a late one, and a master's answer for it still refunds
+  // its credit (frame_size). Empty when `id` is not pending or was cancelled already.
+  request_callback cancel(std::uint64_t id, bool sent);
+  // The target of request `id` if it is pending and not cancelled; null otherwise.
+  const node_id* awaited_target(std::uint64_t id) const noexcept {
+    const auto slot = index_.find(id);
+    return slot == no_slot || !slots_[slot].done ? nullptr : &slots_[slot].target;
+  }
+  // The deadline given to add(); time_point::min() if `id` is not pending.
+  clock::time_point deadline(std::uint64_t id) const noexcept {
+    const auto slot = index_.find(id);
+    return slot == no_slot ? clock::time_point::min() : slots_[slot].deadline;
+  }
 
   // Fails every request to `target` (it left) / every request (we are going).
   void fail_target(const node_id& target, std::error_code error);
   void fail_all(std::error_code error);
 
   // Removes request `id` without completing it (its frame could not be sent); its callback is
-  // handed back so that the caller can complete it as it sees fit. No outcome is counted for it.
+  // handed back so that the caller can complete it as it sees fit (empty for a cancelled one). No
+  // outcome is counted for it.
   request_callback take(std::uint64_t id);
 
+  // Whether `id` has an entry: pending, or cancelled after it was sent and not yet ended.
   bool contains(std::uint64_t id) const noexcept { return index_.find(id) != no_slot; }
   // The frame size given to add(); 0 if `id` is not pending.
   std::uint32_t frame_size(std::uint64_t id) const noexcept {
     const auto slot = index_.find(id);
     return slot == no_slot ? 0 : slots_[slot].frame_size;
   }
+  // Entries, cancelled ones among them: they are in flight still, and count against max_pending.
   std::size_t size() const noexcept { return index_.size(); }
   std::uint64_t timeouts() const noexcept { return outcomes_.failed.timeout; }
 
@@ -82,7 +103,7 @@ class pending_requests {
     node_id target;
     clock::time_point started;
     clock::time_point deadline;
-    request_callback done;
+    request_callback done;  // empty once cancelled
     std::uint32_t frame_size = 0;
     std::uint32_t heap_at = 0;          // its place in deadlines_ while in use
     std::uint32_t next_free = no_slot;  // the free list, while free
@@ -108,8 +129,9 @@ class pending_requests {
   // Removes the request in `slot` (in use) and hands back its callback.
   request_callback take_slot(std::uint32_t slot);
   // Counts how the request in `slot` ended, then removes and completes it: `round_trip`, its
-  // target answered; otherwise it failed with `error`.
-  void finish(std::uint32_t slot, bool round_trip, std::error_code error, bytes reply);
+  // target answered; otherwise it failed with `error`. A cancelled one is removed only (its
+  // ending was counted when it was cancelled). False for a cancelled one.
+  bool finish(std::uint32_t slot, bool round_trip, std::error_code error, byte_view reply);
   // Fails every request that `pick` accepts with `error`, oldest first.
   template <class Pick>
   void fail_where(Pick pick, std::error_code error);

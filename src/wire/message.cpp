@@ -106,6 +106,10 @@ std::uint32_t peek_word(const frame_view& frame) noexcept {
   return base::load_le<std::uint32_t>(frame.bytes.data() + word_offset);
 }
 
+void poke_word(std::span<std::byte> frame, std::uint32_t word) noexcept {
+  if (frame.size() >= word_offset + 4) base::store_le(frame.data() + word_offset, word);
+}
+
 std::error_code append_message(std::vector<std::byte>& out, frame_type type, const node_id& src,
                                const node_id& dst, std::uint64_t request_id, std::uint32_t word,
                                std::string_view command, std::span<const std::byte> payload,

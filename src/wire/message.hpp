@@ -41,6 +41,9 @@ node_id peek_src(const frame_view& frame) noexcept;
 node_id peek_dst(const frame_view& frame) noexcept;
 std::uint64_t peek_request_id(const frame_view& frame) noexcept;
 std::uint32_t peek_word(const frame_view& frame) noexcept;  // request: timeout ms; reply: status
+// Rewrites the word of an encoded message frame (a requester's request that waited: the time it
+// has left). Nothing for bytes too short to be one.
+void poke_word(std::span<std::byte> frame, std::uint32_t word) noexcept;
 
 // Bytes a message frame with this command and payload takes on the wire.
 inline constexpr std::size_t message_frame_size(std::size_t command, std::size_t payload) noexcept {

@@ -5,6 +5,17 @@
 
 namespace galaxies {
 
+void detail::cancel_request(const std::weak_ptr<node_core>& core, std::uint64_t id,
+                            asio::cancellation_type_t type) {
+  const auto alive = core.lock();
+  if (!alive) return;
+  // Inline when the signal is emitted on the node's executor (the usual case, and no allocation);
+  // otherwise the node's state is touched only there.
+  asio::dispatch(alive->executor(), [core, id, type] {
+    if (const auto self = core.lock()) self->cancel_request(id, type);
+  });
+}
+
 responder& responder::operator=(responder&& other) noexcept {
   if (this != &other) {
     if (pending()) fail(errc::handler_failed, "the handler dropped the request");
@@ -91,9 +102,9 @@ std::error_code node::send(const node_id& to, std::string_view command, byte_vie
 std::error_code node::broadcast(std::string_view command, byte_view payload) {
   return core_->broadcast(command, payload);
 }
-void node::start_request(const node_id& to, std::string_view command, byte_view payload,
-                         std::chrono::milliseconds timeout, request_callback done) {
-  core_->start_request(to, command, payload, timeout, std::move(done));
+std::uint64_t node::start_request(const node_id& to, std::string_view command, byte_view payload,
+                                  std::chrono::milliseconds timeout, request_callback done) {
+  return core_->start_request(to, command, payload, timeout, std::move(done));
 }
 
 void node::start_send(const node_id& to, std::string_view command, byte_view payload,

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <asio/error.hpp>
 #include <asio/post.hpp>
 
 #include "base/text.hpp"
@@ -12,6 +14,13 @@
 
 namespace galaxies::detail {
 namespace {
+
+// A request frame's word: its timeout in whole milliseconds, rounded up (so that the target's
+// deadline is never earlier than the requester's), within 32 bits.
+std::uint32_t timeout_word(std::chrono::steady_clock::duration timeout) {
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(ms, 0, UINT32_MAX));
+}
 
 void count_sent(send_credit::pair& credit, wire::frame_type type, std::size_t payload_size) {
   ++credit.sent.messages;
@@ -225,6 +234,11 @@ void node_core::flush_waiting(const node_id& to) {
       break;
     }
     w.frame[5] = std::byte{send_credit_.take(credit, w.frame.size())};  // the header's flags
+    // A request says how long its requester still waits for it: what is left now, not what it
+    // was given (protocol.md §4).
+    if (w.request_id != 0)
+      wire::poke_word(w.frame, timeout_word(pending_.deadline(w.request_id) -
+                                            transport::pending_requests::clock::now()));
     auto& out = link_->outbound();
     out.insert(out.end(), w.frame.begin(), w.frame.end());
     wrote = true;
@@ -311,22 +325,54 @@ void node_core::start_send(const node_id& to, std::string_view command, byte_vie
   fail_soon(std::move(done), {});
 }
 
-void node_core::start_request(const node_id& to, std::string_view command, byte_view payload,
-                              std::chrono::milliseconds timeout, request_callback done) {
+std::uint64_t node_core::start_request(const node_id& to, std::string_view command,
+                                       byte_view payload, std::chrono::milliseconds timeout,
+                                       request_callback done) {
   const std::size_t size = wire::message_frame_size(command.size(), payload.size());
-  if (auto ec = check_message(to, command, size)) return refuse(std::move(done), ec);
+  if (auto ec = check_message(to, command, size)) {
+    refuse(std::move(done), ec);
+    return 0;
+  }
 
   const auto now = transport::pending_requests::clock::now();
   const std::uint64_t id =
       pending_.add(to, now, now + timeout, done, static_cast<std::uint32_t>(size));
-  if (id == 0) return refuse(std::move(done), errc::overloaded);
-  const auto ms =
-      static_cast<std::uint32_t>(std::clamp<std::int64_t>(timeout.count(), 0, UINT32_MAX));
+  if (id == 0) {
+    refuse(std::move(done), errc::overloaded);
+    return 0;
+  }
   // Without credit it waits, within its deadline (the pending table times it out meanwhile).
   const auto admitted = admit(to, size);
   if (!admitted)
-    return wait_for_credit(wire::frame_type::request, to, id, ms, command, payload, {});
-  emit(wire::frame_type::request, to, id, ms, command, payload, admitted);
+    wait_for_credit(wire::frame_type::request, to, id, timeout_word(timeout), command, payload, {});
+  else
+    emit(wire::frame_type::request, to, id, timeout_word(timeout), command, payload, admitted);
+  return id;
+}
+
+void node_core::cancel_request(std::uint64_t id, asio::cancellation_type_t type) {
+  const node_id* target = pending_.awaited_target(id);
+  if (!target) return;  // ended, or cancelled already
+  const node_id to = *target;
+  // Not sent yet: any cancellation takes it back, and it is never sent.
+  if (const auto it = waiting_.find(to); it != waiting_.end()) {
+    auto& queue = it->second;
+    const auto w = std::find_if(queue.begin(), queue.end(),
+                                [id](const waiting_frame& f) { return f.request_id == id; });
+    if (w != queue.end()) {
+      queue.erase(w);
+      --waiting_requests_;
+      fail_soon(pending_.cancel(id, false), asio::error::operation_aborted);
+      // What waited behind it may fit now (and an empty queue goes).
+      return flush_waiting(to);
+    }
+  }
+  // Sent: the target may be handling it already, a side effect total cancellation rules out.
+  using asio::cancellation_type;
+  if ((type & (cancellation_type::terminal | cancellation_type::partial)) ==
+      cancellation_type::none)
+    return;
+  fail_soon(pending_.cancel(id, true), asio::error::operation_aborted);
 }
 
 void node_core::send_reply(const node_id& to, std::uint64_t request_id, errc status,
@@ -425,8 +471,7 @@ void node_core::on_message(const wire::frame_view& frame) {
     // our credit, and nobody is owed any for this reply. Nor is it traffic with the target.
     if (frame.header.flags & wire::flag_from_master) {
       send_credit_.refund(m.src, pending_.frame_size(m.request_id));
-      if (!pending_.complete_reply(m.src, m.request_id, ec,
-                                   bytes(m.payload.begin(), m.payload.end()),
+      if (!pending_.complete_reply(m.src, m.request_id, ec, m.payload,
                                    transport::pending_requests::answered_by::master))
         ++counters_.late_replies;
       return;
@@ -436,16 +481,18 @@ void node_core::on_message(const wire::frame_view& frame) {
     ++credit.received.messages;
     credit.received.bytes += m.payload.size();
     ++credit.received.replies;
-    if (!pending_.complete_reply(m.src, m.request_id, ec,
-                                 bytes(m.payload.begin(), m.payload.end())))
-      ++counters_.late_replies;
+    if (!pending_.complete_reply(m.src, m.request_id, ec, m.payload)) ++counters_.late_replies;
     return consumed(frame, credit, m.src);
   }
   auto& credit = receive_credit_.at(m.src);
   ++credit.received.messages;
   credit.received.bytes += m.payload.size();
-  dispatch(m.src, handlers_.find(m.command), m.command, m.payload,
-           m.type == wire::frame_type::request ? m.request_id : std::uint64_t{0});
+  if (m.type == wire::frame_type::request)
+    dispatch(m.src, handlers_.find(m.command), m.command, m.payload, m.request_id,
+             std::chrono::steady_clock::now() + std::chrono::milliseconds(m.word));
+  else
+    dispatch(m.src, handlers_.find(m.command), m.command, m.payload, 0,
+             std::chrono::steady_clock::time_point::max());
   consumed(frame, credit, m.src);
 }
 
@@ -470,7 +517,7 @@ void node_core::on_batch(const wire::frame_view& frame) {
       looked_up = command;
       looked_up_when = handlers_changed_;
     }
-    dispatch(from, handler, command, payload, 0);
+    dispatch(from, handler, command, payload, 0, std::chrono::steady_clock::time_point::max());
     // A handler stopped this node: what follows is not delivered, as later frames would not be.
     if (state_ == state::closed) return;
   }
@@ -478,7 +525,8 @@ void node_core::on_batch(const wire::frame_view& frame) {
 }
 
 void node_core::dispatch(const node_id& from, handler_map::iterator it, std::string_view command,
-                         byte_view payload, std::uint64_t request_id) {
+                         byte_view payload, std::uint64_t request_id,
+                         std::chrono::steady_clock::time_point deadline) {
   const bool is_request = request_id != 0;
   if (it == handlers_.end()) {
     if (is_request)
@@ -487,7 +535,7 @@ void node_core::dispatch(const node_id& from, handler_map::iterator it, std::str
       ++counters_.unhandled;
     return;
   }
-  const message msg{from, command, payload, is_request};
+  const message msg{from, command, payload, is_request, deadline};
   responder r = is_request ? responder(weak_from_this(), from, request_id) : responder();
   try {
     it->second(msg, std::move(r));

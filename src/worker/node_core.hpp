@@ -3,6 +3,7 @@
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <asio/cancellation_type.hpp>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -80,8 +81,11 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   // accepted, or with the reason it never will be.
   void start_send(const node_id& to, std::string_view command, byte_view payload,
                   send_callback done);
-  void start_request(const node_id& to, std::string_view command, byte_view payload,
-                     std::chrono::milliseconds timeout, request_callback done);
+  // Its id, or 0 when refused at once (`done` then runs soon, posted).
+  std::uint64_t start_request(const node_id& to, std::string_view command, byte_view payload,
+                              std::chrono::milliseconds timeout, request_callback done);
+  // A request's cancellation slot fired (galaxies::node::request() says what each type does).
+  void cancel_request(std::uint64_t id, asio::cancellation_type_t type);
   void send_reply(const node_id& to, std::uint64_t request_id, errc status, byte_view payload);
 
   // transport::frame_sink
@@ -150,7 +154,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   void on_batch(const wire::frame_view& frame);
   // Runs `handler`, the command's (a request is answered no_handler when it is end()).
   void dispatch(const node_id& from, handler_map::iterator handler, std::string_view command,
-                byte_view payload, std::uint64_t request_id);
+                byte_view payload, std::uint64_t request_id,
+                std::chrono::steady_clock::time_point deadline);
   void on_nodes_up(const wire::frame_view& frame);
   void on_nodes_down(const wire::frame_view& frame);
   void on_hosts_up(const wire::frame_view& frame);

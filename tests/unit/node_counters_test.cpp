@@ -49,7 +49,7 @@ class NodeCounters : public test::node_core_harness {
   void request(const node_id& to, std::string_view command, std::string_view payload,
                std::chrono::milliseconds timeout, std::optional<std::error_code>& outcome) {
     core_->start_request(to, command, as_bytes(payload), timeout,
-                         [&outcome](std::error_code ec, bytes) { outcome = ec; });
+                         [&outcome](std::error_code ec, byte_view) { outcome = ec; });
   }
 };
 
@@ -57,7 +57,7 @@ TEST_F(NodeCounters, RepliesFromTheTargetAreTimedAndCountedPerPeer) {
   constexpr int n = 5;
   int completed = 0;
   for (int i = 0; i < n; ++i)
-    core_->start_request(x_, "ping", as_bytes("1234"), 10s, [&](std::error_code, bytes) {
+    core_->start_request(x_, "ping", as_bytes("1234"), 10s, [&](std::error_code, byte_view) {
       ++completed;
       // Counted before the callback runs: a callback publishing them sees its own request.
       EXPECT_EQ(core_->counters().request_latency.count, static_cast<std::uint64_t>(completed));

@@ -38,8 +38,8 @@ struct completion_log {
   std::vector<entry> entries;
 
   request_callback callback(int tag) {
-    return [this, tag](std::error_code error, bytes reply) {
-      entries.push_back({tag, error, std::move(reply), clock::now()});
+    return [this, tag](std::error_code error, byte_view reply) {
+      entries.push_back({tag, error, bytes(reply.begin(), reply.end()), clock::now()});
     };
   }
   std::vector<int> tags() const {
@@ -201,7 +201,7 @@ TEST_F(pending_requests_test, EqualDeadlinesTimeOutOldestFirst) {
 
 TEST_F(pending_requests_test, ARequestAddedFromATimeoutCallbackTimesOutToo) {
   pending_requests table(io_.get_executor(), 100);
-  request_callback first = [&](std::error_code ec, bytes) {
+  request_callback first = [&](std::error_code ec, byte_view) {
     log_.entries.push_back({1, ec, {}, clock::now()});
     request_callback second = log_.callback(2);
     EXPECT_EQ(table.add(node_a, clock::now(), clock::now() + 5ms, second), 2u);
@@ -407,6 +407,58 @@ TEST_F(pending_requests_test, MixedTimeoutsExpireInDeadlineOrderAfterAnswersFrom
   EXPECT_EQ(log_.tags(), order);
   EXPECT_EQ(table.timeouts(), left.size());
   EXPECT_EQ(table.size(), 0u);
+}
+
+// A request cancelled before its frame went is gone at once: its callback is handed back (to be
+// completed with operation_aborted by the caller), counted once as cancelled, never timed out.
+TEST_F(pending_requests_test, ACancelledUnsentRequestIsGoneAndCountedOnce) {
+  pending_requests table(io_.get_executor(), 100);
+  const auto id = add(table, node_a, clock::now() + 10ms, 1);
+  ASSERT_NE(table.awaited_target(id), nullptr);
+  EXPECT_EQ(*table.awaited_target(id), node_a);
+
+  request_callback done = table.cancel(id, false);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(log_.entries.empty()) << "the caller completes it";
+  EXPECT_FALSE(table.contains(id));
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_FALSE(table.cancel(id, false)) << "cancelled once";
+  EXPECT_FALSE(table.complete(id, {}, {}));
+  EXPECT_EQ(table.outcomes().failed.cancelled, 1u);
+  EXPECT_EQ(table.outcomes().failed.total(), 1u);
+
+  run_for(30ms);  // past its deadline
+  EXPECT_TRUE(log_.entries.empty());
+  EXPECT_EQ(table.outcomes().failed.total(), 1u);
+}
+
+// A request cancelled after its frame went keeps its entry, without a callback, so that its reply
+// is known for a late one and its frame size stays known (a master's answer refunds its credit);
+// its deadline or its target's leaving then end it, uncounted and uncalled.
+TEST_F(pending_requests_test, ACancelledSentRequestWaitsForItsReplyWithoutACallback) {
+  pending_requests table(io_.get_executor(), 100);
+  request_callback first = log_.callback(1);
+  const auto replied = table.add(node_a, clock::now(), far_, first, 77);
+  const auto expired = add(table, node_a, clock::now() + 10ms, 2);
+  const auto left = add(table, node_b, far_, 3);
+
+  for (auto id : {replied, expired, left}) ASSERT_TRUE(table.cancel(id, true));
+  EXPECT_EQ(table.outcomes().failed.cancelled, 3u);
+  EXPECT_EQ(table.size(), 3u) << "still in flight, and counted against max_pending";
+  EXPECT_TRUE(table.contains(replied));
+  EXPECT_EQ(table.frame_size(replied), 77u);
+  EXPECT_EQ(table.awaited_target(replied), nullptr);
+  EXPECT_FALSE(table.cancel(replied, true)) << "cancelled once";
+
+  EXPECT_FALSE(table.complete_reply(node_a, replied, {}, {})) << "its reply is late";
+  EXPECT_FALSE(table.contains(replied));
+  table.fail_target(node_b, make_error_code(errc::node_left));
+  EXPECT_FALSE(table.contains(left));
+  ASSERT_TRUE(run_until([&] { return table.size() == 0; }));
+
+  EXPECT_TRUE(log_.entries.empty()) << "a cancelled request's callback is the caller's";
+  EXPECT_EQ(table.outcomes().failed.total(), 3u) << "each ended once, as cancelled";
+  EXPECT_EQ(table.outcomes().latency.count, 0u);
 }
 
 // A target that left is failed at once; the other target's requests still time out at their
