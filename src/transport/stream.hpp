@@ -172,9 +172,9 @@ class stream {
   void park(galaxies::detail::unique_function<void(std::error_code)>& slot, Self&& self) {
     slot = [self = std::move(self)](std::error_code ec) mutable { self(ec); };
     if (std::exchange(socket_waited_, true)) return;
-    // A read, not async_wait: Asio starts a wait with an epoll_ctl and a read with a recv, which
-    // also takes what would otherwise wake the wait at once; and a read sees the end even when it
-    // came with the last doorbells, in the same edge (stream_test's reasoning, for the bells).
+    // A read, not async_wait: Asio precedes a wait with an epoll_ctl, and a read with a recv that
+    // also takes stale doorbells. A doorbell that came with the end, in one edge, is followed by
+    // another read, which sees the end (a short read does not mark the socket drained).
     plain_->async_read_some(
         asio::buffer(shm_->doorbells),
         [this, alive = std::weak_ptr<int>(alive_)](std::error_code ec, std::size_t) {
