@@ -46,6 +46,18 @@ class shm_stream_test : public ::testing::Test {
 
   ~shm_stream_test() override { ::close(memory_); }
 
+  // Reads the master's side until an error (the end, normally), adding up the bytes.
+  void read_to_the_end(std::vector<std::byte>& into, std::size_t& got, std::error_code& end) {
+    master_->async_read_some(asio::buffer(into),
+                             [this, &into, &got, &end](std::error_code ec, std::size_t n) {
+                               got += n;
+                               if (ec)
+                                 end = ec;
+                               else
+                                 read_to_the_end(into, got, end);
+                             });
+  }
+
   int memory_ = -1;  // the rings' memory file, for the tests that play a hostile peer
   asio::io_context io_;
   std::optional<stream> master_;
@@ -95,16 +107,7 @@ TEST_F(shm_stream_test, TheEndOfOneSideIsSeenAfterItsLastByte) {
   std::vector<std::byte> into(4096);
   std::size_t got = 0;
   std::error_code end;
-  std::function<void()> read_next = [&] {
-    master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
-      got += n;
-      if (ec)
-        end = ec;
-      else
-        read_next();
-    });
-  };
-  read_next();
+  read_to_the_end(into, got, end);
   ASSERT_TRUE(test::run_until(
       io_, [&] { return bool(end); }, 5s))
       << "the read hangs";
@@ -170,16 +173,7 @@ TEST_F(shm_stream_test, TheEndThatComesWithTheLastDoorbellIsSeen) {
   std::vector<std::byte> into(100);
   std::size_t got = 0;
   std::error_code end;
-  std::function<void()> read_next = [&] {
-    master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
-      got += n;
-      if (ec)
-        end = ec;
-      else
-        read_next();
-    });
-  };
-  read_next();
+  read_to_the_end(into, got, end);
   io_.poll();  // the read finds nothing and goes to sleep
   ASSERT_EQ(got, 0u);
   const std::vector<std::byte> bytes(10, std::byte{5});
