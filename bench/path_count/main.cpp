@@ -1,12 +1,16 @@
 // galaxies_path_count: the whole message path in one process and one thread, for counts that do
 // not depend on the machine's mood (bench/RESULTS.md). Two routers (two "hosts") linked by a
-// socketpair as their host link, one node attached to each by a socketpair, one io_context: node
-// a sends to node b (or asks it), through router A, the link, router B. Run it under
-// `valgrind --tool=callgrind --collect-atstart=no` (the measured phase toggles collection on and
-// off), `strace -c`, or alone: it prints allocations per message, counted by its own operator new.
+// socketpair as their host link, one node on each as its worker, one io_context: node a sends to
+// node b (or asks it), through router A, the link, router B. Each node's channel to its router is
+// a worker's: two shared-memory rings beside a socketpair, as galaxies::run sets up by default
+// (`--channel rings`), or the socketpair alone (`--channel socket`, channel_ring_bytes 0). Run it
+// under `valgrind --tool=callgrind --collect-atstart=no` (the measured phase toggles collection on
+// and off), `strace -c`, or alone: it prints allocations per message, counted by its own operator
+// new.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 #include <valgrind/callgrind.h>
 
@@ -24,7 +28,9 @@
 #include <vector>
 
 #include "galaxies/node.hpp"
+#include "galaxies/options.hpp"
 #include "router/router.hpp"
+#include "transport/shm_channel.hpp"
 #include "worker/node_core.hpp"
 
 namespace {
@@ -48,15 +54,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::pair<transport::socket, transport::socket> socket_pair(asio::io_context& io) {
+transport::socket unix_socket(asio::io_context& io, int fd) {
+  return transport::socket(io, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), fd);
+}
+
+std::pair<int, int> unix_pair() {
   int fds[2] = {-1, -1};
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     throw std::system_error(errno, std::system_category(), "socketpair");
-  const asio::generic::stream_protocol unix_stream(AF_UNIX, SOCK_STREAM);
-  return {transport::socket(io, unix_stream, fds[0]), transport::socket(io, unix_stream, fds[1])};
+  return {fds[0], fds[1]};
 }
 
 struct options {
+  // A worker channel's ring size, as galaxies::run gives it (0: the socket alone).
+  std::size_t ring_bytes = galaxies::options{}.limits.channel_ring_bytes;
   std::size_t messages = 100000;
   std::size_t size = 64;
   bool requests = false;      // requests instead of a stream of sends
@@ -81,9 +92,14 @@ options parse(int argc, char** argv) {
       o.requests = true;
     } else if (arg == "--in-flight") {
       number(o.in_flight);
+    } else if (arg == "--channel" && i + 1 < argc && argv[i + 1] == std::string_view("rings")) {
+      ++i;
+    } else if (arg == "--channel" && i + 1 < argc && argv[i + 1] == std::string_view("socket")) {
+      ++i;
+      o.ring_bytes = 0;
     } else {
       throw std::invalid_argument(
-          "usage: galaxies_path_count [--messages N] [--size BYTES] "
+          "usage: galaxies_path_count [--channel rings|socket] [--messages N] [--size BYTES] "
           "[--requests [--in-flight N]]");
     }
   }
@@ -130,21 +146,38 @@ int run(const options& o) {
   router::router::callbacks dial;
   // A's dial to B is a socketpair, B accepting the other end as a TCP connection from loopback.
   dial.connect = [&](const std::string&, transport::connect_handler done) {
-    auto [mine, theirs] = socket_pair(io);
-    b.accept_tcp(std::move(theirs), {"127.0.0.1:2", true});
-    done({}, std::move(mine));
+    const auto [mine, theirs] = unix_pair();
+    b.accept_tcp(unix_socket(io, theirs), {"127.0.0.1:2", true});
+    done({}, unix_socket(io, mine));
   };
   router::router a(io.get_executor(), host_settings(ha), std::move(dial));
   a.set_peers({{hb, "127.0.0.1:1"}});
 
+  // Each side of a worker's channel as a spawned worker and its master build it
+  // (process/spawn.cpp, host/run.cpp): the master creates the rings, the worker maps the same
+  // memory file. This process's own pid stands for the worker's, so that the master's last
+  // resort against a silent worker (SIGKILL) could only ever hit this program.
   auto attach = [&](router::router& r) {
     detail::node_core::settings s;
-    s.role = wire::role::attached;
+    s.role = wire::role::worker;
     s.cluster = "count";
     auto node = std::make_shared<detail::node_core>(io.get_executor(), s);
-    auto [mine, theirs] = socket_pair(io);
-    r.accept_unix(std::move(theirs));
-    node->connect(std::move(mine));
+    const auto [mine, theirs] = unix_pair();
+    std::unique_ptr<transport::shm_channel> master_rings, worker_rings;
+    if (o.ring_bytes > 0) {
+      int memory = -1;
+      master_rings = transport::shm_channel::create(o.ring_bytes, memory);
+      try {
+        worker_rings = transport::shm_channel::open(memory);
+      } catch (...) {
+        ::close(memory);
+        throw;
+      }
+      ::close(memory);
+    }
+    r.adopt_worker(theirs, ::getpid(), std::move(master_rings));
+    node->connect(worker_rings ? transport::stream(unix_socket(io, mine), std::move(worker_rings))
+                               : transport::stream(unix_socket(io, mine)));
     return node;
   };
   auto na = attach(a);
@@ -190,11 +223,12 @@ int run(const options& o) {
   // Both masters forward each frame once: their sum over two is the frames that carried them.
   const double frames =
       static_cast<double>(a.counters().forwarded + b.counters().forwarded - forwarded_before) / 2;
-  std::printf("%s of %zu bytes: %zu; allocations: %zu (%.3f per %s); frames per %s: %.3f\n",
-              o.requests ? "requests" : "messages", o.size, o.messages, allocated,
-              static_cast<double>(allocated) / static_cast<double>(o.messages),
-              o.requests ? "request" : "message", o.requests ? "request" : "message",
-              frames / static_cast<double>(o.messages));
+  std::printf(
+      "%s channels; %s of %zu bytes: %zu; allocations: %zu (%.3f per %s); frames per %s: %.3f\n",
+      o.ring_bytes > 0 ? "rings" : "socket", o.requests ? "requests" : "messages", o.size,
+      o.messages, allocated, static_cast<double>(allocated) / static_cast<double>(o.messages),
+      o.requests ? "request" : "message", o.requests ? "request" : "message",
+      frames / static_cast<double>(o.messages));
   na->stop();
   nb->stop();
   io.run_for(50ms);

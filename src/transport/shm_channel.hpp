@@ -4,6 +4,7 @@
 // side that said it sleeps, and its end is the end of the connection, as before.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -31,6 +32,7 @@ class shm_channel {
   shm_ring_writer out;
   shm_ring_reader in;
   bool peer_closed = false;  // the socket reached its end: what the rings still hold is the last
+  std::array<std::byte, 256> doorbells{};  // where the socket's doorbells are read to, and dropped
 
  private:
   shm_channel(std::span<std::byte> mapping, bool creator);

@@ -121,14 +121,15 @@ class stream {
   std::optional<binding> tls_binding();
 
  private:
-  // The rings' operations. A side with nothing to do empties the socket of doorbells, says so on
-  // its ring, looks once more, and parks until the socket becomes readable: a doorbell byte (or
-  // the end) from the other side. One wait on the socket serves the parked read and write, and
-  // whoever takes doorbells out of the socket resumes both: a byte taken is an edge the reactor
-  // will not report again (Asio's waits are not speculative, and epoll drops an edge whose bytes
-  // are gone). Emptied before parking because a socket full of stale doorbells (rung for a look
-  // that found bytes after all) would refuse the next. Operations complete through the executor,
-  // never inside the call that starts them, as Asio's own.
+  // The rings' operations. A side with nothing to do says so on its ring, looks once more, and
+  // parks until a doorbell byte (or the end) comes from the other side. The wait is one read of
+  // the socket's doorbells (park), which serves the parked read and write and resumes both
+  // whatever it takes: only that read takes doorbells out of the socket, so none meant for one
+  // operation can be lost to the other. Asio tries the read at once, so stale doorbells (rung
+  // for a look that found bytes after all) are taken, and the operations look again, until the
+  // socket is empty; only then does the read wait (a socket full of stale doorbells would refuse
+  // the next). Operations complete through the executor, never inside the call that starts
+  // them, as Asio's own.
   template <class Handler>
   void shm_read_some(asio::mutable_buffer into, Handler&& handler) {
     asio::async_compose<Handler, void(std::error_code, std::size_t)>(
@@ -144,7 +145,6 @@ class stream {
               return self.complete({}, got.bytes);
             }
             if (shm_->peer_closed) return self.complete(asio::error::eof, 0);
-            if (!take_doorbells()) continue;  // the end: the ring's last bytes, then eof
             if (shm_->in.wait_for_bytes()) return park(parked_read_, std::move(self));
           }
         },
@@ -162,7 +162,6 @@ class stream {
             std::error_code write_ec;
             const std::size_t n = shm_try_write(buffers, write_ec);
             if (write_ec != asio::error::would_block) return self.complete(write_ec, n);
-            if (!take_doorbells()) continue;  // the end: broken_pipe
             if (shm_->out.wait_for_room()) return park(parked_write_, std::move(self));
           }
         },
@@ -173,12 +172,21 @@ class stream {
   void park(galaxies::detail::unique_function<void(std::error_code)>& slot, Self&& self) {
     slot = [self = std::move(self)](std::error_code ec) mutable { self(ec); };
     if (std::exchange(socket_waited_, true)) return;
-    plain_->async_wait(socket::wait_read,
-                       [this, alive = std::weak_ptr<int>(alive_)](std::error_code ec) {
-                         if (alive.expired()) return;
-                         socket_waited_ = false;
-                         resume_parked(ec);
-                       });
+    // A read, not async_wait: Asio precedes a wait with an epoll_ctl, and a read with a recv that
+    // also takes stale doorbells. A doorbell that came with the end, in one edge, is followed by
+    // another read, which sees the end (a short read does not mark the socket drained).
+    plain_->async_read_some(
+        asio::buffer(shm_->doorbells),
+        [this, alive = std::weak_ptr<int>(alive_)](std::error_code ec, std::size_t) {
+          if (alive.expired()) return;
+          socket_waited_ = false;
+          // The end, or an error other than our own close: nothing will ring again.
+          if (ec && ec != asio::error::operation_aborted) {
+            shm_->peer_closed = true;
+            ec = {};
+          }
+          resume_parked(ec);
+        });
   }
 
   // Both parked operations look at their rings again (or learn the wait's error).
@@ -220,36 +228,12 @@ class stream {
     plain_->send(asio::buffer(&bell, 1), 0, ignored);
   }
 
-  // Takes the doorbells waiting in the socket; a parked operation they may have been for looks
-  // again (posted: it runs after the caller). False at the socket's end, which marks the other
-  // side closed (an error other than would_block counts as the end too: nothing will ring again).
-  bool take_doorbells() {
-    std::byte bells[256];
-    bool took = false;
-    bool open = true;
-    for (;;) {
-      std::error_code ec;
-      took |= plain_->receive(asio::buffer(bells), 0, ec) > 0;
-      if (!ec) continue;
-      if (ec != asio::error::would_block && ec != asio::error::try_again) {
-        shm_->peer_closed = true;
-        open = false;
-      }
-      break;
-    }
-    if ((took || !open) && (parked_read_ || parked_write_))
-      asio::post(plain_->get_executor(), [this, alive = std::weak_ptr<int>(alive_)] {
-        if (!alive.expired()) resume_parked();
-      });
-    return open;
-  }
-
   static std::error_code broken_ring() { return std::make_error_code(std::errc::protocol_error); }
 
   std::optional<socket> plain_;  // exactly one of plain_ and tls_ is set
   std::unique_ptr<asio::ssl::stream<socket>> tls_;
   std::unique_ptr<shm_channel> shm_;  // with plain_: the bytes go through its rings
-  // shm_: a read, and a write, parked until a doorbell; the socket's one wait is pending.
+  // shm_: a read, and a write, parked until a doorbell; the read of the doorbells is pending.
   galaxies::detail::unique_function<void(std::error_code)> parked_read_;
   galaxies::detail::unique_function<void(std::error_code)> parked_write_;
   bool socket_waited_ = false;

@@ -46,6 +46,18 @@ class shm_stream_test : public ::testing::Test {
 
   ~shm_stream_test() override { ::close(memory_); }
 
+  // Reads the master's side until an error (the end, normally), adding up the bytes.
+  void read_to_the_end(std::vector<std::byte>& into, std::size_t& got, std::error_code& end) {
+    master_->async_read_some(asio::buffer(into),
+                             [this, &into, &got, &end](std::error_code ec, std::size_t n) {
+                               got += n;
+                               if (ec)
+                                 end = ec;
+                               else
+                                 read_to_the_end(into, got, end);
+                             });
+  }
+
   int memory_ = -1;  // the rings' memory file, for the tests that play a hostile peer
   asio::io_context io_;
   std::optional<stream> master_;
@@ -95,16 +107,7 @@ TEST_F(shm_stream_test, TheEndOfOneSideIsSeenAfterItsLastByte) {
   std::vector<std::byte> into(4096);
   std::size_t got = 0;
   std::error_code end;
-  std::function<void()> read_next = [&] {
-    master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
-      got += n;
-      if (ec)
-        end = ec;
-      else
-        read_next();
-    });
-  };
-  read_next();
+  read_to_the_end(into, got, end);
   ASSERT_TRUE(test::run_until(
       io_, [&] { return bool(end); }, 5s))
       << "the read hangs";
@@ -161,6 +164,65 @@ TEST_F(shm_stream_test, ASideThatSleepsBehindASocketFullOfStaleDoorbellsIsWokenB
       io_, [&] { return got.has_value(); }, 5s))
       << "the read sleeps on";
   EXPECT_EQ(*got, bytes.size());
+}
+
+// The doorbell that wakes a sleeping read and the end of the other side can reach the socket
+// together, in one edge of the reactor: the read still gets the last bytes, and then the end.
+TEST_F(shm_stream_test, TheEndThatComesWithTheLastDoorbellIsSeen) {
+  auto busy = asio::make_work_guard(io_);  // so that poll() runs the reactor
+  std::vector<std::byte> into(100);
+  std::size_t got = 0;
+  std::error_code end;
+  read_to_the_end(into, got, end);
+  io_.poll();  // the read finds nothing and goes to sleep
+  ASSERT_EQ(got, 0u);
+  const std::vector<std::byte> bytes(10, std::byte{5});
+  std::error_code ec;
+  ASSERT_EQ(worker_->try_write_some(std::array{asio::buffer(bytes)}, ec), bytes.size());
+  worker_->close(ec);
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return bool(end); }, 5s))
+      << "the read sleeps on after " << got << " bytes";
+  EXPECT_EQ(got, bytes.size());
+  EXPECT_EQ(end, asio::error::eof);
+}
+
+// One side's read sleeps for bytes while its write sleeps for room; the other side then reads
+// (one doorbell: room) and writes (another: bytes). Whichever doorbell is taken first, both
+// operations wake: neither may take the other's.
+TEST_F(shm_stream_test, AReadAndAWriteAsleepTogetherAreBothWoken) {
+  auto busy = asio::make_work_guard(io_);
+  std::vector<std::byte> into(100);
+  std::optional<std::size_t> read;
+  master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
+    EXPECT_FALSE(ec) << ec.message();
+    read = n;
+  });
+  const std::vector<std::byte> fill(4096, std::byte{6});  // the whole ring
+  std::error_code ec;
+  ASSERT_EQ(master_->try_write_some(std::array{asio::buffer(fill)}, ec), fill.size());
+  const std::vector<std::byte> more(1000, std::byte{7});
+  std::optional<std::size_t> written;
+  master_->async_write_some(asio::buffer(more), [&](std::error_code ec, std::size_t n) {
+    EXPECT_FALSE(ec) << ec.message();
+    written = n;
+  });
+  io_.poll();  // both find nothing to do and go to sleep
+  ASSERT_FALSE(read.has_value());
+  ASSERT_FALSE(written.has_value());
+  std::vector<std::byte> drained(fill.size());
+  std::size_t taken = 0;
+  worker_->async_read_some(asio::buffer(drained),
+                           [&](std::error_code ec, std::size_t n) { taken = ec ? 0 : n; });
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return taken > 0; }, 5s));
+  const std::vector<std::byte> bytes(10, std::byte{8});
+  ASSERT_EQ(worker_->try_write_some(std::array{asio::buffer(bytes)}, ec), bytes.size());
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return read.has_value() && written.has_value(); }, 5s))
+      << "read woken: " << read.has_value() << ", write woken: " << written.has_value();
+  EXPECT_EQ(*read, bytes.size());
+  EXPECT_GT(*written, 0u);
 }
 
 // The other process holds the memory file too: a file it could shrink would make the creator's
