@@ -1,11 +1,15 @@
-// Real registry stores for integration tests: an `etcd` or `redis-server` process started by the
-// test on free 127.0.0.1 ports with a private data directory, and the faults tests inject into it
-// (stop, kill, restart on the same ports, pause). Every process is stopped by its PID; a server
-// also dies with the test process (PR_SET_PDEATHSIG), so a crashed test leaves nothing behind.
-// Other servers a test starts the same way derive from store_server too (prometheus_server.hpp).
+// The one launcher of registry stores: an `etcd` or `redis-server` process started on free
+// 127.0.0.1 ports with a private directory (its data and its log), waited for until it serves,
+// and stopped by its PID. The tests start their stores with it (tests/support/store_server.hpp),
+// with the faults they inject (stop, kill, restart on the same ports, pause), and so does the
+// demo (examples/demo_director, run by scripts/demo.sh --registry etcd|redis). A server also dies
+// with the process that started it (PR_SET_PDEATHSIG), so a crash leaves nothing behind, and runs
+// in a process group of its own, so a Ctrl-C in the terminal reaches only its starter, which
+// stops it in its own time. Other servers may derive from store_server (the tests' Prometheus).
+// No dependency on the library: the demo's director links it alone.
 //
 // Threading: one object is used from one thread. The server dies when the *thread* that started
-// it exits (that is what PR_SET_PDEATHSIG watches): start servers from the test's main thread.
+// it exits (that is what PR_SET_PDEATHSIG watches): start servers from the main thread.
 #pragma once
 
 #include <sys/types.h>
@@ -13,13 +17,12 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <memory>
-#include <mutex>
+#include <functional>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-namespace galaxies::test {
+namespace galaxies::stores {
 
 // A TCP port on 127.0.0.1 that nothing is bound to right now, chosen at random below the kernel's
 // ephemeral range: a client redialling a stopped server can then never be handed the server's
@@ -29,28 +32,48 @@ std::uint16_t free_loopback_port();
 // The path of the executable `name` in PATH, "" when there is none.
 std::string find_on_path(const std::string& name);
 
+// Where a server keeps its files, and what its starter does while it waits.
+struct store_settings {
+  // The log of its stdout and stderr; "" for dir()/server.log.
+  std::filesystem::path log_path;
+  // Called while waiting for the server to become ready; may throw to give up (the server is
+  // stopped first). The demo's Ctrl-C.
+  std::function<void()> check_interrupt;
+};
+
 class store_server {
  public:
-  virtual ~store_server();  // stop(), then removes the data directory
+  // stop(), then removes the private directory unless keep_dir(true) (or the environment variable
+  // GALAXIES_TEST_KEEP_DIRS) says to keep it.
+  virtual ~store_server();
   store_server(const store_server&) = delete;
   store_server& operator=(const store_server&) = delete;
 
+  const std::string& program() const { return name_; }  // "etcd", "redis-server"
   // The registry URL of this server: "etcd://127.0.0.1:P" or "redis://127.0.0.1:P".
   const std::string& url() const { return url_; }
   std::uint16_t port() const { return ports_.at(0); }  // the client port
   pid_t pid() const { return pid_; }                   // -1 when not running
   bool running() const { return pid_ > 0; }
   bool paused() const { return paused_; }
+  // The private directory: the data in dir()/data, the log (by default) in dir()/server.log.
   const std::filesystem::path& dir() const { return dir_; }
-  std::filesystem::path log_path() const { return dir_ / "server.log"; }
+  const std::filesystem::path& log_path() const { return log_path_; }
   // The end of the server's stdout and stderr, for failure messages.
   std::string log_tail(std::size_t max_bytes = 4000) const;
+  // How long the last start took until the server answered.
+  std::chrono::steady_clock::duration ready_after() const { return ready_after_; }
+  void keep_dir(bool keep) { keep_dir_ = keep; }
   // One readiness check (etcd: GET /health; Redis: PING), bounded by `timeout`.
   bool answers(std::chrono::milliseconds timeout) const { return probe(timeout); }
+  // True once the server has exited on its own (or was stopped): reaps it without waiting.
+  bool exited();
+  // The wait status of its exit (waitpid), -1 when it has not exited since it last started.
+  int wait_status() const { return wait_status_.value_or(-1); }
 
   // SIGTERM (and SIGCONT, so a paused server can handle it), SIGKILL when it has not exited
-  // within a bound, then reaped. Does nothing when not running.
-  void stop();
+  // within a bound, then reaped. Does nothing when not running. False when it took SIGKILL.
+  bool stop();
   // SIGKILL and reap: a crash. Does nothing when not running.
   void kill();
   // Stops it when running, then starts it again on the same ports, waiting until it serves.
@@ -66,11 +89,14 @@ class store_server {
 
  protected:
   // `name` is the binary ("etcd", "redis-server"); `scheme` the URL's; `ports` how many ports the
-  // server listens on (the client port first).
-  store_server(std::string name, std::string scheme, std::size_t ports);
+  // server listens on (the client port first). Throws std::runtime_error when `name` is not on
+  // PATH.
+  store_server(std::string name, std::string scheme, std::size_t ports,
+               store_settings settings = {});
   // Picks free ports and starts the server, waiting until ready; retried with other ports when
   // the server exits because another process took one first. Called by the derived constructor
-  // (the command line is virtual). Throws std::runtime_error with the log's tail on failure.
+  // (the command line is virtual). Throws std::runtime_error with the log's tail on failure,
+  // the server stopped and the directory removed.
   void start();
 
   virtual std::vector<std::string> command() const = 0;
@@ -85,17 +111,25 @@ class store_server {
 
  private:
   enum class launch_result { ready, exited };
+  void start_on_free_ports();
   launch_result launch();
   bool wait_reaped(std::chrono::milliseconds deadline);
   // Waits for the stop (WUNTRACED) or continue (WCONTINUED) of the server to be reported.
   bool wait_state(int options, std::chrono::milliseconds deadline);
   [[noreturn]] void fail(const std::string& what);
+  void remove_dir();
 
   std::string name_;
+  std::string binary_;
   std::string scheme_;
   std::string url_;
+  std::filesystem::path log_path_;
+  std::function<void()> check_interrupt_;
   pid_t pid_ = -1;
+  std::optional<int> wait_status_;
   bool paused_ = false;
+  bool keep_dir_ = false;
+  std::chrono::steady_clock::duration ready_after_{};
 };
 
 // etcd 3.4, one member, fast raft timings (--heartbeat-interval 10 --election-timeout 100), its
@@ -104,7 +138,7 @@ class store_server {
 class etcd_server final : public store_server {
  public:
   static bool available() { return on_path("etcd"); }
-  etcd_server();  // started and ready, or throws std::runtime_error
+  explicit etcd_server(store_settings settings = {});  // started and ready, or throws
   ~etcd_server() override = default;
   std::uint16_t peer_port() const { return ports_.at(1); }
 
@@ -121,7 +155,7 @@ class redis_server final : public store_server {
  public:
   static bool available() { return on_path("redis-server"); }
   // Started and ready, or throws std::runtime_error.
-  explicit redis_server(std::vector<std::string> extra_args = {});
+  explicit redis_server(std::vector<std::string> extra_args = {}, store_settings settings = {});
   ~redis_server() override = default;
 
  private:
@@ -131,36 +165,4 @@ class redis_server final : public store_server {
   std::vector<std::string> extra_args_;
 };
 
-// A TCP relay on a free 127.0.0.1 port to 127.0.0.1:target, to cut one client off from a store
-// that the others still reach. Threads of its own (one accepting, two per connection); all
-// members are thread-safe.
-class loopback_proxy {
- public:
-  explicit loopback_proxy(std::uint16_t target);
-  ~loopback_proxy();  // closes everything and joins its threads
-  loopback_proxy(const loopback_proxy&) = delete;
-  loopback_proxy& operator=(const loopback_proxy&) = delete;
-
-  std::uint16_t port() const { return port_; }
-  // Closes every relayed connection and, until heal(), every new one as soon as it is accepted:
-  // to the client, the store went away.
-  void cut();
-  void heal();
-
- private:
-  struct link;
-  void accept_loop();
-  void relay(const std::shared_ptr<link>& l, bool upstream);
-
-  std::uint16_t target_;
-  std::uint16_t port_ = 0;
-  int listener_ = -1;
-  std::mutex mutex_;
-  bool cut_ = false;
-  bool closing_ = false;
-  std::vector<std::shared_ptr<link>> links_;
-  std::vector<std::thread> relays_;
-  std::thread acceptor_;
-};
-
-}  // namespace galaxies::test
+}  // namespace galaxies::stores
