@@ -12,6 +12,15 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/galaxies DESTINATION ${CMAKE_INS
         FILES_MATCHING PATTERN "*.hpp")
 install(EXPORT galaxiesTargets NAMESPACE galaxies:: DESTINATION ${GALAXIES_CMAKE_DIR})
 
+# The pkg-config modules the library links privately: a backend left out of the build
+# (GALAXIES_WITH_REDIS) is no dependency of the package either.
+set(GALAXIES_PC_PRIVATE_MODULES spdlog)
+if(GALAXIES_WITH_REDIS)
+  list(APPEND GALAXIES_PC_PRIVATE_MODULES hiredis)
+endif()
+list(APPEND GALAXIES_PC_PRIVATE_MODULES cpp-httplib)
+list(JOIN GALAXIES_PC_PRIVATE_MODULES " " GALAXIES_PC_REQUIRES_PRIVATE)
+
 # A static archive carries none of its dependencies: the package must find spdlog for the link.
 get_target_property(_galaxies_type galaxies TYPE)
 if(_galaxies_type STREQUAL "STATIC_LIBRARY")
@@ -68,7 +77,7 @@ if(GALAXIES_STATIC)
   # private libraries go into Libs; each dependency's own module says what they are.
   set(_galaxies_private_libs)
   find_package(PkgConfig QUIET)
-  foreach(module IN ITEMS spdlog hiredis cpp-httplib openssl)
+  foreach(module IN LISTS GALAXIES_PC_PRIVATE_MODULES ITEMS openssl)
     string(MAKE_C_IDENTIFIER "GALAXIES_PC_${module}" prefix)
     if(PKG_CONFIG_FOUND)
       pkg_check_modules(${prefix} QUIET ${module})

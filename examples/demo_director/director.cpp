@@ -116,10 +116,10 @@ bool demo::hosts_alive(const std::string& during) {
   if (store_ && !store_reported_ && store_->exited()) {
     store_reported_ = true;
     fail(fmt::format("the private {} (pid {}) exited unexpectedly ({}) during: {}",
-                     store_->program(), store_->pid(), describe_wait_status(store_->wait_status()),
+                     store_->program(), store_pid_, describe_wait_status(store_->wait_status()),
                      during),
-         fmt::format("the end of its log {}:\n{}", store_->log_path(),
-                     tail_of_file(store_->log_path(), 10)));
+         fmt::format("the end of its log {}:\n{}", store_->log_path().string(),
+                     tail_of_file(store_->log_path().string(), 10)));
     return false;
   }
   for (auto& h : hosts_) {
@@ -171,11 +171,25 @@ bool demo::start_registry() {
   const std::string name = etcd ? "etcd" : "Redis";
   phase(
       fmt::format("starting a private {} server on 127.0.0.1 (free ports) for the registry", name));
+  const std::string program = etcd ? "etcd" : "redis-server";
+  if (galaxies::stores::find_on_path(program).empty()) {
+    fail(
+        fmt::format("could not start the private {} server: {} is not installed (not on PATH); "
+                    "scripts/setup.sh installs it (Debian package {})",
+                    name, program, etcd ? "etcd-server" : "redis-server"));
+    return false;
+  }
+  galaxies::stores::store_settings settings;
+  settings.log_path = opts_.work_dir + "/" + program + ".log";
+  settings.check_interrupt = [] {
+    if (interrupt_requested) throw interrupted_error();
+  };
   try {
-    store_ = std::make_unique<registry_store>(
-        etcd ? registry_store::kind::etcd : registry_store::kind::redis, opts_.work_dir, [] {
-          if (interrupt_requested) throw interrupted_error();
-        });
+    if (etcd)
+      store_ = std::make_unique<galaxies::stores::etcd_server>(std::move(settings));
+    else
+      store_ = std::make_unique<galaxies::stores::redis_server>(std::vector<std::string>{},
+                                                                std::move(settings));
   } catch (const interrupted_error&) {
     throw;
   } catch (const std::exception& e) {
@@ -185,13 +199,15 @@ bool demo::start_registry() {
          nl == std::string::npos ? "" : why.substr(nl + 1));
     return false;
   }
-  store_->keep_data(opts_.keep);
+  store_->keep_dir(opts_.keep);
+  store_pid_ = store_->pid();
   registry_url_ = store_->url();
   registry_text_ = fmt::format("{} at {} (a private {} started for this demo, pid {})", name,
-                               registry_url_, store_->program(), store_->pid());
+                               registry_url_, store_->program(), store_pid_);
   say(fmt::format("{} is ready at {} after {:.1f} s: {} pid {}, data in {}, log {}", name,
-                  registry_url_, store_->ready_after_s(), store_->program(), store_->pid(),
-                  store_->data_dir(), store_->log_path()));
+                  registry_url_, std::chrono::duration<double>(store_->ready_after()).count(),
+                  store_->program(), store_pid_, store_->dir().string(),
+                  store_->log_path().string()));
   return true;
 }
 
@@ -202,11 +218,10 @@ void demo::stop_registry() {
     return;
   }
   store_reported_ = true;  // from now on, its exit is expected
-  say(fmt::format("stopping the private {} (pid {}) with SIGTERM", store_->program(),
-                  store_->pid()));
+  say(fmt::format("stopping the private {} (pid {}) with SIGTERM", store_->program(), store_pid_));
   if (!store_->stop())
     fail(fmt::format("the private {} (pid {}) did not exit on SIGTERM: killed", store_->program(),
-                     store_->pid()));
+                     store_pid_));
 }
 
 bool demo::start_cluster() {

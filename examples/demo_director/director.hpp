@@ -16,7 +16,7 @@
 
 #include "cluster_view.hpp"
 #include "host_process.hpp"
-#include "registry_store.hpp"
+#include "store_server/store_server.hpp"
 
 namespace director {
 
@@ -88,10 +88,12 @@ class demo {
   director_options opts_;
   std::chrono::steady_clock::time_point start_;
   std::string cluster_ = "demo";
-  std::string registry_url_;               // what the hosts get as --registry
-  std::string registry_text_;              // the same for people: "etcd at etcd://..."
-  std::unique_ptr<registry_store> store_;  // the private server, if any
-  bool store_reported_ = false;            // its unexpected exit is reported once
+  std::string registry_url_;   // what the hosts get as --registry
+  std::string registry_text_;  // the same for people: "etcd at etcd://..."
+  // The private server, if any: the project's launcher of stores (tools/store_server).
+  std::unique_ptr<galaxies::stores::store_server> store_;
+  pid_t store_pid_ = -1;         // its pid, still known once it has exited
+  bool store_reported_ = false;  // its unexpected exit is reported once
   std::vector<std::unique_ptr<host_process>> hosts_;
   cluster_view view_;
   std::vector<std::string> checks_, failures_;

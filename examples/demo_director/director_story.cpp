@@ -196,14 +196,14 @@ int demo::verdict() {
         opts_.work_dir,
         store_ ? fmt::format(", {}.log (the registry server's log)", store_->program()) : "");
     if (store_ && opts_.keep)
-      fmt::print("{} data kept in {}\n", store_->program(), store_->data_dir());
+      fmt::print("{} data kept in {}\n", store_->program(), store_->dir().string());
     return 1;
   }
   fmt::print("\ndemo passed:\n");
   for (const auto& c : checks_) fmt::print("  ok  {}\n", c);
   if (opts_.keep) {
     fmt::print("logs kept in {}\n", opts_.work_dir);
-    if (store_) fmt::print("{} data kept in {}\n", store_->program(), store_->data_dir());
+    if (store_) fmt::print("{} data kept in {}\n", store_->program(), store_->dir().string());
   } else {
     std::error_code ignored;
     std::filesystem::remove_all(opts_.work_dir, ignored);

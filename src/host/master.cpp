@@ -16,6 +16,7 @@
 #include "base/private_directory.hpp"
 #include "base/text.hpp"
 #include "host/process_stats.hpp"
+#include "host/registry_factory.hpp"
 #include "monitor/render_metrics.hpp"
 #include "process/spawn.hpp"
 #include "security/secret_file.hpp"
@@ -99,11 +100,11 @@ void master::start(fatal_handler on_fatal) {
                                 " is neither 0 nor a power of two of at least 4096");
   if (opts_.registry.empty() || opts_.unix_path.empty()) require_private_runtime_directory();
   const std::string url =
-      opts_.registry.empty() ? registry::default_url(opts_.cluster) : opts_.registry;
+      opts_.registry.empty() ? default_registry_url(opts_.cluster) : opts_.registry;
   if (opts_.registry.empty()) warn_of_older_registry_file(opts_.cluster);
   registry::options ropts;
   ropts.ttl = opts_.registry_ttl;
-  registry_ = registry::make_registry(io_.get_executor(), url, opts_.cluster, ropts);
+  registry_ = make_registry(io_.get_executor(), url, opts_.cluster, ropts);
 
   bind_tcp();
   bind_unix();

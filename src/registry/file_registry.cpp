@@ -16,36 +16,19 @@
 #include "base/text.hpp"
 
 namespace galaxies::registry {
-namespace {
-
-std::chrono::milliseconds refresh_period(const options& opts) {
-  if (opts.refresh.count() > 0) return opts.refresh;
-  return std::max(opts.ttl / 3, std::chrono::milliseconds(1));
-}
-
-bool by_id(const host_record& a, const host_record& b) {
-  return a.id < b.id;
-}
-
-}  // namespace
 
 file_registry::file_registry(const asio::any_io_executor& executor, std::string path,
                              std::string cluster, const options& opts)
-    : executor_(executor),
+    : store_backend(executor, std::move(cluster), "file:" + path),
       dir_(std::move(path)),
-      cluster_(std::move(cluster)),
       ttl_(opts.ttl),
       refresh_(refresh_period(opts)),
       garbage_grace_(
           std::max<std::chrono::milliseconds>(10 * opts.ttl, limits::registry_garbage_grace)),
-      skipped_log_("file:" + dir_),
       refresh_timer_(executor),
       expiry_timer_(executor),
       watch_(executor, dir_, "file:" + dir_) {
-  if (refresh_ >= ttl_) {
-    spdlog::warn("registry {}: refresh {} ms is not below ttl {} ms; rows will flicker", describe(),
-                 refresh_.count(), ttl_.count());
-  }
+  warn_if_refresh_not_below(refresh_, ttl_);
 }
 
 file_registry::~file_registry() {
@@ -54,20 +37,8 @@ file_registry::~file_registry() {
   // run see alive_ == false and return without touching this object.
 }
 
-std::string file_registry::describe() const {
-  return "file:" + dir_;
-}
-
 void file_registry::start(const host_record& self, view_handler on_view, health_handler on_health) {
-  if (state_ != state::idle) {
-    spdlog::error("registry {}: start() called twice or after stop(); ignored", describe());
-    return;
-  }
-  state_ = state::running;
-  self_ = own_row(self, cluster_, describe());
-  on_view_ = std::move(on_view);
-  on_health_ = std::move(on_health);
-
+  if (!begin(self, std::move(on_view), std::move(on_health))) return;
   const auto written = write_self();  // creates the directory; a failure is retried on refresh
   check_directory();
   if (watch_.open([this](directory_watch::changes c) { on_changes(std::move(c)); })) {
@@ -83,10 +54,7 @@ void file_registry::start(const host_record& self, view_handler on_view, health_
 }
 
 void file_registry::remove_stale(const host_id& stale, std::string_view address) {
-  if (state_ == state::running && stale == self_.id) {
-    spdlog::warn("registry {}: asked to remove our own row as stale; ignored", describe());
-    return;
-  }
+  if (refuses_own_removal(stale)) return;
   const auto shown = base::printable(address);
   const auto got = file_store::load_row(dir_, stale);
   if (got.error) {
@@ -125,7 +93,7 @@ void file_registry::read(read_handler done) {
   }
   for (const auto& row : snap.skipped) skipped_log_.skipped(row.key, row.why);
   auto rows = live_rows(snap.rows, file_store::now_ms());
-  view_bound{}.apply(rows, host_id{}, describe());
+  bound_read(rows);
   asio::post(executor_, [alive = alive_, done = std::move(done), ec = snap.error,
                          rows = std::move(rows)]() mutable {
     if (*alive && done) done(ec, std::move(rows));
@@ -154,21 +122,15 @@ std::error_code file_registry::write_self() {
 }
 
 void file_registry::after_write(std::error_code ec) {
-  if (ec) {
-    // Loud once per outage; its retries on every refresh are detail.
-    spdlog::log(reported_health_ == ec ? spdlog::level::debug : spdlog::level::warn,
-                "registry {}: could not write our row: {}", describe(), failure_detail(ec));
-    report_health(ec);  // may stop or destroy this registry
-    return;
-  }
+  if (ec) return report_health(ec, failure_detail(ec));  // may stop or destroy this registry
   // Back from an outage: what happened meanwhile is read again, not trusted to have been seen.
-  if (reported_health_ && *reported_health_) needs_rescan_ = true;
+  if (reported_healthy() == false) needs_rescan_ = true;
   if (watch_.add()) needs_rescan_ = true;             // a new watch: what came before it was unseen
   if (!watch_.watching()) needs_rescan_ = true;       // no inotify: the view follows each refresh
   if (std::exchange(needs_rescan_, false)) rescan();  // our own row was just written: ignore it
   collect_garbage();
   const auto alive = alive_;
-  report_health(ec);
+  report_health({}, {});
   if (!*alive || state_ != state::running) return;
   evaluate();
 }
@@ -304,14 +266,6 @@ void file_registry::collect_garbage() {
   }
 }
 
-void file_registry::report_health(std::error_code ec) {
-  if (reported_health_ == ec) return;
-  reported_health_ = ec;
-  if (!on_health_) return;
-  auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
-  on_health(ec, ec ? failure_detail(ec) : std::string());
-}
-
 std::string file_registry::failure_detail(std::error_code ec) const {
   if (ec == std::errc::not_a_directory && file_store::exists_as_non_directory(dir_)) {
     return dir_ +
@@ -380,32 +334,23 @@ std::vector<host_record> file_registry::live_rows(const std::vector<host_record>
   for (const auto& row : rows) {
     if (row.cluster == cluster_ && row.expires_ms >= now) live.push_back(row);
   }
-  std::sort(live.begin(), live.end(), by_id);
   return live;
 }
 
 void file_registry::evaluate() {
   // While our row cannot be written the view stands, as for a store that does not answer: a row
   // expiring meanwhile may only have missed its refresh for the same reason.
-  if (!reported_health_ || *reported_health_) return;
+  if (reported_healthy() != true) return;
   std::vector<host_record> rows;
   rows.reserve(files_.size());
   for (const auto& [id, known] : files_)
     if (known.row) rows.push_back(*known.row);
-  auto view = live_rows(rows, file_store::now_ms());
-  // We are live while running even when our row is missing (removed, damaged): report ourselves
-  // as we last wrote, so a repair is no change.
-  std::erase_if(view, [&](const host_record& r) { return r.id == self_.id; });
-  view.insert(std::upper_bound(view.begin(), view.end(), self_, by_id), self_);
-  bound_.apply(view, self_.id, describe());
+  const auto view = view_of(live_rows(rows, file_store::now_ms()));
   auto earliest = std::numeric_limits<std::int64_t>::max();
   for (const auto& row : view)
     if (row.id != self_.id) earliest = std::min(earliest, row.expires_ms);
   arm_expiry(earliest);
-
-  if (!last_view_.changed(view) || !on_view_) return;
-  auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
-  on_view(view);
+  report_view(view);
 }
 
 }  // namespace galaxies::registry

@@ -18,7 +18,7 @@
 // Threading: like every registry, it lives on one executor; call every member there. Every read
 // and write is synchronous and touches one small file (or lists the directory once), but a
 // rename() or unlink() waits for the directory's lock, held by whichever process of the machine
-// renames there: make_registry runs it on a thread of its own (offloaded_registry.hpp). No
+// renames there: host::make_registry runs it on a thread of its own (offloaded_registry.hpp). No
 // callback runs after destruction, not even a pending read() or stop() completion. Destroying it
 // without stop() leaves the row to expire, like a crash.
 #pragma once
@@ -34,14 +34,13 @@
 
 #include "registry/directory_watch.hpp"
 #include "registry/file_store.hpp"
-#include "registry/registry.hpp"
-#include "registry/skipped_rows.hpp"
+#include "registry/store_backend.hpp"
 
 namespace galaxies::registry {
 
-class file_registry final : public registry {
+class file_registry final : public store_backend {
  public:
-  // `path` names the directory; `cluster` is already validated by make_registry.
+  // `path` names the directory; `cluster` is already validated.
   file_registry(const asio::any_io_executor& executor, std::string path, std::string cluster,
                 const options& opts);
   ~file_registry() override;
@@ -53,15 +52,12 @@ class file_registry final : public registry {
   void remove_stale(const host_id& stale, std::string_view address) override;
   void read(read_handler done) override;
   void stop(std::function<void()> done) override;
-  std::string describe() const override;
 
   // Row files read by the watcher since construction: tests prove with it that one changed file
   // costs each watcher one read, not a scan of the directory.
   std::uint64_t row_files_read() const noexcept { return files_read_; }
 
  private:
-  enum class state { idle, running, stopped };
-
   // What we last read from one row file.
   struct entry {
     std::optional<host_record> row;  // valid
@@ -85,29 +81,17 @@ class file_registry final : public registry {
   void arm_refresh();
   void on_refresh();
   void arm_expiry(std::int64_t earliest_ms);
-  // Calls on_health when the outcome of our last write differs from the one last reported.
-  void report_health(std::error_code ec);
   std::string failure_detail(std::error_code ec) const;
-  // Recomputes the view from the map; emits it if the keys changed. Emitting is the last thing it
-  // does, so on_view may call stop() or even destroy this object.
+  // Recomputes the view from the map; reports it if the keys changed. Reporting is the last thing
+  // it does, so on_view may call stop() or even destroy this object.
   void evaluate();
   std::vector<host_record> live_rows(const std::vector<host_record>& rows, std::int64_t now) const;
 
-  asio::any_io_executor executor_;
   std::string dir_;
-  std::string cluster_;
   std::chrono::milliseconds ttl_;
   std::chrono::milliseconds refresh_;
   std::chrono::milliseconds garbage_grace_;
 
-  state state_ = state::idle;
-  host_record self_;
-  view_handler on_view_;
-  health_handler on_health_;
-  std::optional<std::error_code> reported_health_;
-  view_filter last_view_;
-  view_bound bound_;
-  skipped_rows_log skipped_log_;
   std::unordered_map<host_id, entry> files_;  // at most limits::max_registry_files
   bool files_full_reported_ = false;
   bool truncation_reported_ = false;
@@ -119,9 +103,6 @@ class file_registry final : public registry {
   asio::steady_timer refresh_timer_;
   asio::steady_timer expiry_timer_;
   directory_watch watch_;
-
-  // Handlers hold a copy and check it first: false once this object is gone.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace galaxies::registry

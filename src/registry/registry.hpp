@@ -1,4 +1,5 @@
-// The narrow interface every registry backend implements (file now; etcd and Redis beside it).
+// The narrow interface every registry backend implements (file, etcd, Redis: store_backend.hpp;
+// host/registry_factory.hpp makes the one a URL names).
 // Rows list hosts only and are hints: the handshake decides who is who (docs/protocol.md §3).
 // Threading: a registry lives on one executor; every member and callback runs there.
 #pragma once
@@ -72,7 +73,9 @@ class registry {
   using read_handler = std::function<void(std::error_code, std::vector<host_record>)>;
   // The store's reachability, as seen by this host: an empty code means our row is stored and
   // refreshed; a code (with a human-readable detail) means the store cannot be reached or refused
-  // us. Called once when the first registration attempt ends (either way), then on every change.
+  // us. Called once when the first registration attempt ends (either way), then each time the
+  // store turns from reachable to not or back; failures in between are the same outage, retried
+  // and not reported again (store_backend.hpp has the rule, for every backend).
   using health_handler = std::function<void(std::error_code, const std::string& detail)>;
 
   virtual ~registry() = default;
@@ -106,42 +109,5 @@ class registry {
  protected:
   refresh_stats refreshes_;
 };
-
-// What on_view promises to report, for every backend: the set of (id, address, unix path) of the
-// live rows. A change of anything else (an expiry, a pid) is not a change.
-class view_filter {
- public:
-  // `view` sorted by id. True, and remembered, when it differs from the last view let through.
-  bool changed(const std::vector<host_record>& view);
-
- private:
-  std::optional<std::vector<std::tuple<host_id, std::string, std::string>>> last_;
-};
-
-// At most limits::max_registry_hosts rows in a view: ourselves, then the others in id order. The
-// log says so once each time the store goes over the limit.
-class view_bound {
- public:
-  explicit view_bound(std::size_t max_rows = limits::max_registry_hosts) : max_rows_(max_rows) {}
-
-  // `view` sorted by id; `self` need not be in it (a one-shot read has no self).
-  void apply(std::vector<host_record>& view, const host_id& self, const std::string& where);
-
- private:
-  std::size_t max_rows_;
-  bool over_ = false;
-};
-
-// `self` as a backend serving `cluster` stores it: a row naming another cluster is corrected (and
-// said so in the log, as `where`'s). Rows of one registry always name its cluster.
-host_record own_row(const host_record& self, const std::string& cluster, const std::string& where);
-
-// The default registry URL for a cluster: an embedded file, per user and per cluster name.
-std::string default_url(std::string_view cluster);
-
-// Makes the backend the URL names ("file:PATH"). Throws std::invalid_argument with a clear message
-// for an unknown scheme or a malformed URL.
-std::unique_ptr<registry> make_registry(const asio::any_io_executor& executor, std::string_view url,
-                                        std::string_view cluster, const options& opts = {});
 
 }  // namespace galaxies::registry

@@ -54,6 +54,19 @@ std::string read_file(const std::filesystem::path& path) {
 
 enum class store_kind { etcd, redis };
 
+// Why a test of this store cannot run here, "" when it can: its backend left out of the build
+// (tests/fault/CMakeLists.txt passes the build options), or its server not installed.
+std::string cannot_use(store_kind kind) {
+  const bool etcd = kind == store_kind::etcd;
+  if (!(etcd ? GALAXIES_WITH_ETCD : GALAXIES_WITH_REDIS))
+    return etcd ? "the etcd backend is not in this build (GALAXIES_WITH_ETCD=OFF)"
+                : "the Redis backend is not in this build (GALAXIES_WITH_REDIS=OFF)";
+  const std::string server = etcd ? "etcd" : "redis-server";
+  if (std::system(("command -v " + server + " >/dev/null 2>&1").c_str()) != 0)
+    return server + " not installed";
+  return {};
+}
+
 // An etcd or redis-server process in the namespace of one host of the test network (not a chatter
 // host), listening on that host's test address. The process belongs to the network (stopped by
 // PID with it); this object only removes the data directory.
@@ -402,13 +415,12 @@ void lifecycle_test::store_down_for_30s(store_kind kind, bool freeze) {
 }
 
 TEST_F(lifecycle_test, etcd_frozen_for_30s_nothing_leaves_and_hosts_reregister) {
-  if (std::system("command -v etcd >/dev/null 2>&1") != 0) GTEST_SKIP() << "etcd not installed";
+  if (const auto why = cannot_use(store_kind::etcd); !why.empty()) GTEST_SKIP() << why;
   store_down_for_30s(store_kind::etcd, /*freeze=*/true);
 }
 
 TEST_F(lifecycle_test, redis_killed_for_30s_nothing_leaves_and_hosts_reregister) {
-  if (std::system("command -v redis-server >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "redis-server not installed";
+  if (const auto why = cannot_use(store_kind::redis); !why.empty()) GTEST_SKIP() << why;
   store_down_for_30s(store_kind::redis, /*freeze=*/false);
 }
 
@@ -417,8 +429,7 @@ TEST_F(lifecycle_test, redis_killed_for_30s_nothing_leaves_and_hosts_reregister)
 // Rows are hints: host a's row expires while a cannot reach the store, yet its links (and so every
 // node) stay; once healed it registers again.
 TEST_F(lifecycle_test, a_host_cut_off_from_the_store_keeps_its_links_and_reregisters) {
-  if (std::system("command -v redis-server >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "redis-server not installed";
+  if (const auto why = cannot_use(store_kind::redis); !why.empty()) GTEST_SKIP() << why;
   cluster_options o;
   o.hosts = {"a", "b", "c", "s"};
   o.start_now = {"a", "b", "c"};

@@ -21,6 +21,7 @@
 
 #include "base/limits.hpp"
 #include "fake_etcd.hpp"
+#include "host/registry_factory.hpp"
 #include "registry/registry.hpp"
 #include "registry/row_json.hpp"
 #include "support/eventually.hpp"
@@ -30,6 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using galaxies::test::fake_etcd;
+using host::make_registry;
 
 constexpr auto deadline = 5s;
 const std::string prefix = "galaxies/t/hosts/";

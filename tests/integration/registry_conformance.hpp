@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "base/limits.hpp"
+#include "host/registry_factory.hpp"
 #include "registry/registry.hpp"
 #include "support/cluster.hpp"
 #include "support/eventually.hpp"
@@ -37,6 +38,7 @@ namespace galaxies::registry::conformance {
 using namespace std::chrono_literals;
 using ms = std::chrono::milliseconds;
 using clock_type = std::chrono::steady_clock;
+using host::make_registry;
 
 enum class backend { file, etcd, redis };
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/clock_grid.hpp"
+#include "host/registry_factory.hpp"
 #include "registry/file_registry.hpp"
 #include "registry/file_store.hpp"
 #include "registry/registry.hpp"
@@ -34,6 +35,7 @@ namespace galaxies::registry::file_test {
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
+using host::make_registry;
 
 // Generous: a loaded 2-core machine must never turn a slow run into a failure.
 constexpr auto deadline = 5s;

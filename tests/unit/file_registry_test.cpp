@@ -439,17 +439,18 @@ TEST(RegistryUrl, DefaultUrlIsPerUserAndPerCluster) {
 
   ::unsetenv("XDG_RUNTIME_DIR");
   const std::string tmp_dir = "/tmp/galaxies-" + std::to_string(::geteuid());
-  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
-  EXPECT_NE(default_url("alpha"), default_url("beta"));
+  EXPECT_EQ(host::default_registry_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
+  EXPECT_NE(host::default_registry_url("alpha"), host::default_registry_url("beta"));
 
   temp_dir runtime;
   ::setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
-  EXPECT_EQ(default_url("alpha"), "file:" + runtime.path() + "/galaxies/alpha.registry");
+  EXPECT_EQ(host::default_registry_url("alpha"),
+            "file:" + runtime.path() + "/galaxies/alpha.registry");
   ::setenv("XDG_RUNTIME_DIR", (runtime.path() + "/missing").c_str(), 1);
-  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
+  EXPECT_EQ(host::default_registry_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
   ::setenv("XDG_RUNTIME_DIR", "relative", 1);
-  EXPECT_EQ(default_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
-  EXPECT_THROW(default_url("../etc"), std::invalid_argument);
+  EXPECT_EQ(host::default_registry_url("alpha"), "file:" + tmp_dir + "/alpha.registry");
+  EXPECT_THROW(host::default_registry_url("../etc"), std::invalid_argument);
 
   if (restore) {
     ::setenv("XDG_RUNTIME_DIR", restore->c_str(), 1);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "host/registry_factory.hpp"
 #include "wire/control.hpp"
 #include "wire/frame.hpp"
 
@@ -27,8 +28,8 @@ std::string this_hostname() {
 std::vector<registry::host_record> read_rows(const client_args& args) {
   asio::io_context io;
   const std::string url =
-      args.registry.empty() ? registry::default_url(args.cluster) : args.registry;
-  auto reg = registry::make_registry(io.get_executor(), url, args.cluster);
+      args.registry.empty() ? host::default_registry_url(args.cluster) : args.registry;
+  auto reg = host::make_registry(io.get_executor(), url, args.cluster);
   std::error_code error;
   std::vector<registry::host_record> rows;
   bool done = false;

@@ -8,6 +8,7 @@
 
 #include "base/limits.hpp"
 #include "base/text.hpp"
+#include "registry/backends.hpp"
 #include "registry/row_json.hpp"
 
 namespace galaxies::registry {
@@ -24,10 +25,6 @@ std::int64_t ttl_seconds_for(std::chrono::milliseconds ttl) {
   return std::max<std::int64_t>(min_ttl_seconds, (ttl.count() + 999) / 1000);
 }
 
-bool by_id(const host_record& a, const host_record& b) {
-  return a.id < b.id;
-}
-
 }  // namespace
 
 std::string etcd_registry::prefix_for(std::string_view cluster) {
@@ -37,15 +34,12 @@ std::string etcd_registry::prefix_for(std::string_view cluster) {
 etcd_registry::etcd_registry(const asio::any_io_executor& executor,
                              std::vector<etcd::endpoint> endpoints, std::string cluster,
                              const options& opts)
-    : executor_(executor),
-      cluster_(std::move(cluster)),
+    : store_backend(executor, std::move(cluster), etcd::to_url(endpoints)),
       prefix_(prefix_for(cluster_)),
-      url_(etcd::to_url(endpoints)),
       ttl_seconds_(ttl_seconds_for(opts.ttl)),
       refresh_(opts.refresh.count() > 0 ? opts.refresh
                                         : std::chrono::milliseconds(ttl_seconds_ * 1000 / 3)),
       keepalive_period_(refresh_),
-      skipped_log_(url_),
       // Capped low: a registry that is back should be used again within a second or two.
       retry_backoff_(100ms, 1500ms),
       watch_backoff_(50ms, 1500ms),
@@ -54,13 +48,10 @@ etcd_registry::etcd_registry(const asio::any_io_executor& executor,
       resync_timer_(executor),
       client_(executor, std::move(endpoints), opts.request_timeout) {
   if (ttl_seconds_ * 1000 != opts.ttl.count()) {
-    spdlog::info("registry {}: ttl {} ms rounded to an etcd lease of {} s", url_, opts.ttl.count(),
-                 ttl_seconds_);
+    spdlog::info("registry {}: ttl {} ms rounded to an etcd lease of {} s", describe(),
+                 opts.ttl.count(), ttl_seconds_);
   }
-  if (refresh_ >= std::chrono::seconds(ttl_seconds_)) {
-    spdlog::warn("registry {}: refresh {} ms is not below the lease ttl {} s; rows will flicker",
-                 url_, refresh_.count(), ttl_seconds_);
-  }
+  warn_if_refresh_not_below(refresh_, std::chrono::seconds(ttl_seconds_));
 }
 
 etcd_registry::~etcd_registry() {
@@ -68,21 +59,10 @@ etcd_registry::~etcd_registry() {
   // client_ goes first and cancels every request silently; the timers' handlers see alive_.
 }
 
-std::string etcd_registry::describe() const {
-  return url_;
-}
-
 void etcd_registry::start(const host_record& self, view_handler on_view, health_handler on_health) {
-  if (state_ != state::idle) {
-    spdlog::error("registry {}: start() called twice or after stop(); ignored", describe());
-    return;
-  }
-  state_ = state::running;
-  self_ = own_row(self, cluster_, describe());
+  if (!begin(self, std::move(on_view), std::move(on_health))) return;
   self_key_ = prefix_ + self_.id.to_string();
   self_value_ = row_to_text(self_, expiry_field::absent);
-  on_view_ = std::move(on_view);
-  on_health_ = std::move(on_health);
   connect();  // only sends requests: every handler runs later, from the executor
 }
 
@@ -245,7 +225,6 @@ void etcd_registry::fail(std::error_code ec, const std::string& detail) {
   go_down();
   const auto epoch = epoch_;
   const auto delay = retry_backoff_.next();
-  spdlog::debug("registry {}: {}; retrying in {} ms", describe(), detail, delay.count());
   retry_timer_.expires_after(delay);
   retry_timer_.async_wait([this, alive = alive_, epoch](std::error_code waited) {
     if (!*alive || waited || !current(epoch)) return;
@@ -263,10 +242,7 @@ void etcd_registry::go_down() {
 }
 
 void etcd_registry::remove_stale(const host_id& stale, std::string_view address) {
-  if (state_ == state::running && stale == self_.id) {
-    spdlog::warn("registry {}: asked to remove our own row as stale; ignored", describe());
-    return;
-  }
+  if (refuses_own_removal(stale)) return;
   // Compare-and-swap: read the row, and delete it only if it still names that host at that
   // address and nobody wrote it since (its mod_revision).
   auto key = prefix_ + stale.to_string();
@@ -315,8 +291,7 @@ void etcd_registry::read(read_handler done) {
                              host_record row;
                              if (accept(kv, row)) rows.push_back(std::move(row));
                            }
-                           std::sort(rows.begin(), rows.end(), by_id);
-                           view_bound{}.apply(rows, host_id{}, describe());
+                           bound_read(rows);
                          }
                          if (done) done(ec, std::move(rows));
                        });
@@ -370,31 +345,19 @@ void etcd_registry::remember(const std::string& key, host_record row) {
   rows_.emplace(key, std::move(row));
 }
 
-void etcd_registry::report_health(std::error_code ec, const std::string& detail) {
-  // Changes only: a store that stays unreachable is reported once, whatever its errors say.
-  const bool healthy = !ec;
-  if (reported_healthy_ == healthy) return;
-  reported_healthy_ = healthy;
-  if (!on_health_) return;
-  auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
-  on_health(ec, detail);
+void etcd_registry::evaluate() {
+  std::vector<host_record> rows;
+  rows.reserve(rows_.size() + 1);
+  for (const auto& [key, row] : rows_) rows.push_back(row);
+  report_view(view_of(std::move(rows)));
 }
 
-void etcd_registry::evaluate() {
-  std::vector<host_record> view;
-  view.reserve(rows_.size() + 1);
-  for (const auto& [key, row] : rows_) {
-    if (row.id != self_.id) view.push_back(row);
-  }
-  // We are live while running even when our row is missing (being repaired): report ourselves
-  // as we wrote, so the repair is no change.
-  view.push_back(self_);
-  std::sort(view.begin(), view.end(), by_id);
-  bound_.apply(view, self_.id, describe());
-
-  if (!last_view_.changed(view) || !on_view_) return;
-  auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
-  on_view(view);
+offloaded_registry::factory etcd_backend(std::string_view url, std::string cluster,
+                                         const options& opts) {
+  return [endpoints = etcd::parse_url(url), cluster = std::move(cluster),
+          opts](const asio::any_io_executor& own) -> std::unique_ptr<registry> {
+    return std::make_unique<etcd_registry>(own, endpoints, cluster, opts);
+  };
 }
 
 }  // namespace galaxies::registry

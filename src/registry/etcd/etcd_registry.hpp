@@ -32,14 +32,13 @@
 
 #include "base/backoff.hpp"
 #include "registry/etcd/etcd_client.hpp"
-#include "registry/registry.hpp"
-#include "registry/skipped_rows.hpp"
+#include "registry/store_backend.hpp"
 
 namespace galaxies::registry {
 
-class etcd_registry final : public registry {
+class etcd_registry final : public store_backend {
  public:
-  // `cluster` is already validated by make_registry.
+  // `cluster` is already validated.
   etcd_registry(const asio::any_io_executor& executor, std::vector<etcd::endpoint> endpoints,
                 std::string cluster, const options& opts);
   ~etcd_registry() override;
@@ -51,14 +50,11 @@ class etcd_registry final : public registry {
   void remove_stale(const host_id& stale, std::string_view address) override;
   void read(read_handler done) override;
   void stop(std::function<void()> done) override;
-  std::string describe() const override;
 
   // The key under which a cluster's host rows live ("galaxies/<cluster>/hosts/").
   static std::string prefix_for(std::string_view cluster);
 
  private:
-  enum class state { idle, running, stopped };
-
   // The registration chain; each step hands over to the next or to fail(). `epoch` ties a reply
   // to the attempt that asked for it: go_down() makes every older reply moot.
   void connect();
@@ -84,34 +80,23 @@ class etcd_registry final : public registry {
   // more cannot make us hold them all. Past the limit, a deleted row leaves a gap until the next
   // full read (a watch restart) instead of re-reading everything on each delete.
   void remember(const std::string& key, host_record row);
-  // Both may end in a handler that stops or destroys this registry: callers call them last.
-  void report_health(std::error_code ec, const std::string& detail);
+  // Reports the view of rows_; may end in a handler that stops or destroys this registry:
+  // callers call it last.
   void evaluate();
 
-  asio::any_io_executor executor_;
-  std::string cluster_;
   std::string prefix_;
-  std::string url_;
   std::int64_t ttl_seconds_;
   std::chrono::milliseconds refresh_;
   std::chrono::milliseconds keepalive_period_;
 
-  state state_ = state::idle;
-  host_record self_;
   std::string self_key_;
   std::string self_value_;
-  view_handler on_view_;
-  health_handler on_health_;
 
   std::int64_t lease_ = 0;  // 0: none known
   std::uint64_t epoch_ = 0;
   etcd::client::watch_id watch_ = 0;
   std::chrono::steady_clock::time_point watch_started_;
   std::map<std::string, host_record> rows_;  // by key: the store as last read and watched
-  std::optional<bool> reported_healthy_;
-  view_filter last_view_;
-  view_bound bound_;
-  skipped_rows_log skipped_log_;
 
   base::backoff retry_backoff_;
   base::backoff watch_backoff_;
@@ -119,8 +104,6 @@ class etcd_registry final : public registry {
   asio::steady_timer retry_timer_;
   asio::steady_timer resync_timer_;
 
-  // Handlers hold a copy and check it first: false once this object is gone.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Last: destroyed first, which silences every etcd reply still in flight.
   etcd::client client_;
 };

@@ -7,6 +7,7 @@
 
 #include "base/limits.hpp"
 #include "base/text.hpp"
+#include "registry/backends.hpp"
 #include "registry/redis/redis_scan.hpp"
 #include "registry/row_json.hpp"
 
@@ -18,30 +19,20 @@ namespace {
 constexpr std::chrono::milliseconds retry_initial{100};
 constexpr std::chrono::milliseconds retry_max{1000};
 
-std::chrono::milliseconds refresh_period(const options& opts) {
-  if (opts.refresh.count() > 0) return opts.refresh;
-  return std::max(opts.ttl / 3, std::chrono::milliseconds(1));
-}
-
 }  // namespace
 
 redis_registry::redis_registry(const asio::any_io_executor& executor, redis::target where,
                                std::string cluster, const options& opts)
-    : executor_(executor),
+    : store_backend(executor, std::move(cluster), where.describe()),
       where_(std::move(where)),
-      cluster_(std::move(cluster)),
       layout_(cluster_, where_.db.value_or(0)),
       ttl_(opts.ttl),
       refresh_(refresh_period(opts)),
       request_timeout_(opts.request_timeout),
-      skipped_log_(where_.describe()),
       backoff_(retry_initial, retry_max),
       refresh_timer_(executor),
       retry_timer_(executor) {
-  if (refresh_ >= ttl_) {
-    spdlog::warn("registry {}: refresh {} ms is not below ttl {} ms; rows will flicker", describe(),
-                 refresh_.count(), ttl_.count());
-  }
+  warn_if_refresh_not_below(refresh_, ttl_);
 }
 
 redis_registry::~redis_registry() {
@@ -49,22 +40,11 @@ redis_registry::~redis_registry() {
   // The connections' destructors free their contexts silently; our key expires by its TTL.
 }
 
-std::string redis_registry::describe() const {
-  return where_.describe();
-}
-
 void redis_registry::start(const host_record& self, view_handler on_view,
                            health_handler on_health) {
-  if (state_ != state::idle) {
-    spdlog::error("registry {}: start() called twice or after stop(); ignored", describe());
-    return;
-  }
-  state_ = state::running;
-  self_ = own_row(self, cluster_, describe());
+  if (!begin(self, std::move(on_view), std::move(on_health))) return;
   self_key_ = layout_.key(self_.id);
   self_value_ = row_to_text(self_, expiry_field::absent);
-  on_view_ = std::move(on_view);
-  on_health_ = std::move(on_health);
   arm_refresh();
   open_session();  // every outcome is posted: nothing runs from inside start()
 }
@@ -131,14 +111,13 @@ void redis_registry::session_failed(std::uint64_t session, std::error_code ec,
   if (!current(session)) return;
   close_session();
   ++failed_attempts_;
-  // The host logs health changes with this detail; here only the retries.
-  spdlog::debug("registry {}: {}; keeping the last view, retrying", describe(), detail);
-  report_health(ec, detail);
   retry_timer_.expires_after(backoff_.next());
   retry_timer_.async_wait([this, alive = alive_](std::error_code wait_ec) {
     if (!*alive || wait_ec || state_ != state::running) return;
     open_session();
   });
+  // Last: the handler may stop or destroy this registry. The last view stands meanwhile.
+  report_health(ec, detail);
 }
 
 void redis_registry::register_self(std::uint64_t session) {
@@ -153,7 +132,7 @@ void redis_registry::register_self(std::uint64_t session) {
       return session_failed(session, redis::errc::unexpected_reply,
                             "redis " + where_.endpoint() + ": unexpected reply to SET");
     }
-    if (reported_healthy_ == false) {
+    if (reported_healthy() == false) {
       spdlog::debug("registry {}: registered after {} failed attempt(s)", describe(),
                     failed_attempts_);
     }
@@ -161,8 +140,8 @@ void redis_registry::register_self(std::uint64_t session) {
     ever_registered_ = true;
     failed_attempts_ = 0;
     backoff_.reset();
-    report_health({}, {});
     request_reconcile();
+    report_health({}, {});  // last: the handler may stop or destroy this registry
   });
   // Every other host rescans on this; our own subscriber ignores it.
   commands_->command({"PUBLISH", layout_.hosts_channel(), redis::join_message(self_.id)},
@@ -251,39 +230,13 @@ void redis_registry::on_message(const std::string& channel, const std::string& p
   if (layout_.id_of_key(key)) request_reconcile();
 }
 
-void redis_registry::report_health(std::error_code ec, const std::string& detail) {
-  const bool healthy = !ec;
-  if (reported_healthy_ == healthy) return;
-  reported_healthy_ = healthy;
-  asio::post(executor_, [this, alive = alive_, ec, detail] {
-    if (!*alive || state_ != state::running || !on_health_) return;
-    auto on_health = on_health_;  // a copy: the handler may stop or destroy this registry
-    on_health(ec, detail);
-  });
-}
-
 void redis_registry::evaluate(const redis::parsed_rows& rows) {
   for (const auto& bad : rows.malformed) skipped_log_.skipped(bad.key, bad.why);
-  auto view = rows.rows;
-  // We are live while running even when our key is missing (expired while we were cut off):
-  // report ourselves as we registered, so the repair by the next refresh is no change.
-  std::erase_if(view, [&](const host_record& r) { return r.id == self_.id; });
-  view.insert(
-      std::upper_bound(view.begin(), view.end(), self_,
-                       [](const host_record& a, const host_record& b) { return a.id < b.id; }),
-      self_);
-  bound_.apply(view, self_.id, describe());
-
-  if (!last_view_.changed(view) || !on_view_) return;
-  auto on_view = on_view_;  // a copy: the handler may stop or destroy this registry
-  on_view(view);
+  report_view(view_of(rows.rows));
 }
 
 void redis_registry::remove_stale(const host_id& stale, std::string_view address) {
-  if (state_ == state::running && stale == self_.id) {
-    spdlog::warn("registry {}: asked to remove our own row as stale; ignored", describe());
-    return;
-  }
+  if (refuses_own_removal(stale)) return;
   if (!registered_ || !commands_) {
     // Rows are hints: the stale key expires by its TTL, and the next refused handshake asks again.
     spdlog::info("registry {}: not connected; stale row {} at {} is left to expire", describe(),
@@ -329,7 +282,7 @@ void redis_registry::read(read_handler done) {
             *conn, layout_,
             [this, id](std::error_code ec, const std::string& detail, redis::parsed_rows rows) {
               for (const auto& bad : rows.malformed) skipped_log_.skipped(bad.key, bad.why);
-              view_bound{}.apply(rows.rows, host_id{}, describe());
+              bound_read(rows.rows);
               finish_read(id, ec, detail, std::move(rows.rows));
             });
       },
@@ -402,6 +355,14 @@ void redis_registry::finish_stop() {
       if (*alive && done) done();
     });
   }
+}
+
+offloaded_registry::factory redis_backend(std::string_view url, std::string cluster,
+                                          const options& opts) {
+  return [where = redis::parse_url(url), cluster = std::move(cluster),
+          opts](const asio::any_io_executor& own) -> std::unique_ptr<registry> {
+    return std::make_unique<redis_registry>(own, where, cluster, opts);
+  };
 }
 
 }  // namespace galaxies::registry

@@ -34,14 +34,13 @@
 #include "registry/redis/redis_connection.hpp"
 #include "registry/redis/redis_layout.hpp"
 #include "registry/redis/redis_url.hpp"
-#include "registry/registry.hpp"
-#include "registry/skipped_rows.hpp"
+#include "registry/store_backend.hpp"
 
 namespace galaxies::registry {
 
-class redis_registry final : public registry {
+class redis_registry final : public store_backend {
  public:
-  // `cluster` is already validated by make_registry.
+  // `cluster` is already validated.
   redis_registry(const asio::any_io_executor& executor, redis::target where, std::string cluster,
                  const options& opts);
   ~redis_registry() override;
@@ -53,10 +52,8 @@ class redis_registry final : public registry {
   void remove_stale(const host_id& stale, std::string_view address) override;
   void read(read_handler done) override;
   void stop(std::function<void()> done) override;
-  std::string describe() const override;
 
  private:
-  enum class state { idle, running, stopping, stopped };
   struct read_op {
     std::unique_ptr<redis::connection> conn;
     read_handler done;
@@ -74,34 +71,22 @@ class redis_registry final : public registry {
   void on_refresh();
   void request_reconcile();
   void on_message(const std::string& channel, const std::string& payload);
-  // Posts on_health when reachability differs from the one last reported.
-  void report_health(std::error_code ec, const std::string& detail);
-  // Emits the view if its keys changed. Emitting is the last thing it does, so on_view may call
-  // stop() or even destroy this object.
+  // Reports the view if its keys changed. Reporting is the last thing it does, so on_view may
+  // call stop() or even destroy this object.
   void evaluate(const redis::parsed_rows& rows);
   void finish_stop();
   void finish_read(std::uint64_t id, std::error_code ec, const std::string& detail,
                    std::vector<host_record> rows);
   std::vector<std::string> set_command() const;
 
-  asio::any_io_executor executor_;
   redis::target where_;
-  std::string cluster_;
   redis::layout layout_;
   std::chrono::milliseconds ttl_;
   std::chrono::milliseconds refresh_;
   std::chrono::milliseconds request_timeout_;
 
-  state state_ = state::idle;
-  host_record self_;
   std::string self_key_;
   std::string self_value_;
-  view_handler on_view_;
-  health_handler on_health_;
-  std::optional<bool> reported_healthy_;
-  view_filter last_view_;
-  view_bound bound_;
-  skipped_rows_log skipped_log_;
 
   // The current session; its number changes whenever it ends, which retires late callbacks.
   std::uint64_t session_ = 0;
@@ -122,9 +107,6 @@ class redis_registry final : public registry {
   std::vector<std::function<void()>> stop_done_;
   std::map<std::uint64_t, read_op> reads_;
   std::uint64_t next_read_ = 0;
-
-  // Handlers hold a copy and check it first: false once this object is gone.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace galaxies::registry

@@ -1,4 +1,4 @@
-#include "support/store_server.hpp"
+#include "store_server/store_server.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,16 +22,30 @@
 #include <system_error>
 #include <thread>
 
-#include "support/host_tools.hpp"
-
 extern char** environ;
 
-namespace galaxies::test {
+namespace galaxies::stores {
 namespace {
 
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
-using tools::unique_fd;
+
+// The fd it owns, closed when it goes.
+class unique_fd {
+ public:
+  explicit unique_fd(int fd = -1) : fd_(fd) {}
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() { reset(); }
+  int get() const { return fd_; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
 
 // A loaded 2-core machine starts etcd in seconds, not the ~0.75 s seen on an idle one.
 constexpr auto ready_deadline = 30s;
@@ -206,15 +220,26 @@ std::uint16_t free_loopback_port() {
 
 // ---- store_server ----------------------------------------------------------------------------
 
-store_server::store_server(std::string name, std::string scheme, std::size_t ports)
-    : ports_(ports, 0), name_(std::move(name)), scheme_(std::move(scheme)) {
+store_server::store_server(std::string name, std::string scheme, std::size_t ports,
+                           store_settings settings)
+    : ports_(ports, 0),
+      name_(std::move(name)),
+      binary_(find_on_path(name_)),
+      scheme_(std::move(scheme)),
+      check_interrupt_(std::move(settings.check_interrupt)) {
+  if (binary_.empty()) throw std::runtime_error(name_ + " is not installed (not on PATH)");
   dir_ = make_temp_dir(scheme_);
+  log_path_ = settings.log_path.empty() ? dir_ / "server.log" : settings.log_path;
 }
 
 store_server::~store_server() {
   stop();
+  remove_dir();
+}
+
+void store_server::remove_dir() {
   // For a post-mortem the server's log and data stay where they were.
-  if (std::getenv("GALAXIES_TEST_KEEP_DIRS")) {
+  if (keep_dir_ || std::getenv("GALAXIES_TEST_KEEP_DIRS")) {
     std::fprintf(stderr, "[store_server] kept %s\n", dir_.c_str());
     return;
   }
@@ -231,11 +256,23 @@ std::string store_server::log_tail(std::size_t max_bytes) const {
 }
 
 void store_server::fail(const std::string& what) {
+  kill();
   throw std::runtime_error(name_ + ": " + what + "\n---- " + log_path().string() +
                            " (tail) ----\n" + log_tail());
 }
 
 void store_server::start() {
+  try {
+    start_on_free_ports();
+  } catch (...) {
+    // No destructor runs for an object whose constructor threw: clean up here.
+    kill();
+    remove_dir();
+    throw;
+  }
+}
+
+void store_server::start_on_free_ports() {
   for (int attempt = 1;; ++attempt) {
     for (auto& port : ports_) {
       do {
@@ -262,8 +299,7 @@ void store_server::restart(bool keep_data) {
 }
 
 store_server::launch_result store_server::launch() {
-  const std::string binary = find_on_path(name_);
-  if (binary.empty()) throw std::runtime_error(name_ + " is not on PATH");
+  const std::string& binary = binary_;
   const auto args = command();
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(binary.c_str()));
@@ -291,6 +327,9 @@ store_server::launch_result store_server::launch() {
     // The server must never outlive the test, even when the test crashes or is killed.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
+    // Its own process group: a Ctrl-C in the terminal reaches only its starter, which stops it
+    // in its own time (the demo: after the hosts that use it).
+    ::setpgid(0, 0);
     ::dup2(null.get(), STDIN_FILENO);
     ::dup2(log.get(), STDOUT_FILENO);
     ::dup2(log.get(), STDERR_FILENO);
@@ -314,6 +353,7 @@ store_server::launch_result store_server::launch() {
   exec_write.reset();
   pid_ = child;
   paused_ = false;
+  wait_status_.reset();
   int exec_error = 0;
   ssize_t got;
   do {
@@ -324,12 +364,15 @@ store_server::launch_result store_server::launch() {
     throw std::system_error(exec_error, std::system_category(), "exec " + binary);
   }
 
-  const auto until = clock::now() + ready_deadline;
+  const auto started = clock::now();
+  const auto until = started + ready_deadline;
   while (true) {
+    if (check_interrupt_) check_interrupt_();
     if (wait_reaped(0ms)) return launch_result::exited;
     if (probe(probe_timeout)) {
       // The child must still be the one answering, not a stranger on a port it failed to bind.
       if (wait_reaped(0ms)) return launch_result::exited;
+      ready_after_ = clock::now() - started;
       return launch_result::ready;
     }
     if (clock::now() >= until) {
@@ -344,8 +387,10 @@ bool store_server::wait_reaped(std::chrono::milliseconds deadline) {
   if (pid_ <= 0) return true;
   const auto until = clock::now() + deadline;
   while (true) {
-    const pid_t r = ::waitpid(pid_, nullptr, WNOHANG);
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_ || (r < 0 && errno == ECHILD)) {
+      if (r == pid_) wait_status_ = status;
       pid_ = -1;
       paused_ = false;
       return true;
@@ -355,14 +400,19 @@ bool store_server::wait_reaped(std::chrono::milliseconds deadline) {
   }
 }
 
-void store_server::stop() {
-  if (pid_ <= 0) return;
+bool store_server::exited() {
+  return wait_reaped(0ms);
+}
+
+bool store_server::stop() {
+  if (pid_ <= 0) return true;
   ::kill(pid_, SIGTERM);
   ::kill(pid_, SIGCONT);  // a stopped process would never handle SIGTERM
-  if (wait_reaped(stop_grace)) return;
+  if (wait_reaped(stop_grace)) return true;
   std::fprintf(stderr, "[store_server] %s (pid %d) ignored SIGTERM for %lld s: SIGKILL\n",
                name_.c_str(), static_cast<int>(pid_), static_cast<long long>(stop_grace.count()));
   kill();
+  return false;
 }
 
 void store_server::kill() {
@@ -383,6 +433,7 @@ bool store_server::wait_state(int options, std::chrono::milliseconds deadline) {
     int status = 0;
     const pid_t r = ::waitpid(pid_, &status, WNOHANG | options);
     if (r == pid_ && (WIFEXITED(status) || WIFSIGNALED(status))) {
+      wait_status_ = status;
       pid_ = -1;
       paused_ = false;
       return false;
@@ -410,7 +461,8 @@ void store_server::resume() {
 
 // ---- etcd ------------------------------------------------------------------------------------
 
-etcd_server::etcd_server() : store_server("etcd", "etcd", 2) {
+etcd_server::etcd_server(store_settings settings)
+    : store_server("etcd", "etcd", 2, std::move(settings)) {
   start();
 }
 
@@ -435,8 +487,9 @@ bool etcd_server::probe(std::chrono::milliseconds timeout) const {
 
 // ---- redis -----------------------------------------------------------------------------------
 
-redis_server::redis_server(std::vector<std::string> extra_args)
-    : store_server("redis-server", "redis", 1), extra_args_(std::move(extra_args)) {
+redis_server::redis_server(std::vector<std::string> extra_args, store_settings settings)
+    : store_server("redis-server", "redis", 1, std::move(settings)),
+      extra_args_(std::move(extra_args)) {
   start();
 }
 
@@ -455,114 +508,4 @@ bool redis_server::probe(std::chrono::milliseconds timeout) const {
   return reply == "+PONG\r\n";
 }
 
-// ---- loopback_proxy ----------------------------------------------------------------------------
-
-struct loopback_proxy::link {
-  unique_fd client;
-  unique_fd server;
-  // Both directions end together: a relay that stops shuts both sockets, waking the other.
-  void shut() {
-    ::shutdown(client.get(), SHUT_RDWR);
-    ::shutdown(server.get(), SHUT_RDWR);
-  }
-};
-
-loopback_proxy::loopback_proxy(std::uint16_t target) : target_(target) {
-  for (int attempt = 0; attempt < start_attempts && listener_ < 0; ++attempt) {
-    unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd.get() < 0) throw std::system_error(errno, std::system_category(), "socket");
-    const int on = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(free_loopback_port());
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) continue;
-    if (::listen(fd.get(), 64) != 0)
-      throw std::system_error(errno, std::system_category(), "listen");
-    port_ = ntohs(addr.sin_port);
-    listener_ = fd.release();
-  }
-  if (listener_ < 0) throw std::runtime_error("loopback_proxy: no free port");
-  acceptor_ = std::thread([this] { accept_loop(); });
-}
-
-loopback_proxy::~loopback_proxy() {
-  {
-    std::lock_guard lock(mutex_);
-    closing_ = true;
-    for (auto& l : links_) l->shut();
-  }
-  ::shutdown(listener_, SHUT_RDWR);  // wakes the blocked accept()
-  acceptor_.join();
-  ::close(listener_);
-  // No relay thread starts after the acceptor ended.
-  for (auto& t : relays_) t.join();
-}
-
-void loopback_proxy::cut() {
-  std::lock_guard lock(mutex_);
-  cut_ = true;
-  for (auto& l : links_) l->shut();
-  links_.clear();
-}
-
-void loopback_proxy::heal() {
-  std::lock_guard lock(mutex_);
-  cut_ = false;
-}
-
-void loopback_proxy::accept_loop() {
-  while (true) {
-    unique_fd client(::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC));
-    if (client.get() < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // shut down by the destructor
-    }
-    {
-      std::lock_guard lock(mutex_);
-      if (closing_) return;
-      if (cut_) continue;  // closed at once: the client sees the store go away
-    }
-    unique_fd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(target_);
-    // Loopback: a refused or accepted connect completes at once, no timeout needed.
-    if (server.get() < 0 ||
-        ::connect(server.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-      continue;
-    auto l = std::make_shared<link>();
-    l->client = std::move(client);
-    l->server = std::move(server);
-    std::lock_guard lock(mutex_);
-    if (closing_) return;
-    if (cut_) continue;
-    links_.push_back(l);
-    relays_.emplace_back([this, l] { relay(l, true); });
-    relays_.emplace_back([this, l] { relay(l, false); });
-  }
-}
-
-void loopback_proxy::relay(const std::shared_ptr<link>& l, bool upstream) {
-  const int from = upstream ? l->client.get() : l->server.get();
-  const int to = upstream ? l->server.get() : l->client.get();
-  char buf[65536];
-  while (true) {
-    const ssize_t n = ::recv(from, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    ssize_t done = 0;
-    while (done < n) {
-      const ssize_t w = ::send(to, buf + done, static_cast<std::size_t>(n - done), MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;
-      done += w;
-    }
-    if (done < n) break;
-  }
-  l->shut();
-}
-
-}  // namespace galaxies::test
+}  // namespace galaxies::stores
