@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+
+#include "galaxies/log.hpp"
 
 namespace galaxies {
 
@@ -95,10 +98,19 @@ struct options {
   // "ip:port" where the master serves /metrics (Prometheus), /status.json and its web view
   // (docs/operating.md); empty: none. Loopback only, unless allow_insecure.
   std::string http_listen;
-  std::string log_level = "info";  // spdlog level name
+  // Where the master and its workers log (README, "Logging"). An application that installed its
+  // own spdlog default logger before run() keeps it: galaxies logs through it and changes nothing
+  // of it (its sinks, format and level are the application's; the three options below are not
+  // applied). Otherwise galaxies logs to log_sink if set, else on stderr.
+  std::string log_level = "info";  // trace, debug, info, warn, error, critical or off
   // On stderr: "text" (one line a record, for people) or "json" (one object a line, for log
   // shippers: time, level, role, pid, msg). Anything else makes run() throw std::invalid_argument.
   std::string log_format = "text";
+  // Every record (at or above log_level), for an application with a logging system of its own;
+  // nothing goes to stderr then. Called from the thread that logs (the process's loop, or a
+  // registry backend's own thread), never two calls at once; it must not block for long (the loop
+  // waits for it) and should not throw (what it throws is reported on stderr, the record lost).
+  std::function<void(const log_record&)> log_sink;
 };
 
 }  // namespace galaxies

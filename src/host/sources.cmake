@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES json_log_formatter.cpp master.cpp polling_loop.cpp process_stats.cpp run.cpp)
+list(APPEND LAYER_SOURCES json_log_formatter.cpp log_setup.cpp master.cpp polling_loop.cpp process_stats.cpp run.cpp)
