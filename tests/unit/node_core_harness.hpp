@@ -30,6 +30,7 @@ class node_core_harness : public ::testing::Test {
     node_core::settings s;
     s.role = wire::role::attached;
     s.cluster = "unit";
+    configure(s);
     core_ = std::make_shared<node_core>(io_.get_executor(), s);
     core_->connect(transport::socket(io_, unix_stream, fds[0]));
 
@@ -44,6 +45,9 @@ class node_core_harness : public ::testing::Test {
     ASSERT_TRUE(core_->ready());
     written();  // the hello
   }
+
+  // A test's own settings for the node, before it is made.
+  virtual void configure(node_core::settings&) {}
 
   void TearDown() override {
     core_->stop();
