@@ -48,18 +48,6 @@ class NodeErrors : public test::node_core_harness {
     return out;
   }
 
-  // The ids of the requests among the frames the node has written since the last call.
-  std::vector<std::uint64_t> requests_written() {
-    std::vector<std::uint64_t> ids;
-    for (const auto& f : written()) {
-      const auto view = wire::frame_parser().parse(f).frame;
-      wire::message_view m;
-      if (view.header.type == wire::frame_type::request && !wire::decode_message(view, m))
-        ids.push_back(m.request_id);
-    }
-    return ids;
-  }
-
   void reply_to_node(const node_id& from, std::uint64_t id, std::string_view payload) {
     feed([&](auto& out) {
       wire::append_message(out, wire::frame_type::reply, from, core_->id(), id,
