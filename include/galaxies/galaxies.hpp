@@ -3,6 +3,7 @@
 
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
+#include "galaxies/log.hpp"
 #include "galaxies/node.hpp"
 #include "galaxies/options.hpp"
 #include "galaxies/run.hpp"

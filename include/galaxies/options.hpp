@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+
+#include "galaxies/log.hpp"
 
 namespace galaxies {
 
@@ -49,6 +52,26 @@ struct heartbeat_options {
   std::chrono::milliseconds detection_time() const { return interval * misses; }
 };
 
+// What the master does when a worker exits without being asked to (a crash, a kill, an exit of its
+// own): it starts a new one in the same slot after a backoff that doubles with each quick exit, up
+// to max_backoff, and gives the slot up when its workers keep exiting (a crash loop), so that a
+// broken build does not fork forever. A given-up slot stays empty (status: `given_up`); the other
+// slots are untouched. run() throws std::invalid_argument for a combination that makes no sense.
+struct restart_options {
+  // false: an exited worker is never replaced; its slot stays empty (status: `given_up`).
+  bool respawn = true;
+  // The wait before the first restart after a healthy run; each quick exit doubles it. > 0.
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{5000};  // the cap of that doubling; >= initial_backoff
+  // A worker that ran this long before it exited was healthy: the backoff starts afresh. >= 0.
+  std::chrono::milliseconds stable_after{5000};
+  // The slot is given up when its workers exit more than max_restarts times within any
+  // crash_window (the exit after the max_restarts-th restart in it); `unlimited`: never.
+  static constexpr std::size_t unlimited = static_cast<std::size_t>(-1);
+  std::size_t max_restarts = 4;
+  std::chrono::milliseconds crash_window{10000};  // > 0
+};
+
 struct options {
   std::size_t workers = 2;             // worker processes this host runs
   std::string listen = "127.0.0.1:0";  // TCP address other masters dial; port 0 = any free
@@ -64,6 +87,7 @@ struct options {
   std::chrono::microseconds busy_poll{100};
   limits_options limits;
   heartbeat_options heartbeat;
+  restart_options restart;
   // Who may link to this host (docs/security.md). Without a secret, host links are accepted from
   // loopback addresses only, unless allow_insecure says otherwise.
   std::string secret_file;  // the cluster secret (mode 0600); env GALAXIES_SECRET_FILE if empty
@@ -74,10 +98,19 @@ struct options {
   // "ip:port" where the master serves /metrics (Prometheus), /status.json and its web view
   // (docs/operating.md); empty: none. Loopback only, unless allow_insecure.
   std::string http_listen;
-  std::string log_level = "info";  // spdlog level name
+  // Where the master and its workers log (README, "Logging"). An application that installed its
+  // own spdlog default logger before run() keeps it: galaxies logs through it and changes nothing
+  // of it (its sinks, format and level are the application's; the three options below are not
+  // applied). Otherwise galaxies logs to log_sink if set, else on stderr.
+  std::string log_level = "info";  // trace, debug, info, warn, error, critical or off
   // On stderr: "text" (one line a record, for people) or "json" (one object a line, for log
   // shippers: time, level, role, pid, msg). Anything else makes run() throw std::invalid_argument.
   std::string log_format = "text";
+  // Every record (at or above log_level), for an application with a logging system of its own;
+  // nothing goes to stderr then. Called from the thread that logs (the process's loop, or a
+  // registry backend's own thread), never two calls at once; it must not block for long (the loop
+  // waits for it) and should not throw (what it throws is reported on stderr, the record lost).
+  std::function<void(const log_record&)> log_sink;
 };
 
 }  // namespace galaxies

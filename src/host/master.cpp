@@ -29,6 +29,10 @@
 namespace galaxies::host {
 namespace {
 
+// How long a worker's leave waits for its reap, so that nodeLeft can name the exit status. The
+// SIGCHLD normally lands within a millisecond of the channel's EOF.
+constexpr auto reap_wait = std::chrono::milliseconds(50);
+
 std::string machine_hostname() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
@@ -98,6 +102,7 @@ void master::start(fatal_handler on_fatal) {
       ring != 0 && (ring < 4096 || !std::has_single_bit(ring)))
     throw std::invalid_argument("channel_ring_bytes " + std::to_string(ring) +
                                 " is neither 0 nor a power of two of at least 4096");
+  restart_policy_ = process::make_restart_policy(opts_.restart);
   if (opts_.registry.empty() || opts_.unix_path.empty()) require_private_runtime_directory();
   const std::string url =
       opts_.registry.empty() ? default_registry_url(opts_.cluster) : opts_.registry;
@@ -126,6 +131,11 @@ void master::start(fatal_handler on_fatal) {
     registry_->remove_stale(stale, address);
   };
   rc.extend_status = [this](nlohmann::json& status) { extend_status(status); };
+  rc.silent_worker = [this](pid_t pid) { return supervisor_ && supervisor_->kill(pid); };
+  rc.worker_closed = [this](pid_t pid, std::function<void(int)> settle) {
+    if (!supervisor_) return settle(-1);
+    supervisor_->await_exit(pid, reap_wait, std::move(settle));
+  };
   router_ = std::make_unique<router::router>(io_.get_executor(), rs, rc);
   if (!opts_.http_listen.empty()) start_http();
 
@@ -276,10 +286,9 @@ void master::start_workers() {
     spdlog::debug("worker slot {} started: pid {}", slot, pid);
     router_->adopt_worker(fd, pid, std::move(rings));
   };
-  // The supervisor logs exits and give-ups itself.
-  sc.exited = [this](std::size_t, pid_t pid, int status) { router_->worker_exited(pid, status); };
+  // The supervisor logs exits and give-ups itself; the router learns of exits by worker_closed.
   supervisor_ = std::make_unique<process::supervisor>(
-      io_.get_executor(), worker_argv_, opts_.workers, process::restart_policy{}, sc,
+      io_.get_executor(), worker_argv_, opts_.workers, restart_policy_, sc,
       std::vector<std::pair<std::string, std::string>>{{process::host_id_env, id_.to_string()}},
       opts_.limits.channel_ring_bytes);
   supervisor_->start();

@@ -72,6 +72,7 @@ class master {
   asio::local::stream_protocol::acceptor unix_acceptor_;
   std::unique_ptr<registry::registry> registry_;
   std::unique_ptr<router::router> router_;
+  process::restart_policy restart_policy_;  // from opts_.restart, checked by start()
   std::unique_ptr<process::supervisor> supervisor_;
   std::unique_ptr<asio::steady_timer> registration_deadline_;
   asio::steady_timer tcp_accept_pause_;

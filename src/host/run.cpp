@@ -1,7 +1,6 @@
 // galaxies::run: the process becomes the host's master, or, when started by one, its worker.
 #include "galaxies/run.hpp"
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -16,8 +15,9 @@
 #include <iostream>
 #include <stdexcept>
 
-#include "host/json_log_formatter.hpp"
+#include "host/log_setup.hpp"
 #include "host/master.hpp"
+#include "process/restart_policy.hpp"
 #include "process/spawn.hpp"
 #include "transport/shm_channel.hpp"
 #include "worker/node_core.hpp"
@@ -25,28 +25,9 @@
 namespace galaxies {
 namespace {
 
-bool logs_json(const options& opts) {
-  if (opts.log_format == "json") return true;
-  if (opts.log_format == "text") return false;
-  throw std::invalid_argument("options::log_format is '" + opts.log_format +
-                              "'; it must be 'text' or 'json'");
-}
-
-void configure_logging(const options& opts, const char* role) {
-  const bool json = logs_json(opts);
-  // Thread-safe: the registry logs from a thread of its own (offloaded_registry.hpp).
-  auto logger = spdlog::stderr_logger_mt(std::string(role));
-  if (json)
-    logger->set_formatter(std::make_unique<host::json_log_formatter>(role));
-  else
-    logger->set_pattern(std::string("[%H:%M:%S.%e] [") + role + " %P] [%l] %v");
-  logger->set_level(spdlog::level::from_str(opts.log_level));
-  spdlog::set_default_logger(logger);
-}
-
 int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, const options& opts,
                const worker_main& work) {
-  configure_logging(opts, "worker");
+  host::configure_logging(opts, "worker");
   asio::io_context io(1);
 
   detail::node_core::settings s;
@@ -92,14 +73,14 @@ void raise_descriptor_limit() {
 }
 
 int run_master(int argc, char** argv, const options& opts) {
-  configure_logging(opts, "master");
+  host::configure_logging(opts, "master");
   raise_descriptor_limit();
   asio::io_context io(1);
   std::vector<std::string> worker_argv(argv, argv + argc);
   host::master m(io, opts, worker_argv);
   // The last line for a person at a terminal; with json, stderr belongs to a log shipper, where
   // the failure is a record like any other (master::fail has logged it already).
-  const auto report = [json = logs_json(opts)](const std::string& why, bool logged) {
+  const auto report = [json = host::logs_json(opts)](const std::string& why, bool logged) {
     if (!json)
       std::cerr << "galaxies: error: " << why << "\n";
     else if (!logged)
@@ -132,6 +113,9 @@ bool is_worker_process() {
 }
 
 int run(int argc, char** argv, const options& opts, worker_main work) {
+  // Options that make no sense are the caller's mistake, found before anything starts.
+  (void)host::logs_json(opts);
+  (void)process::make_restart_policy(opts.restart);
   // Peers vanish: a write to a closed socket must be an error code, not a signal.
   std::signal(SIGPIPE, SIG_IGN);
   std::optional<int> channel;

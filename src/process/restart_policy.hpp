@@ -5,9 +5,12 @@
 #include <cstddef>
 #include <deque>
 
+#include "galaxies/options.hpp"
+
 namespace galaxies::process {
 
 struct restart_policy {
+  bool respawn = true;  // false: every exit gives the slot up
   std::chrono::milliseconds initial_delay{100};
   std::chrono::milliseconds max_delay{5000};
   // A worker that ran this long before exiting resets the backoff.
@@ -16,6 +19,10 @@ struct restart_policy {
   std::size_t crash_loop_exits = 5;
   std::chrono::milliseconds crash_window{10000};
 };
+
+// The policy galaxies::restart_options asks for; std::invalid_argument, naming the field, for one
+// that makes no sense (a backoff that never grows or shrinks past its cap, a window of nothing).
+restart_policy make_restart_policy(const restart_options& options);
 
 class restart_tracker {
  public:

@@ -7,12 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/post.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 #include "process/spawn.hpp"
@@ -45,6 +47,8 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     clock::time_point started{};
     std::uint64_t starts = 0;
     bool given_up = false;
+    pid_t last_pid = -1;  // the slot's last reaped worker, and its wait status
+    int last_status = 0;
     restart_tracker tracker;
     asio::steady_timer respawn_timer;
   };
@@ -75,6 +79,12 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   asio::steady_timer kill_timer;
   std::vector<slot> slots;
   std::vector<std::function<void()>> done;
+  // await_exit() callers, by pid; each holds a timer for its `within`.
+  struct exit_waiter {
+    std::function<void(int)> done;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  std::unordered_multimap<pid_t, exit_waiter> exit_waiters;
   bool started = false;
   bool stopping = false;
   bool closed = false;
@@ -130,7 +140,11 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
 
   void on_reaped(std::size_t i, pid_t pid, int status) {
     slots[i].pid = -1;
+    slots[i].last_pid = pid;
+    slots[i].last_status = status;
     const std::string how = describe_wait_status(status);
+    settle_exit_waiters(pid, status);
+    if (closed) return;
     if (cb.exited) cb.exited(i, pid, status);
     if (closed) return;
     if (stopping) {
@@ -146,8 +160,11 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     const auto decision = s.tracker.on_exit(s.started, clock::now());
     if (decision.give_up) {
       const std::string why =
-          fmt::format("worker slot {} exited {} times in {:g} s; not restarting it (last: {})", i,
-                      policy.crash_loop_exits, policy.crash_window.count() / 1000.0, how);
+          policy.respawn
+              ? fmt::format(
+                    "worker slot {} exited {} times in {:g} s; not restarting it (last: {})", i,
+                    policy.crash_loop_exits, policy.crash_window.count() / 1000.0, how)
+              : fmt::format("worker slot {} {}; not restarting it (respawn is off)", i, how);
       spdlog::error("{}", why);
       s.given_up = true;
       if (cb.gave_up) cb.gave_up(i, why);
@@ -234,8 +251,53 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     });
   }
 
+  // The waiters run from handlers only; one may destroy the supervisor (then `closed` is set).
+  void settle_exit_waiters(pid_t pid, int status) {
+    auto [first, last] = exit_waiters.equal_range(pid);
+    std::vector<exit_waiter> due;
+    for (auto it = first; it != last; ++it) due.push_back(std::move(it->second));
+    exit_waiters.erase(first, last);
+    for (auto& w : due) {
+      if (closed) return;
+      w.timer->cancel();
+      w.done(status);
+    }
+  }
+
+  void await_exit(pid_t pid, std::chrono::milliseconds within, std::function<void(int)> on_exit) {
+    const bool live = pid > 0 && std::any_of(slots.begin(), slots.end(),
+                                             [pid](const slot& s) { return s.pid == pid; });
+    if (!live) {
+      int status = -1;
+      for (const auto& s : slots)
+        if (s.last_pid == pid && pid > 0) status = s.last_status;
+      return on_exit(status);
+    }
+    auto timer = std::make_shared<asio::steady_timer>(executor, within);
+    timer->async_wait([weak = weak_from_this(), pid, raw = timer.get()](const std::error_code& ec) {
+      auto self = weak.lock();
+      if (!self || self->closed || ec) return;
+      auto [first, last] = self->exit_waiters.equal_range(pid);
+      for (auto it = first; it != last; ++it) {
+        if (it->second.timer.get() != raw) continue;
+        auto on_exit = std::move(it->second.done);
+        self->exit_waiters.erase(it);
+        return on_exit(-1);
+      }
+    });
+    exit_waiters.emplace(pid, exit_waiter{std::move(on_exit), std::move(timer)});
+  }
+
+  bool kill_worker(pid_t pid) {
+    for (const auto& s : slots)
+      if (pid > 0 && s.pid == pid) return ::kill(pid, SIGKILL) == 0;
+    return false;
+  }
+
   void close() {
     closed = true;
+    for (auto& [pid, w] : exit_waiters) w.timer->cancel();
+    exit_waiters.clear();
     std::error_code ignored;
     sigchld.cancel(ignored);
     kill_timer.cancel();
@@ -290,6 +352,15 @@ std::vector<supervisor::slot_report> supervisor::slots() const {
     out.push_back(r);
   }
   return out;
+}
+
+bool supervisor::kill(pid_t pid) {
+  return impl_->state->kill_worker(pid);
+}
+
+void supervisor::await_exit(pid_t pid, std::chrono::milliseconds within,
+                            std::function<void(int)> done) {
+  impl_->state->await_exit(pid, within, std::move(done));
 }
 
 std::vector<pid_t> supervisor::live_pids() const {

@@ -50,6 +50,16 @@ class supervisor {
 
   std::vector<pid_t> live_pids() const;
 
+  // SIGKILLs `pid` if it is a worker of ours not yet reaped (so never a recycled pid); the slot
+  // is then restarted as after any exit. False if there was no such process.
+  bool kill(pid_t pid);
+
+  // Runs `done` with the wait status of worker `pid` once it is reaped: inside this call if it
+  // was reaped already (the last exit of each slot is remembered), else from the executor when
+  // it is, or with -1 after `within` (or at once if `pid` was never a worker of ours). Not run
+  // if the supervisor is destroyed first.
+  void await_exit(pid_t pid, std::chrono::milliseconds within, std::function<void(int)> done);
+
   // Where each slot stands, for status and metrics.
   struct slot_report {
     enum class state : std::uint8_t { running, restarting, given_up, stopping, stopped };

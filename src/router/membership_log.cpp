@@ -1,9 +1,9 @@
 #include "router/membership_log.hpp"
 
-#include <sys/wait.h>
-
 #include <chrono>
 #include <nlohmann/json.hpp>
+
+#include "base/wait_status.hpp"
 
 namespace galaxies::router {
 namespace {
@@ -19,14 +19,6 @@ const char* name_of(membership_event::kind k) {
     case membership_event::kind::host_left:
       return "host_left";
   }
-  return "unknown";
-}
-
-// How a worker ended, as people say it: "killed by signal 9", "exit status 1".
-std::string describe_exit(int wait_status) {
-  if (wait_status < 0) return "unknown";
-  if (WIFSIGNALED(wait_status)) return "killed by signal " + std::to_string(WTERMSIG(wait_status));
-  if (WIFEXITED(wait_status)) return "exit status " + std::to_string(WEXITSTATUS(wait_status));
   return "unknown";
 }
 
@@ -52,7 +44,7 @@ nlohmann::json to_json(const membership_event& e) {
   if (e.what == membership_event::kind::node_left || e.what == membership_event::kind::host_left)
     j["reason"] = std::string(to_string(e.reason));
   if (e.what == membership_event::kind::node_left && e.reason == leave_reason::exited)
-    j["exit"] = describe_exit(e.detail);
+    j["exit"] = base::describe_wait_status(e.detail);
   return j;
 }
 

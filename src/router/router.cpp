@@ -2,7 +2,6 @@
 // announcements, housekeeping and shutdown.
 #include "router/router.hpp"
 
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -152,16 +151,6 @@ void router::adopt_worker(int channel_fd, pid_t pid,
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
 
-void router::worker_exited(pid_t pid, int wait_status) {
-  if (awaiting_exit_.contains(pid)) return finish_worker_leave(pid, wait_status);
-  // The channel's EOF usually follows within microseconds; its close names this status.
-  for (auto& [ptr, c] : connections_)
-    if (c->spawned && c->pid == pid && c->link->is_open()) {
-      exit_statuses_[pid] = wait_status;
-      return;
-    }
-}
-
 void router::finish_worker_leave(pid_t pid, int wait_status) {
   auto it = awaiting_exit_.find(pid);
   if (it == awaiting_exit_.end()) return;
@@ -216,10 +205,6 @@ void router::on_frame(connection& c, const wire::frame_view& frame) {
   }
 }
 
-// How long a worker's leave waits for its reap, so that nodeLeft can name the exit status. The
-// SIGCHLD normally lands within a millisecond of the channel's EOF.
-constexpr auto reap_wait = std::chrono::milliseconds(50);
-
 void router::refused_local_peer(const std::string& why) {
   ++counters_.refused_connections;
   log_stranger(spdlog::level::warn, "unix connection refused: " + why);
@@ -250,13 +235,11 @@ void router::on_closed(connection& c, transport::close_reason reason, std::error
     if (c.said_goodbye) {
       why = leave_reason::graceful;
     } else if (reason == transport::close_reason::heartbeat_timeout) {
-      // Silent (stopped, or stuck in a handler): it leaves now, and a worker of ours is killed so
-      // that it can never come back as a node nobody knows; the supervisor replaces it.
+      // Silent (stopped, or stuck in a handler): it leaves now, and the host ends a worker of
+      // ours so that it can never come back as a node nobody knows (and starts another).
       why = leave_reason::link_lost;
-      if (c.spawned && !exit_statuses_.contains(c.pid)) {
+      if (c.spawned && callbacks_.silent_worker && callbacks_.silent_worker(c.pid))
         ++counters_.silent_workers_killed;
-        ::kill(c.pid, SIGKILL);
-      }
     } else if (reason == transport::close_reason::protocol_error ||
                reason == transport::close_reason::internal_error) {
       why = leave_reason::protocol_error;
@@ -265,17 +248,20 @@ void router::on_closed(connection& c, transport::close_reason reason, std::error
       why = leave_reason::overloaded;
     } else if (c.spawned) {
       why = leave_reason::exited;
-      auto it = exit_statuses_.find(c.pid);
-      if (it == exit_statuses_.end() && !shutting_down_) {
-        // Until then the route stays, and requests to it are answered node_left.
-        awaiting_exit_[c.pid] = &c;
-        auto timer = std::make_shared<asio::steady_timer>(executor_, reap_wait);
-        timer->async_wait([this, timer, pid = c.pid](std::error_code ec) {
-          if (!ec) finish_worker_leave(pid, -1);
+      detail = -1;
+      if (callbacks_.worker_closed) {
+        const pid_t pid = c.pid;
+        awaiting_exit_[pid] = &c;
+        callbacks_.worker_closed(pid, [this, alive = std::weak_ptr<int>(alive_), pid](int status) {
+          if (alive.lock()) finish_worker_leave(pid, status);
         });
-        return;
+        // Settled at once: finish_worker_leave has removed `c`.
+        if (!awaiting_exit_.contains(pid)) return;
+        // Until it is settled the route stays, and requests to it are answered node_left; a
+        // router shutting down does not wait.
+        if (!shutting_down_) return;
+        awaiting_exit_.erase(pid);
       }
-      detail = it == exit_statuses_.end() ? -1 : it->second;
     }
     local_node_left(c, why, detail);
   } else if (c.kind == connection_kind::peer) {
@@ -284,7 +270,6 @@ void router::on_closed(connection& c, transport::close_reason reason, std::error
     if (auto it = displacing_.find(c.peer); it != displacing_.end() && it->second == &c)
       displacing_.erase(it);
   }
-  if (c.spawned) exit_statuses_.erase(c.pid);
   remove_connection(c);
 }
 

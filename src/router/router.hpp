@@ -60,7 +60,7 @@ struct router_counters {
   std::uint64_t slow_consumers = 0;       // connections closed because they could not keep up
   std::uint64_t held_back = 0;            // senders paused until their receiver drained
   std::uint64_t refused_connections = 0;  // closed at once: limits, address policy
-  std::uint64_t silent_workers_killed = 0;  // workers of ours SIGKILLed for heartbeat timeout
+  std::uint64_t silent_workers_killed = 0;  // workers of ours ended for heartbeat timeout
   std::uint64_t silent_peers_lost = 0;      // host links closed for heartbeat timeout
   std::uint64_t workers_adopted = 0;        // workers spawned for us (respawns included)
   // Handshakes this master refused, and refusals its own dials met, by wire::refuse_code.
@@ -100,6 +100,16 @@ class router {
     std::function<void(const std::string& address, transport::connect_handler done)> connect;
     // Adds what the host knows to status() (its workers' slots, the registry, the process).
     std::function<void(nlohmann::json& status)> extend_status;
+    // The worker `pid` (adopt_worker) went silent and has left (link_lost): its process must end,
+    // so that it can never come back as a node nobody knows. True if a live process was ended
+    // (counted in silent_workers_killed). Empty: nothing is done to it.
+    std::function<bool(pid_t pid)> silent_worker;
+    // The channel of worker `pid` closed without a goodbye: it leaves as `exited`, and `settle`
+    // names how (the wait status, or -1: unknown) once its process is reaped or the host gives up
+    // waiting. `settle` may run inside this call, or later from the executor; until it runs, the
+    // node's route stays and requests to it are answered node_left. Empty: it leaves at once,
+    // the status unknown.
+    std::function<void(pid_t pid, std::function<void(int wait_status)> settle)> worker_closed;
   };
 
   router(const asio::any_io_executor& executor, settings s, callbacks cb);
@@ -116,8 +126,9 @@ class router {
   // counted and logged, the log throttled like any line about strangers.
   void refused_local_peer(const std::string& why);
   // `rings`: the channel's shared-memory rings, or none (then the bytes go through the socket).
+  // `pid` names the worker to the host's callbacks (silent_worker, worker_closed), in status and
+  // logs; the router does nothing else with it.
   void adopt_worker(int channel_fd, pid_t pid, std::unique_ptr<transport::shm_channel> rings = {});
-  void worker_exited(pid_t pid, int wait_status);
 
   // The registry's current view (this host excluded). Dials every peer it has no link to, at
   // most limits.max_dials at once.
@@ -290,9 +301,10 @@ class router {
   std::unordered_map<host_id, dial_attempt> dialling_;  // our dials not yet answered
   std::deque<host_id> dial_queue_;                      // waiting for one of max_dials slots
   std::uint64_t dial_seq_ = 0;
-  std::unordered_map<host_id, wanted_peer> wanted_;  // the registry's view
-  std::unordered_map<pid_t, int> exit_statuses_;     // reaped workers whose channel is still open
-  std::unordered_map<pid_t, connection*> awaiting_exit_;  // closed channels waiting for the reap
+  std::unordered_map<host_id, wanted_peer> wanted_;       // the registry's view
+  std::unordered_map<pid_t, connection*> awaiting_exit_;  // closed channels waiting for settle
+  // Gone with the router: a worker_closed settle that comes later finds it expired.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 
   asio::steady_timer housekeeping_;
   // Lines about connections that have not proved who they are: a burst of 64, then one a second.

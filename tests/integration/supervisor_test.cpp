@@ -594,6 +594,60 @@ TEST_F(Supervisor, AWorkerExitsWhenItsChannelClosesAndIsRespawned) {
   EXPECT_EQ(sup.live_pids(), std::vector<pid_t>{spawns_[1].pid});
 }
 
+// kill() and await_exit() serve the host's router (a silent worker ended, a closed channel's
+// exit status named): only live workers of ours are signalled, and each wait ends exactly once.
+TEST_F(Supervisor, KillEndsOnlyALiveWorkerOfItsOwnAndItIsRestarted) {
+  auto& sup = make_supervisor(1, fast_policy(), {{"TEST_WORKER_MODE", "block"}});
+  sup.start();
+  const pid_t first = spawns_.at(0).pid;
+  EXPECT_FALSE(sup.kill(::getpid())) << "not a worker of ours";
+  EXPECT_FALSE(sup.kill(0));
+  ASSERT_TRUE(sup.kill(first));
+  ASSERT_TRUE(run_until(io_, [&] { return spawns_.size() == 2; }));
+  ASSERT_EQ(exits_.size(), 1u);
+  EXPECT_TRUE(WIFSIGNALED(exits_[0].status) && WTERMSIG(exits_[0].status) == SIGKILL);
+  EXPECT_FALSE(sup.kill(first)) << "reaped: its pid may belong to anyone now";
+}
+
+TEST_F(Supervisor, AwaitExitNamesTheStatusWhenTheWorkerIsReapedOrAtOnceIfItWas) {
+  auto& sup = make_supervisor(1, fast_policy(), {{"TEST_WORKER_MODE", "block"}});
+  sup.start();
+  const pid_t first = spawns_.at(0).pid;
+  std::vector<int> before;
+  sup.await_exit(first, 10s, [&](int status) { before.push_back(status); });
+  EXPECT_TRUE(before.empty()) << "still running";
+  ASSERT_EQ(::kill(first, SIGKILL), 0);  // live and unreaped: ours
+  ASSERT_TRUE(run_until(io_, [&] { return !before.empty(); }));
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_TRUE(WIFSIGNALED(before[0]) && WTERMSIG(before[0]) == SIGKILL) << before[0];
+
+  // Reaped already: told inside the call.
+  std::vector<int> after;
+  sup.await_exit(first, 10s, [&](int status) { after.push_back(status); });
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0], before[0]);
+  // Never ours: unknown, at once.
+  std::vector<int> stranger;
+  sup.await_exit(::getpid(), 10s, [&](int status) { stranger.push_back(status); });
+  EXPECT_EQ(stranger, std::vector<int>{-1});
+  // Each wait ended once: nothing more comes (a short run is the point of this check).
+  io_.run_for(100ms);
+  EXPECT_EQ(before.size(), 1u);
+}
+
+TEST_F(Supervisor, AwaitExitGivesUpAfterItsWindowWithMinusOne) {
+  auto& sup = make_supervisor(1, fast_policy(), {{"TEST_WORKER_MODE", "block"}});
+  sup.start();
+  const pid_t first = spawns_.at(0).pid;
+  std::vector<int> told;
+  const auto asked = steady::now();
+  sup.await_exit(first, 50ms, [&](int status) { told.push_back(status); });
+  ASSERT_TRUE(run_until(io_, [&] { return !told.empty(); }));
+  EXPECT_GE(steady::now() - asked, 50ms);
+  EXPECT_EQ(told, std::vector<int>{-1});
+  EXPECT_EQ(sup.live_pids(), std::vector<pid_t>{first}) << "waiting does nothing to the worker";
+}
+
 TEST_F(Supervisor, DestroyingItWithARespawnPendingLeavesNothingBehind) {
   auto policy = fast_policy();
   policy.initial_delay = 100ms;

@@ -14,6 +14,7 @@
 
 #include "wire/control.hpp"
 #include "wire/frame.hpp"
+#include "wire/message.hpp"
 #include "worker/node_core.hpp"
 
 namespace galaxies::detail::test {
@@ -30,6 +31,7 @@ class node_core_harness : public ::testing::Test {
     node_core::settings s;
     s.role = wire::role::attached;
     s.cluster = "unit";
+    configure(s);
     core_ = std::make_shared<node_core>(io_.get_executor(), s);
     core_->connect(transport::socket(io_, unix_stream, fds[0]));
 
@@ -44,6 +46,9 @@ class node_core_harness : public ::testing::Test {
     ASSERT_TRUE(core_->ready());
     written();  // the hello
   }
+
+  // A test's own settings for the node, before it is made.
+  virtual void configure(node_core::settings&) {}
 
   void TearDown() override {
     core_->stop();
@@ -75,6 +80,18 @@ class node_core_harness : public ::testing::Test {
       rest = rest.subspan(r.frame.bytes.size());
     }
     return frames;
+  }
+
+  // The ids of the requests among the frames the node has written since the last call.
+  std::vector<std::uint64_t> requests_written() {
+    std::vector<std::uint64_t> ids;
+    for (const auto& f : written()) {
+      const auto view = wire::frame_parser().parse(f).frame;
+      wire::message_view m;
+      if (view.header.type == wire::frame_type::request && !wire::decode_message(view, m))
+        ids.push_back(m.request_id);
+    }
+    return ids;
   }
 
   asio::io_context io_;

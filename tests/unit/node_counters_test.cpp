@@ -24,18 +24,6 @@ class NodeCounters : public test::node_core_harness {
     return std::nullopt;
   }
 
-  // The ids of the requests among the frames the node has written since the last call.
-  std::vector<std::uint64_t> requests_written() {
-    std::vector<std::uint64_t> ids;
-    for (const auto& f : written()) {
-      const auto view = wire::frame_parser().parse(f).frame;
-      wire::message_view m;
-      if (view.header.type == wire::frame_type::request && !wire::decode_message(view, m))
-        ids.push_back(m.request_id);
-    }
-    return ids;
-  }
-
   void reply(const node_id& from, std::uint64_t id, errc status, std::string_view payload,
              std::uint8_t flags = 0) {
     feed([&](auto& out) {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+#include <string>
+
 namespace galaxies::process {
 namespace {
 
@@ -121,6 +124,81 @@ TEST(RestartTracker, InitialDelayAboveTheCapIsCapped) {
   timeline t(policy);
   EXPECT_EQ(t.exit_after(1s).delay, 1000ms);
   EXPECT_EQ(t.exit_after(1s).delay, 1000ms);
+}
+
+// ---- galaxies::restart_options, as run() takes them ------------------------------------------
+
+TEST(RestartOptions, MapOntoThePolicyTheSupervisorFollows) {
+  restart_options o;
+  o.initial_backoff = 30ms;
+  o.max_backoff = 400ms;
+  o.stable_after = 2s;
+  o.max_restarts = 2;
+  o.crash_window = 7s;
+  const restart_policy p = make_restart_policy(o);
+  EXPECT_TRUE(p.respawn);
+  EXPECT_EQ(p.initial_delay, 30ms);
+  EXPECT_EQ(p.max_delay, 400ms);
+  EXPECT_EQ(p.stable_after, 2s);
+  EXPECT_EQ(p.crash_window, 7s);
+
+  // Two restarts allowed in the window: the third exit gives the slot up.
+  timeline t(p);
+  EXPECT_FALSE(t.exit_after(10ms).give_up);
+  EXPECT_FALSE(t.exit_after(10ms).give_up);
+  EXPECT_TRUE(t.exit_after(10ms).give_up);
+}
+
+TEST(RestartOptions, TheDefaultsAreTheSupervisorsOwn) {
+  const restart_policy p = make_restart_policy(restart_options{});
+  const restart_policy d{};
+  EXPECT_EQ(p.respawn, d.respawn);
+  EXPECT_EQ(p.initial_delay, d.initial_delay);
+  EXPECT_EQ(p.max_delay, d.max_delay);
+  EXPECT_EQ(p.stable_after, d.stable_after);
+  EXPECT_EQ(p.crash_loop_exits, d.crash_loop_exits);
+  EXPECT_EQ(p.crash_window, d.crash_window);
+}
+
+TEST(RestartOptions, UnlimitedRestartsNeverGiveUp) {
+  restart_options o;
+  o.max_restarts = restart_options::unlimited;
+  o.crash_window = 0ms;  // meaningless then, so not refused
+  timeline t(make_restart_policy(o));
+  for (int i = 0; i < 1000; ++i) ASSERT_FALSE(t.exit_after(1ms).give_up) << i;
+}
+
+TEST(RestartOptions, ZeroRestartsGivesUpOnTheFirstExit) {
+  restart_options o;
+  o.max_restarts = 0;
+  timeline t(make_restart_policy(o));
+  EXPECT_TRUE(t.exit_after(1h).give_up);
+}
+
+TEST(RestartOptions, RespawnOffGivesUpOnEveryExitHoweverHealthy) {
+  restart_options o;
+  o.respawn = false;
+  o.max_restarts = restart_options::unlimited;
+  timeline t(make_restart_policy(o));
+  EXPECT_TRUE(t.exit_after(1h).give_up);
+}
+
+TEST(RestartOptions, NonsenseIsRefusedNamingTheField) {
+  const auto refused = [](auto change, const std::string& field) {
+    restart_options o;
+    change(o);
+    try {
+      make_restart_policy(o);
+      ADD_FAILURE() << field << ": accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  refused([](restart_options& o) { o.initial_backoff = 0ms; }, "initial_backoff");
+  refused([](restart_options& o) { o.initial_backoff = -5ms; }, "initial_backoff");
+  refused([](restart_options& o) { o.max_backoff = o.initial_backoff - 1ms; }, "max_backoff");
+  refused([](restart_options& o) { o.stable_after = -1ms; }, "stable_after");
+  refused([](restart_options& o) { o.crash_window = 0ms; }, "crash_window");
 }
 
 }  // namespace

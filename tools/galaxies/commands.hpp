@@ -19,6 +19,13 @@ struct host_args {
   int registry_ttl_ms = 5000;
   int busy_poll_us = static_cast<int>(options{}.busy_poll.count());
   std::vector<std::string> limits;  // NAME=VALUE
+  // restart_options, in the CLI's units; max_restarts -1: unlimited.
+  bool no_respawn = false;
+  int restart_backoff_ms = static_cast<int>(restart_options{}.initial_backoff.count());
+  int restart_backoff_max_ms = static_cast<int>(restart_options{}.max_backoff.count());
+  int restart_stable_ms = static_cast<int>(restart_options{}.stable_after.count());
+  long long restart_max = static_cast<long long>(restart_options{}.max_restarts);
+  int restart_window_ms = static_cast<int>(restart_options{}.crash_window.count());
 };
 
 struct client_args {

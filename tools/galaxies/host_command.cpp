@@ -48,6 +48,29 @@ void add_host_command(CLI::App& app, host_args& args) {
                   "unless --insecure; port 0 picks one)");
   cmd->add_flag("--insecure", args.opts.allow_insecure,
                 "without a secret, accept host links from any address (default: loopback only)");
+  cmd->add_flag("--no-respawn", args.no_respawn,
+                "never replace a worker that exits (its slot stays empty)");
+  cmd->add_option("--restart-backoff-ms", args.restart_backoff_ms,
+                  "wait before restarting an exited worker; doubles with each quick exit")
+      ->check(CLI::Range(1, 3600000))
+      ->capture_default_str();
+  cmd->add_option("--restart-backoff-max-ms", args.restart_backoff_max_ms,
+                  "the cap of that doubling")
+      ->check(CLI::Range(1, 3600000))
+      ->capture_default_str();
+  cmd->add_option("--restart-stable-ms", args.restart_stable_ms,
+                  "a worker that ran this long resets the backoff")
+      ->check(CLI::Range(0, 86400000))
+      ->capture_default_str();
+  cmd->add_option("--restart-max", args.restart_max,
+                  "restarts of a slot allowed within --restart-window-ms; the next exit gives the "
+                  "slot up (-1: never)")
+      ->check(CLI::Range(-1LL, 1000000LL))
+      ->capture_default_str();
+  cmd->add_option("--restart-window-ms", args.restart_window_ms,
+                  "the window --restart-max counts restarts in")
+      ->check(CLI::Range(1, 86400000))
+      ->capture_default_str();
   cmd->add_option("--limit", args.limits, "NAME=VALUE, repeatable: " + describe_limits());
   cmd->add_option("--log-level", args.opts.log_level, "trace, debug, info, warn, error, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -62,6 +85,14 @@ int run_host(int argc, char** argv, host_args& args) {
   args.opts.heartbeat.misses = args.heartbeat_misses;
   args.opts.registry_ttl = std::chrono::milliseconds(args.registry_ttl_ms);
   args.opts.busy_poll = std::chrono::microseconds(args.busy_poll_us);
+  restart_options& restart = args.opts.restart;
+  restart.respawn = !args.no_respawn;
+  restart.initial_backoff = std::chrono::milliseconds(args.restart_backoff_ms);
+  restart.max_backoff = std::chrono::milliseconds(args.restart_backoff_max_ms);
+  restart.stable_after = std::chrono::milliseconds(args.restart_stable_ms);
+  restart.max_restarts = args.restart_max < 0 ? restart_options::unlimited
+                                              : static_cast<std::size_t>(args.restart_max);
+  restart.crash_window = std::chrono::milliseconds(args.restart_window_ms);
   for (const auto& assignment : args.limits) apply_limit(args.opts.limits, assignment);
   const bool json_events = args.events == "json";
   return run(argc, argv, args.opts,
