@@ -13,15 +13,15 @@
 
 namespace galaxies::detail {
 
-template <class Signature>
+// The default room: a lambda capturing a dozen pointers, or an Asio handler beside an
+// any_io_executor (56 bytes): 112 bytes in all with the pointer to the call table.
+template <class Signature, std::size_t InlineSize = 96>
 class unique_function;
 
-template <class R, class... Args>
-class unique_function<R(Args...)> {
+template <class R, class... Args, std::size_t InlineSize>
+class unique_function<R(Args...), InlineSize> {
  public:
-  // Room for a lambda capturing a dozen pointers, or an Asio handler beside an any_io_executor
-  // (56 bytes): 112 bytes in all with the pointer to the call table.
-  static constexpr std::size_t inline_size = 96;
+  static constexpr std::size_t inline_size = InlineSize;
 
   unique_function() = default;
 

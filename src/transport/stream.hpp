@@ -168,9 +168,25 @@ class stream {
         handler, *plain_);
   }
 
+  // A parked operation: Asio's composed operation (our state, its work guards, the caller's
+  // handler), kept inline so that a side going to sleep allocates nothing. Asio declares no
+  // noexcept on a composed operation's move, though nothing in it throws (executors, handlers,
+  // our pointers and buffers): this says so, as unique_function needs to keep it inline.
   template <class Self>
-  void park(galaxies::detail::unique_function<void(std::error_code)>& slot, Self&& self) {
-    slot = [self = std::move(self)](std::error_code ec) mutable { self(ec); };
+  struct parked_operation {
+    Self self;
+    explicit parked_operation(Self&& s) : self(std::move(s)) {}
+    parked_operation(parked_operation&& other) noexcept : self(std::move(other.self)) {}
+    void operator()(std::error_code ec) { self(ec); }
+  };
+  using parked_slot = galaxies::detail::unique_function<void(std::error_code), 512>;
+
+  template <class Self>
+  void park(parked_slot& slot, Self&& self) {
+    using operation = parked_operation<std::decay_t<Self>>;
+    static_assert(parked_slot::fits_inline<operation>,
+                  "a parked ring operation outgrew parked_slot's room: make it larger");
+    slot = operation(std::move(self));
     if (std::exchange(socket_waited_, true)) return;
     // A read, not async_wait: Asio precedes a wait with an epoll_ctl, and a read with a recv that
     // also takes stale doorbells. A doorbell that came with the end, in one edge, is followed by
@@ -234,8 +250,8 @@ class stream {
   std::unique_ptr<asio::ssl::stream<socket>> tls_;
   std::unique_ptr<shm_channel> shm_;  // with plain_: the bytes go through its rings
   // shm_: a read, and a write, parked until a doorbell; the read of the doorbells is pending.
-  galaxies::detail::unique_function<void(std::error_code)> parked_read_;
-  galaxies::detail::unique_function<void(std::error_code)> parked_write_;
+  parked_slot parked_read_;
+  parked_slot parked_write_;
   bool socket_waited_ = false;
   // shm_: what the handlers above check before they touch the stream (moved streams take it along).
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -121,14 +121,14 @@ TEST_F(NodeErrors, AResponderKeptAndDroppedLaterAnswersHandlerFailedThen) {
 
 TEST_F(NodeErrors, ANodeWhoseMasterWentFailsPendingAndNewTrafficWithNotConnected) {
   std::optional<std::error_code> pending, after;
-  core_->start_request(x_, "ping", {}, 10s, [&](std::error_code ec, bytes) { pending = ec; });
+  core_->start_request(x_, "ping", {}, 10s, [&](std::error_code ec, byte_view) { pending = ec; });
   ASSERT_EQ(requests_written().size(), 1u);
   ::shutdown(master_fd_, SHUT_RDWR);
   io_.run_for(50ms);
   ASSERT_FALSE(core_->ready());
   EXPECT_EQ(pending, errc::not_connected) << "a request in flight when the master went";
 
-  core_->start_request(x_, "ping", {}, 10s, [&](std::error_code ec, bytes) { after = ec; });
+  core_->start_request(x_, "ping", {}, 10s, [&](std::error_code ec, byte_view) { after = ec; });
   io_.restart();  // out of work once the link was gone
   io_.run_for(20ms);
   EXPECT_EQ(after, errc::not_connected);
@@ -145,7 +145,7 @@ TEST(NodeNotYetConnected, RefusesSendsAndRequestsWithNotConnected) {
   auto core = std::make_shared<node_core>(io.get_executor(), s);
   std::optional<std::error_code> request, async_send;
   core->start_request(node_id::random(), "ping", {}, 1s,
-                      [&](std::error_code ec, bytes) { request = ec; });
+                      [&](std::error_code ec, byte_view) { request = ec; });
   core->start_send(node_id::random(), "ping", {}, [&](std::error_code ec) { async_send = ec; });
   EXPECT_EQ(core->send(node_id::random(), "ping", {}), errc::not_connected);
   EXPECT_EQ(core->broadcast("ping", {}), errc::not_connected);
@@ -165,7 +165,7 @@ TEST_F(NodeOverloaded, TheRequestPastMaxPendingIsRefusedAndTheOthersComplete) {
   std::vector<std::string> answers(max_pending + 1);
   for (std::size_t i = 0; i <= max_pending; ++i)
     core_->start_request(
-        x_, "ping", as_bytes(std::to_string(i)), 10s, [&, i](std::error_code ec, bytes reply) {
+        x_, "ping", as_bytes(std::to_string(i)), 10s, [&, i](std::error_code ec, byte_view reply) {
           outcomes[i] = ec;
           answers[i].assign(reinterpret_cast<const char*>(reply.data()), reply.size());
         });
@@ -185,7 +185,7 @@ TEST_F(NodeOverloaded, TheRequestPastMaxPendingIsRefusedAndTheOthersComplete) {
 
   // Room again: the next request goes out.
   std::optional<std::error_code> next;
-  core_->start_request(x_, "ping", {}, 10s, [&](std::error_code ec, bytes) { next = ec; });
+  core_->start_request(x_, "ping", {}, 10s, [&](std::error_code ec, byte_view) { next = ec; });
   EXPECT_EQ(requests_written().size(), 1u);
   EXPECT_FALSE(next);
 }
