@@ -53,7 +53,7 @@ struct two_hosts {
     started = c.host(0).wait_started(workers, formation_deadline);
     observer.emplace(c.host(1).unix_path(), c.name());
   }
-  host_id a_id() const { return host_id::parse(c.host(0).host_id()).value_or(host_id{}); }
+  host_id a_id() { return host_id::parse(c.host(0).host_id()).value_or(host_id{}); }
   // The observer knows a worker of A in every one of A's slots.
   bool sees_all_of_a(std::size_t workers) {
     const host_id a = a_id();
