@@ -75,6 +75,17 @@ struct host_tag;
 using node_id = basic_id<node_tag>;  // one worker process (a respawn is a new node)
 using host_id = basic_id<host_tag>;  // one master process
 
+// A worker slot: one of the `options::workers` places a host's master keeps a worker in. The
+// worker in slot 3 of host B is a new node (a new node_id) after every respawn, in the same slot
+// (docs/protocol.md §5). Attached nodes fill no slot (std::optional<slot> is empty for them).
+struct slot {
+  host_id host;
+  std::uint32_t index = 0;  // 0 .. workers - 1
+
+  std::string to_string() const;  // "<host uuid>#<index>"
+  friend constexpr auto operator<=>(const slot&, const slot&) = default;
+};
+
 }  // namespace galaxies
 
 namespace galaxies::detail {
@@ -104,5 +115,14 @@ template <class Tag>
 struct std::hash<galaxies::basic_id<Tag>> {
   std::size_t operator()(const galaxies::basic_id<Tag>& id) const noexcept {
     return std::hash<galaxies::uuid>{}(id.value());
+  }
+};
+
+template <>
+struct std::hash<galaxies::slot> {
+  // The host's keyed hash, the index folded in with an odd multiplier (as boost's hash_combine).
+  std::size_t operator()(const galaxies::slot& s) const noexcept {
+    const std::size_t h = std::hash<galaxies::host_id>{}(s.host);
+    return h ^ (static_cast<std::size_t>(s.index) * 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
   }
 };

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -47,6 +48,9 @@ struct node_info {
   node_id id;
   host_id host;
   std::uint32_t pid = 0;
+  // The worker slot it fills on `host` (the same across respawns, each a new id); empty for an
+  // attached node.
+  std::optional<galaxies::slot> slot;
 };
 
 struct host_info {
@@ -137,6 +141,36 @@ class responder {
   std::uint64_t request_id_ = 0;
 };
 
+// Handed to node::on_stopping's callback: the node leaves once done() is called, or once the
+// drain is destroyed without it (nothing is left to wait for). Move-only; done() twice does
+// nothing the second time. Call on the node's executor.
+class drain {
+ public:
+  drain() = default;
+  drain(drain&& other) noexcept
+      : core_(std::move(other.core_)), deadline_(other.deadline_), pending_(other.pending_) {
+    other.pending_ = false;
+  }
+  drain& operator=(drain&& other) noexcept;
+  ~drain() { done(); }
+
+  // The node says goodbye after everything it has queued, and its worker process exits. Posted:
+  // the node stops once the caller returns to its executor.
+  void done() noexcept;
+  // When the master kills this worker if it has not left by then (its options::stop_grace).
+  std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
+  bool pending() const noexcept { return pending_; }
+
+ private:
+  friend class detail::node_core;
+  drain(std::weak_ptr<detail::node_core> core, std::chrono::steady_clock::time_point deadline)
+      : core_(std::move(core)), deadline_(deadline), pending_(true) {}
+
+  std::weak_ptr<detail::node_core> core_;
+  std::chrono::steady_clock::time_point deadline_{};
+  bool pending_ = false;
+};
+
 using message_handler = std::function<void(const message&, responder)>;
 // A request's completion inside the node: the reply's bytes are valid only during the call (each
 // form of node::request() puts them where its caller wants them).
@@ -166,7 +200,12 @@ class node {
   asio::any_io_executor get_executor() const;
 
   node_id id() const;
-  host_id host() const;                  // nil until registered
+  host_id host() const;  // nil until registered
+  // The worker slot this node fills: set once registered, for a worker its master started;
+  // empty for an attached node (and before registration).
+  std::optional<galaxies::slot> slot() const;
+  // The live node (not this one) that fills `s`, if any: "the worker in slot 3 of host B".
+  std::optional<node_info> node_in(const galaxies::slot& s) const;
   bool ready() const;                    // registered with the master
   std::vector<node_info> nodes() const;  // every other live node
   std::vector<host_info> hosts() const;  // every live host, this one included
@@ -186,6 +225,12 @@ class node {
   void on_host_joined(std::function<void(const host_info&)> callback);
   void on_host_left(std::function<void(const host_info&, leave_reason)> callback);
   void on_disconnected(std::function<void(std::error_code, std::string_view why)> callback);
+  // Graceful shutdown: when its master stops, a worker is told so and this runs (once). The node
+  // works on as before meanwhile, sending and answering; other nodes reach it. When the drain is
+  // done (drain::done(), or the drain destroyed), it leaves (nodeLeft `graceful` elsewhere); if it
+  // has not by drain::deadline() (options::stop_grace after the master's word), its master kills
+  // it (`exited`). Without this callback, a stopping master's worker leaves at once.
+  void on_stopping(std::function<void(drain)> callback);
 
   // One-way messages, FIFO per (sender, receiver) pair. A message send() accepts arrives, unless
   // the receiver leaves first (its on_node_left tells). Refused, nothing is sent: no_such_node,

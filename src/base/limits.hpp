@@ -13,6 +13,10 @@ inline constexpr std::uint32_t min_max_frame_size = 4096;
 // a stranger cannot make the master reserve a large buffer by announcing a large frame.
 inline constexpr std::uint32_t handshake_max_frame_size = 64 * 1024;
 inline constexpr std::size_t max_command_size = 255;
+// Worker slots per host (docs/protocol.md §5): a master with more workers does not start, and a
+// slot a peer announces at or above it is malformed. The default max_nodes_per_host: its peers
+// would not take more nodes from one host anyway.
+inline constexpr std::uint32_t max_workers_per_host = 4096;
 // A sender grows a send_batch (docs/protocol.md §4.2) to this at most: one fair-share turn of a
 // master's link (transport::link_settings::fair_quantum), so a batch never waits for turns to add
 // up.

@@ -86,3 +86,11 @@ std::string uuid::to_string() const {
 }
 
 }  // namespace galaxies
+
+namespace galaxies {
+
+std::string slot::to_string() const {
+  return host.to_string() + "#" + std::to_string(index);
+}
+
+}  // namespace galaxies

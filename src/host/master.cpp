@@ -11,7 +11,6 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
-#include <unordered_map>
 
 #include "base/private_directory.hpp"
 #include "base/text.hpp"
@@ -98,6 +97,10 @@ master::~master() {
 
 void master::start(fatal_handler on_fatal) {
   on_fatal_ = std::move(on_fatal);
+  if (opts_.workers > limits::max_workers_per_host)
+    throw std::invalid_argument("workers " + std::to_string(opts_.workers) + " is more than " +
+                                std::to_string(limits::max_workers_per_host) +
+                                " (max_workers_per_host) a host may run");
   if (const auto ring = opts_.limits.channel_ring_bytes;
       ring != 0 && (ring < 4096 || !std::has_single_bit(ring)))
     throw std::invalid_argument("channel_ring_bytes " + std::to_string(ring) +
@@ -247,8 +250,8 @@ void master::publish_snapshot() {
 void master::extend_status(nlohmann::json& status) const {
   status["generated_ms"] = wall_ms();
   if (http_) status["http"] = http_->address();
+  // The nodes' slots come from the router (each node's own, as every host sees it).
   nlohmann::json workers = nlohmann::json::array();
-  std::unordered_map<pid_t, std::size_t> slot_of;
   if (supervisor_) {
     using state = process::supervisor::slot_report::state;
     for (const auto& r : supervisor_->slots()) {
@@ -261,13 +264,9 @@ void master::extend_status(nlohmann::json& status) const {
                          {"pid", r.pid},
                          {"state", what},
                          {"restarts", r.starts == 0 ? 0 : r.starts - 1}});
-      if (r.pid > 0) slot_of[r.pid] = r.slot;
     }
   }
   status["workers"] = std::move(workers);
-  for (auto& n : status["nodes"])
-    if (const auto it = slot_of.find(n.value("pid", pid_t{0})); it != slot_of.end())
-      n["slot"] = it->second;
   nlohmann::json registry{{"url", registry_->describe()}, {"healthy", registry_healthy_}};
   if (!registry_problem_.empty()) registry["problem"] = registry_problem_;
   const auto& r = registry_->refreshes();
@@ -284,7 +283,8 @@ void master::start_workers() {
   sc.spawned = [this](std::size_t slot, pid_t pid, int fd,
                       std::unique_ptr<transport::shm_channel> rings) {
     spdlog::debug("worker slot {} started: pid {}", slot, pid);
-    router_->adopt_worker(fd, pid, std::move(rings));
+    // start() bounded the slots by limits::max_workers_per_host.
+    router_->adopt_worker(fd, pid, static_cast<std::uint32_t>(slot), std::move(rings));
   };
   // The supervisor logs exits and give-ups itself; the router learns of exits by worker_closed.
   supervisor_ = std::make_unique<process::supervisor>(
@@ -446,7 +446,9 @@ void master::stop(std::function<void()> done) {
   registry_->stop(finish);
   auto close_links = [this, finish] { router_->shutdown(std::chrono::milliseconds(1000), finish); };
   if (supervisor_) {
-    supervisor_->stop(opts_.stop_grace, close_links);
+    // Registered workers drain (protocol.md §5.1); the others get SIGTERM.
+    supervisor_->stop(opts_.stop_grace, close_links,
+                      [this](pid_t pid) { return router_->tell_stopping(pid, opts_.stop_grace); });
   } else {
     close_links();  // the registry never answered: no worker was started
   }

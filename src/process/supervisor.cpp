@@ -209,14 +209,15 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     if (!closed) post_reap();
   }
 
-  void stop(std::chrono::milliseconds grace, std::function<void()> on_done) {
-    stopping = true;
+  void stop(std::chrono::milliseconds grace, std::function<void()> on_done,
+            const std::function<bool(pid_t)>& tell) {
+    const bool again = std::exchange(stopping, true);
     if (on_done) done.push_back(std::move(on_done));
     for (auto& s : slots) s.respawn_timer.cancel();
     bool any_live = false;
     for (const auto& s : slots) {
       if (s.pid > 0) {
-        ::kill(s.pid, SIGTERM);
+        if (again || !tell || !tell(s.pid)) ::kill(s.pid, SIGTERM);
         any_live = true;
       }
     }
@@ -330,8 +331,9 @@ void supervisor::start() {
   impl_->state->start();
 }
 
-void supervisor::stop(std::chrono::milliseconds grace, std::function<void()> done) {
-  impl_->state->stop(grace, std::move(done));
+void supervisor::stop(std::chrono::milliseconds grace, std::function<void()> done,
+                      const std::function<bool(pid_t)>& tell) {
+  impl_->state->stop(grace, std::move(done), tell);
 }
 
 std::vector<supervisor::slot_report> supervisor::slots() const {

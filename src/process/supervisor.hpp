@@ -44,9 +44,12 @@ class supervisor {
 
   void start();
 
-  // Stops respawning, sends SIGTERM to every live worker, SIGKILL to those still alive after
-  // `grace`, and runs `done` once all are reaped.
-  void stop(std::chrono::milliseconds grace, std::function<void()> done);
+  // Stops respawning and asks every live worker to stop: `tell(pid)`, when given, tells it some
+  // other way (its master's `stopping` frame) and says whether it could; every worker it could
+  // not tell gets SIGTERM. SIGKILL to those still alive after `grace`; `done` runs once all are
+  // reaped.
+  void stop(std::chrono::milliseconds grace, std::function<void()> done,
+            const std::function<bool(pid_t)>& tell = {});
 
   std::vector<pid_t> live_pids() const;
 

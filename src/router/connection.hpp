@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "galaxies/error.hpp"
@@ -72,6 +73,8 @@ class connection final : public transport::frame_sink {
   node_id node;
   pid_t pid = 0;
   bool spawned = false;  // one of our workers (its exit status names the reason it left)
+  std::uint32_t slot = wire::no_slot;  // a worker's: the supervisor's slot it was started in
+  bool told_stopping = false;          // sent `stopping` (protocol.md §5.1)
   bool said_goodbye = false;
   std::optional<std::uint32_t> heartbeat_ms;  // what the other side advertised in its handshake
   // Its handshake's `lateness` record: nonzero asks for heartbeats with our lateness, and is its
@@ -91,7 +94,8 @@ class connection final : public transport::frame_sink {
   leave_reason peer_leave_reason = leave_reason::host_left;
   bool said_goodbye_peer = false;
   bool redial = true;  // false after wrong_target or duplicate_link: no point dialling again
-  std::size_t announced_nodes = 0;  // nodes of this peer now in the route table
+  std::size_t announced_nodes = 0;                 // nodes of this peer now in the route table
+  std::unordered_set<std::uint32_t> filled_slots;  // their slots: at most one node in each
 
   // Host-link handshake.
   handshake_step step = handshake_step::awaiting_hello;

@@ -40,6 +40,7 @@ nlohmann::json to_json(const membership_event& e) {
   if (node) {
     j["node"] = e.node.to_string();
     j["pid"] = e.pid;
+    if (e.slot != wire::no_slot) j["slot"] = e.slot;
   }
   if (e.what == membership_event::kind::node_left || e.what == membership_event::kind::host_left)
     j["reason"] = std::string(to_string(e.reason));
@@ -48,13 +49,15 @@ nlohmann::json to_json(const membership_event& e) {
   return j;
 }
 
-void membership_log::node_joined(const node_id& node, const host_id& host, std::uint32_t pid) {
-  live_[node] = {host, pid};
+void membership_log::node_joined(const node_id& node, const host_id& host, std::uint32_t pid,
+                                 std::uint32_t slot) {
+  live_[node] = {host, pid, slot};
   membership_event e;
   e.what = membership_event::kind::node_joined;
   e.node = node;
   e.host = host;
   e.pid = pid;
+  e.slot = slot;
   record(e);
 }
 
@@ -67,6 +70,7 @@ void membership_log::node_left(const node_id& node, leave_reason reason, int det
   if (const auto it = live_.find(node); it != live_.end()) {
     e.host = it->second.host;
     e.pid = it->second.pid;
+    e.slot = it->second.slot;
     live_.erase(it);
   }
   record(e);

@@ -13,6 +13,7 @@
 
 #include "galaxies/error.hpp"
 #include "galaxies/ids.hpp"
+#include "wire/control.hpp"
 
 namespace galaxies::router {
 
@@ -24,6 +25,7 @@ struct membership_event {
   host_id host;
   node_id node;                                      // node events
   std::uint32_t pid = 0;                             // node events
+  std::uint32_t slot = wire::no_slot;                // node events: its worker slot, if any
   leave_reason reason = leave_reason::disconnected;  // left events
   int detail = 0;  // node_left for exited: the wait status (-1 unknown)
 };
@@ -34,7 +36,7 @@ class membership_log {
  public:
   explicit membership_log(std::size_t keep) : keep_(keep) {}
 
-  void node_joined(const node_id& node, const host_id& host, std::uint32_t pid);
+  void node_joined(const node_id& node, const host_id& host, std::uint32_t pid, std::uint32_t slot);
   void node_left(const node_id& node, leave_reason reason, int detail);
   void host_joined(const host_id& host);
   void host_left(const host_id& host, leave_reason reason);
@@ -54,6 +56,7 @@ class membership_log {
   struct whereabouts {
     host_id host;
     std::uint32_t pid = 0;
+    std::uint32_t slot = wire::no_slot;
   };
   std::unordered_map<node_id, whereabouts> live_;
 };

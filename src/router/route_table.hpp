@@ -10,6 +10,7 @@
 
 #include "base/flat_map.hpp"
 #include "galaxies/ids.hpp"
+#include "wire/control.hpp"
 
 namespace galaxies::router {
 
@@ -20,6 +21,7 @@ struct route {
   host_id host;
   std::uint32_t pid = 0;
   bool local = false;
+  std::uint32_t slot = wire::no_slot;  // the worker slot it fills on `host`
 };
 
 class route_table {

@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/generic/stream_protocol.hpp>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "galaxies/node.hpp"
@@ -135,7 +137,7 @@ void router::accept_unix(transport::socket socket) {
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
 
-void router::adopt_worker(int channel_fd, pid_t pid,
+void router::adopt_worker(int channel_fd, pid_t pid, std::uint32_t slot,
                           std::unique_ptr<transport::shm_channel> rings) {
   transport::socket socket(executor_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
                            channel_fd);
@@ -146,9 +148,27 @@ void router::adopt_worker(int channel_fd, pid_t pid,
   ++counters_.workers_adopted;
   c.pid = pid;
   c.spawned = true;
+  c.slot = slot;
   c.trusted = true;
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
+}
+
+bool router::tell_stopping(pid_t pid, std::chrono::milliseconds grace) {
+  for (auto& [ptr, c] : connections_) {
+    if (c->kind != connection_kind::local_node || !c->spawned || c->pid != pid) continue;
+    if (!c->link->writable() || !make_room(*c, wire::header_size + 4)) return false;
+    if (!std::exchange(c->told_stopping, true)) {
+      std::vector<std::byte> frame;
+      wire::append_stopping(frame,
+                            static_cast<std::uint32_t>(std::clamp<std::int64_t>(
+                                grace.count(), 0, std::numeric_limits<std::uint32_t>::max())));
+      // Ahead of queued data: the grace runs from now.
+      c->link->enqueue_control(frame);
+    }
+    return true;
+  }
+  return false;
 }
 
 void router::finish_worker_leave(pid_t pid, int wait_status) {
@@ -337,13 +357,32 @@ void router::append_node_snapshot(connection& to,
   std::vector<wire::node_entry> nodes;
   routes_.for_each([&](const node_id& id, const route& r) {
     if (!include(r)) return;
-    nodes.push_back({id, r.host, r.pid});
+    nodes.push_back({id, r.host, r.pid, r.slot});
     if (nodes.size() == membership_chunk) {
       wire::append_nodes_up(to.link->outbound(), nodes, false);
       nodes.clear();
     }
   });
   wire::append_nodes_up(to.link->outbound(), nodes, true);
+}
+
+void router::vacate_slot(std::uint32_t slot) {
+  for (auto& [ptr, c] : connections_) {
+    if (c->kind != connection_kind::local_node || !c->spawned || c->slot != slot ||
+        !routes_.find(c->node))
+      continue;
+    // The supervisor starts a slot's next worker only once the last one is reaped: its channel is
+    // held open by something else (a child it left behind), and it is gone.
+    // The host names the exit it has reaped at once; should it answer later, the leave has
+    // gone out already, with the status unknown (it must precede the replacement's join).
+    auto status = std::make_shared<int>(-1);
+    if (callbacks_.worker_closed)
+      callbacks_.worker_closed(c->pid, [status](int wait_status) { *status = wait_status; });
+    spdlog::warn("{}: its process has exited, its slot {} has a new worker: announcing it gone",
+                 c->link->name(), slot);
+    local_node_left(*c, leave_reason::exited, *status);
+    c->link->close(transport::close_reason::local);
+  }
 }
 
 void router::local_node_left(connection& c, leave_reason reason, int detail) {
@@ -358,7 +397,7 @@ void router::local_node_left(connection& c, leave_reason reason, int detail) {
 void router::announce_nodes_up(const std::vector<wire::node_entry>& nodes, const connection* except,
                                bool to_peers) {
   if (nodes.empty()) return;
-  for (const auto& n : nodes) events_.node_joined(n.node, n.host, n.pid);
+  for (const auto& n : nodes) events_.node_joined(n.node, n.host, n.pid, n.slot);
   auto append = [&](std::vector<std::byte>& out) { wire::append_nodes_up(out, nodes, false); };
   for_each_local_node(except, [&](connection& c) { send_control(c, append); });
   if (!to_peers) return;

@@ -127,8 +127,14 @@ class router {
   void refused_local_peer(const std::string& why);
   // `rings`: the channel's shared-memory rings, or none (then the bytes go through the socket).
   // `pid` names the worker to the host's callbacks (silent_worker, worker_closed), in status and
-  // logs; the router does nothing else with it.
-  void adopt_worker(int channel_fd, pid_t pid, std::unique_ptr<transport::shm_channel> rings = {});
+  // logs; the router does nothing else with it. `slot`: the supervisor's slot it fills
+  // (< limits::max_workers_per_host), told in its welcome.
+  void adopt_worker(int channel_fd, pid_t pid, std::uint32_t slot,
+                    std::unique_ptr<transport::shm_channel> rings = {});
+  // Tells the registered worker `pid` that this master stops, and that it has `grace` to leave
+  // (protocol.md §5.1). False if no registered worker has that pid (still in its handshake, or
+  // gone): it must be stopped some other way.
+  bool tell_stopping(pid_t pid, std::chrono::milliseconds grace);
 
   // The registry's current view (this host excluded). Dials every peer it has no link to, at
   // most limits.max_dials at once.
@@ -201,6 +207,9 @@ class router {
   // Local nodes.
   void on_local_frame(connection& c, const wire::frame_view& frame);
   void local_node_left(connection& c, leave_reason reason, int detail);
+  // A worker registers in `slot`: the slot's former node, whose process has been reaped but whose
+  // channel is not closed yet, is announced gone first (one live node per slot, protocol.md §5).
+  void vacate_slot(std::uint32_t slot);
   void finish_worker_leave(pid_t pid, int wait_status);
   void send_cluster_snapshot(connection& c);
   // Appends `nodes_up` frames for the routes `include` selects, in chunks, the last one flagged

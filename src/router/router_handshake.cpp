@@ -185,6 +185,7 @@ void router::accept_node(connection& c, const wire::hello& h) {
                   "node " + id.to_string() + " is already here");
   if (c.kind == connection_kind::worker && static_cast<pid_t>(h.pid) != c.pid)
     spdlog::warn("{}: says pid {}", c.link->name(), h.pid);
+  if (c.spawned) vacate_slot(c.slot);
   handshake_over(c);
   c.kind = connection_kind::local_node;
   c.established = true;
@@ -199,11 +200,12 @@ void router::accept_node(connection& c, const wire::hello& h) {
   // What our queue to it holds before its senders would be held back (router::hold_back).
   w.flow_budget = static_cast<std::uint32_t>(
       std::min<std::size_t>(settings_.limits.max_queue_bytes / 2, UINT32_MAX));
+  if (c.spawned) w.slot = c.slot;
   wire::append_welcome(c.link->outbound(), w);
   enable_heartbeats(c);
   send_cluster_snapshot(c);
-  routes_.add(id, route{&c, settings_.self, static_cast<std::uint32_t>(c.pid), true});
-  const wire::node_entry entry{id, settings_.self, static_cast<std::uint32_t>(c.pid)};
+  routes_.add(id, route{&c, settings_.self, static_cast<std::uint32_t>(c.pid), true, c.slot});
+  const wire::node_entry entry{id, settings_.self, static_cast<std::uint32_t>(c.pid), c.slot};
   announce_nodes_up({entry}, &c, true);
   spdlog::info("node {} joined (pid {})", id.to_string(), c.pid);
 }

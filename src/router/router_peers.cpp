@@ -396,10 +396,16 @@ void router::on_peer_nodes_up(connection& c, const wire::frame_view& frame) {
                    c.link->name(), e.node.to_string(), e.host.to_string());
       return c.link->close(transport::close_reason::protocol_error);
     }
-    if (!known && routes_.add(e.node, route{&c, c.peer, e.pid, false})) {
-      ++c.announced_nodes;
-      added.push_back(e);
+    if (known) continue;
+    // One live node per slot (protocol.md §5): the slot's last node must have gone first.
+    if (e.slot != wire::no_slot && !c.filled_slots.insert(e.slot).second) {
+      spdlog::warn("{}: announced node {} in slot {}, which another of its live nodes fills",
+                   c.link->name(), e.node.to_string(), e.slot);
+      return c.link->close(transport::close_reason::protocol_error);
     }
+    routes_.add(e.node, route{&c, c.peer, e.pid, false, e.slot});
+    ++c.announced_nodes;
+    added.push_back(e);
   }
   announce_nodes_up(added, nullptr, false);
 }
@@ -416,6 +422,7 @@ void router::on_peer_nodes_down(connection& c, const wire::frame_view& frame) {
   for (const auto& e : entries) {
     const route* r = routes_.find(e.node);
     if (!r || r->via != &c) continue;
+    c.filled_slots.erase(r->slot);
     routes_.remove(e.node);
     --c.announced_nodes;
     removed.push_back(e);
@@ -469,6 +476,7 @@ void router::retire_peer(connection& c, leave_reason why) {
     ids.insert(id);
   }
   c.announced_nodes = 0;
+  c.filled_slots.clear();
   nodes_gone(ids);
   announce_nodes_down(gone, c, false);
   announce_host_down(c, why);

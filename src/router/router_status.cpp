@@ -108,12 +108,15 @@ nlohmann::json router::own_status() const {
       nlohmann::json n{{"node", id.to_string()},
                        {"pid", r.pid},
                        {"kind", r.via->spawned ? "worker" : "attached"}};
+      if (r.slot != wire::no_slot) n["slot"] = r.slot;
       add_traffic(n, *r.via);
       nodes.push_back(std::move(n));
     } else {
       auto& list = remote[r.host];
       if (list.is_null()) list = nlohmann::json::array();
-      list.push_back({{"node", id.to_string()}, {"pid", r.pid}});
+      nlohmann::json n{{"node", id.to_string()}, {"pid", r.pid}};
+      if (r.slot != wire::no_slot) n["slot"] = r.slot;
+      list.push_back(std::move(n));
     }
   });
 

@@ -43,6 +43,16 @@ void append_goodbye(std::vector<std::byte>& out, leave_reason reason) {
   writer.put(static_cast<std::uint8_t>(reason));
 }
 
+void append_stopping(std::vector<std::byte>& out, std::uint32_t grace_ms) {
+  auto writer = detail::begin_frame(out, frame_type::stopping, 0, 0, 4);
+  writer.put(grace_ms);
+}
+
+std::uint32_t decode_stopping(const frame_view& frame) noexcept {
+  const std::span<const std::byte> body = detail::body_of(frame);
+  return body.size() == 4 ? base::load_le<std::uint32_t>(body.data()) : 0;
+}
+
 void append_auth_challenge(std::vector<std::byte>& out, const auth_value& nonce) {
   auto writer = detail::begin_frame(out, frame_type::auth_challenge, 0, 0, nonce.size());
   writer.put_bytes(nonce.data(), nonce.size());

@@ -17,7 +17,8 @@
 
 namespace galaxies::wire {
 
-inline constexpr std::uint16_t protocol_version = 2;  // 2: send_batch (protocol.md §4.2)
+// 3: worker slots, stopping (protocol.md §5); 2: send_batch (§4.2)
+inline constexpr std::uint16_t protocol_version = 3;
 
 enum class role : std::uint8_t { host = 1, worker = 2, attached = 3, observer = 4 };
 const char* to_string(role r) noexcept;
@@ -48,6 +49,7 @@ enum class record_tag : std::uint16_t {
   flow_budget = 9,  // welcome to a node: the bytes of windows it may grant in all
   lateness = 10,    // the sender reads the lateness its peer's heartbeats carry (protocol.md §8.1)
   probes = 11,      // the sender answers `probe` frames (protocol.md §8.2)
+  slot = 12,        // welcome to a worker: the slot its master started it in (protocol.md §5)
 };
 
 inline constexpr std::size_t auth_value_size = 32;  // nonces, challenges and proofs
@@ -85,6 +87,7 @@ struct welcome {
   std::optional<std::uint32_t> flow_budget;
   std::optional<std::uint32_t> lateness;
   std::optional<std::uint32_t> probes;
+  std::optional<std::uint32_t> slot;  // to a worker: its slot (< limits::max_workers_per_host)
   std::optional<auth_value> auth_proof;
   friend bool operator==(const welcome&, const welcome&) = default;
 };
@@ -95,10 +98,14 @@ struct refuse {
   friend bool operator==(const refuse&, const refuse&) = default;
 };
 
+// A nodes_up entry's slot for a node that fills none (an attached node).
+inline constexpr std::uint32_t no_slot = 0xFFFFFFFF;
+
 struct node_entry {
   node_id node;
   host_id host;
   std::uint32_t pid = 0;
+  std::uint32_t slot = no_slot;  // its worker slot on `host`, < limits::max_workers_per_host
   friend bool operator==(const node_entry&, const node_entry&) = default;
 };
 
@@ -123,7 +130,7 @@ struct host_down_entry {
 
 // Sizes on the wire of the membership frames' parts (docs/protocol.md §5).
 inline constexpr std::size_t membership_fixed_size = header_size + 4;  // header + u32 count
-inline constexpr std::size_t node_entry_size = 36;
+inline constexpr std::size_t node_entry_size = 40;
 inline constexpr std::size_t node_down_entry_size = 24;
 inline constexpr std::size_t host_entry_fixed_size = 18;  // + the address bytes
 inline constexpr std::size_t host_down_entry_size = 20;
@@ -159,6 +166,10 @@ std::uint64_t decode_probe_token(const frame_view& frame) noexcept;
 // The lateness a heartbeat carries: 0 for a bodiless one. The parser has checked the body's size.
 std::uint32_t decode_heartbeat(const frame_view& frame) noexcept;
 void append_goodbye(std::vector<std::byte>& out, leave_reason reason);
+// A master's word to its worker that it stops, and the grace it gives (protocol.md §5.1).
+void append_stopping(std::vector<std::byte>& out, std::uint32_t grace_ms);
+// The grace a stopping frame carries (the parser has checked the body's size).
+std::uint32_t decode_stopping(const frame_view& frame) noexcept;
 void append_nodes_up(std::vector<std::byte>& out, std::span<const node_entry> nodes, bool snapshot);
 void append_nodes_down(std::vector<std::byte>& out, std::span<const node_down_entry> nodes);
 void append_hosts_up(std::vector<std::byte>& out, std::span<const host_entry> hosts, bool snapshot);
@@ -180,11 +191,12 @@ void append_watch_event(std::vector<std::byte>& out, std::string_view json);
 // limits::min_max_frame_size, cluster missing or not 1..64 bytes, role host without listen, refuse
 // text over 256 bytes, text that is not clean UTF-8 (base::is_clean_name: cluster, hostname ≤ 255
 // bytes, listen ≤ 64 bytes; a refuse text may hold any valid UTF-8), an auth record not 32 bytes,
-// an auth_proof record that is not a welcome's last, an auth_nonce in a welcome); membership frames
-// bad_membership (count not matching the body exactly, over limits::max_membership_entries, leave
-// reason out of range); goodbye bad_body (not exactly one byte, or a reason out of range); hosts_up
-// bad_membership also for an address that is not clean text of 1..64 bytes. Unknown record tags are
-// skipped.
+// an auth_proof record that is not a welcome's last, an auth_nonce in a welcome, a slot record in a
+// hello or at or above limits::max_workers_per_host); membership frames bad_membership (count not
+// matching the body exactly, over limits::max_membership_entries, leave reason out of range, a
+// nodes_up slot neither no_slot nor below limits::max_workers_per_host); goodbye bad_body (not
+// exactly one byte, or a reason out of range); hosts_up bad_membership also for an address that is
+// not clean text of 1..64 bytes. Unknown record tags are skipped.
 std::error_code decode_hello(const frame_view& frame, hello& out);
 std::error_code decode_welcome(const frame_view& frame, welcome& out);
 std::error_code decode_refuse(const frame_view& frame, refuse& out);

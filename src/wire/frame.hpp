@@ -20,6 +20,7 @@ enum class frame_type : std::uint8_t {
   auth_proof = 0x07,
   probe = 0x08,  // a link's round-trip probe (protocol.md §8.2)
   probe_reply = 0x09,
+  stopping = 0x0A,  // master -> worker: drain, then leave within the grace (protocol.md §5.1)
   nodes_up = 0x10,
   nodes_down = 0x11,
   hosts_up = 0x12,

@@ -68,6 +68,9 @@ std::error_code check_fixed_body(const frame_view& frame) noexcept {
     case frame_type::probe_reply:
       expected = 8;
       break;
+    case frame_type::stopping:
+      expected = 4;
+      break;
     case frame_type::fragment:  // a slice of at least one byte
       return frame.bytes.size() > header_size ? std::error_code{} : decode_error::bad_body;
     default:
@@ -95,6 +98,7 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::auth_proof:
     case frame_type::probe:
     case frame_type::probe_reply:
+    case frame_type::stopping:
     case frame_type::nodes_up:
     case frame_type::nodes_down:
     case frame_type::hosts_up:
@@ -135,6 +139,8 @@ const char* to_string(frame_type type) noexcept {
       return "probe";
     case frame_type::probe_reply:
       return "probe_reply";
+    case frame_type::stopping:
+      return "stopping";
     case frame_type::nodes_up:
       return "nodes_up";
     case frame_type::nodes_down:

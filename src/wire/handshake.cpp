@@ -37,6 +37,19 @@ inline std::optional<auth_value>& auth_record(hello& h) noexcept {
 inline std::optional<auth_value>& auth_record(welcome& w) noexcept {
   return w.auth_proof;
 }
+// Only a welcome (to a worker) names a slot.
+inline std::optional<std::uint32_t> slot_record(const hello&) noexcept {
+  return std::nullopt;
+}
+inline std::optional<std::uint32_t> slot_record(const welcome& w) noexcept {
+  return w.slot;
+}
+inline std::optional<std::uint32_t>* slot_field(hello&) noexcept {
+  return nullptr;
+}
+inline std::optional<std::uint32_t>* slot_field(welcome& w) noexcept {
+  return &w.slot;
+}
 template <class Message>
 constexpr record_tag auth_tag =
     std::is_same_v<Message, hello> ? record_tag::auth_nonce : record_tag::auth_proof;
@@ -57,6 +70,7 @@ std::size_t records_size(const Message& m) noexcept {
   if (m.flow_budget) size += record_header_size + 4;
   if (m.lateness) size += record_header_size + 4;
   if (m.probes) size += record_header_size + 4;
+  if (slot_record(m)) size += record_header_size + 4;
   if (auth_record(m)) size += record_header_size + auth_value_size;
   return size;
 }
@@ -85,6 +99,7 @@ void write_records(detail::byte_writer& writer, const Message& m) noexcept {
   number(record_tag::flow_budget, m.flow_budget);
   number(record_tag::lateness, m.lateness);
   number(record_tag::probes, m.probes);
+  number(record_tag::slot, slot_record(m));
   // Last, so that a welcome's proof is its final 32 bytes (the acceptor signs all before them).
   if (const auto& value = auth_record(m)) {
     writer.put(static_cast<std::uint16_t>(auth_tag<Message>));
@@ -147,6 +162,11 @@ std::error_code read_records(detail::byte_reader reader, Message& out) {
       case record_tag::probes:
         if (!read_u32(value, out.probes)) return bad;
         break;
+      case record_tag::slot: {
+        auto* slot = slot_field(out);
+        if (!slot || !read_u32(value, *slot) || **slot >= limits::max_workers_per_host) return bad;
+        break;
+      }
       case record_tag::auth_nonce:
       case record_tag::auth_proof: {
         // A welcome's proof covers every byte before it, so nothing may follow it.

@@ -49,6 +49,7 @@ void append_nodes_up(std::vector<std::byte>& out, std::span<const node_entry> no
     writer.put_id(entry.node);
     writer.put_id(entry.host);
     writer.put(entry.pid);
+    writer.put(entry.slot);
   }
 }
 
@@ -107,6 +108,9 @@ std::error_code decode_nodes_up(const frame_view& frame, std::vector<node_entry>
     reader.get_id(entry.node);
     reader.get_id(entry.host);
     reader.get(entry.pid);
+    reader.get(entry.slot);
+    if (entry.slot != no_slot && entry.slot >= limits::max_workers_per_host)
+      return decode_error::bad_membership;
   }
   snapshot = (frame.header.flags & flag_snapshot) != 0;
   return {};

@@ -1,6 +1,8 @@
 // galaxies::node and galaxies::responder: thin handles over detail::node_core.
 #include "galaxies/node.hpp"
 
+#include <asio/post.hpp>
+
 #include "worker/node_core.hpp"
 
 namespace galaxies {
@@ -43,6 +45,29 @@ void responder::fail(errc code, std::string_view text) {
   request_id_ = 0;
 }
 
+drain& drain::operator=(drain&& other) noexcept {
+  if (this != &other) {
+    done();
+    core_ = std::move(other.core_);
+    deadline_ = other.deadline_;
+    pending_ = std::exchange(other.pending_, false);
+  }
+  return *this;
+}
+
+void drain::done() noexcept {
+  if (!std::exchange(pending_, false)) return;
+  const auto core = core_.lock();
+  if (!core) return;
+  try {
+    asio::post(core->executor(), [weak = core_] {
+      if (auto c = weak.lock()) c->stop();
+    });
+  } catch (...) {
+    // Out of memory for the post: the master's grace still ends this worker.
+  }
+}
+
 node::node(std::shared_ptr<detail::node_core> core) : core_(std::move(core)) {}
 
 node::~node() {
@@ -60,6 +85,12 @@ host_id node::host() const {
 }
 bool node::ready() const {
   return core_->ready();
+}
+std::optional<galaxies::slot> node::slot() const {
+  return core_->slot();
+}
+std::optional<node_info> node::node_in(const galaxies::slot& s) const {
+  return core_->node_in(s);
 }
 std::vector<node_info> node::nodes() const {
   return core_->nodes();
@@ -94,6 +125,9 @@ void node::on_host_left(std::function<void(const host_info&, leave_reason)> cb) 
 }
 void node::on_disconnected(std::function<void(std::error_code, std::string_view)> cb) {
   core_->events().disconnected = std::move(cb);
+}
+void node::on_stopping(std::function<void(drain)> cb) {
+  core_->events().stopping = std::move(cb);
 }
 
 std::error_code node::send(const node_id& to, std::string_view command, byte_view payload) {

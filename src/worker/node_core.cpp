@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <asio/error.hpp>
 #include <asio/post.hpp>
+#include <chrono>
 
 #include "base/text.hpp"
 #include "wire/credit.hpp"
@@ -84,6 +85,17 @@ std::vector<node_info> node_core::nodes() const {
   out.reserve(nodes_.size());
   for (const auto& [id, info] : nodes_) out.push_back(info);
   return out;
+}
+
+std::optional<galaxies::slot> node_core::slot() const {
+  if (!slot_ || host_.is_nil()) return std::nullopt;
+  return galaxies::slot{host_, *slot_};
+}
+
+std::optional<node_info> node_core::node_in(const galaxies::slot& s) const {
+  const auto it = slots_.find(s);
+  if (it == slots_.end()) return std::nullopt;
+  return nodes_.at(it->second);
 }
 
 std::vector<host_info> node_core::hosts() const {
@@ -421,6 +433,8 @@ void node_core::on_frame(const wire::frame_view& frame) {
       return on_hosts_up(frame);
     case frame_type::hosts_down:
       return on_hosts_down(frame);
+    case frame_type::stopping:
+      return on_stopping(frame);
     case frame_type::goodbye:
       return disconnect(make_error_code(errc::node_left), "the master is stopping");
     default:
@@ -449,6 +463,7 @@ void node_core::on_handshake_frame(const wire::frame_view& frame) {
   link_->set_max_frame_size(
       std::min(w.max_frame.value_or(settings_.max_frame_size), settings_.max_frame_size));
   host_ = w.host;
+  slot_ = w.slot;
   link_->cancel_expiry();
   // Both sides advertised an interval: each sends at the smaller one, and each judges silence by
   // its own detection time. A master that stops answering is then noticed even when its socket
@@ -588,9 +603,16 @@ void node_core::on_nodes_up(const wire::frame_view& frame) {
   bool snapshot = false;
   if (wire::decode_nodes_up(frame, entries, snapshot)) return protocol_error("malformed nodes_up");
   for (const auto& e : entries) {
-    if (e.node == self_) continue;
-    auto [it, inserted] = nodes_.try_emplace(e.node, node_info{e.node, e.host, e.pid});
-    if (inserted && callbacks_.node_joined) callbacks_.node_joined(it->second);
+    if (e.node == self_ || nodes_.contains(e.node)) continue;
+    node_info info{e.node, e.host, e.pid, std::nullopt};
+    if (e.slot != wire::no_slot) {
+      info.slot = galaxies::slot{e.host, e.slot};
+      // Our master announces a slot's new node only after its old one's departure.
+      if (!slots_.try_emplace(*info.slot, e.node).second)
+        return protocol_error("two live nodes in slot " + info.slot->to_string());
+    }
+    const auto it = nodes_.emplace(e.node, std::move(info)).first;
+    if (callbacks_.node_joined) callbacks_.node_joined(it->second);
     if (state_ == state::closed) return;
   }
   if (snapshot && state_ == state::registered) {
@@ -607,6 +629,7 @@ void node_core::on_nodes_down(const wire::frame_view& frame) {
     if (it == nodes_.end()) continue;
     const node_info info = it->second;
     nodes_.erase(it);
+    if (info.slot) slots_.erase(*info.slot);
     forget_peer(info.id);
     pending_.fail_target(info.id, make_error_code(errc::node_left));
     if (callbacks_.node_left) callbacks_.node_left(info, e.reason, e.detail);
@@ -635,6 +658,24 @@ void node_core::on_hosts_down(const wire::frame_view& frame) {
     hosts_.erase(it);
     if (callbacks_.host_left) callbacks_.host_left(info, e.reason);
     if (state_ == state::closed) return;
+  }
+}
+
+void node_core::on_stopping(const wire::frame_view& frame) {
+  if (std::exchange(told_stopping_, true)) return;  // a second word changes nothing
+  const std::chrono::milliseconds grace(wire::decode_stopping(frame));
+  if (!callbacks_.stopping) {
+    spdlog::debug("node {}: the master is stopping; leaving", self_.to_string());
+    return stop();
+  }
+  spdlog::debug("node {}: the master is stopping; draining for up to {} ms", self_.to_string(),
+                grace.count());
+  drain d(weak_from_this(), std::chrono::steady_clock::now() + grace);
+  try {
+    callbacks_.stopping(std::move(d));
+  } catch (const std::exception& e) {
+    // The drain, unwound with the exception, has said done: the node leaves.
+    spdlog::error("on_stopping threw: {}", base::printable(e.what(), 200));
   }
 }
 
@@ -683,6 +724,7 @@ void node_core::disconnect(std::error_code error, std::string_view why, bool gra
   pending_.fail_all(error == errc::shutting_down ? error : make_error_code(errc::not_connected));
   auto gone = std::move(nodes_);
   nodes_.clear();
+  slots_.clear();
   for (const auto& [id, info] : gone)
     if (callbacks_.node_left) callbacks_.node_left(info, leave_reason::disconnected, 0);
   auto gone_hosts = std::move(hosts_);

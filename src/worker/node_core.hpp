@@ -49,6 +49,7 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
     std::function<void(const host_info&)> host_joined;
     std::function<void(const host_info&, leave_reason)> host_left;
     std::function<void(std::error_code, std::string_view)> disconnected;
+    std::function<void(drain)> stopping;
     // For the runtime, never replaced by the application: after `disconnected`, and (after a
     // graceful stop) once the goodbye is written and the connection closed.
     std::function<void(std::error_code)> ended;
@@ -67,6 +68,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   const node_id& id() const noexcept { return self_; }
   const host_id& host() const noexcept { return host_; }
   bool ready() const noexcept { return state_ == state::ready; }
+  std::optional<galaxies::slot> slot() const;
+  std::optional<node_info> node_in(const galaxies::slot& s) const;
   std::vector<node_info> nodes() const;
   std::vector<host_info> hosts() const;
   node_counters counters() const;
@@ -160,6 +163,7 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   void on_nodes_down(const wire::frame_view& frame);
   void on_hosts_up(const wire::frame_view& frame);
   void on_hosts_down(const wire::frame_view& frame);
+  void on_stopping(const wire::frame_view& frame);
   void protocol_error(std::string_view what);
   void disconnect(std::error_code error, std::string_view why, bool graceful = false);
 
@@ -187,6 +191,10 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   // drops those, so a receiver that never grants cannot make expired requests pile up.
   std::size_t waiting_requests_ = 0;
   std::unordered_map<node_id, node_info> nodes_;
+  // Which live node fills each slot: at most one (protocol.md §5), found by node_in().
+  std::unordered_map<galaxies::slot, node_id> slots_;
+  std::optional<std::uint32_t> slot_;  // ours, from the welcome (workers only)
+  bool told_stopping_ = false;
   std::unordered_map<host_id, host_info> hosts_;
   handler_map handlers_;
   std::uint64_t handlers_changed_ = 0;  // counts set_handler(): a handler found before may be stale

@@ -219,6 +219,21 @@ void exercise(const frame_view& frame) {
     // Flags and aux are not the probe's (a peer's stray bits are ignored): the token is.
     require(decode_probe_token(reparse(again)) == token);
   }
+  if (frame.header.type == frame_type::stopping) {
+    const std::uint32_t grace = decode_stopping(frame);
+    std::vector<std::byte> again;
+    append_stopping(again, grace);
+    require(decode_stopping(reparse(again)) == grace);
+  }
+  // A slot a decoder let through is one a host may have, or none (protocol.md §5).
+  std::vector<node_entry> nodes;
+  bool snapshot = false;
+  if (!decode_nodes_up(frame, nodes, snapshot))
+    for (const node_entry& n : nodes)
+      require(n.slot == no_slot || n.slot < galaxies::limits::max_workers_per_host);
+  welcome w;
+  if (!decode_welcome(frame, w))
+    require(!w.slot || *w.slot < galaxies::limits::max_workers_per_host);
 }
 
 }  // namespace

@@ -142,6 +142,13 @@ fake_end& router_harness::connect_local() {
   return *ends_.back();
 }
 
+fake_end& router_harness::connect_worker(pid_t pid, std::uint32_t slot) {
+  auto [mine, theirs] = socket_pair();
+  ends_.push_back(std::make_unique<fake_end>(theirs));
+  router_->adopt_worker(mine, pid, slot);
+  return *ends_.back();
+}
+
 fake_end* router_harness::answer_dial(std::string* address) {
   if (dials_.empty()) return nullptr;
   auto [wanted, done] = std::move(dials_.front());

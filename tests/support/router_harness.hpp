@@ -84,6 +84,8 @@ class router_harness {
   fake_end& connect_host(transport::remote_address from = {"127.0.0.1:40000", true});
   // A local client on the Unix socket (already checked to be this user's).
   fake_end& connect_local();
+  // A worker the supervisor started in `slot` as process `pid` (the test plays the process).
+  fake_end& connect_worker(pid_t pid, std::uint32_t slot);
   // The router's oldest dial not yet answered, completed with a socketpair whose test end plays
   // the host it dialled. Null if the router has not dialled.
   fake_end* answer_dial(std::string* address = nullptr);

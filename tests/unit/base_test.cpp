@@ -46,6 +46,28 @@ TEST(Uuid, NilIsAllZero) {
   EXPECT_EQ(uuid{}.to_string(), "00000000-0000-0000-0000-000000000000");
 }
 
+TEST(Slot, ComparesHashesAndPrintsByHostThenIndex) {
+  const auto h = host_id::parse("6ba7b810-9dad-41d1-80b4-00c04fd430c8").value();
+  const auto g = host_id::parse("00000000-9dad-41d1-80b4-00c04fd430c8").value();
+  EXPECT_EQ((slot{h, 3}), (slot{h, 3}));
+  EXPECT_NE((slot{h, 3}), (slot{h, 4}));
+  EXPECT_NE((slot{h, 3}), (slot{g, 3})) << "slot 3 of another host";
+  EXPECT_LT((slot{g, 9}), (slot{h, 0})) << "ordered by host first";
+  EXPECT_LT((slot{h, 1}), (slot{h, 2}));
+  EXPECT_EQ((slot{h, 3}).to_string(), "6ba7b810-9dad-41d1-80b4-00c04fd430c8#3");
+
+  std::unordered_set<slot> seen;
+  for (std::uint32_t i = 0; i < 64; ++i) {
+    seen.insert({h, i});
+    seen.insert({g, i});
+  }
+  EXPECT_EQ(seen.size(), 128u);
+  EXPECT_TRUE(seen.contains(slot{g, 17}));
+  EXPECT_FALSE(seen.contains(slot{g, 64}));
+  EXPECT_EQ(std::hash<slot>{}(slot{h, 5}), std::hash<slot>{}(slot{h, 5}));
+  EXPECT_NE(std::hash<slot>{}(slot{h, 5}), std::hash<slot>{}(slot{h, 6}));
+}
+
 TEST(Errors, HaveStableNamesInTheirOwnCategory) {
   std::error_code ec = errc::node_left;
   EXPECT_EQ(ec.category().name(), std::string("galaxies"));

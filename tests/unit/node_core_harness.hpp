@@ -9,6 +9,7 @@
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -40,6 +41,7 @@ class node_core_harness : public ::testing::Test {
     w.cluster = "unit";
     w.flow_window = limits::default_flow_window;
     w.flow_budget = 32u << 20;
+    w.slot = welcome_slot_;
     feed([&](auto& out) { wire::append_welcome(out, w); });
     const std::vector<wire::node_entry> nodes = {{x_, host_, 1}, {y_, host_, 2}};
     feed([&](auto& out) { wire::append_nodes_up(out, nodes, true); });
@@ -94,6 +96,8 @@ class node_core_harness : public ::testing::Test {
     return ids;
   }
 
+  // Set by a fixture's constructor: the welcome then names this slot, as to a worker.
+  std::optional<std::uint32_t> welcome_slot_;
   asio::io_context io_;
   int master_fd_ = -1;
   std::shared_ptr<node_core> core_;

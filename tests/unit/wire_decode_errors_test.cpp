@@ -244,6 +244,56 @@ TEST(WireDecodeErrors, NodesUpCountMismatch) {
   EXPECT_FALSE(nodes_up_error(frame_of(frame_type::nodes_up, bytes({0, 0, 0, 0}))));
 }
 
+// Entry `i`'s slot, the last field of its 40 bytes.
+std::vector<std::byte> with_slot(std::vector<std::byte> frame, std::size_t i, std::uint32_t slot) {
+  base::store_le(frame.data() + header_size + 4 + i * node_entry_size + 36, slot);
+  return frame;
+}
+
+TEST(WireDecodeErrors, NodesUpSlotAtOrAboveTheLimit) {
+  for (std::uint32_t slot : {limits::max_workers_per_host, 0x10000u, 0xfffffffeu}) {
+    EXPECT_EQ(nodes_up_error(with_slot(golden_nodes_up, 0, slot)), decode_error::bad_membership)
+        << slot;
+    EXPECT_EQ(nodes_up_error(with_slot(golden_nodes_up, 1, slot)), decode_error::bad_membership)
+        << slot;
+  }
+  EXPECT_FALSE(nodes_up_error(with_slot(golden_nodes_up, 0, 0)));
+  EXPECT_FALSE(nodes_up_error(with_slot(golden_nodes_up, 1, no_slot)));
+  // An entry of the 36 bytes version 2 had is no longer whole.
+  std::vector<std::byte> short_entry = frame_of(frame_type::nodes_up, bytes({1, 0, 0, 0}));
+  append(short_entry, std::vector<std::byte>(36));
+  base::store_le(short_entry.data(), static_cast<std::uint32_t>(short_entry.size() - 4));
+  EXPECT_EQ(nodes_up_error(short_entry), decode_error::bad_membership);
+}
+
+TEST(WireDecodeErrors, SlotRecordOnlyInAWelcomeAndWithinTheLimit) {
+  const auto u32 = [](std::uint32_t v) {
+    std::string out(4, '\0');
+    base::store_le(reinterpret_cast<std::byte*>(out.data()), v);
+    return out;
+  };
+  EXPECT_EQ(hello_error(hello_with_records(concat({record(1, "prod"), record(12, u32(0))}))),
+            decode_error::bad_handshake)
+      << "a hello names no slot";
+  const auto welcome_with = [&](const std::vector<std::byte>& records) {
+    std::vector<std::byte> body = body_of(golden_welcome);
+    body.resize(24);
+    append(body, records);
+    welcome w;
+    const auto ec = decode_welcome(whole(frame_of(frame_type::welcome, body)), w);
+    return std::make_pair(ec, w.slot);
+  };
+  EXPECT_EQ(welcome_with(record(12, u32(4095))).second, 4095u);
+  EXPECT_EQ(welcome_with({}).second, std::nullopt) << "an attached node's: no slot";
+  EXPECT_EQ(welcome_with(record(12, u32(limits::max_workers_per_host))).first,
+            decode_error::bad_handshake);
+  EXPECT_EQ(welcome_with(record(12, u32(no_slot))).first, decode_error::bad_handshake)
+      << "a worker always has one";
+  EXPECT_EQ(welcome_with(record(12, "abc")).first, decode_error::bad_handshake);
+  EXPECT_EQ(welcome_with(concat({record(12, u32(1)), record(12, u32(2))})).first,
+            decode_error::bad_handshake);
+}
+
 TEST(WireDecodeErrors, NodesDownCountMismatchAndBadReason) {
   EXPECT_EQ(nodes_down_error(with_count(golden_nodes_down, 3)), decode_error::bad_membership);
   EXPECT_EQ(nodes_down_error(with_count(golden_nodes_down, 1)), decode_error::bad_membership);

@@ -47,10 +47,12 @@ welcome golden_welcome_fields() {
   w.pid = 0x5678;
   w.cluster = "prod";
   w.listen = "10.0.0.2:7000";
+  w.slot = 3;
   return w;
 }
 
-const std::vector<node_entry> golden_nodes = {{node_a, host_1, 100}, {node_b, host_1, 0x01020304}};
+const std::vector<node_entry> golden_nodes = {{node_a, host_1, 100, 4095},
+                                              {node_b, host_1, 0x01020304, no_slot}};
 const std::vector<node_down_entry> golden_downs = {{node_a, leave_reason::exited, 256},
                                                    {node_b, leave_reason::protocol_error, -1}};
 const std::vector<host_entry> golden_hosts = {{host_1, "10.0.0.1:7000"}, {host_2, "[::1]:7001"}};
@@ -221,6 +223,13 @@ TEST(WireGolden, Probe) {
   EXPECT_EQ(hex(out), hex(reply));
   EXPECT_EQ(decode_probe_token(parse_whole(probe)), 0x0102030405060708u);
   EXPECT_EQ(decode_probe_token(parse_whole(reply)), 0x0102030405060708u);
+}
+
+TEST(WireGolden, Stopping) {
+  std::vector<std::byte> out;
+  append_stopping(out, 3000);
+  EXPECT_EQ(hex(out), hex(golden_stopping));
+  EXPECT_EQ(decode_stopping(parse_whole(golden_stopping)), 3000u);
 }
 
 TEST(WireGolden, Goodbye) {

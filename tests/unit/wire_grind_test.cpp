@@ -64,6 +64,10 @@ struct probe_value {
   std::uint64_t token = 0;
   friend bool operator==(const probe_value&, const probe_value&) = default;
 };
+struct stopping_value {
+  std::uint32_t grace_ms = 0;
+  friend bool operator==(const stopping_value&, const stopping_value&) = default;
+};
 struct watch_request_value {
   friend bool operator==(const watch_request_value&, const watch_request_value&) = default;
 };
@@ -81,11 +85,12 @@ struct auth_frame_value {
   friend bool operator==(const auth_frame_value&, const auth_frame_value&) = default;
 };
 
-using frame_value = std::variant<message_value, hello, welcome, refuse, goodbye_value,
-                                 heartbeat_value, nodes_up_value, std::vector<node_down_entry>,
-                                 hosts_up_value, std::vector<host_down_entry>, status_request_value,
-                                 status_reply_value, auth_frame_value, credit_grant, fragment_value,
-                                 batch_value, watch_request_value, watch_event_value, probe_value>;
+using frame_value =
+    std::variant<message_value, hello, welcome, refuse, goodbye_value, heartbeat_value,
+                 nodes_up_value, std::vector<node_down_entry>, hosts_up_value,
+                 std::vector<host_down_entry>, status_request_value, status_reply_value,
+                 auth_frame_value, credit_grant, fragment_value, batch_value, watch_request_value,
+                 watch_event_value, probe_value, stopping_value>;
 
 template <class... F>
 struct overloaded : F... {
@@ -142,6 +147,7 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
           [&](const status_request_value&) { append_status_request(out); },
           [&](const status_reply_value& s) { append_status_reply(out, s.json); },
           [&](const watch_request_value&) { append_watch_request(out); },
+          [&](const stopping_value& s) { append_stopping(out, s.grace_ms); },
           [&](const probe_value& p) {
             if (p.type == frame_type::probe)
               append_probe(out, p.token);
@@ -212,6 +218,9 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
     case frame_type::probe:
     case frame_type::probe_reply:
       out = probe_value{frame.header.type, decode_probe_token(frame)};
+      return {};
+    case frame_type::stopping:
+      out = stopping_value{decode_stopping(frame)};
       return {};
     case frame_type::nodes_up: {
       auto& v = out.emplace<nodes_up_value>();
@@ -356,6 +365,7 @@ class generator {
         w.flow_window = maybe_u32(limits::min_flow_window);
         w.flow_budget = maybe_u32(0);
         w.lateness = maybe_u32(0);
+        if (coin()) w.slot = between<std::uint32_t>(0, limits::max_workers_per_host - 1);
         w.auth_proof = maybe_auth();
         return w;
       }
@@ -365,6 +375,7 @@ class generator {
       case 4:
         return goodbye_value{reason()};
       case 5:
+        if (coin() && coin()) return stopping_value{between<std::uint32_t>(0, 0xffffffff)};
         if (coin())
           return probe_value{coin() ? frame_type::probe : frame_type::probe_reply,
                              between<std::uint64_t>(0, ~std::uint64_t{0})};
@@ -372,7 +383,9 @@ class generator {
       case 6: {
         nodes_up_value v{{}, coin()};
         for (auto n = between(0, 20); n > 0; --n) {
-          v.nodes.push_back({node_id(id()), host_id(id()), between<std::uint32_t>(0, 0xffffffff)});
+          v.nodes.push_back(
+              {node_id(id()), host_id(id()), between<std::uint32_t>(0, 0xffffffff),
+               coin() ? no_slot : between<std::uint32_t>(0, limits::max_workers_per_host - 1)});
         }
         return v;
       }

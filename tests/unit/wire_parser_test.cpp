@@ -197,7 +197,7 @@ TEST(WireParser, RefusesAnUnknownTypeFromTheHeader) {
     }
     EXPECT_EQ(parse_error(header(100, t)), decode_error::unknown_type) << type;
   }
-  EXPECT_EQ(known, 24);
+  EXPECT_EQ(known, 25);
 }
 
 TEST(WireParser, RefusesGarbage) {
@@ -269,6 +269,11 @@ TEST(WireParser, ChecksFixedSizeBodies) {
     std::vector<std::byte> probe = header(8, type);
     probe.resize(12);
     EXPECT_EQ(parse_error(probe), decode_error::bad_body) << "a probe's token is 8 bytes";
+  }
+  for (const std::uint32_t body : {0u, 3u, 5u, 8u}) {
+    std::vector<std::byte> stopping = header(4 + body, 0x0a);
+    stopping.resize(wire::header_size + body);
+    EXPECT_EQ(parse_error(stopping), decode_error::bad_body) << "stopping body of " << body;
   }
   std::vector<std::byte> watch_request = header(5, 0x32);
   watch_request.resize(9);

@@ -37,28 +37,61 @@ void emit(nlohmann::json event) {
 
 constexpr std::size_t max_held = 10000;
 
+nlohmann::json slot_json(const std::optional<slot>& s) {
+  return s ? nlohmann::json(s->index) : nlohmann::json(nullptr);
+}
+
+// The requests a worker is answering, and the drain that waits for them to end.
+struct answering {
+  std::size_t requests = 0;
+  drain leaving;  // empty until the master stops
+  void one_less() {
+    if (--requests == 0) leaving.done();
+  }
+};
+
 }  // namespace
 
-void install_builtin_service(node& n, bool json_events) {
+void install_builtin_service(node& n, bool json_events, bool drain) {
   n.on("echo", [](const message& m, responder r) { r.reply(m.payload); });
   n.on("whoami", [&n](const message&, responder r) {
-    const nlohmann::json me{
-        {"node", n.id().to_string()}, {"host", n.host().to_string()}, {"pid", ::getpid()}};
+    const nlohmann::json me{{"node", n.id().to_string()},
+                            {"host", n.host().to_string()},
+                            {"pid", ::getpid()},
+                            {"slot", slot_json(n.slot())}};
     r.reply(me.dump());
   });
-  n.on("delay", [&n](const message& m, responder r) {
+  auto busy = std::make_shared<answering>();
+  n.on("delay", [&n, busy](const message& m, responder r) {
     unsigned ms = 0;
     const auto text = as_text(m.payload);
     std::from_chars(text.data(), text.data() + text.size(), ms);
     auto timer =
         std::make_shared<asio::steady_timer>(n.get_executor(), std::chrono::milliseconds(ms));
-    timer->async_wait([timer, r = std::move(r)](std::error_code) mutable { r.reply("done"); });
+    ++busy->requests;
+    timer->async_wait([timer, busy, r = std::move(r)](std::error_code) mutable {
+      r.reply("done");
+      busy->one_less();
+    });
   });
   auto held = std::make_shared<std::deque<responder>>();
-  n.on("hold", [held](const message&, responder r) {
+  n.on("hold", [held, busy](const message&, responder r) {
     if (held->size() >= max_held) return r.fail(errc::overloaded, "holding too many");
     held->push_back(std::move(r));
+    ++busy->requests;  // for good: a held request is answered only when the worker goes
   });
+  if (drain)
+    n.on_stopping([&n, busy, json_events](galaxies::drain d) {
+      if (json_events)
+        emit({{"event", "stopping"},
+              {"observer", n.id().to_string()},
+              {"node", n.id().to_string()},
+              {"host", n.host().to_string()},
+              {"pid", ::getpid()},
+              {"answering", busy->requests}});
+      busy->leaving = std::move(d);
+      if (busy->requests == 0) busy->leaving.done();
+    });
 
   if (!json_events) return;
   n.on_ready([&n] {
@@ -76,14 +109,16 @@ void install_builtin_service(node& n, bool json_events) {
           {"observer", n.id().to_string()},
           {"node", n.id().to_string()},
           {"host", n.host().to_string()},
-          {"pid", ::getpid()}});
+          {"pid", ::getpid()},
+          {"slot", slot_json(n.slot())}});
   });
   n.on_node_joined([&n](const node_info& x) {
     emit({{"event", "nodeJoined"},
           {"observer", n.id().to_string()},
           {"node", x.id.to_string()},
           {"host", x.host.to_string()},
-          {"pid", x.pid}});
+          {"pid", x.pid},
+          {"slot", slot_json(x.slot)}});
   });
   n.on_node_left([&n](const node_info& x, leave_reason why, int detail) {
     emit({{"event", "nodeLeft"},
@@ -91,6 +126,7 @@ void install_builtin_service(node& n, bool json_events) {
           {"node", x.id.to_string()},
           {"host", x.host.to_string()},
           {"pid", x.pid},
+          {"slot", slot_json(x.slot)},
           {"reason", to_string(why)},
           {"detail", detail}});
   });

@@ -18,6 +18,8 @@ struct host_args {
   int heartbeat_misses = heartbeat_options{}.misses;
   int registry_ttl_ms = 5000;
   int busy_poll_us = static_cast<int>(options{}.busy_poll.count());
+  int stop_grace_ms = static_cast<int>(options{}.stop_grace.count());
+  bool drain = false;               // workers finish what they answer before they leave
   std::vector<std::string> limits;  // NAME=VALUE
   // restart_options, in the CLI's units; max_restarts -1: unlimited.
   bool no_respawn = false;

@@ -34,6 +34,13 @@ void add_host_command(CLI::App& app, host_args& args) {
                   "traffic keeps coming that soon (0: sleep at once)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
+  cmd->add_option("--stop-grace-ms", args.stop_grace_ms,
+                  "on stop, how long workers may take to leave before they are killed")
+      ->check(CLI::Range(0, 3600000))
+      ->capture_default_str();
+  cmd->add_flag("--drain", args.drain,
+                "on stop, each worker answers the delay and hold requests it holds before it "
+                "leaves (a held one keeps it until --stop-grace-ms)");
   // The secret itself never goes on a command line (other users can read /proc/PID/cmdline).
   cmd->add_option("--secret-file", args.opts.secret_file,
                   "file holding the cluster secret (mode 0600); every host link proves it "
@@ -93,10 +100,12 @@ int run_host(int argc, char** argv, host_args& args) {
   restart.max_restarts = args.restart_max < 0 ? restart_options::unlimited
                                               : static_cast<std::size_t>(args.restart_max);
   restart.crash_window = std::chrono::milliseconds(args.restart_window_ms);
+  args.opts.stop_grace = std::chrono::milliseconds(args.stop_grace_ms);
   for (const auto& assignment : args.limits) apply_limit(args.opts.limits, assignment);
   const bool json_events = args.events == "json";
-  return run(argc, argv, args.opts,
-             [json_events](node& n) { install_builtin_service(n, json_events); });
+  return run(argc, argv, args.opts, [json_events, drain = args.drain](node& n) {
+    install_builtin_service(n, json_events, drain);
+  });
 }
 
 }  // namespace galaxies::cli
