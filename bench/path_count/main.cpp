@@ -175,7 +175,7 @@ int run(const options& o) {
       }
       ::close(memory);
     }
-    r.adopt_worker(theirs, ::getpid(), std::move(master_rings));
+    r.adopt_worker(theirs, ::getpid(), 0, std::move(master_rings));  // slot 0: one worker a router
     node->connect(worker_rings ? transport::stream(unix_socket(io, mine), std::move(worker_rings))
                                : transport::stream(unix_socket(io, mine)));
     return node;
