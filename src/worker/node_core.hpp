@@ -16,9 +16,9 @@
 #include "galaxies/options.hpp"
 #include "transport/frame_sink.hpp"
 #include "transport/link.hpp"
-#include "transport/pending_requests.hpp"
 #include "wire/control.hpp"
 #include "worker/flow_credit.hpp"
+#include "worker/pending_requests.hpp"
 
 namespace galaxies::detail {
 

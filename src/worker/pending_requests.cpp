@@ -1,4 +1,4 @@
-#include "transport/pending_requests.hpp"
+#include "worker/pending_requests.hpp"
 
 #include <algorithm>
 #include <asio/error.hpp>

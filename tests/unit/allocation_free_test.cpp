@@ -19,9 +19,9 @@
 #include "node_core_harness.hpp"
 #include "router/request_ledger.hpp"
 #include "support/counting_new.hpp"
-#include "transport/pending_requests.hpp"
 #include "wire/message.hpp"
 #include "worker/node_core.hpp"
+#include "worker/pending_requests.hpp"
 
 namespace galaxies::transport {
 namespace {
