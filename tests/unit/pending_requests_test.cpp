@@ -18,7 +18,7 @@
 
 #include "support/eventually.hpp"
 
-namespace galaxies::transport {
+namespace galaxies::detail {
 namespace {
 
 using namespace std::chrono_literals;
@@ -482,4 +482,4 @@ TEST_F(pending_requests_test, FailTargetThenTheOthersStillTimeOut) {
 }
 
 }  // namespace
-}  // namespace galaxies::transport
+}  // namespace galaxies::detail
