@@ -249,8 +249,8 @@ void node_core::flush_waiting(const node_id& to) {
     // A request says how long its requester still waits for it: what is left now, not what it
     // was given (protocol.md §4).
     if (w.request_id != 0)
-      wire::poke_word(w.frame, timeout_word(pending_.deadline(w.request_id) -
-                                            transport::pending_requests::clock::now()));
+      wire::poke_word(
+          w.frame, timeout_word(pending_.deadline(w.request_id) - pending_requests::clock::now()));
     auto& out = link_->outbound();
     out.insert(out.end(), w.frame.begin(), w.frame.end());
     wrote = true;
@@ -346,7 +346,7 @@ std::uint64_t node_core::start_request(const node_id& to, std::string_view comma
     return 0;
   }
 
-  const auto now = transport::pending_requests::clock::now();
+  const auto now = pending_requests::clock::now();
   const std::uint64_t id =
       pending_.add(to, now, now + timeout, done, static_cast<std::uint32_t>(size));
   if (id == 0) {
@@ -487,7 +487,7 @@ void node_core::on_message(const wire::frame_view& frame) {
     if (frame.header.flags & wire::flag_from_master) {
       send_credit_.refund(m.src, pending_.frame_size(m.request_id));
       if (!pending_.complete_reply(m.src, m.request_id, ec, m.payload,
-                                   transport::pending_requests::answered_by::master))
+                                   pending_requests::answered_by::master))
         ++counters_.late_replies;
       return;
     }

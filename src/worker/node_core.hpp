@@ -16,9 +16,9 @@
 #include "galaxies/options.hpp"
 #include "transport/frame_sink.hpp"
 #include "transport/link.hpp"
-#include "transport/pending_requests.hpp"
 #include "wire/control.hpp"
 #include "worker/flow_credit.hpp"
+#include "worker/pending_requests.hpp"
 
 namespace galaxies::detail {
 
@@ -173,7 +173,7 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   host_id host_;
   state state_ = state::idle;
   std::shared_ptr<transport::link> link_;
-  transport::pending_requests pending_;
+  pending_requests pending_;
   send_credit send_credit_{limits::default_flow_window};
   receive_credit receive_credit_{limits::default_flow_window, 0};
   std::unordered_map<node_id, std::deque<waiting_frame>> waiting_;

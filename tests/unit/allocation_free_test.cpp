@@ -19,15 +19,15 @@
 #include "node_core_harness.hpp"
 #include "router/request_ledger.hpp"
 #include "support/counting_new.hpp"
-#include "transport/pending_requests.hpp"
 #include "wire/message.hpp"
 #include "worker/node_core.hpp"
+#include "worker/pending_requests.hpp"
 
 namespace galaxies::transport {
 namespace {
 
 using namespace std::chrono_literals;
-using clock = pending_requests::clock;
+using clock = detail::pending_requests::clock;
 
 const node_id node_a(uuid({0xa1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
 const node_id node_b(uuid({0xb2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}));
@@ -55,7 +55,7 @@ class allocation_free_test : public ::testing::Test {
 // holds now, asking and answering allocates nothing in the table. (The callbacks are made before
 // counting: whether a callback allocates is unique_function's business.)
 TEST_F(allocation_free_test, PendingRequestsAskAndAnswerWithoutAllocatingOnceWarm) {
-  pending_requests table(io_.get_executor(), 1000);
+  detail::pending_requests table(io_.get_executor(), 1000);
   int answered = 0;
   auto callbacks = [&](std::size_t n) {
     std::vector<request_callback> out;

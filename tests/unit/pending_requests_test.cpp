@@ -3,7 +3,7 @@
 // deadlines; waits are bounded and nothing sleeps. Slots are reused: a late reply for an old id
 // must not reach a new request. (That a warm table allocates nothing is in
 // allocation_free_test.cpp.)
-#include "transport/pending_requests.hpp"
+#include "worker/pending_requests.hpp"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@
 
 #include "support/eventually.hpp"
 
-namespace galaxies::transport {
+namespace galaxies::detail {
 namespace {
 
 using namespace std::chrono_literals;
@@ -482,4 +482,4 @@ TEST_F(pending_requests_test, FailTargetThenTheOthersStillTimeOut) {
 }
 
 }  // namespace
-}  // namespace galaxies::transport
+}  // namespace galaxies::detail

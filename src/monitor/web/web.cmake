@@ -1,7 +1,7 @@
 # The web view's files, compiled into the library: a build step writes web_assets.cpp
 # (find_web_asset, monitor/web_assets.hpp) from them, so that editing one rebuilds the library.
-# Included by src/CMakeLists.txt before the library is defined. Plain files, no npm packages:
-# nothing is fetched to build them.
+# Included by src/CMakeLists.txt once the monitor layer is defined. Plain files, no npm
+# packages: nothing is fetched to build them.
 set(GALAXIES_WEB_FILES index.html app.js style.css)
 
 set(galaxies_web_dir ${CMAKE_CURRENT_LIST_DIR})
@@ -16,4 +16,4 @@ add_custom_command(
   DEPENDS ${galaxies_web_inputs} ${PROJECT_SOURCE_DIR}/cmake/EmbedFiles.cmake
   COMMENT "Embedding the web view (src/monitor/web)"
   VERBATIM)
-list(APPEND GALAXIES_SOURCES ${galaxies_web_output})
+target_sources(galaxies_monitor PRIVATE ${galaxies_web_output})

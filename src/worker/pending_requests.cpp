@@ -1,10 +1,10 @@
-#include "transport/pending_requests.hpp"
+#include "worker/pending_requests.hpp"
 
 #include <algorithm>
 #include <asio/error.hpp>
 #include <utility>
 
-namespace galaxies::transport {
+namespace galaxies::detail {
 namespace {
 
 void count_failure(request_failures& failed, std::error_code error) noexcept {
@@ -235,4 +235,4 @@ void pending_requests::on_timer() {
   arm_timer();
 }
 
-}  // namespace galaxies::transport
+}  // namespace galaxies::detail

@@ -19,7 +19,7 @@
 #include "galaxies/node.hpp"
 #include "transport/request_id_index.hpp"
 
-namespace galaxies::transport {
+namespace galaxies::detail {
 
 // How requests ended. Counted here, where every request ends exactly once, and before its
 // callback runs, so that a callback reading them sees its own request.
@@ -96,7 +96,7 @@ class pending_requests {
   void count_refused(std::error_code error) noexcept;
 
  private:
-  static constexpr std::uint32_t no_slot = request_id_index::npos;
+  static constexpr std::uint32_t no_slot = transport::request_id_index::npos;
 
   struct entry {
     std::uint64_t id = 0;  // 0: a free slot
@@ -143,7 +143,7 @@ class pending_requests {
   std::uint64_t next_id_ = 1;
   std::vector<entry> slots_;
   std::uint32_t free_ = no_slot;
-  request_id_index index_;
+  transport::request_id_index index_;
   std::vector<std::uint32_t> deadlines_;  // slot numbers, a binary min-heap by before()
   asio::steady_timer timer_;
   clock::time_point armed_for_ = clock::time_point::max();
@@ -153,4 +153,4 @@ class pending_requests {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
-}  // namespace galaxies::transport
+}  // namespace galaxies::detail
