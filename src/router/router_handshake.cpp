@@ -199,6 +199,11 @@ void router::accept_node(connection& c, const wire::hello& h) {
   // What our queue to it holds before its senders would be held back (router::hold_back).
   w.flow_budget = static_cast<std::uint32_t>(
       std::min<std::size_t>(settings_.limits.max_queue_bytes / 2, UINT32_MAX));
+  // What its join() checks locally (protocol.md §5.1); we check the first again.
+  w.group_limits = wire::group_limits{static_cast<std::uint32_t>(std::min<std::size_t>(
+                                          settings_.limits.max_groups_per_node, UINT32_MAX)),
+                                      static_cast<std::uint32_t>(std::min<std::size_t>(
+                                          settings_.limits.max_group_members, UINT32_MAX))};
   wire::append_welcome(c.link->outbound(), w);
   enable_heartbeats(c);
   send_cluster_snapshot(c);

@@ -48,6 +48,14 @@ enum class record_tag : std::uint16_t {
   flow_budget = 9,  // welcome to a node: the bytes of windows it may grant in all
   lateness = 10,    // the sender reads the lateness its peer's heartbeats carry (protocol.md §8.1)
   probes = 11,      // the sender answers `probe` frames (protocol.md §8.2)
+  group_limits = 12,  // welcome to a node: the bounds its join() checks (protocol.md §5.1)
+};
+
+// The group_limits record: u32 max_groups_per_node, u32 max_group_members, both nonzero.
+struct group_limits {
+  std::uint32_t max_groups_per_node = 0;
+  std::uint32_t max_group_members = 0;
+  friend bool operator==(const group_limits&, const group_limits&) = default;
 };
 
 inline constexpr std::size_t auth_value_size = 32;  // nonces, challenges and proofs
@@ -66,8 +74,9 @@ struct hello {
   std::string hostname;
   std::optional<std::uint32_t> flow_window;
   std::optional<std::uint32_t> flow_budget;
-  std::optional<std::uint32_t> lateness;  // nonzero: send me heartbeats with your lateness
-  std::optional<std::uint32_t> probes;    // nonzero: I answer probes
+  std::optional<std::uint32_t> lateness;           // nonzero: send me heartbeats with your lateness
+  std::optional<std::uint32_t> probes;             // nonzero: I answer probes
+  std::optional<wire::group_limits> group_limits;  // only a welcome carries it
   std::optional<auth_value> auth_nonce;
   friend bool operator==(const hello&, const hello&) = default;
 };
@@ -85,6 +94,7 @@ struct welcome {
   std::optional<std::uint32_t> flow_budget;
   std::optional<std::uint32_t> lateness;
   std::optional<std::uint32_t> probes;
+  std::optional<wire::group_limits> group_limits;  // to a node (protocol.md §5.1)
   std::optional<auth_value> auth_proof;
   friend bool operator==(const welcome&, const welcome&) = default;
 };
@@ -183,7 +193,8 @@ void append_watch_event(std::vector<std::byte>& out, std::string_view json);
 // an auth_proof record that is not a welcome's last, an auth_nonce in a welcome); membership frames
 // bad_membership (count not matching the body exactly, over limits::max_membership_entries, leave
 // reason out of range); goodbye bad_body (not exactly one byte, or a reason out of range); hosts_up
-// bad_membership also for an address that is not clean text of 1..64 bytes. Unknown record tags are
+// bad_membership also for an address that is not clean text of 1..64 bytes; a group_limits record
+// not 8 bytes or holding a zero is bad_handshake. Unknown record tags are
 // skipped.
 std::error_code decode_hello(const frame_view& frame, hello& out);
 std::error_code decode_welcome(const frame_view& frame, welcome& out);

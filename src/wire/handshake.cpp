@@ -57,6 +57,7 @@ std::size_t records_size(const Message& m) noexcept {
   if (m.flow_budget) size += record_header_size + 4;
   if (m.lateness) size += record_header_size + 4;
   if (m.probes) size += record_header_size + 4;
+  if (m.group_limits) size += record_header_size + 8;
   if (auth_record(m)) size += record_header_size + auth_value_size;
   return size;
 }
@@ -85,6 +86,12 @@ void write_records(detail::byte_writer& writer, const Message& m) noexcept {
   number(record_tag::flow_budget, m.flow_budget);
   number(record_tag::lateness, m.lateness);
   number(record_tag::probes, m.probes);
+  if (m.group_limits) {
+    writer.put(static_cast<std::uint16_t>(record_tag::group_limits));
+    writer.put(std::uint16_t{8});
+    writer.put(m.group_limits->max_groups_per_node);
+    writer.put(m.group_limits->max_group_members);
+  }
   // Last, so that a welcome's proof is its final 32 bytes (the acceptor signs all before them).
   if (const auto& value = auth_record(m)) {
     writer.put(static_cast<std::uint16_t>(auth_tag<Message>));
@@ -147,6 +154,16 @@ std::error_code read_records(detail::byte_reader reader, Message& out) {
       case record_tag::probes:
         if (!read_u32(value, out.probes)) return bad;
         break;
+      case record_tag::group_limits: {
+        if (value.size() != 8) return bad;
+        const auto* raw = reinterpret_cast<const std::byte*>(value.data());
+        const group_limits limits{base::load_le<std::uint32_t>(raw),
+                                  base::load_le<std::uint32_t>(raw + 4)};
+        // A node could join nothing.
+        if (limits.max_groups_per_node == 0 || limits.max_group_members == 0) return bad;
+        out.group_limits = limits;
+        break;
+      }
       case record_tag::auth_nonce:
       case record_tag::auth_proof: {
         // A welcome's proof covers every byte before it, so nothing may follow it.

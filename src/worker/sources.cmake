@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES node_core.cpp node.cpp attach.cpp flow_credit.cpp)
+list(APPEND LAYER_SOURCES node_core.cpp node_groups.cpp node.cpp attach.cpp flow_credit.cpp)
