@@ -4,6 +4,7 @@
 // new host learns the groups from its peers' snapshots; and under churn every node's log of
 // member changes alternates join, leave, join, ..., the same everywhere.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -278,6 +279,69 @@ TEST_F(Groups, UnderChurnEveryNodeSeesEachChangeOnceAndInOrder) {
     EXPECT_TRUE(std::is_sorted(numbers.begin(), numbers.end())) << "node " << i;
     EXPECT_EQ(std::adjacent_find(numbers.begin(), numbers.end()), numbers.end())
         << "node " << i << " got a publish twice";
+  }
+}
+
+// With the built-in service's workers (3 hosts × 2): each joins on request, prints its group
+// events, and one is killed.
+TEST(GroupsOfWorkers, AKilledWorkerLeavesEachGroupOnceBeforeItLeaves) {
+  cluster c("groups");
+  std::vector<std::string> workers;
+  for (int i = 0; i < 3; ++i) c.add_host(with_workers(2));
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto started = c.host(i).wait_started(2);
+    ASSERT_EQ(started.size(), 2u) << c.host(i).log();
+    workers.insert(workers.end(), started.begin(), started.end());
+  }
+  test_node t(c.host(0).unix_path(), c.name());
+  ASSERT_TRUE(t.wait_ready());
+  ASSERT_TRUE(eventually(deadline, [&] { return t.nodes().size() == workers.size(); }));
+  for (const auto& w : workers)
+    for (const char* g : {"g", "h"}) {
+      const auto [ec, reply] = t.request(*node_id::parse(w), "join", g);
+      ASSERT_FALSE(ec) << ec.message();
+      EXPECT_EQ(as_text(reply), "ok");
+    }
+  // Every worker sees every worker join both groups (itself included), once.
+  auto events_named = [&](const std::string& name) {
+    std::vector<event> out;
+    for (const auto& e : c.all_events())
+      if (e.name == name) out.push_back(e);
+    return out;
+  };
+  const std::size_t memberships = workers.size() * workers.size() * 2;
+  ASSERT_TRUE(
+      eventually(deadline, [&] { return events_named("groupJoined").size() >= memberships; }));
+  ASSERT_EQ(events_named("groupJoined").size(), memberships);
+
+  const std::string victim = workers[2];  // the first worker of the second host
+  int victim_pid = 0;
+  for (const auto& e : c.host(1).events())
+    if (e.name == "started" && e.node == victim) victim_pid = e.pid;
+  ASSERT_GT(victim_pid, 0);
+  ASSERT_EQ(::kill(victim_pid, SIGKILL), 0);
+
+  std::vector<std::string> others = workers;
+  std::erase(others, victim);
+  ASSERT_TRUE(eventually(deadline, [&] {
+    const auto all = c.all_events();
+    for (const auto& o : others)
+      if (count(all, "nodeLeft", o, victim) != 1) return false;
+    return true;
+  })) << "the killed worker's departure did not reach every other worker";
+  const auto all = c.all_events();
+  for (const auto& o : others) {
+    std::vector<std::string> about_victim;
+    for (const auto& e : all)
+      if (e.observer == o && e.node == victim && e.name != "nodeJoined")
+        about_victim.push_back(
+            e.name + (e.raw.contains("group") ? " " + e.raw["group"].get<std::string>() : ""));
+    // Its joins, then one leave per group, then its departure, in that order.
+    ASSERT_EQ(about_victim.size(), 5u) << o;
+    EXPECT_EQ(about_victim[4], "nodeLeft") << o;
+    std::vector<std::string> lefts(about_victim.begin() + 2, about_victim.begin() + 4);
+    std::sort(lefts.begin(), lefts.end());
+    EXPECT_EQ(lefts, (std::vector<std::string>{"groupLeft g", "groupLeft h"})) << o;
   }
 }
 
