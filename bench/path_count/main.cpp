@@ -22,8 +22,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "router/router.hpp"
-#include "worker/node_core.hpp"
+#include "in_process.hpp"
 
 namespace {
 std::atomic<std::size_t> allocations{0};
@@ -45,14 +44,6 @@ namespace galaxies::bench {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::pair<transport::socket, transport::socket> socket_pair(asio::io_context& io) {
-  int fds[2] = {-1, -1};
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    throw std::system_error(errno, std::system_category(), "socketpair");
-  const asio::generic::stream_protocol unix_stream(AF_UNIX, SOCK_STREAM);
-  return {transport::socket(io, unix_stream, fds[0]), transport::socket(io, unix_stream, fds[1])};
-}
 
 struct options {
   std::size_t messages = 100000;
@@ -115,16 +106,7 @@ int run(const options& o) {
   router::router a(io.get_executor(), host_settings(ha), std::move(dial));
   a.set_peers({{hb, "127.0.0.1:1"}});
 
-  auto attach = [&](router::router& r) {
-    detail::node_core::settings s;
-    s.role = wire::role::attached;
-    s.cluster = "count";
-    auto node = std::make_shared<detail::node_core>(io.get_executor(), s);
-    auto [mine, theirs] = socket_pair(io);
-    r.accept_unix(std::move(theirs));
-    node->connect(std::move(mine));
-    return node;
-  };
+  auto attach = [&](router::router& r) { return attach_node(io, r, "count"); };
   auto na = attach(a);
   auto nb = attach(b);
   std::size_t received = 0;

@@ -20,8 +20,7 @@
 #include <system_error>
 #include <vector>
 
-#include "router/router.hpp"
-#include "worker/node_core.hpp"
+#include "in_process.hpp"
 
 namespace galaxies::bench {
 namespace {
@@ -29,14 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 constexpr std::size_t hosts = 4;
 constexpr std::size_t members_per_host = 16;
-
-std::pair<transport::socket, transport::socket> socket_pair(asio::io_context& io) {
-  int fds[2] = {-1, -1};
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    throw std::system_error(errno, std::system_category(), "socketpair");
-  const asio::generic::stream_protocol unix_stream(AF_UNIX, SOCK_STREAM);
-  return {transport::socket(io, unix_stream, fds[0]), transport::socket(io, unix_stream, fds[1])};
-}
 
 double cpu_seconds() {
   timespec ts{};
@@ -157,14 +148,7 @@ class cluster {
 
  private:
   std::shared_ptr<detail::node_core> attach(std::size_t host) {
-    detail::node_core::settings s;
-    s.role = wire::role::attached;
-    s.cluster = "fanout";
-    auto node = std::make_shared<detail::node_core>(io_.get_executor(), s);
-    auto [mine, theirs] = socket_pair(io_);
-    routers_[host]->accept_unix(std::move(theirs));
-    node->connect(std::move(mine));
-    return node;
+    return attach_node(io_, *routers_[host], "fanout");
   }
 
   std::uint64_t forwarded() const {
