@@ -292,5 +292,35 @@ TEST_F(RouterGroups, ADepartedNodesGroupsLeaveWithIt) {
   EXPECT_TRUE(groups_told(d_end).live.empty());
 }
 
+TEST_F(RouterGroups, AHostThatComesBackTellsItsGroupsAgainInItsSnapshot) {
+  p1_end_->send(groups_frame(true, {{x1_, "far"}}));
+  ASSERT_TRUE(h_->run_until([&] { return groups_told(*a_end_).live.size() == 1; }));
+  p1_end_->close();
+  ASSERT_TRUE(h_->run_until([&] { return linked_nodes(h_->router(), p1_) == -1; }));
+  // As after a partition heals: the same host, its same node, its groups in its snapshot.
+  fake_end& again = h_->connect_host();
+  dial_in(*h_, again, p1_, std::nullopt);
+  again.send(nodes_up({{x1_, p1_, 1000}}));
+  again.send(groups_frame(true, {{x1_, "far"}, {x1_, "near"}}, true));
+  ASSERT_TRUE(h_->run_until([&] { return a_end_->count(wire::frame_type::groups_up) == 2; }));
+  // a saw x1 leave (its nodes_down says its groups went too), then come back with both groups.
+  const auto frames = a_end_->frames();
+  int down = -1, up_again = -1;
+  for (int i = 0; i < static_cast<int>(frames.size()); ++i) {
+    if (frames[i].header.type == wire::frame_type::nodes_down && down < 0) down = i;
+    if (frames[i].header.type == wire::frame_type::groups_up) up_again = i;
+  }
+  ASSERT_GE(down, 0);
+  EXPECT_LT(down, up_again);
+  std::vector<wire::group_entry> entries;
+  bool snapshot = false;
+  ASSERT_FALSE(wire::decode_groups_up(frames[up_again], entries, snapshot));
+  EXPECT_EQ(entries, (std::vector<wire::group_entry>{{x1_, "far"}, {x1_, "near"}}));
+  // Whoever attaches now gets x1's groups once.
+  fake_end& d_end = attached_node(*h_, node_named(0x11, 7));
+  ASSERT_TRUE(h_->run_until([&] { return groups_told(d_end).snapshots == 1; }));
+  EXPECT_EQ(groups_told(d_end).live, (std::vector<std::string>{"3:far", "3:near"}));
+}
+
 }  // namespace
 }  // namespace galaxies::test
