@@ -155,7 +155,9 @@ void check_publish(const frame_view& frame) {
   if (frame.header.type != frame_type::publish) return require(bool(decoded));
   require(check_message_body(frame) == decoded);
   if (decoded) return;
-  require_in(p.members, frame.bytes);
+  require(p.members.data() >= frame.bytes.data() + publish_header_size &&
+          p.members.data() + p.members.size() <= frame.bytes.data() + frame.bytes.size() &&
+          p.members.size() % uuid::size == 0);
   require(p.count() >= 1 && !p.lists(p.src) && !p.lists(node_id{}));
   std::vector<node_id> members;
   for (std::size_t i = 0; i < p.count(); ++i) members.push_back(p.member(i));
