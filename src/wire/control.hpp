@@ -48,7 +48,7 @@ enum class record_tag : std::uint16_t {
   flow_budget = 9,  // welcome to a node: the bytes of windows it may grant in all
   lateness = 10,    // the sender reads the lateness its peer's heartbeats carry (protocol.md §8.1)
   probes = 11,      // the sender answers `probe` frames (protocol.md §8.2)
-  group_limits = 12,  // welcome to a node: the bounds its join() checks (protocol.md §5.1)
+  group_limits = 13,  // welcome to a node: the bounds its join() checks (protocol.md §5.1)
 };
 
 // The group_limits record: u32 max_groups_per_node, u32 max_group_members, both nonzero.

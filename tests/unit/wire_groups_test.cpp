@@ -1,4 +1,4 @@
-// Groups on the wire (docs/protocol.md §4.3, §5.1, §3 record 12): the frames against bytes written
+// Groups on the wire (docs/protocol.md §4.3, §5.1, §3 record 13): the frames against bytes written
 // from the spec, and every rule their decoders enforce.
 #include <gtest/gtest.h>
 
@@ -253,9 +253,9 @@ TEST(WireGroups, WelcomeCarriesTheGroupLimits) {
   w.group_limits = group_limits{256, 4096};
   std::vector<std::byte> out;
   append_welcome(out, w);
-  // The record: tag 12, length 8, u32 256, u32 4096 (protocol.md §3).
+  // The record: tag 13, length 8, u32 256, u32 4096 (protocol.md §3).
   const auto record =
-      bytes({0x0c, 0x00, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00});
+      bytes({0x0d, 0x00, 0x08, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00});
   ASSERT_GE(out.size(), record.size());
   EXPECT_EQ(hex(std::span(out).last(record.size())), hex(record));
   welcome decoded;
