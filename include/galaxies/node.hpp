@@ -68,6 +68,7 @@ struct message {
   // time its requester had left when it sent it; docs/protocol.md §4), so that a handler can give
   // up too. Never earlier than the requester's own deadline. time_point::max() for a send.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::string_view group;  // the group it was published to (node::publish), else empty
 };
 
 class node;
@@ -231,6 +232,35 @@ class node {
   // has not by drain::deadline() (options::stop_grace after the master's word), its master kills
   // it (`exited`). Without this callback, a stopping master's worker leaves at once.
   void on_stopping(std::function<void(drain)> callback);
+
+  // Groups (README "Groups", docs/protocol.md §4.3, §5.1): names any node may join, cluster-wide.
+  // A group name is 1..64 bytes of UTF-8 without control characters.
+  // join/leave may be called any time before stop(); before the node is registered they are
+  // remembered and told to the master right after its welcome (so galaxies::run's setup may
+  // join). Errors: std::errc::invalid_argument for a bad name; errc::overloaded when this node is
+  // in max_groups_per_node groups already, or members(group) holds max_group_members
+  // (limits_options, as its master sets them); shutting_down after stop(), not_connected once the
+  // master is gone. Joining a group already joined, or leaving one not joined, succeeds and sends
+  // nothing. From leave() on, this node handles no publish to the group.
+  std::error_code join(std::string_view group);
+  std::error_code leave(std::string_view group);
+  // The group's members as this node knows them: itself included once its own join came back
+  // from its master (on_group_joined tells when). Empty for a group with none.
+  std::vector<node_info> members(std::string_view group) const;
+  // The groups this node is in by its own calls, in name order.
+  std::vector<std::string> groups() const;
+  // To every member of `group` this node knows but itself, once each, in order with everything
+  // else it sends to each: one frame per host, which that host's master hands to its members.
+  // Like broadcast(): overloaded, with nothing sent, unless every member has room; success with
+  // nothing sent when the group has no other member; not_connected before ready;
+  // std::errc::invalid_argument for an empty command or a bad name; too_large. Handlers see
+  // message::group set.
+  std::error_code publish(std::string_view group, std::string_view command, byte_view payload);
+  // Each member change, exactly once, this node's own included: a member's join before any
+  // message it publishes after joining; a node that leaves the cluster leaves each of its groups
+  // (one on_group_left each, before its on_node_left, after its last message).
+  void on_group_joined(std::function<void(std::string_view group, const node_info&)> callback);
+  void on_group_left(std::function<void(std::string_view group, const node_info&)> callback);
 
   // One-way messages, FIFO per (sender, receiver) pair. A message send() accepts arrives, unless
   // the receiver leaves first (its on_node_left tells). Refused, nothing is sent: no_such_node,

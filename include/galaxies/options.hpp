@@ -19,6 +19,11 @@ struct limits_options {
   std::size_t max_queue_bytes = 64u << 20;         // outbound bytes queued per connection
   std::size_t max_total_queue_bytes = 512u << 20;  // outbound bytes queued by a master, in all
   std::size_t max_nodes_per_host = 4096;           // nodes one peer host may announce
+  // Groups (docs/protocol.md §5.1): the groups one node may be in at a time (join() fails
+  // overloaded past it, an announcement past it closes its connection), and the members a group
+  // may have in a joiner's view (join() fails overloaded). The master tells its nodes both.
+  std::size_t max_groups_per_node = 256;
+  std::size_t max_group_members = 4096;
   std::size_t max_connections = 4096;        // a master's connections: nodes, observers, host links
   std::size_t max_handshakes = 64;           // of those, still in their handshake
   std::size_t max_dials = 8;                 // host links being dialled at once

@@ -30,6 +30,9 @@ inline constexpr std::size_t default_max_pending_requests = 65536;
 inline constexpr std::size_t default_max_queue_bytes = 64u << 20;
 inline constexpr std::uint32_t max_membership_entries = 1u << 20;
 inline constexpr std::size_t max_cluster_name = 64;
+// A group's name (docs/protocol.md §5.1): one byte of length on the wire, and short enough that a
+// node's 256 groups cost a master 20 KiB at most.
+inline constexpr std::size_t max_group_name = 64;
 // Membership events a master keeps for its status and web view (the newest; older ones are in the
 // masters' logs): a few minutes of churn in a large cluster, ~50 KiB of JSON.
 inline constexpr std::size_t membership_events_kept = 256;

@@ -446,7 +446,7 @@ void master::stop(std::function<void()> done) {
   registry_->stop(finish);
   auto close_links = [this, finish] { router_->shutdown(std::chrono::milliseconds(1000), finish); };
   if (supervisor_) {
-    // Registered workers drain (protocol.md §5.1); the others get SIGTERM.
+    // Registered workers drain (protocol.md §5.2); the others get SIGTERM.
     supervisor_->stop(opts_.stop_grace, close_links,
                       [this](pid_t pid) { return router_->tell_stopping(pid, opts_.stop_grace); });
   } else {

@@ -43,7 +43,7 @@ int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, co
   node handle(core);
 
   // SIGTERM stops a worker at once. A Ctrl-C's SIGINT reaches the whole foreground group, its
-  // master too, which then lets it drain (protocol.md §5.1): caught here and never waited for,
+  // master too, which then lets it drain (protocol.md §5.2): caught here and never waited for,
   // so it neither kills nor stops the worker (and the processes it execs get the default).
   asio::signal_set signals(io, SIGTERM);
   asio::signal_set interrupts(io, SIGINT);

@@ -74,7 +74,7 @@ class connection final : public transport::frame_sink {
   pid_t pid = 0;
   bool spawned = false;  // one of our workers (its exit status names the reason it left)
   std::uint32_t slot = wire::no_slot;  // a worker's: the supervisor's slot it was started in
-  bool told_stopping = false;          // sent `stopping` (protocol.md §5.1)
+  bool told_stopping = false;          // sent `stopping` (protocol.md §5.2)
   bool said_goodbye = false;
   std::optional<std::uint32_t> heartbeat_ms;  // what the other side advertised in its handshake
   // Its handshake's `lateness` record: nonzero asks for heartbeats with our lateness, and is its

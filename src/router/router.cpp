@@ -349,6 +349,8 @@ void router::send_cluster_snapshot(connection& c) {
   wire::append_hosts_up(c.link->outbound(), hosts, true);
 
   append_node_snapshot(c, [](const route&) { return true; });
+  // Every node's groups: the node is ready once this snapshot is complete (protocol.md §5.1).
+  append_group_snapshot(c, [](const route&) { return true; });
   c.link->flush();
 }
 
@@ -387,6 +389,7 @@ void router::vacate_slot(std::uint32_t slot) {
 
 void router::local_node_left(connection& c, leave_reason reason, int detail) {
   if (!routes_.remove(c.node)) return;
+  drop_groups(c.node);
   spdlog::info("node {} left: {}", c.node.to_string(), galaxies::to_string(reason));
   nodes_gone({c.node});
   announce_nodes_down({{c.node, reason, detail}}, c, true);

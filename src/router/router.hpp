@@ -31,6 +31,7 @@
 #include "base/log_throttle.hpp"
 #include "galaxies/options.hpp"
 #include "router/connection.hpp"
+#include "router/group_table.hpp"
 #include "router/membership_log.hpp"
 #include "router/request_ledger.hpp"
 #include "router/route_table.hpp"
@@ -39,6 +40,7 @@
 #include "transport/local_health.hpp"
 #include "transport/shm_channel.hpp"
 #include "wire/control.hpp"
+#include "wire/groups.hpp"
 
 namespace galaxies::router {
 
@@ -132,7 +134,7 @@ class router {
   void adopt_worker(int channel_fd, pid_t pid, std::uint32_t slot,
                     std::unique_ptr<transport::shm_channel> rings = {});
   // Tells the registered worker `pid` that this master stops, and that it has `grace` to leave
-  // (protocol.md §5.1). False if no registered worker has that pid (still in its handshake, or
+  // (protocol.md §5.2). False if no registered worker has that pid (still in its handshake, or
   // gone): it must be stopped some other way.
   bool tell_stopping(pid_t pid, std::chrono::milliseconds grace);
 
@@ -257,6 +259,22 @@ class router {
   void hold_back(connection& from, connection& to);
   void nodes_gone(const std::unordered_set<node_id>& gone);
 
+  // Groups (router_groups.cpp, protocol.md §4.3, §5.1).
+  // A node's own groups_up / groups_down, or a peer's for the nodes it announced.
+  void on_groups_frame(connection& c, const wire::frame_view& frame);
+  // To our local nodes (the joiner included) and, for our own nodes' changes, to our peers; in the
+  // ordered lane like nodes_up / nodes_down (a leave after the leaver's frames queued via `via`).
+  void announce_groups_up(const std::vector<wire::group_entry>& entries, bool to_peers);
+  void announce_groups_down(const std::vector<wire::group_entry>& entries, const connection& via,
+                            bool to_peers);
+  // groups_up frames for the groups of the nodes `include` selects, the last flagged snapshot.
+  void append_group_snapshot(connection& to, const std::function<bool(const route&)>& include);
+  // A node left the cluster: its groups go with it (its nodes_down says so to everyone).
+  void drop_groups(const node_id& node);
+  // Checks a publish and hands a copy to each listed local node (dst = us) or the frame to the
+  // host link it names; a peer may only send us frames for our own nodes.
+  void forward_publish(connection& from, const wire::frame_view& frame);
+
   // Announcements to local nodes / peers, all in the ordered lane (transport/link.hpp): what comes
   // up goes ahead of any frame of it; before what goes down, the frames queued in the lane of
   // `via`, the connection its frames came by, join the ordered lane, so that the departure follows
@@ -300,6 +318,7 @@ class router {
   std::unordered_map<connection*, std::unique_ptr<connection>> connections_;
   std::size_t handshakes_ = 0;  // connections with `handshaking` set
   route_table routes_;
+  group_table groups_;  // every known node's groups, for the snapshots
   request_ledger ledger_;
   std::unordered_map<host_id, connection*> peers_;       // established links, by peer
   std::unordered_map<host_id, connection*> displacing_;  // held hellos claiming a linked host

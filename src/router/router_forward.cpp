@@ -22,9 +22,12 @@ void router::on_local_frame(connection& c, const wire::frame_view& frame) {
       return c.link->close(transport::close_reason::protocol_error);
     }
     if (type == frame_type::credit) return forward_credit(c, frame);
+    if (type == frame_type::publish) return forward_publish(c, frame);
     if (!body_is_valid(c, frame)) return;
     return forward(c, frame);
   }
+  if (type == frame_type::groups_up || type == frame_type::groups_down)
+    return on_groups_frame(c, frame);
   if (type == frame_type::goodbye) {
     c.said_goodbye = true;
     return c.link->close(transport::close_reason::eof);

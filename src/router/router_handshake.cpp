@@ -201,6 +201,11 @@ void router::accept_node(connection& c, const wire::hello& h) {
   w.flow_budget = static_cast<std::uint32_t>(
       std::min<std::size_t>(settings_.limits.max_queue_bytes / 2, UINT32_MAX));
   if (c.spawned) w.slot = c.slot;
+  // What its join() checks locally (protocol.md §5.1); we check the first again.
+  w.group_limits = wire::group_limits{static_cast<std::uint32_t>(std::min<std::size_t>(
+                                          settings_.limits.max_groups_per_node, UINT32_MAX)),
+                                      static_cast<std::uint32_t>(std::min<std::size_t>(
+                                          settings_.limits.max_group_members, UINT32_MAX))};
   wire::append_welcome(c.link->outbound(), w);
   enable_heartbeats(c);
   send_cluster_snapshot(c);

@@ -310,8 +310,10 @@ void router::establish_peer(connection& c) {
       it->second.redial.reset();
     }
   }
-  // Our nodes, as one snapshot (chunked), before anything they send crosses this link.
+  // Our nodes, as one snapshot (chunked), then their groups, before anything they send crosses
+  // this link.
   append_node_snapshot(c, [](const route& r) { return r.local; });
+  append_group_snapshot(c, [](const route& r) { return r.local; });
   c.link->flush();
   announce_host_up(c);
   spdlog::info("linked to host {} at {} ({}{})", c.peer.to_string(), c.peer_address,
@@ -327,7 +329,8 @@ void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
     case frame_type::request:
     case frame_type::reply:
     case frame_type::broadcast:
-    case frame_type::send_batch: {
+    case frame_type::send_batch:
+    case frame_type::publish: {
       // A peer speaks for the nodes it announced, and for no other. One exception: a reply from a
       // node that has left since it was asked (the far master answers node_left for it, or the
       // answer crossed its nodes_down); the ledger then decides. A node we know elsewhere is
@@ -340,6 +343,7 @@ void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
                      wire::to_string(frame.header.type), src.to_string());
         return c.link->close(transport::close_reason::protocol_error);
       }
+      if (frame.header.type == frame_type::publish) return forward_publish(c, frame);
       if (!body_is_valid(c, frame)) return;
       return forward(c, frame);
     }
@@ -358,6 +362,9 @@ void router::on_peer_frame(connection& c, const wire::frame_view& frame) {
       return on_peer_nodes_up(c, frame);
     case frame_type::nodes_down:
       return on_peer_nodes_down(c, frame);
+    case frame_type::groups_up:
+    case frame_type::groups_down:
+      return on_groups_frame(c, frame);
     case frame_type::goodbye: {
       leave_reason reason = leave_reason::graceful;
       if (wire::decode_goodbye(frame, reason)) reason = leave_reason::graceful;
@@ -424,6 +431,7 @@ void router::on_peer_nodes_down(connection& c, const wire::frame_view& frame) {
     if (!r || r->via != &c) continue;
     c.filled_slots.erase(r->slot);
     routes_.remove(e.node);
+    drop_groups(e.node);
     --c.announced_nodes;
     removed.push_back(e);
     gone.insert(e.node);
@@ -472,6 +480,7 @@ void router::retire_peer(connection& c, leave_reason why) {
   std::vector<wire::node_down_entry> gone;
   std::unordered_set<node_id> ids;
   for (const auto& [id, r] : routes_.remove_via(&c)) {
+    drop_groups(id);
     gone.push_back({id, why, 0});
     ids.insert(id);
   }

@@ -50,6 +50,14 @@ enum class record_tag : std::uint16_t {
   lateness = 10,    // the sender reads the lateness its peer's heartbeats carry (protocol.md §8.1)
   probes = 11,      // the sender answers `probe` frames (protocol.md §8.2)
   slot = 12,        // welcome to a worker: the slot its master started it in (protocol.md §5)
+  group_limits = 13,  // welcome to a node: the bounds its join() checks (protocol.md §5.1)
+};
+
+// The group_limits record: u32 max_groups_per_node, u32 max_group_members, both nonzero.
+struct group_limits {
+  std::uint32_t max_groups_per_node = 0;
+  std::uint32_t max_group_members = 0;
+  friend bool operator==(const group_limits&, const group_limits&) = default;
 };
 
 inline constexpr std::size_t auth_value_size = 32;  // nonces, challenges and proofs
@@ -68,8 +76,9 @@ struct hello {
   std::string hostname;
   std::optional<std::uint32_t> flow_window;
   std::optional<std::uint32_t> flow_budget;
-  std::optional<std::uint32_t> lateness;  // nonzero: send me heartbeats with your lateness
-  std::optional<std::uint32_t> probes;    // nonzero: I answer probes
+  std::optional<std::uint32_t> lateness;           // nonzero: send me heartbeats with your lateness
+  std::optional<std::uint32_t> probes;             // nonzero: I answer probes
+  std::optional<wire::group_limits> group_limits;  // only a welcome carries it
   std::optional<auth_value> auth_nonce;
   friend bool operator==(const hello&, const hello&) = default;
 };
@@ -88,6 +97,7 @@ struct welcome {
   std::optional<std::uint32_t> lateness;
   std::optional<std::uint32_t> probes;
   std::optional<std::uint32_t> slot;  // to a worker: its slot (< limits::max_workers_per_host)
+  std::optional<wire::group_limits> group_limits;  // to a node (protocol.md §5.1)
   std::optional<auth_value> auth_proof;
   friend bool operator==(const welcome&, const welcome&) = default;
 };
@@ -166,7 +176,7 @@ std::uint64_t decode_probe_token(const frame_view& frame) noexcept;
 // The lateness a heartbeat carries: 0 for a bodiless one. The parser has checked the body's size.
 std::uint32_t decode_heartbeat(const frame_view& frame) noexcept;
 void append_goodbye(std::vector<std::byte>& out, leave_reason reason);
-// A master's word to its worker that it stops, and the grace it gives (protocol.md §5.1).
+// A master's word to its worker that it stops, and the grace it gives (protocol.md §5.2).
 void append_stopping(std::vector<std::byte>& out, std::uint32_t grace_ms);
 // The grace a stopping frame carries (the parser has checked the body's size).
 std::uint32_t decode_stopping(const frame_view& frame) noexcept;
@@ -192,11 +202,12 @@ void append_watch_event(std::vector<std::byte>& out, std::string_view json);
 // text over 256 bytes, text that is not clean UTF-8 (base::is_clean_name: cluster, hostname ≤ 255
 // bytes, listen ≤ 64 bytes; a refuse text may hold any valid UTF-8), an auth record not 32 bytes,
 // an auth_proof record that is not a welcome's last, an auth_nonce in a welcome, a slot record in a
-// hello or at or above limits::max_workers_per_host); membership frames bad_membership (count not
-// matching the body exactly, over limits::max_membership_entries, leave reason out of range, a
-// nodes_up slot neither no_slot nor below limits::max_workers_per_host); goodbye bad_body (not
-// exactly one byte, or a reason out of range); hosts_up bad_membership also for an address that is
-// not clean text of 1..64 bytes. Unknown record tags are skipped.
+// hello or at or above limits::max_workers_per_host, a group_limits record not 8 bytes or holding
+// a zero); membership frames bad_membership (count not matching the body exactly, over
+// limits::max_membership_entries, leave reason out of range, a nodes_up slot neither no_slot nor
+// below limits::max_workers_per_host); goodbye bad_body (not exactly one byte, or a reason out of
+// range); hosts_up bad_membership also for an address that is not clean text of 1..64 bytes.
+// Unknown record tags are skipped.
 std::error_code decode_hello(const frame_view& frame, hello& out);
 std::error_code decode_welcome(const frame_view& frame, welcome& out);
 std::error_code decode_refuse(const frame_view& frame, refuse& out);

@@ -20,11 +20,13 @@ enum class frame_type : std::uint8_t {
   auth_proof = 0x07,
   probe = 0x08,  // a link's round-trip probe (protocol.md §8.2)
   probe_reply = 0x09,
-  stopping = 0x0A,  // master -> worker: drain, then leave within the grace (protocol.md §5.1)
+  stopping = 0x0A,  // master -> worker: drain, then leave within the grace (protocol.md §5.2)
   nodes_up = 0x10,
   nodes_down = 0x11,
   hosts_up = 0x12,
   hosts_down = 0x13,
+  groups_up = 0x14,  // a node's joins (protocol.md §5.1)
+  groups_down = 0x15,
   send = 0x20,
   request = 0x21,
   reply = 0x22,
@@ -32,6 +34,7 @@ enum class frame_type : std::uint8_t {
   credit = 0x24,
   fragment = 0x25,
   send_batch = 0x26,
+  publish = 0x27,  // to a group's members on one host (protocol.md §4.3)
   status_request = 0x30,
   status_reply = 0x31,
   watch_request = 0x32,  // an observer asks for membership events as they happen
@@ -42,7 +45,8 @@ bool is_known(std::uint8_t type) noexcept;
 // A `fragment` frame carries the next slice of one larger frame (protocol.md §2.1); its header,
 // written by the sender's link for `slice` bytes that follow it.
 void store_fragment_header(std::byte* out, std::size_t slice) noexcept;
-// send, request, reply, broadcast, send_batch (inline: asked of every frame at every hop)
+// send, request, reply, broadcast, send_batch, publish: frames with a message's fixed part, its
+// src where a master checks it (inline: asked of every frame at every hop)
 inline constexpr bool is_message(frame_type type) noexcept {
   switch (type) {
     case frame_type::send:
@@ -50,6 +54,7 @@ inline constexpr bool is_message(frame_type type) noexcept {
     case frame_type::reply:
     case frame_type::broadcast:
     case frame_type::send_batch:
+    case frame_type::publish:
       return true;
     default:
       return false;
@@ -60,7 +65,7 @@ const char* to_string(frame_type type) noexcept;
 inline constexpr std::size_t header_size = 8;
 inline constexpr std::size_t min_size_field = 4;  // type + flags + aux
 
-inline constexpr std::uint8_t flag_snapshot = 0x01;  // nodes_up / hosts_up
+inline constexpr std::uint8_t flag_snapshot = 0x01;  // nodes_up / hosts_up / groups_up
 // Message frames (docs/protocol.md §4.1): the sender waited for credit on this pair since its last
 // frame to the same receiver (asks for a larger window); a reply a master wrote itself.
 inline constexpr std::uint8_t flag_blocked = 0x02;

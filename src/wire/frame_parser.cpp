@@ -103,6 +103,8 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::nodes_down:
     case frame_type::hosts_up:
     case frame_type::hosts_down:
+    case frame_type::groups_up:
+    case frame_type::groups_down:
     case frame_type::send:
     case frame_type::request:
     case frame_type::reply:
@@ -110,6 +112,7 @@ bool is_known(std::uint8_t type) noexcept {
     case frame_type::credit:
     case frame_type::fragment:
     case frame_type::send_batch:
+    case frame_type::publish:
     case frame_type::status_request:
     case frame_type::status_reply:
     case frame_type::watch_request:
@@ -149,6 +152,10 @@ const char* to_string(frame_type type) noexcept {
       return "hosts_up";
     case frame_type::hosts_down:
       return "hosts_down";
+    case frame_type::groups_up:
+      return "groups_up";
+    case frame_type::groups_down:
+      return "groups_down";
     case frame_type::send:
       return "send";
     case frame_type::request:
@@ -163,6 +170,8 @@ const char* to_string(frame_type type) noexcept {
       return "fragment";
     case frame_type::send_batch:
       return "send_batch";
+    case frame_type::publish:
+      return "publish";
     case frame_type::status_request:
       return "status_request";
     case frame_type::status_reply:

@@ -71,6 +71,7 @@ std::size_t records_size(const Message& m) noexcept {
   if (m.lateness) size += record_header_size + 4;
   if (m.probes) size += record_header_size + 4;
   if (slot_record(m)) size += record_header_size + 4;
+  if (m.group_limits) size += record_header_size + 8;
   if (auth_record(m)) size += record_header_size + auth_value_size;
   return size;
 }
@@ -100,6 +101,12 @@ void write_records(detail::byte_writer& writer, const Message& m) noexcept {
   number(record_tag::lateness, m.lateness);
   number(record_tag::probes, m.probes);
   number(record_tag::slot, slot_record(m));
+  if (m.group_limits) {
+    writer.put(static_cast<std::uint16_t>(record_tag::group_limits));
+    writer.put(std::uint16_t{8});
+    writer.put(m.group_limits->max_groups_per_node);
+    writer.put(m.group_limits->max_group_members);
+  }
   // Last, so that a welcome's proof is its final 32 bytes (the acceptor signs all before them).
   if (const auto& value = auth_record(m)) {
     writer.put(static_cast<std::uint16_t>(auth_tag<Message>));
@@ -165,6 +172,16 @@ std::error_code read_records(detail::byte_reader reader, Message& out) {
       case record_tag::slot: {
         auto* slot = slot_field(out);
         if (!slot || !read_u32(value, *slot) || **slot >= limits::max_workers_per_host) return bad;
+        break;
+      }
+      case record_tag::group_limits: {
+        if (value.size() != 8) return bad;
+        const auto* raw = reinterpret_cast<const std::byte*>(value.data());
+        const group_limits limits{base::load_le<std::uint32_t>(raw),
+                                  base::load_le<std::uint32_t>(raw + 4)};
+        // A node could join nothing.
+        if (limits.max_groups_per_node == 0 || limits.max_group_members == 0) return bad;
+        out.group_limits = limits;
         break;
       }
       case record_tag::auth_nonce:

@@ -8,6 +8,7 @@
 #include "base/text.hpp"
 #include "galaxies/error.hpp"
 #include "wire/byte_io.hpp"
+#include "wire/groups.hpp"
 #include "wire/message_batch.hpp"
 
 namespace galaxies::wire {
@@ -54,7 +55,8 @@ std::error_code check_message_frame(const frame_view& frame) noexcept {
 
 std::error_code decode_message(const frame_view& frame, message_view& out) noexcept {
   if (auto ec = check_message_frame(frame)) return ec;
-  if (frame.header.type == frame_type::send_batch) return decode_error::bad_message;
+  if (frame.header.type == frame_type::send_batch || frame.header.type == frame_type::publish)
+    return decode_error::bad_message;
 
   detail::byte_reader reader(detail::body_of(frame));
   std::uint32_t reserved = 0;
@@ -78,6 +80,10 @@ std::error_code decode_message(const frame_view& frame, message_view& out) noexc
 std::error_code check_message_body(const frame_view& frame) noexcept {
   // decode_message's rules without its copies into a message_view: a master checks every frame.
   if (frame.header.type == frame_type::send_batch) return check_batch(frame);
+  if (frame.header.type == frame_type::publish) {
+    publish_view ignored;
+    return decode_publish(frame, ignored, limits::max_membership_entries);
+  }
   if (auto ec = check_message_frame(frame)) return ec;
   if (carries_request_id(frame.header.type) &&
       base::load_le<std::uint64_t>(frame.bytes.data() + request_id_offset) == 0)
@@ -114,7 +120,7 @@ std::error_code append_message(std::vector<std::byte>& out, frame_type type, con
                                const node_id& dst, std::uint64_t request_id, std::uint32_t word,
                                std::string_view command, std::span<const std::byte> payload,
                                std::uint32_t max_frame_size, std::uint8_t flags) {
-  if (!is_message(type) || type == frame_type::send_batch ||
+  if (!is_message(type) || type == frame_type::send_batch || type == frame_type::publish ||
       !command_length_fits_type(type, command.size())) {
     return std::make_error_code(std::errc::invalid_argument);
   }

@@ -26,11 +26,12 @@ struct message_view {
 };
 
 // Full decode, with validation: command length within the frame and within limits, valid UTF-8;
-// request id nonzero on requests and replies. Not for a send_batch (message_batch.hpp).
+// request id nonzero on requests and replies. Not for a send_batch (message_batch.hpp) nor a
+// publish (groups.hpp).
 std::error_code decode_message(const frame_view& frame, message_view& out) noexcept;
 
 // What a master checks of a message frame's body on arrival (protocol.md §4): decode_message's
-// rules, or check_batch's for a send_batch.
+// rules, check_batch's for a send_batch, decode_publish's for a publish.
 std::error_code check_message_body(const frame_view& frame) noexcept;
 
 // Routing fast path: a router reads only these fields; the parser has already checked the frame is

@@ -1,1 +1,1 @@
-list(APPEND LAYER_SOURCES frame_parser.cpp message.cpp message_batch.cpp handshake.cpp membership.cpp control.cpp credit.cpp)
+list(APPEND LAYER_SOURCES frame_parser.cpp message.cpp message_batch.cpp handshake.cpp membership.cpp control.cpp credit.cpp groups.cpp)

@@ -130,6 +130,28 @@ void node::on_stopping(std::function<void(drain)> cb) {
   core_->events().stopping = std::move(cb);
 }
 
+std::error_code node::join(std::string_view group) {
+  return core_->join(group);
+}
+std::error_code node::leave(std::string_view group) {
+  return core_->leave(group);
+}
+std::vector<node_info> node::members(std::string_view group) const {
+  return core_->members(group);
+}
+std::vector<std::string> node::groups() const {
+  return core_->groups();
+}
+std::error_code node::publish(std::string_view group, std::string_view command, byte_view payload) {
+  return core_->publish(group, command, payload);
+}
+void node::on_group_joined(std::function<void(std::string_view, const node_info&)> cb) {
+  core_->events().group_joined = std::move(cb);
+}
+void node::on_group_left(std::function<void(std::string_view, const node_info&)> cb) {
+  core_->events().group_left = std::move(cb);
+}
+
 std::error_code node::send(const node_id& to, std::string_view command, byte_view payload) {
   return core_->send(to, command, payload);
 }

@@ -76,6 +76,7 @@ void node_core::connect(transport::stream stream) {
 }
 
 void node_core::stop() {
+  stopped_ = true;
   if (state_ == state::closed) return;
   disconnect(make_error_code(errc::shutting_down), "stopped", true);
 }
@@ -423,6 +424,8 @@ void node_core::on_frame(const wire::frame_view& frame) {
       return on_message(frame);
     case frame_type::send_batch:
       return on_batch(frame);
+    case frame_type::publish:
+      return on_publish(frame);
     case frame_type::credit:
       return on_credit(frame);
     case frame_type::nodes_up:
@@ -435,6 +438,10 @@ void node_core::on_frame(const wire::frame_view& frame) {
       return on_hosts_down(frame);
     case frame_type::stopping:
       return on_stopping(frame);
+    case frame_type::groups_up:
+      return on_groups_up(frame);
+    case frame_type::groups_down:
+      return on_groups_down(frame);
     case frame_type::goodbye:
       return disconnect(make_error_code(errc::node_left), "the master is stopping");
     default:
@@ -473,6 +480,7 @@ void node_core::on_handshake_frame(const wire::frame_view& frame) {
     link_->enable_heartbeats(std::min(ours, std::chrono::milliseconds(*w.heartbeat_ms)),
                              settings_.heartbeat.detection_time(), w.lateness.value_or(0));
   state_ = state::registered;
+  registered(w.group_limits);
 }
 
 void node_core::on_message(const wire::frame_view& frame) {
@@ -541,7 +549,7 @@ void node_core::on_batch(const wire::frame_view& frame) {
 
 void node_core::dispatch(const node_id& from, handler_map::iterator it, std::string_view command,
                          byte_view payload, std::uint64_t request_id,
-                         std::chrono::steady_clock::time_point deadline) {
+                         std::chrono::steady_clock::time_point deadline, std::string_view group) {
   const bool is_request = request_id != 0;
   if (it == handlers_.end()) {
     if (is_request)
@@ -550,7 +558,7 @@ void node_core::dispatch(const node_id& from, handler_map::iterator it, std::str
       ++counters_.unhandled;
     return;
   }
-  const message msg{from, command, payload, is_request, deadline};
+  const message msg{from, command, payload, is_request, deadline, group};
   responder r = is_request ? responder(weak_from_this(), from, request_id) : responder();
   try {
     it->second(msg, std::move(r));
@@ -615,10 +623,8 @@ void node_core::on_nodes_up(const wire::frame_view& frame) {
     if (callbacks_.node_joined) callbacks_.node_joined(it->second);
     if (state_ == state::closed) return;
   }
-  if (snapshot && state_ == state::registered) {
-    state_ = state::ready;
-    if (callbacks_.ready) callbacks_.ready();
-  }
+  // Ready once the groups_up snapshot that follows completes (protocol.md §5.1).
+  if (snapshot) nodes_snapshot_ = true;
 }
 
 void node_core::on_nodes_down(const wire::frame_view& frame) {
@@ -632,6 +638,8 @@ void node_core::on_nodes_down(const wire::frame_view& frame) {
     if (info.slot) slots_.erase(*info.slot);
     forget_peer(info.id);
     pending_.fail_target(info.id, make_error_code(errc::node_left));
+    // Its groups first, then the node: all after its last message (protocol.md §5.1).
+    leave_all_groups(info);
     if (callbacks_.node_left) callbacks_.node_left(info, e.reason, e.detail);
     if (state_ == state::closed) return;
   }
@@ -725,8 +733,14 @@ void node_core::disconnect(std::error_code error, std::string_view why, bool gra
   auto gone = std::move(nodes_);
   nodes_.clear();
   slots_.clear();
-  for (const auto& [id, info] : gone)
+  for (const auto& [id, info] : gone) {
+    leave_all_groups(info);
     if (callbacks_.node_left) callbacks_.node_left(info, leave_reason::disconnected, 0);
+  }
+  // This node is out of the cluster, so out of its groups as everybody else sees it.
+  leave_all_groups(self_info());
+  group_members_.clear();
+  node_groups_.clear();
   auto gone_hosts = std::move(hosts_);
   hosts_.clear();
   for (const auto& [id, info] : gone_hosts)

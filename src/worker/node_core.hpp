@@ -8,9 +8,13 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "galaxies/node.hpp"
 #include "galaxies/options.hpp"
@@ -48,6 +52,8 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
     std::function<void(const node_info&, leave_reason, int)> node_left;
     std::function<void(const host_info&)> host_joined;
     std::function<void(const host_info&, leave_reason)> host_left;
+    std::function<void(std::string_view, const node_info&)> group_joined;
+    std::function<void(std::string_view, const node_info&)> group_left;
     std::function<void(std::error_code, std::string_view)> disconnected;
     std::function<void(drain)> stopping;
     // For the runtime, never replaced by the application: after `disconnected`, and (after a
@@ -90,6 +96,13 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   // A request's cancellation slot fired (galaxies::node::request() says what each type does).
   void cancel_request(std::uint64_t id, asio::cancellation_type_t type);
   void send_reply(const node_id& to, std::uint64_t request_id, errc status, byte_view payload);
+
+  // Groups (node_groups.cpp, docs/protocol.md §4.3, §5.1); see galaxies::node.
+  std::error_code join(std::string_view group);
+  std::error_code leave(std::string_view group);
+  std::vector<node_info> members(std::string_view group) const;
+  std::vector<std::string> groups() const;
+  std::error_code publish(std::string_view group, std::string_view command, byte_view payload);
 
   // transport::frame_sink
   void on_frame(const wire::frame_view& frame) override;
@@ -158,12 +171,22 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   // Runs `handler`, the command's (a request is answered no_handler when it is end()).
   void dispatch(const node_id& from, handler_map::iterator handler, std::string_view command,
                 byte_view payload, std::uint64_t request_id,
-                std::chrono::steady_clock::time_point deadline);
+                std::chrono::steady_clock::time_point deadline, std::string_view group = {});
   void on_nodes_up(const wire::frame_view& frame);
   void on_nodes_down(const wire::frame_view& frame);
   void on_hosts_up(const wire::frame_view& frame);
   void on_hosts_down(const wire::frame_view& frame);
   void on_stopping(const wire::frame_view& frame);
+  void on_groups_up(const wire::frame_view& frame);
+  void on_groups_down(const wire::frame_view& frame);
+  void on_publish(const wire::frame_view& frame);
+  // Tells the master of own group changes (groups_up or groups_down), in frames within max_frame.
+  void announce_own(wire::frame_type type, std::span<const std::string> groups);
+  // The joins made before the welcome, told now; the limits the welcome names taken.
+  void registered(const std::optional<wire::group_limits>& limits);
+  // `node` left the cluster (or this node lost it): one group_left per group it was in.
+  void leave_all_groups(const node_info& node);
+  node_info self_info() const;
   void protocol_error(std::string_view what);
   void disconnect(std::error_code error, std::string_view why, bool graceful = false);
 
@@ -196,6 +219,18 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
   std::optional<std::uint32_t> slot_;  // ours, from the welcome (workers only)
   bool told_stopping_ = false;
   std::unordered_map<host_id, host_info> hosts_;
+  // Groups as the master told them (this node's own once its join came back), each node's groups
+  // (for its departure), and the groups this node is in by its own calls: what it handles.
+  std::unordered_map<std::string, std::unordered_set<node_id>, string_hash, std::equal_to<>>
+      group_members_;
+  std::unordered_map<node_id, std::vector<std::string>> node_groups_;
+  std::set<std::string, std::less<>> own_groups_;
+  std::size_t max_groups_ = limits_options{}.max_groups_per_node;
+  std::size_t max_group_members_ = limits_options{}.max_group_members;
+  bool nodes_snapshot_ = false;  // the nodes_up snapshot came: ready with the groups_up one
+  bool stopped_ = false;         // stop() was called: join/leave say shutting_down
+  // publish(): the receivers by host, reused from call to call.
+  std::vector<std::pair<host_id, std::vector<node_id>>> publish_hosts_;
   handler_map handlers_;
   std::uint64_t handlers_changed_ = 0;  // counts set_handler(): a handler found before may be stale
   callbacks callbacks_;

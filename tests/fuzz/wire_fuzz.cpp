@@ -15,6 +15,7 @@
 #include "base/endian.hpp"
 #include "transport/protocol_log.hpp"
 #include "wire/control.hpp"
+#include "wire/groups.hpp"
 #include "wire/message.hpp"
 #include "wire/message_batch.hpp"
 
@@ -100,7 +101,8 @@ void check_message(const frame_view& frame) {
   message_view m;
   const std::error_code decoded = decode_message(frame, m);
   // What a master checks on arrival is what the receiver's decode demands.
-  if (frame.header.type != frame_type::send_batch) require(check_message_body(frame) == decoded);
+  if (frame.header.type != frame_type::send_batch && frame.header.type != frame_type::publish)
+    require(check_message_body(frame) == decoded);
   if (decoded) return;
   require(!check_message_frame(frame));
   require(peek_src(frame) == m.src && peek_dst(frame) == m.dst);
@@ -143,6 +145,35 @@ void check_send_batch(const frame_view& frame) {
     require(command == c && std::equal(payload.begin(), payload.end(), p.begin(), p.end()));
   }
 }
+
+// A publish that decodes lists distinct members, none nil nor its publisher, inside the frame; the
+// master's check and the node's agree; encoded again from its fields, it is the same frame but for
+// the bytes that are zero by rule (40..47, the reserved 53..55) and its flags.
+void check_publish(const frame_view& frame) {
+  publish_view p;
+  const std::error_code decoded = decode_publish(frame, p, limits::max_membership_entries);
+  if (frame.header.type != frame_type::publish) return require(bool(decoded));
+  require(check_message_body(frame) == decoded);
+  if (decoded) return;
+  require(p.members.data() >= frame.bytes.data() + publish_header_size &&
+          p.members.data() + p.members.size() <= frame.bytes.data() + frame.bytes.size() &&
+          p.members.size() % uuid::size == 0);
+  require(p.count() >= 1 && !p.lists(p.src) && !p.lists(node_id{}));
+  std::vector<node_id> members;
+  for (std::size_t i = 0; i < p.count(); ++i) members.push_back(p.member(i));
+  std::vector<std::byte> again;
+  require(!append_publish(again, p.src, p.dst, p.command, p.group, members, p.payload, 0xffffffff,
+                          static_cast<std::uint8_t>(frame.bytes[5])));
+  require(again.size() == frame.bytes.size());
+  for (std::size_t i = 0; i < again.size(); ++i)
+    require(again[i] == frame.bytes[i] || (i >= 40 && i < 48) || (i >= 53 && i < 56));
+}
+
+struct listed_groups {
+  std::vector<group_entry> entries;
+  bool snapshot = false;
+  bool operator==(const listed_groups&) const = default;
+};
 
 template <class Value, class Decode, class Encode>
 void check_round_trip(const frame_view& frame, Decode decode, Encode encode) {
@@ -192,6 +223,16 @@ void exercise(const frame_view& frame) {
         append_hosts_up(out, v.entries, v.snapshot);
       });
   check_round_trip<std::vector<host_down_entry>>(frame, decode_hosts_down, append_hosts_down);
+  check_publish(frame);
+  check_round_trip<listed_groups>(
+      frame,
+      [](const frame_view& f, listed_groups& v) {
+        return decode_groups_up(f, v.entries, v.snapshot);
+      },
+      [](std::vector<std::byte>& out, const listed_groups& v) {
+        append_groups_up(out, v.entries, v.snapshot);
+      });
+  check_round_trip<std::vector<group_entry>>(frame, decode_groups_down, append_groups_down);
   auth_value auth{};
   if (!decode_auth_value(frame, auth)) {
     const bool challenge = frame.header.type == frame_type::auth_challenge;

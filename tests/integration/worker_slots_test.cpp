@@ -1,4 +1,4 @@
-// Worker slots and graceful drain across real hosts (docs/protocol.md §5, §5.1): a node on another
+// Worker slots and graceful drain across real hosts (docs/protocol.md §5, §5.2): a node on another
 // host sees a worker's slot, the worker's respawn takes the slot back with a new id; a stopping
 // master's worker finishes its requests in flight before it leaves, or is killed after stop_grace.
 // The workers run the CLI's built-in service; the observer attaches from this process.

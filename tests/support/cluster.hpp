@@ -205,6 +205,12 @@ class test_node {
                                                                std::chrono::milliseconds timeout);
   std::error_code send(const node_id& to, std::string_view command, std::string_view payload);
 
+  // Every group event and node departure this node saw, in order: "+GROUP ID", "-GROUP ID",
+  // "left ID" (docs/protocol.md §5.1: a departing node's groups come before its "left").
+  std::vector<std::string> membership_log() const;
+  // node::members(group) as ids, sorted.
+  std::vector<std::string> members(std::string_view group);
+
   // Joined/left node ids observed by this node, in order.
   std::vector<std::string> joined() const;
   std::vector<std::string> left() const;
@@ -226,6 +232,7 @@ class test_node {
   std::vector<std::string> joined_;
   std::vector<std::string> left_;
   std::vector<std::pair<std::string, leave_reason>> left_reasons_;
+  std::vector<std::string> membership_log_;
   bool ready_ = false;
   bool disconnected_ = false;
 };

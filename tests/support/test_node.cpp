@@ -1,4 +1,5 @@
 // test_node: a node attached from the test process, on its own io_context thread.
+#include <algorithm>
 #include <asio/post.hpp>
 #include <stdexcept>
 #include <type_traits>
@@ -38,6 +39,15 @@ test_node::test_node(const std::string& unix_path, const std::string& cluster,
     std::lock_guard lock(mutex_);
     left_.push_back(n.id.to_string());
     left_reasons_.emplace_back(n.id.to_string(), why);
+    membership_log_.push_back("left " + n.id.to_string());
+  });
+  node_->on_group_joined([this](std::string_view group, const node_info& n) {
+    std::lock_guard lock(mutex_);
+    membership_log_.push_back("+" + std::string(group) + " " + n.id.to_string());
+  });
+  node_->on_group_left([this](std::string_view group, const node_info& n) {
+    std::lock_guard lock(mutex_);
+    membership_log_.push_back("-" + std::string(group) + " " + n.id.to_string());
   });
   node_->on_disconnected([this](std::error_code, std::string_view) {
     std::lock_guard lock(mutex_);
@@ -130,6 +140,20 @@ std::pair<std::error_code, bytes> test_node::request(const node_id& to, std::str
 std::error_code test_node::send(const node_id& to, std::string_view command,
                                 std::string_view payload) {
   return call([&] { return node_->send(to, command, as_bytes(payload)); });
+}
+
+std::vector<std::string> test_node::membership_log() const {
+  std::lock_guard lock(mutex_);
+  return membership_log_;
+}
+
+std::vector<std::string> test_node::members(std::string_view group) {
+  return call([&] {
+    std::vector<std::string> ids;
+    for (const auto& n : node_->members(group)) ids.push_back(n.id.to_string());
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  });
 }
 
 std::vector<std::string> test_node::joined() const {

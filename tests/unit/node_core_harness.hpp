@@ -15,6 +15,7 @@
 
 #include "wire/control.hpp"
 #include "wire/frame.hpp"
+#include "wire/groups.hpp"
 #include "wire/message.hpp"
 #include "worker/node_core.hpp"
 
@@ -45,6 +46,9 @@ class node_core_harness : public ::testing::Test {
     feed([&](auto& out) { wire::append_welcome(out, w); });
     const std::vector<wire::node_entry> nodes = {{x_, host_, 1}, {y_, host_, 2}};
     feed([&](auto& out) { wire::append_nodes_up(out, nodes, true); });
+    // Ready once the groups snapshot that follows is complete (protocol.md §5.1).
+    ASSERT_FALSE(core_->ready());
+    feed([&](auto& out) { wire::append_groups_up(out, {}, true); });
     ASSERT_TRUE(core_->ready());
     written();  // the hello
   }
@@ -68,19 +72,22 @@ class node_core_harness : public ::testing::Test {
     core_->on_frame(r.frame);
   }
 
-  // Every frame the node has written to its master since the last call.
+  // Every whole frame the node has written to its master since the last call (the start of a
+  // frame still being written waits for the next call).
   std::vector<std::vector<std::byte>> written() {
     io_.run_for(20ms);
-    std::vector<std::byte> in(1 << 20);
-    const ssize_t n = ::recv(master_fd_, in.data(), in.size(), MSG_DONTWAIT);
-    in.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    const std::size_t had = unread_.size();
+    unread_.resize(had + (1 << 20));
+    const ssize_t n = ::recv(master_fd_, unread_.data() + had, 1 << 20, MSG_DONTWAIT);
+    unread_.resize(had + (n > 0 ? static_cast<std::size_t>(n) : 0));
     std::vector<std::vector<std::byte>> frames;
-    std::span<const std::byte> rest(in);
+    std::span<const std::byte> rest(unread_);
     for (wire::parse_result r;
          (r = wire::frame_parser().parse(rest)).state == wire::parse_result::status::frame;) {
       frames.emplace_back(r.frame.bytes.begin(), r.frame.bytes.end());
       rest = rest.subspan(r.frame.bytes.size());
     }
+    unread_.erase(unread_.begin(), unread_.end() - static_cast<std::ptrdiff_t>(rest.size()));
     return frames;
   }
 
@@ -100,6 +107,7 @@ class node_core_harness : public ::testing::Test {
   std::optional<std::uint32_t> welcome_slot_;
   asio::io_context io_;
   int master_fd_ = -1;
+  std::vector<std::byte> unread_;  // the start of a frame written() has not seen whole yet
   std::shared_ptr<node_core> core_;
   const host_id host_ = host_id::random();
   const node_id x_ = node_id::random();

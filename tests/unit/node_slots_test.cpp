@@ -1,4 +1,4 @@
-// A node's view of worker slots (docs/protocol.md §5) and its drain when its master stops (§5.1).
+// A node's view of worker slots (docs/protocol.md §5) and its drain when its master stops (§5.2).
 // The test plays the node's master, frame by frame.
 #include <gtest/gtest.h>
 

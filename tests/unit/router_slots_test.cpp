@@ -1,6 +1,6 @@
 // Worker slots at the master (docs/protocol.md §5): a worker learns its slot, every node and peer
 // sees it, a slot has one live node at a time; and the word a stopping master sends its workers
-// (§5.1). The test plays the workers, an attached node and a peer host over socketpairs.
+// (§5.2). The test plays the workers, an attached node and a peer host over socketpairs.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -10,6 +10,7 @@
 #include "unit/wire_test_frames.hpp"
 #include "wire/control.hpp"
 #include "wire/credit.hpp"
+#include "wire/groups.hpp"
 #include "wire/message.hpp"
 #include "wire/message_batch.hpp"
 
@@ -79,6 +80,21 @@ struct fragment_value {  // a slice of a larger frame: opaque bytes at this laye
   std::vector<std::byte> slice;
   friend bool operator==(const fragment_value&, const fragment_value&) = default;
 };
+struct groups_value {
+  frame_type type{};  // groups_up or groups_down
+  std::vector<group_entry> entries;
+  bool snapshot = false;  // groups_up only
+  friend bool operator==(const groups_value&, const groups_value&) = default;
+};
+struct publish_value {
+  node_id src;
+  host_id dst;
+  std::string command;
+  std::string group;
+  std::vector<node_id> members;
+  std::vector<std::byte> payload;
+  friend bool operator==(const publish_value&, const publish_value&) = default;
+};
 struct auth_frame_value {
   frame_type type{};  // auth_challenge or auth_proof
   auth_value value{};
@@ -90,7 +106,7 @@ using frame_value =
                  nodes_up_value, std::vector<node_down_entry>, hosts_up_value,
                  std::vector<host_down_entry>, status_request_value, status_reply_value,
                  auth_frame_value, credit_grant, fragment_value, batch_value, watch_request_value,
-                 watch_event_value, probe_value, stopping_value>;
+                 watch_event_value, probe_value, stopping_value, groups_value, publish_value>;
 
 template <class... F>
 struct overloaded : F... {
@@ -155,6 +171,16 @@ void encode(std::vector<std::byte>& out, const frame_value& value) {
               append_probe_reply(out, p.token);
           },
           [&](const watch_event_value& s) { append_watch_event(out, s.json); },
+          [&](const groups_value& g) {
+            if (g.type == frame_type::groups_up)
+              append_groups_up(out, g.entries, g.snapshot);
+            else
+              append_groups_down(out, g.entries);
+          },
+          [&](const publish_value& p) {
+            ASSERT_FALSE(append_publish(out, p.src, p.dst, p.command, p.group, p.members, p.payload,
+                                        limits::default_max_frame_size));
+          },
           [&](const credit_grant& c) { append_credit(out, c); },
           [&](const fragment_value& f) {
             const std::size_t at = out.size();
@@ -234,6 +260,28 @@ std::error_code decode(const frame_view& frame, frame_value& out) {
     }
     case frame_type::hosts_down:
       return decode_hosts_down(frame, out.emplace<std::vector<host_down_entry>>());
+    case frame_type::groups_up: {
+      auto& v = out.emplace<groups_value>();
+      v.type = frame_type::groups_up;
+      return decode_groups_up(frame, v.entries, v.snapshot);
+    }
+    case frame_type::groups_down: {
+      auto& v = out.emplace<groups_value>();
+      v.type = frame_type::groups_down;
+      return decode_groups_down(frame, v.entries);
+    }
+    case frame_type::publish: {
+      publish_view view;
+      if ((ec = decode_publish(frame, view, limits::max_membership_entries))) return ec;
+      auto& v = out.emplace<publish_value>();
+      v.src = view.src;
+      v.dst = view.dst;
+      v.command = view.command;
+      v.group = view.group;
+      for (std::size_t i = 0; i < view.count(); ++i) v.members.push_back(view.member(i));
+      v.payload.assign(view.payload.begin(), view.payload.end());
+      return {};
+    }
     case frame_type::status_request:
       out = status_request_value{};
       return {};
@@ -321,7 +369,7 @@ class generator {
   }
 
   frame_value frame() {
-    switch (between(0, 15)) {
+    switch (between(0, 17)) {
       case 0: {
         message_value m;
         m.type = static_cast<frame_type>(between(0x20, 0x23));
@@ -423,6 +471,23 @@ class generator {
         for (auto n = between(1, 12); n > 0; --n)
           b.messages.emplace_back(utf8(1, limits::max_command_size, true), blob(100));
         return b;
+      }
+      case 16: {
+        groups_value g{coin() ? frame_type::groups_up : frame_type::groups_down, {}, false};
+        g.snapshot = g.type == frame_type::groups_up && coin();
+        for (auto n = between(0, 20); n > 0; --n)
+          g.entries.push_back({node_id(id()), name(1, limits::max_group_name)});
+        return g;
+      }
+      case 17: {
+        publish_value p{node_id(id()),
+                        host_id(id()),
+                        utf8(1, limits::max_command_size, true),
+                        name(1, limits::max_group_name),
+                        {},
+                        blob(200)};
+        for (auto n = between(1, 40); n > 0; --n) p.members.push_back(node_id(id()));
+        return p;
       }
       case 14: {
         const std::string bytes = text(1, 300);

@@ -74,6 +74,14 @@ void install_builtin_service(node& n, bool json_events, bool drain) {
       busy->one_less();
     });
   });
+  // Groups (README "Groups"): PAYLOAD names the group; the reply is "ok" or the error.
+  for (const bool joining : {true, false})
+    n.on(joining ? "join" : "leave", [&n, joining](const message& m, responder r) {
+      const std::string_view group = as_text(m.payload);
+      const std::error_code ec = joining ? n.join(group) : n.leave(group);
+      if (ec) return r.fail(errc::handler_failed, ec.message());
+      r.reply("ok");
+    });
   auto held = std::make_shared<std::deque<responder>>();
   n.on("hold", [held, busy](const message&, responder r) {
     if (held->size() >= max_held) return r.fail(errc::overloaded, "holding too many");
@@ -130,6 +138,17 @@ void install_builtin_service(node& n, bool json_events, bool drain) {
           {"reason", to_string(why)},
           {"detail", detail}});
   });
+  for (const bool joined : {true, false}) {
+    auto group_event = [&n, joined](std::string_view group, const node_info& x) {
+      emit({{"event", joined ? "groupJoined" : "groupLeft"},
+            {"observer", n.id().to_string()},
+            {"node", x.id.to_string()},
+            {"host", x.host.to_string()},
+            {"pid", x.pid},
+            {"group", std::string(group)}});
+    };
+    joined ? n.on_group_joined(group_event) : n.on_group_left(group_event);
+  }
   n.on_host_joined([&n](const host_info& h) {
     emit({{"event", "hostJoined"},
           {"observer", n.id().to_string()},

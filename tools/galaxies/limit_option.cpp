@@ -44,6 +44,8 @@ const std::vector<limit_field>& fields() {
       field("max_queue_bytes", &limits_options::max_queue_bytes, 4096, 1ull << 40),
       field("max_total_queue_bytes", &limits_options::max_total_queue_bytes, 4096, 1ull << 42),
       field("max_nodes_per_host", &limits_options::max_nodes_per_host),
+      field("max_groups_per_node", &limits_options::max_groups_per_node, 1, 1u << 16),
+      field("max_group_members", &limits_options::max_group_members, 1, 1u << 20),
       field("max_connections", &limits_options::max_connections),
       field("max_handshakes", &limits_options::max_handshakes),
       field("max_dials", &limits_options::max_dials),
