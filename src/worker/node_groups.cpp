@@ -12,7 +12,7 @@
 namespace galaxies::detail {
 
 node_info node_core::self_info() const {
-  return {self_, host_, static_cast<std::uint32_t>(::getpid())};
+  return {self_, host_, static_cast<std::uint32_t>(::getpid()), slot()};
 }
 
 std::error_code node_core::join(std::string_view group) {

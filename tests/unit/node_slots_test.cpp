@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "node_core_harness.hpp"
+#include "wire/groups.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::detail {
@@ -88,6 +89,20 @@ class WorkerSlot : public test::node_core_harness {
 
 TEST_F(WorkerSlot, AWorkerLearnsItsSlotFromItsWelcome) {
   EXPECT_EQ(core_->slot(), (slot{host_, 5}));
+}
+
+// A member list names this node with its slot, as every other node sees it in nodes_up.
+TEST_F(WorkerSlot, ItsOwnEntryAmongAGroupsMembersCarriesItsSlot) {
+  std::optional<node_info> seen;
+  core_->events().group_joined = [&](std::string_view, const node_info& who) { seen = who; };
+  ASSERT_FALSE(core_->join("room"));
+  const std::vector<wire::group_entry> echo{{core_->id(), "room"}};
+  feed([&](auto& out) { wire::append_groups_up(out, echo, false); });
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->slot, (slot{host_, 5}));
+  const auto members = core_->members("room");
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members[0].slot, (slot{host_, 5}));
 }
 
 TEST_F(NodeSlots, WithoutOnStoppingTheNodeLeavesAtOnce) {
