@@ -51,7 +51,7 @@ void demo::tell_story(const nlohmann::json& event) {
   const std::string kind_of_request =
       ev == "request" && !event.contains("error") ? event.value("kind", "") : "";
   int kind = -1;
-  if (ev == "chat" && event.value("listeners", 0) > 0) kind = 0;
+  if (ev == "chat" && !event.contains("error") && event.value("listeners", 0) > 0) kind = 0;
   if (ev == "room_join" && !event.value("local", false) && !event.value("moved", false)) kind = 1;
   if (kind_of_request == "where_is") kind = 2;
   if (kind_of_request == "trade") kind = 3;
@@ -64,16 +64,20 @@ void demo::tell_story(const nlohmann::json& event) {
   const std::string player = event.value("player", "");
   if (kind == 0) {
     say(fmt::format(
-        "{} ({}) says \"{}\" in room {}, hosted by {}: relayed to {} player(s) on {} worker(s)",
+        "{} ({}) says \"{}\" in room {}, hosted by {}: one publish to group {} reaches its {} "
+        "member worker(s), {} player(s) listening",
         player, view_.label(event.value("from", "")), event.value("text", ""),
-        event.value("room", 0), me, event.value("listeners", 0), event.value("workers", 0)));
+        event.value("room", 0), me, event.value("group", ""), event.value("workers", 0),
+        event.value("listeners", 0)));
   } else if (kind == 1) {
     std::set<std::string> others;
     for (const auto& o : event.value("others", nlohmann::json::array()))
       others.insert(o.get<std::string>());
-    say(fmt::format("{} ({}) joined room {}, hosted by {}, in a {:.2f} ms round trip; {}", player,
-                    me, event.value("room", 0), view_.label(event.value("host", "")), rtt_ms,
-                    others.empty() ? "nobody else there yet" : "already there: " + join(others)));
+    say(fmt::format(
+        "{} ({}) joined room {}, hosted by {}, in a {:.2f} ms round trip, so {} is in group {}; {}",
+        player, me, event.value("room", 0), view_.label(event.value("host", "")), rtt_ms, me,
+        event.value("group", ""),
+        others.empty() ? "nobody else there yet" : "already there: " + join(others)));
   } else if (kind == 2) {
     const auto answer = event.value("answer", nlohmann::json::object());
     say(fmt::format("{} asks {} where {} is: room {} at ({}, {}), answered in {:.2f} ms", me,
@@ -111,7 +115,8 @@ void demo::tell_traffic() {
 }
 
 // Rooms live where room_directory puts them, so they move when workers come and go; their
-// players follow. Told once a burst of moves is over.
+// players follow (their workers stay in the room's group: only the publisher changes). Told once a
+// burst of moves is over.
 void demo::tell_room_moves() {
   if (room_moves_.empty() || elapsed() - room_moves_quiet_since_ < 0.5) return;
   // A player may follow its room more than once in a burst: told once, where it ended up.
@@ -127,7 +132,7 @@ void demo::tell_room_moves() {
   }
   say(
       fmt::format("the membership changed, so rooms moved: {} player(s) followed their room to its "
-                  "new host, e.g. {}",
+                  "new host, which now publishes to the room's group, e.g. {}",
                   last_move.size(), examples));
   room_moves_.clear();
 }
@@ -170,8 +175,8 @@ void demo::summary() {
       "every other worker)\n",
       view_.total("sent"), view_.total("received"));
   fmt::print(
-      "  game        {} position updates delivered, {} chats relayed (heard {} times), {} trades "
-      "offered ({})\n",
+      "  game        {} position updates delivered, {} chats published to room groups (heard {} "
+      "times), {} trades offered ({})\n",
       view_.total("positions_in"), view_.total("chats_relayed"), view_.total("heard"),
       view_.trades().size(), trade_list);
   fmt::print("  requests    {} answered, {} failed{}\n", answered, rq.size() - answered,

@@ -2,7 +2,8 @@
 // small helpers both halves of game_worker use. Payloads are JSON objects:
 //   join      {player, room}            reply {room, others: [names already there]}
 //   leave     {player, room}
-//   chat      {player, room, text}      relayed as said {player, room, text, from: node id}
+//   chat      {player, room, text}      published to group_of(room) as said {player, room, text,
+//                                       from: node id}
 //   positions {players: [{name, room, x, y}]}
 //   where_is  {player}                  reply {player, room, x, y}
 //   trade     {player, other, item}     reply {accepted}
@@ -34,6 +35,11 @@ inline std::string error_name(const std::error_code& ec) {
 // A payload as JSON; null (not an exception) for anything malformed: peers are not trusted.
 inline nlohmann::json parse_or_null(galaxies::byte_view payload) {
   return nlohmann::json::parse(galaxies::as_text(payload), nullptr, /*allow_exceptions=*/false);
+}
+
+// The galaxies group of room r: its members are the workers with players in the room.
+inline std::string group_of(int room) {
+  return "room-" + std::to_string(room);
 }
 
 inline constexpr double world_size = 100.0;

@@ -1,5 +1,6 @@
 // game_worker, part one: setting up, the handlers (what a worker answers), and membership (how the
-// rooms follow nodeJoined / nodeLeft). Part two, game_worker_play.cpp: what the players do.
+// rooms follow nodeJoined / nodeLeft, and the workers follow their players' rooms' groups). Part
+// two, game_worker_play.cpp: what the players do.
 #include "game_worker.hpp"
 
 #include <algorithm>
@@ -31,9 +32,9 @@ game_worker::game_worker(galaxies::node& n, const game_settings& settings)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Handlers. The worker that hosts a room keeps its member list; each player's own worker keeps
-// the player's position. Every handler first checks the event contract: a message only ever comes
-// from a node we have seen join and not yet seen leave.
+// Handlers. The worker that hosts a room keeps its players (the room's group says which workers
+// have some); each player's own worker keeps the player's position. Every handler first checks the
+// event contract: a message only ever comes from a node we have seen join and not yet seen leave.
 
 void game_worker::install_handlers() {
   auto self = shared_from_this();
@@ -98,23 +99,29 @@ void game_worker::on_chat(const galaxies::message& m) {
   const int room = body.value("room", 0);
   const auto it = rooms_.find(room);
   const std::map<std::string, member> nobody;
-  const auto& members = it == rooms_.end() ? nobody : it->second;
-  // One `said` per worker with listeners, however many of its players are in the room.
-  std::set<galaxies::node_id> workers, listening_workers;
+  const auto& players = it == rooms_.end() ? nobody : it->second;
   const std::string speaker = key_of(body.value("player", ""), m.from);
-  for (const auto& [k, mem] : members) {
-    workers.insert(mem.node);
-    if (k != speaker) listening_workers.insert(mem.node);
-  }
   body["from"] = m.from.to_string();
-  for (const auto& to : workers) deliver(to, "said", body);
-  ++stats_.chats_relayed;
-  log_.emit("chat", {{"player", body.value("player", "")},
-                     {"from", m.from.to_string()},
-                     {"room", room},
-                     {"text", body.value("text", "")},
-                     {"listeners", members.size() - (members.contains(speaker) ? 1 : 0)},
-                     {"workers", listening_workers.size()}});
+  // One publish reaches each worker with players in the room once, however many it has there.
+  // publish() skips the publisher: this worker's own players hear it here.
+  const std::string group = group_of(room);
+  const galaxies::bytes said = galaxies::to_bytes(body);
+  const std::error_code ec = node_.publish(group, "said", said);
+  if (!ec)
+    on_said(galaxies::message{node_.id(), "said", said, false,
+                              std::chrono::steady_clock::time_point::max(), group});
+  json event{{"player", body.value("player", "")},
+             {"from", m.from.to_string()},
+             {"room", room},
+             {"group", group},
+             {"text", body.value("text", "")},
+             {"listeners", players.size() - (players.contains(speaker) ? 1 : 0)},
+             {"workers", node_.members(group).size()}};
+  if (ec)
+    event["error"] = error_name(ec);  // overloaded: a member is behind, so nobody hears this one
+  else
+    ++stats_.chats_relayed;
+  log_.emit("chat", std::move(event));
 }
 
 void game_worker::on_said(const galaxies::message& m) {
@@ -122,8 +129,17 @@ void game_worker::on_said(const galaxies::message& m) {
   const json body = parse_or_null(m.payload);
   if (!body.is_object()) return;
   const int room = body.value("room", 0);
+  if (m.group != group_of(room)) return;  // said only ever comes published to the room's group
   for (const auto& p : players_)
     if (p.room == room && p.room_host == m.from) ++stats_.heard;
+}
+
+// A worker leaves a room's group when its last player there leaves (or when it dies): its players
+// are no longer in the room, whatever leave messages were lost with it.
+void game_worker::on_group_left(std::string_view group, const galaxies::node_info& x) {
+  for (auto& [room, players] : rooms_)
+    if (group_of(room) == group)
+      std::erase_if(players, [&](const auto& kv) { return kv.second.node == x.id; });
 }
 
 void game_worker::on_positions(const galaxies::message& m) {
@@ -181,14 +197,15 @@ void game_worker::install_events() {
     self->known_.erase(x.id);
     self->heard_from_.erase(x.id);
     std::erase_if(self->seen_, [&](const auto& kv) { return kv.second.node == x.id; });
-    for (auto& [room, members] : self->rooms_)
-      std::erase_if(members, [&](const auto& kv) { return kv.second.node == x.id; });
     self->log_.emit("left", {{"node", x.id.to_string()},
                              {"host", x.host.to_string()},
                              {"pid", x.pid},
                              {"reason", galaxies::to_string(why)},
                              {"detail", detail}});
     self->rebalance();
+  });
+  node_.on_group_left([self](std::string_view group, const galaxies::node_info& x) {
+    self->on_group_left(group, x);
   });
   node_.on_host_joined([self](const galaxies::host_info& h) {
     self->log_.emit("host_joined", {{"host", h.id.to_string()}, {"address", h.address}});
@@ -228,6 +245,17 @@ void game_worker::rebalance() {
       spawn([this, i] { return settle(i); });
 }
 
+void game_worker::follow_rooms() {
+  std::set<std::string> wanted;
+  for (const auto& p : players_)
+    if (!p.room_host.is_nil()) wanted.insert(group_of(p.room));
+  for (const auto& group : node_.groups())
+    if (!wanted.contains(group)) node_.leave(group);
+  for (const auto& group : wanted)
+    if (const auto ec = node_.join(group); ec && !stopping())
+      log_.emit("group_error", {{"group", group}, {"error", error_name(ec)}});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers of both halves.
 
@@ -247,9 +275,9 @@ void game_worker::deliver(const galaxies::node_id& to, const std::string& comman
     node_.send(to, command, payload);
     return;
   }
-  const galaxies::message local{node_.id(), command, payload, false};
+  const galaxies::message local{
+      node_.id(), command, payload, false, std::chrono::steady_clock::time_point::max(), {}};
   if (command == "chat") on_chat(local);
-  if (command == "said") on_said(local);
   if (command == "leave") on_leave(local);
 }
 

@@ -1,11 +1,15 @@
 // One worker of the game server: it hosts some rooms (room_directory decides which) and simulates a
 // few players who walk around, change rooms, chat, and ask other workers questions.
 //
+// Room r is the galaxies group "room-r" (group_of): a worker is a member while any of its players
+// is in the room, so the group's members are the workers the room's messages must reach, and its
+// group events tell the room's host when a worker's players have all gone (left, or died).
+//
 // What goes over galaxies, and why each kind of message is used:
 //   join      request  player -> room's worker   the reply lists who is there; a round trip we time
 //   leave     send     player -> old room's worker
-//   chat      send     player -> room's worker   the room's worker relays it ...
-//   said      send     room's worker -> each worker with members in the room
+//   chat      send     player -> room's worker   the room's worker relays it, so that every
+//   said      publish  room's worker -> the room's group   listener hears the room in one order
 //   positions broadcast every worker -> all      each tick: where this worker's players are
 //   where_is  request  anyone -> a player's worker  answered from the player's own state
 //   ping      request  anyone -> any worker      the bare round-trip latency
@@ -48,7 +52,7 @@ class game_worker : public std::enable_shared_from_this<game_worker> {
     double x = 0, y = 0;
     bool settling = false;  // a join is in flight
   };
-  struct member {
+  struct member {  // a player in a room hosted here
     std::string name;
     galaxies::node_id node;
   };
@@ -71,6 +75,7 @@ class game_worker : public std::enable_shared_from_this<game_worker> {
   void on_chat(const galaxies::message& m);
   void on_said(const galaxies::message& m);
   void on_positions(const galaxies::message& m);
+  void on_group_left(std::string_view group, const galaxies::node_info& x);
   void on_where_is(const galaxies::message& m, galaxies::responder r);
   void on_trade(const galaxies::message& m, galaxies::responder r);
   nlohmann::json join_here(const std::string& name, const galaxies::node_id& node, int room);
@@ -91,7 +96,8 @@ class game_worker : public std::enable_shared_from_this<game_worker> {
 
   // Membership.
   std::vector<galaxies::node_id> view() const;  // every live node, this one included
-  void rebalance();  // rooms may have moved: drop the ones no longer ours, re-join our players'
+  void rebalance();     // rooms may have moved: drop the ones no longer ours, re-join our players'
+  void follow_rooms();  // be in the group of each room our players are in, and in no other
 
   // Sends to `to`, or handles locally when `to` is this worker (its own rooms).
   void deliver(const galaxies::node_id& to, const std::string& command, const nlohmann::json& body);
@@ -109,8 +115,9 @@ class game_worker : public std::enable_shared_from_this<game_worker> {
   std::set<galaxies::node_id> known_;       // live nodes, from nodeJoined/nodeLeft
   std::set<galaxies::node_id> heard_from_;  // nodes whose position broadcasts arrived
   std::vector<player> players_;  // fixed once logged in: indexes stay valid in coroutines
-  std::map<int, std::map<std::string, member>> rooms_;  // rooms hosted here, keyed by player@node
-  std::map<std::string, seen_player> seen_;             // keyed by player@node
+  // Rooms hosted here: their players, keyed by player@node (a group knows workers, not players).
+  std::map<int, std::map<std::string, member>> rooms_;
+  std::map<std::string, seen_player> seen_;  // keyed by player@node
   std::uint64_t next_offer_ = 0;
   stats stats_;
 };

@@ -121,6 +121,7 @@ void game_worker::wander(std::size_t index) {
   deliver(p.room_host, "leave", json{{"player", p.name}, {"room", p.room}});
   p.room = next;
   p.room_host = {};
+  follow_rooms();
   spawn([this, index] { return settle(index); });
 }
 
@@ -167,6 +168,7 @@ asio::awaitable<void> game_worker::settle(std::size_t index) {
     q.room_host = host;
     log_.emit("room_join", {{"player", q.name},
                             {"room", room},
+                            {"group", group_of(room)},
                             {"host", host.to_string()},
                             {"others", reply.value("others", json::array())},
                             {"moved", moved},
@@ -174,6 +176,7 @@ asio::awaitable<void> game_worker::settle(std::size_t index) {
                             {"rtt_us", rtt}});
   }
   players_[index].settling = false;
+  if (!stopping()) follow_rooms();
 }
 
 asio::awaitable<void> game_worker::ask_where_is() {
@@ -262,7 +265,7 @@ void game_worker::emit_stats() {
   json view_ids = json::array();
   for (const auto& id : view()) view_ids.push_back(id.to_string());
   json rooms = json::array();
-  for (const auto& [room, members] : rooms_) rooms.push_back(room);
+  for (const auto& [room, players] : rooms_) rooms.push_back(room);
   log_.emit("stats", {{"sent", c.sent},
                       {"received", c.received},
                       {"late_replies", c.late_replies},
@@ -274,6 +277,7 @@ void game_worker::emit_stats() {
                       {"requests_failed", stats_.requests_failed},
                       {"unknown_senders", stats_.unknown_senders},
                       {"rooms", rooms},
+                      {"groups", node_.groups()},
                       {"view", view_ids}});
 }
 
