@@ -7,7 +7,10 @@
 #                       no examples/fault tests); ctest -L 'unit|integration'.
 #   fuzz   build-fuzz/  clang++-14 libFuzzer targets (tests/fuzz), each run on its seed corpus
 #                       and then for GALAXIES_FUZZ_SECONDS (default 25) seconds.
-# GALAXIES_TEST_STAGES (default plain,asan,fuzz) picks stages. A failed stage does not stop the
+#   minimal build-min/  the library without the etcd and Redis backends (GALAXIES_WITH_ETCD=OFF,
+#                       GALAXIES_WITH_REDIS=OFF), and the registry unit tests, which then check
+#                       that those URLs are refused naming the option.
+# GALAXIES_TEST_STAGES (default plain,asan,fuzz,minimal) picks stages. A failed stage does not stop the
 # next ones; the command fails if any stage failed. BUILD_JOBS sets the build's -j (default: all
 # cores), GALAXIES_TEST_JOBS ctest's -j (default 2).
 set -euo pipefail
@@ -16,13 +19,13 @@ root="$(dirname "$here")"
 jobs="${BUILD_JOBS:-$(nproc)}"
 test_jobs="${GALAXIES_TEST_JOBS:-2}"
 fuzz_seconds="${GALAXIES_FUZZ_SECONDS:-25}"
-IFS=, read -r -a stages <<<"${GALAXIES_TEST_STAGES:-plain,asan,fuzz}"
+IFS=, read -r -a stages <<<"${GALAXIES_TEST_STAGES:-plain,asan,fuzz,minimal}"
 
 for stage in "${stages[@]}"; do
   case "$stage" in
-    plain | asan | fuzz) ;;
+    plain | asan | fuzz | minimal) ;;
     *)
-      echo "test.sh: unknown stage '$stage' in GALAXIES_TEST_STAGES (plain, asan, fuzz)" >&2
+      echo "test.sh: unknown stage '$stage' in GALAXIES_TEST_STAGES (plain, asan, fuzz, minimal)" >&2
       exit 2
       ;;
   esac
@@ -73,6 +76,17 @@ stage_fuzz() {
   "$root/tests/fuzz/run_fuzzers.sh" "$root/build-fuzz" "$fuzz_seconds"
 }
 
+stage_minimal() {
+  # A user who needs only the embedded registry builds without libcurl and hiredis: the build
+  # must hold without them, and the registry's URL rules must say what is missing.
+  cmake -S "$root" -B "$root/build-min" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DGALAXIES_WITH_ETCD=OFF -DGALAXIES_WITH_REDIS=OFF -DGALAXIES_BUILD_EXAMPLES=OFF \
+    -DGALAXIES_BUILD_SLOW_TESTS=OFF
+  cmake --build "$root/build-min" -j "$jobs" --target galaxies file_registry_test
+  ctest --test-dir "$root/build-min" --output-on-failure -j "$test_jobs" --timeout 300 \
+    -R '^(FileRegistry|RegistryUrl)'
+}
+
 declare -A took=() result=()
 failed=0
 for stage in "${stages[@]}"; do
@@ -88,6 +102,7 @@ for stage in "${stages[@]}"; do
       plain) stage_plain "$@" ;;
       asan) stage_asan ;;
       fuzz) stage_fuzz ;;
+      minimal) stage_minimal ;;
     esac
   )
   status=$?
