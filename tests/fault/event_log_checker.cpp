@@ -493,7 +493,8 @@ void log_set::parse(node_log& log, std::string_view line, std::size_t number) {
       break;
   }
   const bool membership = r.what == kind::node_joined || r.what == kind::node_left ||
-                          r.what == kind::host_joined || r.what == kind::host_left;
+                          r.what == kind::host_joined || r.what == kind::host_left ||
+                          r.what == kind::group_joined || r.what == kind::group_left;
   log.records.push_back(std::move(r));
   if (membership) log.membership.push_back(log.records.size() - 1);
 }

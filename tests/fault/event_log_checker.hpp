@@ -89,7 +89,7 @@ struct node_log {
   std::string label;
   int pid = 0;
   std::vector<record> records;
-  std::vector<std::size_t> membership;  // indices of node/host joined/left records
+  std::vector<std::size_t> membership;  // indices of node/host/group joined/left records
   // From the quiesce record.
   bool quiesced = false;
   bool idle = false;
