@@ -5,8 +5,9 @@
 //   chatter --name a --workers 3 --listen 10.77.0.1:0 --registry file:DIR/registry
 //           --cluster fault --unix DIR/a.sock --log-dir DIR/logs --heartbeat-ms 100
 //
-// Creating the file LOG_DIR/quiesce makes every worker stop sending (it logs `quiesce`, then
-// `idle` once its requests ended), so that a test can wait for everything sent to arrive.
+// With --rooms N every worker also joins the groups "all" and room<slot mod N> and publishes to
+// its room. Creating the file LOG_DIR/quiesce makes every worker stop sending (it logs `quiesce`,
+// then `idle` once its requests ended), so that a test can wait for everything sent to arrive.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>

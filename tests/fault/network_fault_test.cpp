@@ -4,7 +4,8 @@
 // CPU. Each test asserts what users rely on (README "Guarantees", docs/protocol.md §6 and §8):
 //  - a real partition is seen as exactly one leave (and, after the heal, one join) per node and
 //    host on each side, and the cluster is whole again within 3 s of the heal (the library's own
-//    redial backoff, 50 ms -> 1 s, and dial timeout, 1 s);
+//    redial backoff, 50 ms -> 1 s, and dial timeout, 1 s); with groups, each node leaves each of
+//    its groups once on the other side, before its nodeLeft, and joins them again once after;
 //  - faults the default detector (250 ms x 6) is tuned to ride out (5 % loss, +100 ms each way,
 //    saturated cores) cause no leave at all, and traffic keeps flowing;
 //  - in every test the whole history goes through the event-log checker with all its rules: no
