@@ -5,8 +5,9 @@
 //   chatter --name a --workers 3 --listen 10.77.0.1:0 --registry file:DIR/registry
 //           --cluster fault --unix DIR/a.sock --log-dir DIR/logs --heartbeat-ms 100
 //
-// Creating the file LOG_DIR/quiesce makes every worker stop sending (it logs `quiesce`, then
-// `idle` once its requests ended), so that a test can wait for everything sent to arrive.
+// With --rooms N every worker also joins the groups "all" and room<slot mod N> and publishes to
+// its room. Creating the file LOG_DIR/quiesce makes every worker stop sending (it logs `quiesce`,
+// then `idle` once its requests ended), so that a test can wait for everything sent to arrive.
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   int send_ms = static_cast<int>(chat.send_every.count());
   int request_ms = static_cast<int>(chat.request_every.count());
   int request_timeout_ms = static_cast<int>(chat.request_timeout.count());
+  int rooms = static_cast<int>(chat.rooms);
   std::string log_dir;
   if (const char* env = std::getenv("CHATTER_LOG_DIR")) log_dir = env;
 
@@ -52,6 +54,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   app.add_option("--request-timeout-ms", request_timeout_ms, "timeout of each request")
       ->check(CLI::Range(1, 600000));
+  app.add_option("--rooms", rooms, "join groups: \"all\" and one of this many rooms (0: none)")
+      ->check(CLI::Range(0, 64));
   app.add_option("--secret-file", opts.secret_file, "the cluster secret (mode 0600)");
   app.add_option("--log-level", opts.log_level, "galaxies log level on stderr")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -64,6 +68,7 @@ int main(int argc, char** argv) {
   chat.send_every = std::chrono::milliseconds(send_ms);
   chat.request_every = std::chrono::milliseconds(request_ms);
   chat.request_timeout = std::chrono::milliseconds(request_timeout_ms);
+  chat.rooms = static_cast<std::uint32_t>(rooms);
   try {
     std::filesystem::create_directories(chat.log_dir);
     return galaxies::run(argc, argv, opts,

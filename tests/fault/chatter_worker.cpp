@@ -132,11 +132,18 @@ class chatter : public std::enable_shared_from_this<chatter> {
              {{"me", node_.id().to_string()}, {"pid", ::getpid()}, {"label", settings_.label}},
              true);
     node_.on("chat", [this, self = shared_from_this()](const message& m, responder) {
-      std::uint64_t seq = 0;
+      // "<seq>" or, with groups, "<seq>/<publishes made before it>".
       const auto text = as_text(m.payload);
-      std::from_chars(text.data(), text.data() + text.size(), seq);
-      log_.add("recv", {{"from", m.from.to_string()}, {"seq", seq}});
+      std::uint64_t seq = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
+      json fields{{"from", m.from.to_string()}, {"seq", seq}};
+      if (std::uint64_t pubs = 0; end != text.data() + text.size() && *end == '/') {
+        std::from_chars(end + 1, text.data() + text.size(), pubs);
+        fields["pubs"] = pubs;
+      }
+      log_.add("recv", fields);
     });
+    if (settings_.rooms > 0) install_groups();
     node_.on("echo", [this](const message& m, responder r) {
       const auto text = as_text(m.payload);
       std::uint64_t id = 0;
@@ -155,6 +162,7 @@ class chatter : public std::enable_shared_from_this<chatter> {
       node_.on_disconnected([this](std::error_code, std::string_view why) {
         log_.add("disconnected", {{"why", std::string(why)}}, true);
       });
+      if (settings_.rooms > 0) join_room();
       schedule_send();
       schedule_request();
     });
@@ -182,6 +190,48 @@ class chatter : public std::enable_shared_from_this<chatter> {
   }
 
  private:
+  void install_groups() {
+    node_.on("room", [this](const message& m, responder) {
+      std::uint64_t seq = 0;
+      const auto text = as_text(m.payload);
+      std::from_chars(text.data(), text.data() + text.size(), seq);
+      log_.add("deliver",
+               {{"from", m.from.to_string()}, {"group", std::string(m.group)}, {"seq", seq}});
+    });
+    node_.on_group_joined([this](std::string_view group, const node_info& x) {
+      log_.add("groupJoined", {{"group", std::string(group)}, {"node", x.id.to_string()}}, true);
+    });
+    node_.on_group_left([this](std::string_view group, const node_info& x) {
+      log_.add("groupLeft", {{"group", std::string(group)}, {"node", x.id.to_string()}}, true);
+    });
+    // Joined before registration: the master learns it right after the welcome.
+    join("all");
+  }
+
+  // A refused join is logged (the checker counts it as a violation), never silent.
+  void join(const std::string& group) {
+    if (auto ec = node_.join(group))
+      log_.add("join_fail", {{"group", group}, {"error", error_name(ec)}}, true);
+  }
+
+  // The room follows the slot, known once registered; a node without one (attached) takes room0.
+  void join_room() {
+    const auto s = node_.slot();
+    room_ = "room" + std::to_string((s ? s->index : 0) % settings_.rooms);
+    join(room_);
+  }
+
+  void publish_round() {
+    if (room_.empty()) return;
+    const std::string payload = std::to_string(published_ + 1);
+    if (auto ec = node_.publish(room_, "room", as_bytes(payload))) {
+      log_.add("publish_fail", {{"group", room_}, {"error", error_name(ec)}});
+      return;
+    }
+    ++published_;
+    log_.add("publish", {{"group", room_}, {"seq", published_}});
+  }
+
   bool check_quiesce() {
     if (quiesced_) return true;
     if (::access(quiesce_path_.c_str(), F_OK) != 0) return false;
@@ -215,9 +265,11 @@ class chatter : public std::enable_shared_from_this<chatter> {
 
   void send_round() {
     if (check_quiesce()) return;
+    publish_round();
     for (const auto& [to, known] : peers_) {
       auto& seq = next_seq_[to];
-      const std::string payload = std::to_string(seq + 1);
+      std::string payload = std::to_string(seq + 1);
+      if (settings_.rooms > 0) payload += "/" + std::to_string(published_);
       if (auto ec = node_.send(to, "chat", as_bytes(payload))) {
         log_.add("send_fail", {{"to", to.to_string()}, {"error", error_name(ec)}});
         continue;
@@ -276,6 +328,8 @@ class chatter : public std::enable_shared_from_this<chatter> {
   node_id last_target_;
   std::uint64_t request_count_ = 0;
   std::size_t pending_ = 0;
+  std::string room_;             // joined once registered (groups on)
+  std::uint64_t published_ = 0;  // publishes made so far
   bool quiesced_ = false;
   bool idle_ = false;
 };

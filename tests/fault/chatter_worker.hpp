@@ -18,6 +18,15 @@
 //       node's view (node.nodes(), node.hosts()) and the last seq sent to each node
 //   idle {}                            quiesced and no request pending any more
 //   disconnected {why}
+// With groups on (chatter_settings::rooms > 0), also:
+//   groupJoined {group, node}          groupLeft {group, node}   (the node's own included)
+//   publish {group, seq}               publish_fail {group, error}
+//   deliver {from, group, seq}         handled a message `from` published to `group`
+//   join_fail {group, error}           node.join refused
+// The worker joins "all" and "room<k>" (k = its slot index modulo rooms) before it registers and
+// publishes to its room every send round, counting its publishes from 1 (`seq`). Each `send`
+// payload also carries the number of publishes made before it (`pubs` in `recv`), so that the
+// checker can see a publish and a send from one node overtake each other at one receiver.
 #pragma once
 
 #include <chrono>
@@ -35,6 +44,8 @@ struct chatter_settings {
   std::chrono::milliseconds request_every{50};
   std::chrono::milliseconds request_timeout{300};
   std::size_t max_pending_requests = 16;
+  // Rooms to spread the workers over (0: no groups at all, the traffic of old).
+  std::uint32_t rooms = 0;
 };
 
 // Sets up the handlers and callbacks of a worker; call from worker_main.

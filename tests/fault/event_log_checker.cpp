@@ -27,6 +27,12 @@ kind kind_of(std::string_view ev) {
       {"quiesce", kind::quiesce},
       {"idle", kind::idle},
       {"disconnected", kind::disconnected},
+      {"groupJoined", kind::group_joined},
+      {"groupLeft", kind::group_left},
+      {"publish", kind::publish},
+      {"publish_fail", kind::publish_fail},
+      {"deliver", kind::deliver},
+      {"join_fail", kind::join_fail},
   };
   const auto it = kinds.find(ev);
   return it == kinds.end() ? kind::other : it->second;
@@ -72,6 +78,8 @@ struct pair_state {
   bool ever_joined = false;
   std::uint64_t last_seq = 0;
   bool left_since_last_recv = false;
+  std::uint64_t last_publish = 0;  // the last publish seq handled from it
+  std::uint64_t pubs_before = 0;   // the most publishes it had made before a send handled
 };
 
 struct request_state {
@@ -96,6 +104,7 @@ walk_result walk(const log_set& logs, const node_log& log, report* out) {
   std::map<std::uint32_t, bool> hosts;  // joined?
   std::map<std::uint64_t, request_state> requests;
   std::map<std::uint32_t, std::set<std::uint64_t>> pending;  // per target, not ended yet
+  std::map<std::uint32_t, std::set<std::string>> groups_of;  // member -> groups joined, seen here
   for (const auto& r : log.records) {
     switch (r.what) {
       case kind::node_joined: {
@@ -120,8 +129,52 @@ walk_result walk(const log_set& logs, const node_log& log, report* out) {
                      std::to_string(*waiting.begin()) + ")" + at(log, r));
           waiting.clear();
         }
+        if (auto& still = groups_of[r.peer]; !still.empty()) {
+          if (out)
+            for (const auto& g : still)
+              out->add(who + " saw nodeLeft(" + logs.name(r.peer) +
+                       ") while it was still in group " + g + " (no groupLeft before)" +
+                       at(log, r));
+          still.clear();
+        }
         p.joined = false;
         p.left_since_last_recv = true;
+        break;
+      }
+      case kind::group_joined: {
+        if (!groups_of[r.peer].insert(r.text).second && out)
+          out->add(who + " saw groupJoined(" + r.text + ", " + logs.name(r.peer) +
+                   ") twice without a groupLeft between" + at(log, r));
+        if (r.peer != log.node && !pairs[r.peer].joined && out)
+          out->add(who + " saw groupJoined(" + r.text + ", " + logs.name(r.peer) +
+                   ") while the node was not joined" + at(log, r));
+        break;
+      }
+      case kind::group_left: {
+        if (groups_of[r.peer].erase(r.text) == 0 && out)
+          out->add(who + " saw groupLeft(" + r.text + ", " + logs.name(r.peer) +
+                   ") without a groupJoined before" + at(log, r));
+        break;
+      }
+      case kind::deliver: {
+        auto& p = pairs[r.peer];
+        const auto seq = std::to_string(r.number);
+        if (!groups_of[r.peer].contains(r.text) && out)
+          out->add(who + " handled publish " + seq + " of " + logs.name(r.peer) + " to " + r.text +
+                   " while it was not in the group" + at(log, r));
+        if (r.number <= p.last_publish && out)
+          out->add(who + " handled publish " + seq + " of " + logs.name(r.peer) +
+                   " after publish " + std::to_string(p.last_publish) +
+                   (r.number == p.last_publish ? " (duplicate)" : " (reordered)") + at(log, r));
+        if (r.number <= p.pubs_before && out)
+          out->add(who + " handled publish " + seq + " of " + logs.name(r.peer) +
+                   " after a send it made after " + std::to_string(p.pubs_before) +
+                   " publishes (overtaken)" + at(log, r));
+        p.last_publish = std::max(p.last_publish, r.number);
+        break;
+      }
+      case kind::join_fail: {
+        if (out) out->add(who + " could not join group " + r.text + at(log, r));
         break;
       }
       case kind::host_joined: {
@@ -156,6 +209,14 @@ walk_result walk(const log_set& logs, const node_log& log, report* out) {
             out->add(who + " lost seqs " + std::to_string(p.last_seq + 1) + ".." +
                      std::to_string(r.number - 1) + " from " + logs.name(r.peer) +
                      " with no nodeLeft between" + at(log, r));
+        }
+        if (r.pubs) {
+          if (*r.pubs < p.last_publish && out)
+            out->add(who + " received seq " + std::to_string(r.number) + " from " +
+                     logs.name(r.peer) + ", sent after " + std::to_string(*r.pubs) +
+                     " publishes, after its publish " + std::to_string(p.last_publish) +
+                     " (overtaken)" + at(log, r));
+          p.pubs_before = std::max(p.pubs_before, *r.pubs);
         }
         p.last_seq = std::max(p.last_seq, r.number);
         p.left_since_last_recv = false;
@@ -376,6 +437,24 @@ void log_set::parse(node_log& log, std::string_view line, std::size_t number) {
     case kind::recv:
       r.peer = intern(str(doc, "from"));
       r.number = num(doc, "seq");
+      if (const auto p = doc.find("pubs"); p != doc.end() && p->is_number_unsigned())
+        r.pubs = p->get<std::uint64_t>();
+      break;
+    case kind::group_joined:
+    case kind::group_left:
+      r.peer = intern(str(doc, "node"));
+      r.text = str(doc, "group");
+      break;
+    case kind::deliver:
+      r.peer = intern(str(doc, "from"));
+      r.text = str(doc, "group");
+      r.number = num(doc, "seq");
+      break;
+    case kind::publish:
+    case kind::publish_fail:
+    case kind::join_fail:
+      r.text = str(doc, "group");
+      r.number = num(doc, "seq");
       break;
     case kind::serve:
       r.peer = intern(str(doc, "from"));
@@ -414,7 +493,8 @@ void log_set::parse(node_log& log, std::string_view line, std::size_t number) {
       break;
   }
   const bool membership = r.what == kind::node_joined || r.what == kind::node_left ||
-                          r.what == kind::host_joined || r.what == kind::host_left;
+                          r.what == kind::host_joined || r.what == kind::host_left ||
+                          r.what == kind::group_joined || r.what == kind::group_left;
   log.records.push_back(std::move(r));
   if (membership) log.membership.push_back(log.records.size() - 1);
 }

@@ -13,6 +13,14 @@
 //               went idle (quiesced, nothing pending) ended every request exactly once; requests
 //               to X still pending when nodeLeft(X) arrives have ended before it (node.hpp: they
 //               complete with node_left first, then on_node_left runs);
+//  - groups:    per observer, group and member, groupJoined and groupLeft strictly alternate,
+//               starting with groupJoined; another node's groupJoined only while it is joined;
+//               no nodeLeft(X) while X is still in a group (its groupLefts come first); a publish
+//               of X to group g is handled only while the observer has X in g (after X's
+//               groupJoined, before its groupLeft); a join refused (join_fail) is a breach;
+//  - group fifo: per (publisher, receiver), the publish seqs handled strictly increase, and
+//               publishes and sends do not overtake each other (a send carries the number of
+//               publishes made before it, `pubs`);
 //  - view:      a node's node.nodes() at quiesce equals the nodes its events say it knows;
 //  - drained (option): once sender and receiver are both quiesced and the receiver still has the
 //               sender joined (no nodeLeft after its last receive), every seq sent arrived;
@@ -50,6 +58,12 @@ enum class kind : std::uint8_t {
   quiesce,
   idle,
   disconnected,
+  group_joined,
+  group_left,
+  publish,
+  publish_fail,
+  deliver,
+  join_fail,
   other,
 };
 
@@ -61,10 +75,11 @@ struct record {
   kind what = kind::other;
   std::uint32_t peer = no_id;  // the node (messages, node events) or host (host events)
   std::uint64_t number = 0;    // seq, or request id
-  std::string text;            // reason (leaves), outcome (request_end)
+  std::string text;            // reason (leaves), outcome (request_end), group (group events)
   int detail = 0;              // nodeLeft detail (the wait status for `exited`)
   bool echo = true;            // request_end: the reply carried the request's own payload
-  std::size_t line = 0;        // 1-based line number in its file
+  std::optional<std::uint64_t> pubs;  // recv: the sender's publishes made before this send
+  std::size_t line = 0;               // 1-based line number in its file
 };
 
 struct node_log {
@@ -74,7 +89,7 @@ struct node_log {
   std::string label;
   int pid = 0;
   std::vector<record> records;
-  std::vector<std::size_t> membership;  // indices of node/host joined/left records
+  std::vector<std::size_t> membership;  // indices of node/host/group joined/left records
   // From the quiesce record.
   bool quiesced = false;
   bool idle = false;

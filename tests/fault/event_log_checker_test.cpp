@@ -60,6 +60,34 @@ class history {
     line(node, {{"ev", "quiesce"}, {"nodes", nodes}, {"hosts", hosts}, {"sent", sent}});
   }
   void idle(const std::string& node) { line(node, {{"ev", "idle"}}); }
+  void group_joined(const std::string& observer, const std::string& group,
+                    const std::string& node) {
+    line(observer, {{"ev", "groupJoined"}, {"group", group}, {"node", node}});
+  }
+  void group_left(const std::string& observer, const std::string& group, const std::string& node) {
+    line(observer, {{"ev", "groupLeft"}, {"group", group}, {"node", node}});
+  }
+  void publish(const std::string& from, const std::string& group, std::uint64_t seq) {
+    line(from, {{"ev", "publish"}, {"group", group}, {"seq", seq}});
+  }
+  void deliver(const std::string& to, const std::string& from, const std::string& group,
+               std::uint64_t seq) {
+    line(to, {{"ev", "deliver"}, {"from", from}, {"group", group}, {"seq", seq}});
+  }
+  // A send handled that its sender made after `pubs` publishes.
+  void recv_after(const std::string& to, const std::string& from, std::uint64_t seq,
+                  std::uint64_t pubs) {
+    line(to, {{"ev", "recv"}, {"from", from}, {"seq", seq}, {"pubs", pubs}});
+  }
+
+  // pair(), and both nodes in group "g", each seeing itself and the other join it.
+  void grouped_pair() {
+    pair();
+    for (const auto& [obs, other] : {std::pair{"A", "B"}, std::pair{"B", "A"}}) {
+      group_joined(obs, "g", obs);
+      group_joined(obs, "g", other);
+    }
+  }
 
   // Two nodes A and B of one host that know each other.
   void pair() {
@@ -113,6 +141,115 @@ TEST(event_log_checker, a_clean_history_has_no_violation) {
   const auto v = h.violations();
   EXPECT_TRUE(v.empty()) << all(v);
   EXPECT_TRUE(undelivered(h.logs()).empty());
+}
+
+TEST(event_log_checker, a_clean_group_history_has_no_violation) {
+  history h;
+  h.grouped_pair();
+  // A publishes, sends, publishes: B handles them in that order; then A leaves the cluster (its
+  // group first), comes back, and its group again from B's snapshot.
+  h.publish("A", "g", 1);
+  h.send("A", "B", 1);
+  h.publish("A", "g", 2);
+  h.deliver("B", "A", "g", 1);
+  h.recv_after("B", "A", 1, 1);
+  h.deliver("B", "A", "g", 2);
+  h.group_left("B", "g", "A");
+  h.left("B", "A");
+  h.joined("B", "A");
+  h.group_joined("B", "g", "A");
+  h.deliver("B", "A", "g", 7);
+  h.recv_after("B", "A", 4, 7);
+  const auto v = h.violations(false);
+  EXPECT_TRUE(v.empty()) << all(v);
+}
+
+TEST(event_log_checker, a_second_groupJoined_without_a_groupLeft_is_caught) {
+  history h;
+  h.grouped_pair();
+  h.group_joined("B", "g", "A");
+  EXPECT_TRUE(mentions(h.violations(false), "twice without a groupLeft"))
+      << all(h.violations(false));
+}
+
+TEST(event_log_checker, a_groupLeft_without_a_groupJoined_is_caught) {
+  history h;
+  h.grouped_pair();
+  h.group_left("B", "h", "A");
+  EXPECT_TRUE(mentions(h.violations(false), "without a groupJoined before"))
+      << all(h.violations(false));
+}
+
+TEST(event_log_checker, a_groupJoined_of_a_node_not_joined_is_caught) {
+  history h;
+  h.pair();
+  h.left("B", "A");
+  h.group_joined("B", "g", "A");
+  EXPECT_TRUE(mentions(h.violations(false), "while the node was not joined"))
+      << all(h.violations(false));
+}
+
+TEST(event_log_checker, a_nodeLeft_before_the_nodes_groupLeft_is_caught) {
+  history h;
+  h.grouped_pair();
+  h.left("B", "A");
+  h.group_left("B", "g", "A");
+  const auto v = h.violations(false);
+  EXPECT_TRUE(mentions(v, "still in group g")) << all(v);
+  EXPECT_TRUE(mentions(v, "without a groupJoined before")) << all(v);
+}
+
+TEST(event_log_checker, a_publish_handled_before_the_publishers_groupJoined_is_caught) {
+  history h;
+  h.pair();
+  h.deliver("B", "A", "g", 1);
+  EXPECT_TRUE(mentions(h.violations(false), "while it was not in the group"))
+      << all(h.violations(false));
+}
+
+TEST(event_log_checker, a_publish_handled_after_the_publishers_groupLeft_is_caught) {
+  history h;
+  h.grouped_pair();
+  h.deliver("B", "A", "g", 1);
+  h.group_left("B", "g", "A");
+  h.deliver("B", "A", "g", 2);
+  EXPECT_TRUE(mentions(h.violations(false), "while it was not in the group"))
+      << all(h.violations(false));
+}
+
+TEST(event_log_checker, a_duplicate_or_reordered_publish_is_caught) {
+  history h;
+  h.grouped_pair();
+  h.deliver("B", "A", "g", 2);
+  h.deliver("B", "A", "g", 2);
+  h.deliver("B", "A", "g", 1);
+  const auto v = h.violations(false);
+  EXPECT_TRUE(mentions(v, "(duplicate)")) << all(v);
+  EXPECT_TRUE(mentions(v, "(reordered)")) << all(v);
+}
+
+TEST(event_log_checker, a_publish_overtaken_by_a_later_send_is_caught) {
+  history h;
+  h.grouped_pair();
+  h.recv_after("B", "A", 1, 3);  // sent after publish 3
+  h.deliver("B", "A", "g", 3);
+  EXPECT_TRUE(mentions(h.violations(false), "publishes (overtaken)")) << all(h.violations(false));
+}
+
+TEST(event_log_checker, a_send_overtaken_by_a_later_publish_is_caught) {
+  history h;
+  h.grouped_pair();
+  h.deliver("B", "A", "g", 2);
+  h.recv_after("B", "A", 1, 1);  // sent after publish 1 only, before publish 2
+  EXPECT_TRUE(mentions(h.violations(false), "publish 2 (overtaken)")) << all(h.violations(false));
+}
+
+TEST(event_log_checker, a_refused_join_is_caught) {
+  history h;
+  h.pair();
+  h.line("A", {{"ev", "join_fail"}, {"group", "room0"}, {"error", "overloaded"}});
+  EXPECT_TRUE(mentions(h.violations(false), "could not join group room0"))
+      << all(h.violations(false));
 }
 
 TEST(event_log_checker, a_gap_explained_by_a_leave_and_return_is_no_violation) {

@@ -134,6 +134,8 @@ void fault_cluster::start_host(const std::string& host) {
                                       std::to_string(options_.request_every.count()),
                                       "--request-timeout-ms",
                                       std::to_string(options_.request_timeout.count()),
+                                      "--rooms",
+                                      std::to_string(options_.rooms),
                                       "--secret-file",
                                       secret_file_.string(),
                                       "--log-level",

@@ -30,6 +30,9 @@ struct cluster_options {
   std::chrono::milliseconds send_every{20};
   std::chrono::milliseconds request_every{50};
   std::chrono::milliseconds request_timeout{300};
+  // Groups: every worker joins "all" and one of this many rooms, and publishes to its room
+  // (chatter --rooms; 0: no groups).
+  std::uint32_t rooms = 0;
   // Per host label: the --listen address (default: the host's address, port 0) and the
   // --advertise address written to the registry (default: the bound one). With before_start,
   // e.g. a delay_proxy in front of a fixed listen port, advertised instead of it.

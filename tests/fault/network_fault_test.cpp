@@ -4,7 +4,8 @@
 // CPU. Each test asserts what users rely on (README "Guarantees", docs/protocol.md §6 and §8):
 //  - a real partition is seen as exactly one leave (and, after the heal, one join) per node and
 //    host on each side, and the cluster is whole again within 3 s of the heal (the library's own
-//    redial backoff, 50 ms -> 1 s, and dial timeout, 1 s);
+//    redial backoff, 50 ms -> 1 s, and dial timeout, 1 s); with groups, each node leaves each of
+//    its groups once on the other side, before its nodeLeft, and joins them again once after;
 //  - faults the default detector (250 ms x 6) is tuned to ride out (5 % loss, +100 ms each way,
 //    saturated cores) cause no leave at all, and traffic keeps flowing;
 //  - in every test the whole history goes through the event-log checker with all its rules: no
@@ -26,6 +27,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -280,6 +282,147 @@ TEST_F(network_fault_test, a_host_partitioned_both_ways_leaves_once_and_rejoins_
       if (!joined.empty()) rejoin.push_back(joined[0].t_ms - healed);
     }
   report("heal -> nodeJoined across the cut", rejoin);
+  expect_clean_history(c);
+}
+
+// The groups `node` is in by its own log (its own groupJoined, chatter --rooms: "all" and a room).
+std::set<std::string> own_groups(fault_cluster& c, const std::string& node) {
+  std::set<std::string> out;
+  const node_log* log = c.logs().find(node);
+  if (!log) return out;
+  for (const auto& r : log->records)
+    if (r.what == kind::group_joined && r.peer == log->node) out.insert(r.text);
+  return out;
+}
+
+// Groups under a partition (test heartbeat 100 ms x 6), 3 hosts x 2 workers, each in "all" and
+// one of two rooms by slot, publishing to its room: host a cut off both ways until both sides
+// saw the other leave. Every node on each side sees each node of the other side leave each of its
+// groups exactly once, before its nodeLeft, and nothing about its own side; after the heal it sees
+// each of those nodes join each of its groups again exactly once (from the snapshots), after its
+// nodeJoined; publishes flow again across the cut; the checker (group rules included) passes.
+TEST_F(network_fault_test, a_partition_leaves_groups_before_nodes_and_the_heal_restores_them) {
+  cluster_options o;
+  o.workers = 2;
+  o.rooms = 2;
+  fault_cluster c(o);
+  form(c);
+  if (HasFatalFailure()) return;
+  const auto nodes = c.live_nodes();
+  ASSERT_EQ(nodes.size(), 6u);
+  std::map<std::string, std::set<std::string>> groups;  // node id -> its groups
+  // Every node sees every node (itself included; with `across_only`, every node on the other side
+  // of the cut) in each of its groups since `after`, and has handled publishes since then from
+  // each such room-mate on another host.
+  const auto groups_seen = [&](double after, bool across_only) {
+    for (const auto& obs : nodes) {
+      std::map<std::pair<std::uint32_t, std::string>, int> delivered;  // (from, group) -> count
+      if (const node_log* log = c.logs().find(obs.id))
+        for (const auto& r : log->records)
+          if (r.what == kind::deliver && r.t_ms >= after) ++delivered[{r.peer, r.text}];
+      for (const auto& x : nodes) {
+        if (groups[x.id].size() != 2) return false;
+        if (across_only && (obs.host_label == "a") == (x.host_label == "a")) continue;
+        const auto joins = c.all(obs.id, kind::group_joined, x.id, after);
+        for (const auto& g : groups[x.id]) {
+          if (std::none_of(joins.begin(), joins.end(),
+                           [&](const record& r) { return r.text == g; }))
+            return false;
+          if (x.host_label != obs.host_label && g != "all" && groups[obs.id].contains(g) &&
+              delivered[{c.logs().lookup(x.id), g}] < 3)
+            return false;
+        }
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(c.wait_logs(20s,
+                          [&] {
+                            for (const auto& x : nodes) groups[x.id] = own_groups(c, x.id);
+                            return groups_seen(0, false);
+                          }))
+      << "the groups did not form, or publishes did not flow\n"
+      << c.master_logs();
+  for (const auto& x : nodes) ASSERT_TRUE(groups[x.id].contains("all")) << x.id;
+
+  const auto cut = c.live_nodes("a");
+  const std::string cut_host = c.host_id("a");
+  const std::vector<std::string> rest_hosts{c.host_id("b"), c.host_id("c")};
+  const double t0 = netns::monotonic_ms();
+  c.net().partition("a", "b");
+  c.net().partition("a", "c");
+  const bool detected = c.wait_logs(leave_deadline, [&] {
+    for (const auto& obs : nodes)
+      for (const auto& h : obs.host_label == "a" ? rest_hosts : std::vector{cut_host})
+        if (!c.first(obs.id, kind::host_left, h, t0)) return false;
+    return true;
+  });
+  // Long enough for the detection on both sides, and then some: nobody may rejoin meanwhile.
+  hold_fault(c, std::max(netns::monotonic_ms() + 500, t0 + 2000));
+  const double healed = heal_rules(c, "a");
+  ASSERT_TRUE(detected) << "the partition was not detected on both sides\n" << c.master_logs();
+
+  std::vector<double> group_leave;
+  for (const auto& obs : nodes)
+    for (const auto& x : nodes) {
+      const bool across = (obs.host_label == "a") != (x.host_label == "a");
+      const auto left = between(c, obs, kind::group_left, x.id, t0, healed);
+      const auto joined = between(c, obs, kind::group_joined, x.id, t0, healed);
+      EXPECT_TRUE(joined.empty()) << obs.id << " saw " << x.id << " join a group in the partition";
+      if (!across) {
+        EXPECT_TRUE(left.empty()) << obs.id << "@" << obs.host_label << " saw " << x.id << "@"
+                                  << x.host_label << " (same side) leave a group";
+        continue;
+      }
+      const auto node_left = between(c, obs, kind::node_left, x.id, t0, healed);
+      ASSERT_EQ(node_left.size(), 1u) << obs.id << " about " << x.id;
+      for (const auto& g : groups[x.id]) {
+        std::vector<record> of_g;
+        std::copy_if(left.begin(), left.end(), std::back_inserter(of_g),
+                     [&](const record& r) { return r.text == g; });
+        ASSERT_EQ(of_g.size(), 1u) << obs.id << "@" << obs.host_label << " about " << x.id << "@"
+                                   << x.host_label << " leaving " << g;
+        EXPECT_LT(of_g[0].line, node_left[0].line)
+            << obs.id << " saw " << x.id << " leave " << g << " after its nodeLeft";
+        group_leave.push_back(of_g[0].t_ms - t0);
+      }
+      EXPECT_EQ(left.size(), groups[x.id].size()) << obs.id << " about " << x.id;
+    }
+  report("partition -> groupLeft across the cut (detection 600 ms)", group_leave);
+
+  expect_reconverged(c, healed, "two-way partition of a, groups");
+  if (HasFatalFailure()) return;
+  // The snapshots bring every node's groups back on the other side, and publishes flow again.
+  const bool restored = c.wait_logs(rejoin_deadline, [&] { return groups_seen(healed, true); });
+  std::vector<double> group_rejoin;
+  for (const auto& obs : nodes)
+    for (const auto& x : nodes) {
+      const bool across = (obs.host_label == "a") != (x.host_label == "a");
+      const auto joined = c.all(obs.id, kind::group_joined, x.id, healed);
+      EXPECT_TRUE(c.all(obs.id, kind::group_left, x.id, healed).empty())
+          << obs.id << " saw " << x.id << " leave a group after the heal";
+      if (!across) {
+        EXPECT_TRUE(joined.empty()) << obs.id << " saw " << x.id << " (same side) join again";
+        continue;
+      }
+      const auto node_joined = c.all(obs.id, kind::node_joined, x.id, healed);
+      ASSERT_EQ(node_joined.size(), 1u) << obs.id << " about " << x.id;
+      for (const auto& g : groups[x.id]) {
+        const auto n = std::count_if(joined.begin(), joined.end(),
+                                     [&](const record& r) { return r.text == g; });
+        EXPECT_EQ(n, 1) << obs.id << "@" << obs.host_label << " about " << x.id << "@"
+                        << x.host_label << " joining " << g << " after the heal";
+      }
+      EXPECT_EQ(joined.size(), groups[x.id].size()) << obs.id << " about " << x.id;
+      for (const auto& r : joined) {
+        EXPECT_GT(r.line, node_joined[0].line)
+            << obs.id << " saw " << x.id << " join " << r.text << " before its nodeJoined";
+        group_rejoin.push_back(r.t_ms - healed);
+      }
+    }
+  report("heal -> groupJoined across the cut", group_rejoin);
+  EXPECT_TRUE(restored) << "groups or publishes across the cut did not come back within "
+                        << rejoin_deadline.count() << " s";
   expect_clean_history(c);
 }
 
