@@ -79,6 +79,14 @@ in_addr loopback() {
   return a;
 }
 
+// `text` as an IPv4 address; throws std::invalid_argument when it is none.
+in_addr parse_ipv4(const std::string& text) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, text.c_str(), &a) != 1)
+    throw std::invalid_argument("not an IPv4 address: '" + text + "'");
+  return a;
+}
+
 // Binds `fd` to address:port (0 = any) as a server would, with SO_REUSEADDR; the bound port, or 0.
 std::uint16_t try_bind(const unique_fd& fd, in_addr address, std::uint16_t port) {
   if (fd.get() < 0) return 0;
@@ -231,9 +239,7 @@ store_server::store_server(std::string name, std::string scheme, std::size_t por
       address_(settings.address.empty() ? "127.0.0.1" : settings.address),
       check_interrupt_(std::move(settings.check_interrupt)) {
   if (binary_.empty()) throw std::runtime_error(name_ + " is not installed (not on PATH)");
-  in_addr parsed{};
-  if (::inet_pton(AF_INET, address_.c_str(), &parsed) != 1)
-    throw std::invalid_argument(name_ + ": not an IPv4 address: '" + address_ + "'");
+  parse_ipv4(address_);  // a bad address fails here, not in the middle of a start
   if (!settings.network_namespace.empty()) {
     netns_.reset(::open(settings.network_namespace.c_str(), O_RDONLY | O_CLOEXEC));
     if (netns_.get() < 0)
@@ -272,32 +278,27 @@ unique_fd store_server::open_socket(int flags) const {
   // A socket stays in the namespace it was made in: a thread of its own joins the server's
   // namespace and makes it, and every other thread keeps the starter's.
   int fd = -1;
-  int error = 0;
+  int setns_error = 0;
   std::thread maker([&] {
-    if (::setns(netns_.get(), CLONE_NEWNET) != 0) {
-      error = errno;
-      return;
-    }
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
-    if (fd < 0) error = errno;
+    if (::setns(netns_.get(), CLONE_NEWNET) != 0)
+      setns_error = errno;
+    else
+      fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
   });
   maker.join();
-  if (fd < 0)
-    throw std::system_error(error, std::system_category(), name_ + ": socket in its namespace");
-  return unique_fd(fd);
+  if (setns_error != 0)
+    throw std::system_error(setns_error, std::system_category(), name_ + ": setns");
+  return unique_fd(fd);  // -1 when socket() failed, as without a namespace
 }
 
 std::uint16_t store_server::free_port() const {
-  in_addr address{};
-  ::inet_pton(AF_INET, address_.c_str(), &address);
-  return pick_free_port(address, [this] { return open_socket(0); });
+  return pick_free_port(parse_ipv4(address_), [this] { return open_socket(0); });
 }
 
 std::string store_server::exchange(const std::string& request, std::chrono::milliseconds timeout,
                                    const std::function<bool(const std::string&)>& complete) const {
-  in_addr address{};
-  ::inet_pton(AF_INET, address_.c_str(), &address);
-  return request_reply(open_socket(SOCK_NONBLOCK), address, port(), request, timeout, complete);
+  return request_reply(open_socket(SOCK_NONBLOCK), parse_ipv4(address_), port(), request, timeout,
+                       complete);
 }
 
 void store_server::fail(const std::string& what) {
