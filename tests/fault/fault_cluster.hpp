@@ -121,12 +121,12 @@ class fault_cluster {
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  void start_store();
+
   cluster_options options_;
   std::filesystem::path dir_;
   std::filesystem::path log_dir_;
   std::filesystem::path secret_file_;  // every host proves it on its links
-  void start_store();
-
   std::unique_ptr<netns::test_network> net_;
   std::unique_ptr<stores::store_server> store_;  // in net_: stopped before it
   std::map<std::string, netns::process*> masters_;
