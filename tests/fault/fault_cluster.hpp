@@ -1,6 +1,7 @@
 // The fault tests' harness: a test_network of hosts, one `chatter` host (master + workers) in
-// each namespace, sharing a file registry in a temporary directory, and the workers' event logs
-// read as they grow. Everything is stopped and deleted by the destructor (the network's).
+// each namespace, sharing a registry (a file in a temporary directory, or a store run in the
+// network), and the workers' event logs read as they grow. Everything is stopped and deleted by
+// the destructor (the store first, then the network).
 // Threading: the test's main thread only.
 #pragma once
 
