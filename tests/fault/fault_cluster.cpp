@@ -87,13 +87,15 @@ fault_cluster::fault_cluster(cluster_options options) : options_(std::move(optio
   std::filesystem::permissions(
       secret_file_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   net_ = std::make_unique<netns::test_network>(options_.hosts);
+  if (options_.store != store_kind::none) start_store();
   if (options_.before_start) options_.before_start(*net_, dir_);
   for (const auto& h : options_.start_now.empty() ? options_.hosts : options_.start_now)
     start_host(h);
 }
 
 fault_cluster::~fault_cluster() {
-  net_.reset();  // stops every process, deletes the namespaces
+  store_.reset();  // by PID, before its namespace goes
+  net_.reset();    // stops every process, deletes the namespaces
   const bool keep =
       std::getenv("GALAXIES_TEST_KEEP_DIRS") != nullptr || ::testing::Test::HasFailure();
   if (keep) {
@@ -162,7 +164,26 @@ void fault_cluster::restart_host(const std::string& host) {
 }
 
 std::string fault_cluster::registry_url() const {
-  return options_.registry.empty() ? "file:" + (dir_ / "registry").string() : options_.registry;
+  if (!options_.registry.empty()) return options_.registry;
+  if (store_) return store_->url();
+  return "file:" + (dir_ / "registry").string();
+}
+
+void fault_cluster::start_store() {
+  stores::store_settings settings;
+  settings.network_namespace = net_->namespace_file(options_.store_host);
+  settings.address = net_->address(options_.store_host);
+  settings.log_path = dir_ / "store.log";
+  if (options_.store == store_kind::etcd)
+    store_ = std::make_unique<stores::etcd_server>(std::move(settings));
+  else
+    store_ =
+        std::make_unique<stores::redis_server>(std::vector<std::string>{}, std::move(settings));
+}
+
+stores::store_server& fault_cluster::store() {
+  if (!store_) throw std::logic_error("this cluster runs no store (cluster_options::store)");
+  return *store_;
 }
 
 std::vector<node_ref> fault_cluster::live_nodes() {

@@ -1,6 +1,7 @@
 // The fault tests' harness: a test_network of hosts, one `chatter` host (master + workers) in
-// each namespace, sharing a file registry in a temporary directory, and the workers' event logs
-// read as they grow. Everything is stopped and deleted by the destructor (the network's).
+// each namespace, sharing a registry (a file in a temporary directory, or a store run in the
+// network), and the workers' event logs read as they grow. Everything is stopped and deleted by
+// the destructor (the store first, then the network).
 // Threading: the test's main thread only.
 #pragma once
 
@@ -14,11 +15,15 @@
 #include <vector>
 
 #include "event_log_checker.hpp"
+#include "store_server/store_server.hpp"
 #include "support/netns.hpp"
 
 namespace galaxies::test::fault {
 
 using namespace std::chrono_literals;
+
+// A registry store the cluster runs in its test network (tools/store_server).
+enum class store_kind { none, etcd, redis };
 
 struct cluster_options {
   std::vector<std::string> hosts{"a", "b", "c"};
@@ -40,8 +45,14 @@ struct cluster_options {
   std::map<std::string, std::string> advertise;
   // Runs once the network exists, before any host starts (e.g. to spawn proxies in it).
   std::function<void(netns::test_network&, const std::filesystem::path& dir)> before_start;
-  // The registry URL every host uses; empty: a file registry in the cluster's directory.
+  // The registry URL every host uses; empty: a file registry in the cluster's directory, or the
+  // store's.
   std::string registry;
+  // A store started before any host in the namespace of `store_host` (a host that runs no
+  // chatter: leave it out of start_now), listening on its test address, and used as every host's
+  // registry; stopped by PID before the network goes.
+  store_kind store = store_kind::none;
+  std::string store_host = "s";
   // The registry rows' TTL (chatter --registry-ttl-ms); 0: the library's default.
   std::chrono::milliseconds registry_ttl{0};
 };
@@ -61,6 +72,8 @@ class fault_cluster {
   fault_cluster& operator=(const fault_cluster&) = delete;
 
   netns::test_network& net() { return *net_; }
+  // The store of cluster_options::store; throws std::logic_error when there is none.
+  stores::store_server& store();
   const cluster_options& options() const { return options_; }
   // The heartbeat detection time: interval x misses.
   std::chrono::milliseconds detection() const {
@@ -112,11 +125,14 @@ class fault_cluster {
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  void start_store();
+
   cluster_options options_;
   std::filesystem::path dir_;
   std::filesystem::path log_dir_;
   std::filesystem::path secret_file_;  // every host proves it on its links
   std::unique_ptr<netns::test_network> net_;
+  std::unique_ptr<stores::store_server> store_;  // in net_: stopped before it
   std::map<std::string, netns::process*> masters_;
   log_set logs_;
 };

@@ -7,7 +7,8 @@
 // then drains the traffic and runs the whole history through the event-log checker.
 //
 // The stores run inside the test network, in a namespace of their own ("s"), reachable by the
-// hosts at its test address; rows are read back through the library's own read path
+// hosts at its test address (started by the project's one launcher, tools/store_server, through
+// cluster_options::store); rows are read back through the library's own read path
 // (`galaxies status --registry URL --json`, run inside a namespace).
 //
 // Run as root: `ctest -L slow -R lifecycle_test` (the binary re-executes itself under
@@ -52,8 +53,6 @@ std::string read_file(const std::filesystem::path& path) {
 
 // ---- a registry store inside the test network ---------------------------------------------------
 
-enum class store_kind { etcd, redis };
-
 // Why a test of this store cannot run here, "" when it can: its backend left out of the build
 // (tests/fault/CMakeLists.txt passes the build options), or its server not installed.
 std::string cannot_use(store_kind kind) {
@@ -61,125 +60,10 @@ std::string cannot_use(store_kind kind) {
   if (!(etcd ? GALAXIES_WITH_ETCD : GALAXIES_WITH_REDIS))
     return etcd ? "the etcd backend is not in this build (GALAXIES_WITH_ETCD=OFF)"
                 : "the Redis backend is not in this build (GALAXIES_WITH_REDIS=OFF)";
-  const std::string server = etcd ? "etcd" : "redis-server";
-  if (std::system(("command -v " + server + " >/dev/null 2>&1").c_str()) != 0)
-    return server + " not installed";
+  if (!(etcd ? stores::etcd_server::available() : stores::redis_server::available()))
+    return std::string(etcd ? "etcd" : "redis-server") + " not installed";
   return {};
 }
-
-// An etcd or redis-server process in the namespace of one host of the test network (not a chatter
-// host), listening on that host's test address. The process belongs to the network (stopped by
-// PID with it); this object only removes the data directory.
-class net_store {
- public:
-  net_store(netns::test_network& net, std::string host, store_kind kind)
-      : net_(net), host_(std::move(host)), kind_(kind) {
-    // etcd fsyncs every write: in tmpfs a busy disk cannot stall it.
-    std::string pattern = (std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp");
-    pattern += "/gx-store-XXXXXX";
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern);
-    dir_ = pattern;
-    start();
-  }
-  ~net_store() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  net_store(const net_store&) = delete;
-  net_store& operator=(const net_store&) = delete;
-
-  static std::string url_at(store_kind kind, const std::string& address) {
-    return kind == store_kind::etcd ? "etcd://" + address + ":2379"
-                                    : "redis://" + address + ":6379";
-  }
-  std::string url() const { return url_at(kind_, net_.address(host_)); }
-  const char* name() const { return kind_ == store_kind::etcd ? "etcd" : "redis"; }
-
-  // Starts it (again, on the same address, port and data directory) and waits until it serves.
-  void start() {
-    const std::string ip = net_.address(host_);
-    std::vector<std::string> argv;
-    if (kind_ == store_kind::etcd) {
-      const std::string client = "http://" + ip + ":2379";
-      const std::string peer = "http://127.0.0.1:2380";
-      argv = {"etcd",
-              "--name",
-              "default",
-              "--data-dir",
-              (dir_ / "data").string(),
-              "--listen-client-urls",
-              client,
-              "--advertise-client-urls",
-              client,
-              "--listen-peer-urls",
-              peer,
-              "--initial-advertise-peer-urls",
-              peer,
-              "--initial-cluster",
-              "default=" + peer,
-              "--heartbeat-interval",
-              "10",
-              "--election-timeout",
-              "100",
-              "--logger",
-              "zap"};
-    } else {
-      argv = {"redis-server",
-              "--bind",
-              ip,
-              "--port",
-              "6379",
-              "--save",
-              "",
-              "--appendonly",
-              "no",
-              "--dir",
-              dir_.string(),
-              "--hz",
-              "100",
-              "--protected-mode",
-              "no"};
-    }
-    process_ = &net_.spawn(host_, argv, {}, dir_ / "server.log");
-    const auto until = clock::now() + 30s;
-    while (!answers()) {
-      if (!process_->running() || clock::now() >= until)
-        throw std::runtime_error(std::string(name()) + " did not start:\n" +
-                                 read_file(dir_ / "server.log"));
-      std::this_thread::sleep_for(50ms);
-    }
-  }
-  void kill() {
-    process_->signal(SIGKILL);
-    process_->wait_exit(10s);
-  }
-  void pause() { process_->signal(SIGSTOP); }
-  void resume() { process_->signal(SIGCONT); }
-
-  // One readiness probe, from inside the store's namespace.
-  bool answers() {
-    const std::string ip = net_.address(host_);
-    std::vector<std::string> argv{"ip", "netns", "exec", net_.namespace_of(host_)};
-    if (kind_ == store_kind::etcd) {
-      for (std::string a : {"curl", "-s", "-m", "1"}) argv.push_back(a);
-      argv.push_back("http://" + ip + ":2379/health");
-      const auto r = netns::run_command(argv, 3s);
-      return r.status == 0 && r.output.find("\"true\"") != std::string::npos;
-    }
-    for (std::string a : {"redis-cli", "-h"}) argv.push_back(a);
-    argv.push_back(ip);
-    for (std::string a : {"-p", "6379", "ping"}) argv.push_back(a);
-    const auto r = netns::run_command(argv, 3s);
-    return r.status == 0 && r.output.find("PONG") != std::string::npos;
-  }
-
- private:
-  netns::test_network& net_;
-  std::string host_;
-  store_kind kind_;
-  std::filesystem::path dir_;
-  netns::process* process_ = nullptr;
-};
 
 // The host ids of the registry's live rows, read with the library's read path
 // (`galaxies status --json`) from inside `host`'s namespace; nullopt when the read failed.
@@ -314,13 +198,9 @@ void lifecycle_test::store_down_for_30s(store_kind kind, bool freeze) {
   cluster_options o;
   o.hosts = {"a", "b", "c", "d", "s"};
   o.start_now = {"a", "b", "c"};
-  o.registry = net_store::url_at(kind, "10.77.0.5");  // the address of "s" (index 4)
-  std::unique_ptr<net_store> store;
-  o.before_start = [&](netns::test_network& net, const std::filesystem::path&) {
-    if (net.address("s") != "10.77.0.5") throw std::logic_error("unexpected address of s");
-    store = std::make_unique<net_store>(net, "s", kind);
-  };
+  o.store = kind;
   fault_cluster c(o);
+  auto& store = c.store();
   form(c);
   if (HasFatalFailure()) return;
   const auto before = c.live_nodes();
@@ -333,11 +213,10 @@ void lifecycle_test::store_down_for_30s(store_kind kind, bool freeze) {
   // The fault.
   const double t_fault = netns::monotonic_ms();
   if (freeze)
-    store->pause();
+    store.pause();
   else
-    store->kill();
-  note(std::string(store->name()) + (freeze ? " frozen (SIGSTOP)" : " killed (SIGKILL)") +
-       " for 30 s");
+    store.kill();
+  note(store.program() + (freeze ? " frozen (SIGSTOP)" : " killed (SIGKILL)") + " for 30 s");
 
   // Every master notices (its health turns), and traffic keeps flowing on every pair meanwhile.
   std::vector<double> noticed;
@@ -361,9 +240,9 @@ void lifecycle_test::store_down_for_30s(store_kind kind, bool freeze) {
   // Back.
   const double t_back = netns::monotonic_ms();
   if (freeze)
-    store->resume();
+    store.resume();
   else
-    store->start();  // Redis without persistence: back empty
+    store.restart();  // on the same port; Redis without persistence: back empty
   const double t_serving = netns::monotonic_ms();
   note(std::string("store back after ") + std::to_string(static_cast<int>(t_back - t_fault)) +
        " ms down (serving " + std::to_string(static_cast<int>(t_serving - t_back)) +
@@ -433,13 +312,8 @@ TEST_F(lifecycle_test, a_host_cut_off_from_the_store_keeps_its_links_and_reregis
   cluster_options o;
   o.hosts = {"a", "b", "c", "s"};
   o.start_now = {"a", "b", "c"};
-  o.registry = net_store::url_at(store_kind::redis, "10.77.0.4");
+  o.store = store_kind::redis;
   o.registry_ttl = 2000ms;
-  std::unique_ptr<net_store> store;
-  o.before_start = [&](netns::test_network& net, const std::filesystem::path&) {
-    if (net.address("s") != "10.77.0.4") throw std::logic_error("unexpected address of s");
-    store = std::make_unique<net_store>(net, "s", store_kind::redis);
-  };
   fault_cluster c(o);
   form(c);
   if (HasFatalFailure()) return;

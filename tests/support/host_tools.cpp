@@ -75,16 +75,6 @@ bool wait_for(int fd, short events, clock::time_point until) {
 
 }  // namespace
 
-unique_fd& unique_fd::operator=(unique_fd&& other) noexcept {
-  if (this != &other) reset(other.release());
-  return *this;
-}
-
-void unique_fd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd,
             const std::vector<std::string>& environment) {
   std::vector<char*> args;

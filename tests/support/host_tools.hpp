@@ -8,26 +8,13 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "store_server/unique_fd.hpp"
 
 namespace galaxies::test::tools {
 
-// Owns one fd.
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {}
-  unique_fd& operator=(unique_fd&& other) noexcept;
-  ~unique_fd() { reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
+using stores::unique_fd;
 
 // posix_spawn of argv[0] with stdin from /dev/null, the given stdout/stderr, every other fd closed
 // (whatever a library opened without O_CLOEXEC included) and default signal handling; the test's

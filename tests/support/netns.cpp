@@ -22,12 +22,15 @@
 #include <system_error>
 #include <thread>
 
+#include "store_server/unique_fd.hpp"
+
 extern char** environ;
 
 namespace galaxies::test::netns {
 namespace {
 
 using clock = std::chrono::steady_clock;
+using stores::unique_fd;
 
 // A namespace holding processes after their stop is waited for this long, then they are killed.
 constexpr auto namespace_drain_deadline = 10s;
@@ -43,24 +46,6 @@ std::string joined(const std::vector<std::string>& argv) {
 [[noreturn]] void throw_errno(const std::string& what) {
   throw std::system_error(errno, std::system_category(), what);
 }
-
-class fd_guard {
- public:
-  explicit fd_guard(int fd = -1) : fd_(fd) {}
-  ~fd_guard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 bool pid_alive(pid_t pid) {
   return ::kill(pid, 0) == 0 || errno == EPERM;
@@ -192,8 +177,8 @@ const std::string& unavailable_reason() {
 command_result run_command(const std::vector<std::string>& argv, std::chrono::milliseconds limit) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
-  fd_guard read_end(fds[0]);
-  fd_guard write_end(fds[1]);
+  unique_fd read_end(fds[0]);
+  unique_fd write_end(fds[1]);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -415,6 +400,10 @@ std::string test_network::namespace_of(const std::string& host) const {
   return prefix_ + "-" + host;
 }
 
+std::filesystem::path test_network::namespace_file(const std::string& host) const {
+  return std::filesystem::path(netns_dir) / namespace_of(host);
+}
+
 process& test_network::spawn(const std::string& host, const std::vector<std::string>& argv,
                              const std::vector<std::pair<std::string, std::string>>& env,
                              const std::filesystem::path& log_path) {
@@ -426,9 +415,9 @@ process& test_network::spawn(const std::string& host, const std::vector<std::str
   auto env_strings = environment_with(env);
   auto c_env = c_strings(env_strings);
 
-  fd_guard null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  unique_fd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null_fd.get() < 0) throw_errno("open /dev/null");
-  fd_guard log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  unique_fd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (log_fd.get() < 0) throw_errno("open " + log_path.string());
 
   const pid_t parent = ::getpid();

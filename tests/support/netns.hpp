@@ -121,6 +121,8 @@ class test_network {
   const std::vector<std::string>& hosts() const { return hosts_; }
   std::string address(const std::string& host) const;       // "10.77.0.1"
   std::string namespace_of(const std::string& host) const;  // "gx1234n1-a"
+  // The file that names it, for setns(2): "/run/netns/gx1234n1-a".
+  std::filesystem::path namespace_file(const std::string& host) const;
 
   // Starts argv inside the host's namespace, stdin from /dev/null, stdout and stderr appended to
   // log_path, with `env` added to the test's environment. The process dies with the test

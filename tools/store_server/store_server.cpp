@@ -1,8 +1,10 @@
 #include "store_server/store_server.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -29,23 +31,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
-
-// The fd it owns, closed when it goes.
-class unique_fd {
- public:
-  explicit unique_fd(int fd = -1) : fd_(fd) {}
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 // A loaded 2-core machine starts etcd in seconds, not the ~0.75 s seen on an idle one.
 constexpr auto ready_deadline = 30s;
@@ -80,16 +65,34 @@ std::uint16_t ephemeral_low() {
   return 32768;  // the kernel's default
 }
 
-// Binds 127.0.0.1:port (0 = any) as a server would, with SO_REUSEADDR; the bound port, or 0.
-std::uint16_t try_bind(std::uint16_t port) {
-  unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+sockaddr_in ipv4(in_addr address, std::uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr = address;
+  addr.sin_port = htons(port);
+  return addr;
+}
+
+in_addr loopback() {
+  in_addr a{};
+  a.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// `text` as an IPv4 address; throws std::invalid_argument when it is none.
+in_addr parse_ipv4(const std::string& text) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, text.c_str(), &a) != 1)
+    throw std::invalid_argument("not an IPv4 address: '" + text + "'");
+  return a;
+}
+
+// Binds `fd` to address:port (0 = any) as a server would, with SO_REUSEADDR; the bound port, or 0.
+std::uint16_t try_bind(const unique_fd& fd, in_addr address, std::uint16_t port) {
   if (fd.get() < 0) return 0;
   const int on = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
+  sockaddr_in addr = ipv4(address, port);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return 0;
   socklen_t len = sizeof addr;
   if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
@@ -110,18 +113,37 @@ bool wait_fd(int fd, short events, clock::time_point until) {
   }
 }
 
-// One request/response over a fresh loopback connection, bounded by `timeout`: sends `request`,
-// then reads until `complete(reply)` holds, the peer closes, or time runs out. The reply so far.
-template <class Complete>
-std::string exchange(std::uint16_t port, const std::string& request,
-                     std::chrono::milliseconds timeout, Complete complete) {
+// A port on `address` that nothing is bound to right now, chosen at random below the kernel's
+// ephemeral range (see free_loopback_port); `make_socket` opens a socket where the server runs.
+template <class MakeSocket>
+std::uint16_t pick_free_port(in_addr address, MakeSocket make_socket) {
+  const std::uint16_t high = ephemeral_low();
+  // Well above the well-known ports, below where the kernel picks source ports.
+  const std::uint16_t low = high > 12000 ? 10000 : 1025;
+  if (high > low) {
+    static thread_local std::mt19937 random(std::random_device{}());
+    std::uniform_int_distribution<int> pick(low, high - 1);
+    for (int i = 0; i < 200; ++i) {
+      const auto port = static_cast<std::uint16_t>(pick(random));
+      if (try_bind(make_socket(), address, port) == port) return port;
+    }
+  }
+  // A tuned machine with no room below the ephemeral range: let the kernel choose.
+  if (const auto port = try_bind(make_socket(), address, 0)) return port;
+  char text[INET_ADDRSTRLEN] = "?";
+  ::inet_ntop(AF_INET, &address, text, sizeof text);
+  throw std::runtime_error(std::string("no free TCP port on ") + text);
+}
+
+// One request/response over `fd` (a fresh non-blocking socket) to address:port, bounded by
+// `timeout`: sends `request`, then reads until `complete(reply)` holds, the peer closes, or time
+// runs out. The reply so far.
+std::string request_reply(unique_fd fd, in_addr address, std::uint16_t port,
+                          const std::string& request, std::chrono::milliseconds timeout,
+                          const std::function<bool(const std::string&)>& complete) {
   const auto until = clock::now() + timeout;
-  unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd.get() < 0) return {};
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
+  sockaddr_in addr = ipv4(address, port);
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     if (errno != EINPROGRESS) return {};
     if (!wait_fd(fd.get(), POLLOUT, until)) return {};
@@ -202,20 +224,8 @@ std::string find_on_path(const std::string& name) {
 }
 
 std::uint16_t free_loopback_port() {
-  const std::uint16_t high = ephemeral_low();
-  // Well above the well-known ports, below where the kernel picks source ports.
-  const std::uint16_t low = high > 12000 ? 10000 : 1025;
-  if (high > low) {
-    static thread_local std::mt19937 random(std::random_device{}());
-    std::uniform_int_distribution<int> pick(low, high - 1);
-    for (int i = 0; i < 200; ++i) {
-      const auto port = static_cast<std::uint16_t>(pick(random));
-      if (try_bind(port) == port) return port;
-    }
-  }
-  // A tuned machine with no room below the ephemeral range: let the kernel choose.
-  if (const auto port = try_bind(0)) return port;
-  throw std::runtime_error("no free TCP port on 127.0.0.1");
+  return pick_free_port(loopback(),
+                        [] { return unique_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)); });
 }
 
 // ---- store_server ----------------------------------------------------------------------------
@@ -226,8 +236,16 @@ store_server::store_server(std::string name, std::string scheme, std::size_t por
       name_(std::move(name)),
       binary_(find_on_path(name_)),
       scheme_(std::move(scheme)),
+      address_(settings.address.empty() ? "127.0.0.1" : settings.address),
       check_interrupt_(std::move(settings.check_interrupt)) {
   if (binary_.empty()) throw std::runtime_error(name_ + " is not installed (not on PATH)");
+  parse_ipv4(address_);  // a bad address fails here, not in the middle of a start
+  if (!settings.network_namespace.empty()) {
+    netns_.reset(::open(settings.network_namespace.c_str(), O_RDONLY | O_CLOEXEC));
+    if (netns_.get() < 0)
+      throw std::system_error(errno, std::system_category(),
+                              "open network namespace " + settings.network_namespace.string());
+  }
   dir_ = make_temp_dir(scheme_);
   log_path_ = settings.log_path.empty() ? dir_ / "server.log" : settings.log_path;
 }
@@ -255,6 +273,34 @@ std::string store_server::log_tail(std::size_t max_bytes) const {
   return read_tail(log_path(), max_bytes);
 }
 
+unique_fd store_server::open_socket(int flags) const {
+  if (netns_.get() < 0) return unique_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0));
+  // A socket stays in the namespace it was made in: a thread of its own joins the server's
+  // namespace and makes it, and every other thread keeps the starter's.
+  int fd = -1;
+  int setns_error = 0;
+  std::thread maker([&] {
+    if (::setns(netns_.get(), CLONE_NEWNET) != 0)
+      setns_error = errno;
+    else
+      fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+  });
+  maker.join();
+  if (setns_error != 0)
+    throw std::system_error(setns_error, std::system_category(), name_ + ": setns");
+  return unique_fd(fd);  // -1 when socket() failed, as without a namespace
+}
+
+std::uint16_t store_server::free_port() const {
+  return pick_free_port(parse_ipv4(address_), [this] { return open_socket(0); });
+}
+
+std::string store_server::exchange(const std::string& request, std::chrono::milliseconds timeout,
+                                   const std::function<bool(const std::string&)>& complete) const {
+  return request_reply(open_socket(SOCK_NONBLOCK), parse_ipv4(address_), port(), request, timeout,
+                       complete);
+}
+
 void store_server::fail(const std::string& what) {
   kill();
   throw std::runtime_error(name_ + ": " + what + "\n---- " + log_path().string() +
@@ -276,10 +322,10 @@ void store_server::start_on_free_ports() {
   for (int attempt = 1;; ++attempt) {
     for (auto& port : ports_) {
       do {
-        port = free_loopback_port();
+        port = free_port();
       } while (std::count(ports_.begin(), ports_.end(), port) > 1);
     }
-    url_ = scheme_ + "://127.0.0.1:" + std::to_string(port());
+    url_ = scheme_ + "://" + address_ + ":" + std::to_string(port());
     const auto log_before = file_size_or_zero(log_path());
     if (launch() == launch_result::ready) return;
     // Another process may have taken a port between our check and the server's bind.
@@ -314,12 +360,14 @@ store_server::launch_result store_server::launch() {
   [[maybe_unused]] auto written = ::write(log.get(), banner.data(), banner.size());
   unique_fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (null.get() < 0) throw std::system_error(errno, std::system_category(), "open /dev/null");
-  // Reports a failed exec: EOF means exec succeeded (the write end is close-on-exec).
+  // Reports a failed setns or exec (which, and errno): EOF means exec succeeded (the write end is
+  // close-on-exec).
   int exec_pipe[2];
   if (::pipe2(exec_pipe, O_CLOEXEC) != 0)
     throw std::system_error(errno, std::system_category(), "pipe2");
   unique_fd exec_read(exec_pipe[0]), exec_write(exec_pipe[1]);
   const pid_t parent = ::getpid();
+  const int netns = netns_.get();
 
   const pid_t child = ::fork();
   if (child < 0) throw std::system_error(errno, std::system_category(), "fork");
@@ -345,23 +393,31 @@ store_server::launch_result store_server::launch() {
     sigset_t none;
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(binary.c_str(), argv.data(), environ);
-    const int error = errno;
-    [[maybe_unused]] auto n = ::write(exec_write.get(), &error, sizeof error);
+    // In the child, not through `ip netns exec`: the PID stays the server's own.
+    int failed[2] = {0, 0};
+    if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) {
+      failed[1] = errno;
+    } else {
+      ::execve(binary.c_str(), argv.data(), environ);
+      failed[0] = 1;
+      failed[1] = errno;
+    }
+    [[maybe_unused]] auto n = ::write(exec_write.get(), failed, sizeof failed);
     ::_exit(127);
   }
   exec_write.reset();
   pid_ = child;
   paused_ = false;
   wait_status_.reset();
-  int exec_error = 0;
+  int failed[2] = {0, 0};
   ssize_t got;
   do {
-    got = ::read(exec_read.get(), &exec_error, sizeof exec_error);
+    got = ::read(exec_read.get(), failed, sizeof failed);
   } while (got < 0 && errno == EINTR);
-  if (got == sizeof exec_error) {
+  if (got == sizeof failed) {
     wait_reaped(kill_deadline);
-    throw std::system_error(exec_error, std::system_category(), "exec " + binary);
+    throw std::system_error(failed[1], std::system_category(),
+                            failed[0] ? "exec " + binary : "setns of " + binary);
   }
 
   const auto started = clock::now();
@@ -467,8 +523,8 @@ etcd_server::etcd_server(store_settings settings)
 }
 
 std::vector<std::string> etcd_server::command() const {
-  const std::string client = "http://127.0.0.1:" + std::to_string(port());
-  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port());
+  const std::string client = "http://" + address() + ":" + std::to_string(port());
+  const std::string peer = "http://" + address() + ":" + std::to_string(peer_port());
   return {"--name", "default", "--data-dir", (dir_ / "data").string(), "--listen-client-urls",
           client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
           "--initial-advertise-peer-urls", peer, "--initial-cluster", "default=" + peer,
@@ -478,7 +534,7 @@ std::vector<std::string> etcd_server::command() const {
 
 bool etcd_server::probe(std::chrono::milliseconds timeout) const {
   const auto reply =
-      exchange(port(), "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+      exchange("GET /health HTTP/1.1\r\nHost: " + address() + "\r\nConnection: close\r\n\r\n",
                timeout, [](const std::string& r) { return r.find('}') != std::string::npos; });
   // /health says true only once the member has a leader and serves reads.
   return reply.starts_with("HTTP/1.1 200") &&
@@ -495,14 +551,17 @@ redis_server::redis_server(std::vector<std::string> extra_args, store_settings s
 
 std::vector<std::string> redis_server::command() const {
   std::vector<std::string> args{
-      "--bind",       "127.0.0.1", "--port", std::to_string(port()), "--save", "",
-      "--appendonly", "no",        "--dir",  dir_.string(),          "--hz",   "100"};
+      "--bind",       address(), "--port", std::to_string(port()), "--save", "",
+      "--appendonly", "no",      "--dir",  dir_.string(),          "--hz",   "100"};
+  // Without a password Redis answers only loopback clients unless told otherwise; an address of
+  // a test network is reachable only inside that network.
+  if (!on_loopback()) args.insert(args.end(), {"--protected-mode", "no"});
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   return args;
 }
 
 bool redis_server::probe(std::chrono::milliseconds timeout) const {
-  const auto reply = exchange(port(), "PING\r\n", timeout, [](const std::string& r) {
+  const auto reply = exchange("PING\r\n", timeout, [](const std::string& r) {
     return r.find("\r\n") != std::string::npos;
   });
   return reply == "+PONG\r\n";

@@ -6,6 +6,8 @@
 // with the process that started it (PR_SET_PDEATHSIG), so a crash leaves nothing behind, and runs
 // in a process group of its own, so a Ctrl-C in the terminal reaches only its starter, which
 // stops it in its own time. Other servers may derive from store_server (the tests' Prometheus).
+// A server may also run inside a network namespace, on an address of a test network (the fault
+// tests' stores, tests/fault): started in it, its ports chosen and its readiness probed in it.
 // No dependency on the library: the demo's director links it alone.
 //
 // Threading: one object is used from one thread. The server dies when the *thread* that started
@@ -21,6 +23,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "store_server/unique_fd.hpp"
 
 namespace galaxies::stores {
 
@@ -39,6 +43,14 @@ struct store_settings {
   // Called while waiting for the server to become ready; may throw to give up (the server is
   // stopped first). The demo's Ctrl-C.
   std::function<void()> check_interrupt;
+  // The network namespace to run the server in: the file that names it, as `ip netns add` makes
+  // it (/run/netns/NAME); empty for the starter's own. The child joins it before exec (setns), so
+  // the PID stays the server's own; ports are chosen and readiness probed from inside it too.
+  // Needs CAP_SYS_ADMIN (root).
+  std::filesystem::path network_namespace;
+  // The IPv4 address the server listens on and its URL names; empty for 127.0.0.1. Any other
+  // address exists only inside a namespace of a test network.
+  std::string address;
 };
 
 class store_server {
@@ -50,10 +62,11 @@ class store_server {
   store_server& operator=(const store_server&) = delete;
 
   const std::string& program() const { return name_; }  // "etcd", "redis-server"
-  // The registry URL of this server: "etcd://127.0.0.1:P" or "redis://127.0.0.1:P".
+  // The registry URL of this server: "etcd://ADDRESS:P" or "redis://ADDRESS:P".
   const std::string& url() const { return url_; }
-  std::uint16_t port() const { return ports_.at(0); }  // the client port
-  pid_t pid() const { return pid_; }                   // -1 when not running
+  const std::string& address() const { return address_; }  // "127.0.0.1" unless set
+  std::uint16_t port() const { return ports_.at(0); }      // the client port
+  pid_t pid() const { return pid_; }                       // -1 when not running
   bool running() const { return pid_ > 0; }
   bool paused() const { return paused_; }
   // The private directory: the data in dir()/data, the log (by default) in dir()/server.log.
@@ -105,6 +118,13 @@ class store_server {
 
   // True when the binary is found on PATH.
   static bool on_path(const std::string& name);
+  // True when address() is on 127.0.0.0/8.
+  bool on_loopback() const { return address_.starts_with("127."); }
+  // One request/response with the client port over a fresh connection made where the server
+  // runs, bounded by `timeout`: sends `request`, then reads until `complete(reply)` holds, the
+  // server closes, or time runs out. The reply so far ("" when the connection failed).
+  std::string exchange(const std::string& request, std::chrono::milliseconds timeout,
+                       const std::function<bool(const std::string&)>& complete) const;
 
   std::vector<std::uint16_t> ports_;
   std::filesystem::path dir_;
@@ -117,12 +137,17 @@ class store_server {
   // Waits for the stop (WUNTRACED) or continue (WCONTINUED) of the server to be reported.
   bool wait_state(int options, std::chrono::milliseconds deadline);
   [[noreturn]] void fail(const std::string& what);
+  // A TCP socket in the server's network namespace.
+  unique_fd open_socket(int flags) const;
+  std::uint16_t free_port() const;
   void remove_dir();
 
   std::string name_;
   std::string binary_;
   std::string scheme_;
   std::string url_;
+  std::string address_;
+  unique_fd netns_;  // the namespace to start the server in; -1 for the starter's own
   std::filesystem::path log_path_;
   std::function<void()> check_interrupt_;
   pid_t pid_ = -1;
