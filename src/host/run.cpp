@@ -63,6 +63,11 @@ int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, co
   core->connect(rings ? transport::stream(std::move(channel), std::move(rings))
                       : transport::stream(std::move(channel)));
   run_loop(io, opts.busy_poll);
+  // The loop stops as the channel closes, before the completions its close queued have run:
+  // a read parked on the rings holds the link's coroutine, which holds the link. Running them
+  // lets the coroutines end and free it (nothing new starts: the node has stopped).
+  io.restart();
+  io.poll();
   return 0;
 }
 

@@ -188,6 +188,9 @@ TEST_F(NodeOverloaded, TheRequestPastMaxPendingIsRefusedAndTheOthersComplete) {
   core_->start_request(x_, "ping", {}, 10s, [&](std::error_code ec, byte_view) { next = ec; });
   EXPECT_EQ(requests_written().size(), 1u);
   EXPECT_FALSE(next);
+  // Ended here, while `next` lives (the fixture's stop would fail it after this body).
+  core_->stop();
+  EXPECT_EQ(next, errc::shutting_down);
 }
 
 }  // namespace
