@@ -206,6 +206,14 @@ void counters(metrics_text& m, const json& s) {
   m.sample(count(s, "queued_bytes"));
   m.family("galaxies_connections", "gauge", "Connections open: nodes, observers, host links.");
   m.sample(count(s, "connections"));
+  // Totals only: a group's name is the application's, and one label per room would grow the
+  // series without bound. /status.json names the largest.
+  const json& g = object(s, "groups");
+  m.family("galaxies_groups", "gauge", "Groups with at least one member, cluster-wide.");
+  m.sample(count(g, "count"));
+  m.family("galaxies_group_memberships", "gauge",
+           "Memberships of nodes in groups, cluster-wide (a node in 3 groups counts 3).");
+  m.sample(count(g, "memberships"));
 
   for (const auto& [name, key, help] :
        {std::tuple{"galaxies_handshake_refusals_sent_total", "refusals_sent",

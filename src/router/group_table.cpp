@@ -40,6 +40,12 @@ std::size_t group_table::groups_of(const node_id& node) const {
   return it == groups_.end() ? 0 : it->second.size();
 }
 
+const std::vector<std::string>& group_table::of(const node_id& node) const {
+  static const std::vector<std::string> none;
+  const auto it = groups_.find(node);
+  return it == groups_.end() ? none : it->second;
+}
+
 void group_table::for_each(
     const std::function<void(const node_id&, const std::string& group)>& fn) const {
   for (const auto& [node, groups] : groups_)

@@ -26,6 +26,8 @@ class group_table {
   std::vector<std::string> drop(const node_id& node);
 
   std::size_t groups_of(const node_id& node) const;
+  // `node`'s groups in the order it joined them (empty when none).
+  const std::vector<std::string>& of(const node_id& node) const;
   std::size_t nodes() const noexcept { return groups_.size(); }
   void for_each(const std::function<void(const node_id&, const std::string& group)>& fn) const;
 

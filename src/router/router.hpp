@@ -148,6 +148,7 @@ class router {
 
   nlohmann::json status() const;
   nlohmann::json own_status() const;  // status() without what the host adds
+  nlohmann::json groups_status() const;
   // status() as text, built once per turn of the loop, however many observers ask in it.
   const std::string& status_text();
   const router_counters& counters() const noexcept { return counters_; }

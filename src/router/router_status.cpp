@@ -2,8 +2,12 @@
 // host renders from this document), and the membership events observers watch.
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/post.hpp>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "router/router.hpp"
 #include "transport/socket_setup.hpp"
@@ -48,6 +52,10 @@ nlohmann::json by_close_reason(const router_counters& c) {
   }
   return j;
 }
+
+// The groups a status names: the largest. A cluster may hold thousands of rooms; the totals count
+// them all.
+constexpr std::size_t groups_shown = 32;
 
 }  // namespace
 
@@ -98,6 +106,35 @@ nlohmann::json router::status() const {
   return j;
 }
 
+// The groups as this master knows them (every known node's, local and remote): how many, and
+// the largest, with their members in all and here.
+nlohmann::json router::groups_status() const {
+  struct tally {
+    std::size_t members = 0;
+    std::size_t local = 0;
+  };
+  std::unordered_map<std::string_view, tally> by_name;
+  std::size_t memberships = 0;
+  groups_.for_each([&](const node_id& node, const std::string& group) {
+    auto& t = by_name[group];
+    ++t.members;
+    if (const route* r = routes_.find(node); r && r->local) ++t.local;
+    ++memberships;
+  });
+  std::vector<std::pair<std::string_view, tally>> largest(by_name.begin(), by_name.end());
+  const auto shown = static_cast<std::ptrdiff_t>(std::min(largest.size(), groups_shown));
+  std::partial_sort(
+      largest.begin(), largest.begin() + shown, largest.end(), [](const auto& a, const auto& b) {
+        return a.second.members != b.second.members ? a.second.members > b.second.members
+                                                    : a.first < b.first;
+      });
+  largest.resize(static_cast<std::size_t>(shown));
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [name, t] : largest)
+    list.push_back({{"group", name}, {"members", t.members}, {"local", t.local}});
+  return {{"count", by_name.size()}, {"memberships", memberships}, {"largest", std::move(list)}};
+}
+
 nlohmann::json router::own_status() const {
   const auto& h = health_->counters();
   const auto now = std::chrono::steady_clock::now();
@@ -109,6 +146,7 @@ nlohmann::json router::own_status() const {
                        {"pid", r.pid},
                        {"kind", r.via->spawned ? "worker" : "attached"}};
       if (r.slot != wire::no_slot) n["slot"] = r.slot;
+      n["groups"] = groups_.of(id);
       add_traffic(n, *r.via);
       nodes.push_back(std::move(n));
     } else {
@@ -173,6 +211,7 @@ nlohmann::json router::own_status() const {
           {"nodes", nodes},
           {"peers", peers},
           {"events", events},
+          {"groups", groups_status()},
           {"security",
            {{"secret", settings_.secret.has_value()},
             {"tls", settings_.tls != nullptr},

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -135,6 +136,19 @@ TEST_F(Groups, JoinsConvergeAndAPublishReachesEveryOtherMemberOnceInOrder) {
   for (auto i : all()) ASSERT_FALSE(join(i, "g"));
   const auto everyone = ids(all());
   ASSERT_TRUE(eventually(deadline, [&] { return converged(all(), "g", everyone); }));
+  // What an operator sees of it (`galaxies status`, /status.json): every master counts the six
+  // members, two of them its own.
+  for (std::size_t h = 0; h < cluster_.size(); ++h) {
+    nlohmann::json shown;
+    EXPECT_TRUE(eventually(deadline,
+                           [&] {
+                             const auto s = cluster_.host(h).status();
+                             shown = s.is_null() ? nlohmann::json() : s["status"]["groups"];
+                             return shown.value("memberships", 0) == 6;
+                           }))
+        << "host " << h << " shows " << shown.dump();
+    EXPECT_EQ(shown["largest"], (nlohmann::json{{{"group", "g"}, {"members", 6}, {"local", 2}}}));
+  }
 
   constexpr int count = 200;
   publish_all(0, "g", count);

@@ -1,6 +1,7 @@
 // The web view in a real browser: headless Chromium loads host 0's page (`--http`) from a running
-// 3-host cluster and shows every host and worker; a worker killed on host 1 disappears from the
-// page, its replacement appears and its departure is listed, all without the page reloading.
+// 3-host cluster and shows every host and worker, and a group joined by a node of host 0; a worker
+// killed on host 1 disappears from the page, its replacement appears and its departure is listed,
+// all without the page reloading.
 //
 // SAFETY: the browser opens connections of its own. This binary brings its own main(): it runs
 // inside a fresh network namespace with only `lo` (support/isolation.hpp), or every test skips.
@@ -50,6 +51,10 @@ constexpr const char* read_page = R"js((() => {
       pid: Number(tr.dataset.eventPid || 0),
       reason: tr.dataset.reason || '',
     })),
+    groups: [...document.querySelectorAll('#groups tbody tr')].map((tr) => ({
+      group: tr.dataset.group || '',
+      cells: [...tr.cells].map((td) => td.textContent),
+    })),
     marker: window.__marker === undefined ? null : window.__marker,
   };
 })())js";
@@ -60,6 +65,7 @@ struct page_view {
   std::set<std::string> hosts;
   std::set<int> pids;
   nlohmann::json events;
+  nlohmann::json groups;
   nlohmann::json marker;
   nlohmann::json raw;
 
@@ -119,6 +125,7 @@ class web_view : public ::testing::Test {
             last_page_.hosts = value["hosts"].get<std::set<std::string>>();
             last_page_.pids = value["pids"].get<std::set<int>>();
             last_page_.events = value["events"];
+            last_page_.groups = value["groups"];
             last_page_.marker = value["marker"];
             last_error_.clear();
             return done(last_page_);
@@ -166,6 +173,13 @@ TEST_F(web_view, shows_the_cluster_and_follows_a_worker_crash_without_reloading)
   }
   ASSERT_EQ(host_ids.size(), host_count);
   ASSERT_EQ(pids.size(), host_count * workers_per_host);
+  // A node of host 0 in a group: the page lists it with its members, in all and on host 0.
+  test_node member(c.host(0).unix_path(), c.name());
+  ASSERT_TRUE(member.wait_ready()) << c.host(0).log();
+  std::error_code joined = make_error_code(errc::not_connected);
+  member.run([&](node& n) { joined = n.join("lobby"); });
+  ASSERT_FALSE(joined) << joined.message();
+
   std::string http;
   ASSERT_TRUE(eventually(formation_deadline,
                          [&] {
@@ -189,6 +203,12 @@ TEST_F(web_view, shows_the_cluster_and_follows_a_worker_crash_without_reloading)
                                                pids.end());
                         }))
       << "want hosts and pids of all 3 hosts; " << page_problem(browser);
+  ASSERT_TRUE(wait_page(
+      browser, session, page_deadline,
+      [&](const page_view& p) {
+        return p.groups == nlohmann::json{{{"group", "lobby"}, {"cells", {"lobby", "1", "1"}}}};
+      }))
+      << "want the group lobby with its one member, on this host; " << page_problem(browser);
   const double shown_ms = ms_since(opened);
   EXPECT_EQ(last_page_.connection, "live");
   const auto marker = browser.evaluate(session, "window.__marker = Math.random()");

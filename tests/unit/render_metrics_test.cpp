@@ -62,6 +62,10 @@ json status_document() {
          {"reconnects", std::uint64_t{0}}}}},
       {"queued_bytes", std::size_t{64}},
       {"connections", std::size_t{5}},
+      {"groups",
+       {{"count", std::size_t{2}},
+        {"memberships", std::size_t{7}},
+        {"largest", {{{"group", "room-1"}, {"members", 5}, {"local", 2}}}}}},
       {"counters",
        {{"forwarded", std::numeric_limits<std::uint64_t>::max()},
         {"dropped", std::uint64_t{0}},
@@ -203,6 +207,11 @@ TEST(render_metrics, counters_refusals_and_closes) {
   EXPECT_EQ(page.value("galaxies_requests_in_flight"), 1.0);
   EXPECT_EQ(page.value("galaxies_queued_bytes"), 64.0);
   EXPECT_EQ(page.value("galaxies_connections"), 5.0);
+  EXPECT_EQ(page.value("galaxies_groups"), 2.0);
+  EXPECT_EQ(page.value("galaxies_group_memberships"), 7.0);
+  // No family labelled by group name: the application's names are unbounded.
+  for (const auto& family : {"galaxies_groups", "galaxies_group_memberships"})
+    EXPECT_EQ(page.find(family).size(), 1u);
 
   EXPECT_EQ(page.value("galaxies_handshake_refusals_sent_total", {{"code", "wrong_cluster"}}), 2.0);
   EXPECT_EQ(page.value("galaxies_handshake_refusals_received_total", {{"code", "unauthorized"}}),

@@ -322,5 +322,39 @@ TEST_F(RouterGroups, AHostThatComesBackTellsItsGroupsAgainInItsSnapshot) {
   EXPECT_EQ(groups_told(d_end).live, (std::vector<std::string>{"3:far", "3:near"}));
 }
 
+// What operators see (docs/operating.md): the groups in all, the largest with their members in the
+// cluster and here, and each local node's own.
+TEST_F(RouterGroups, TheStatusCountsTheGroupsAndNamesTheLargest) {
+  a_end_->send(groups_frame(true, {{a_, "g1"}, {a_, "g2"}}));
+  b_end_->send(groups_frame(true, {{b_, "g1"}}));
+  p1_end_->send(groups_frame(true, {{x1_, "g1"}}));
+  p2_end_->send(groups_frame(true, {{x2_, "g2"}}));
+  const auto groups = [&] { return h_->router().status()["groups"]; };
+  ASSERT_TRUE(h_->run_until([&] { return groups()["memberships"] == 5; }));
+  EXPECT_EQ(groups()["count"], 2);
+  const auto largest = groups()["largest"];
+  ASSERT_EQ(largest.size(), 2u);
+  EXPECT_EQ(largest[0]["group"], "g1");
+  EXPECT_EQ(largest[0]["members"], 3);
+  EXPECT_EQ(largest[0]["local"], 2);
+  EXPECT_EQ(largest[1]["group"], "g2");
+  EXPECT_EQ(largest[1]["members"], 2);
+  EXPECT_EQ(largest[1]["local"], 1);
+  const auto groups_of = [&](const node_id& id) {
+    const nlohmann::json status = h_->router().status();
+    for (const auto& n : status["nodes"])
+      if (n["node"] == id.to_string()) return n["groups"];
+    return nlohmann::json();
+  };
+  EXPECT_EQ(groups_of(a_), (nlohmann::json{"g1", "g2"}));
+  EXPECT_EQ(groups_of(b_), (nlohmann::json{"g1"}));
+
+  a_end_->send(groups_frame(false, {{a_, "g2"}}));
+  p2_end_->send(groups_frame(false, {{x2_, "g2"}}));
+  ASSERT_TRUE(h_->run_until([&] { return groups()["memberships"] == 3; }));
+  EXPECT_EQ(groups()["count"], 1);
+  EXPECT_EQ(groups_of(a_), (nlohmann::json{"g1"}));
+}
+
 }  // namespace
 }  // namespace galaxies::test

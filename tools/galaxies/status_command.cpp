@@ -67,9 +67,24 @@ int run_status(const client_args& args) {
     }
     const auto& s = h["status"];
     std::cout << "  nodes: " << s["nodes"].size() << "\n";
-    for (const auto& n : s["nodes"])
-      std::cout << "    " << text(n["node"]) << "  pid " << n["pid"] << "  " << text(n["kind"])
-                << "\n";
+    for (const auto& n : s["nodes"]) {
+      std::cout << "    " << text(n["node"]) << "  pid " << n["pid"] << "  " << text(n["kind"]);
+      if (const auto groups = n.value("groups", nlohmann::json::array()); !groups.empty())
+        std::cout << "  in " << groups.size() << " group(s)";
+      std::cout << "\n";
+    }
+    if (const auto groups = s.value("groups", nlohmann::json::object()); groups.is_object()) {
+      std::cout << "  groups: " << groups.value("count", 0) << " ("
+                << groups.value("memberships", 0) << " memberships)";
+      // The five largest by name; `--json` has the 32 the master names.
+      std::size_t named = 0;
+      for (const auto& g : groups.value("largest", nlohmann::json::array())) {
+        if (named++ == 5) break;
+        std::cout << (named == 1 ? "  largest: " : ", ") << text(g["group"]) << " ("
+                  << g.value("members", 0) << ")";
+      }
+      std::cout << "\n";
+    }
     std::cout << "  links: " << s["peers"].size() << "\n";
     for (const auto& p : s["peers"]) {
       std::cout << "    host " << text(p["host"]) << "  " << text(p["address"]) << "  "

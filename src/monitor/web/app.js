@@ -274,6 +274,23 @@ function renderLinks(s, nowMs, next) {
   $('no-links').hidden = rows.length > 0;
 }
 
+// The largest groups (the master names 32) and how many there are in all.
+function renderGroups(s) {
+  const g = s.groups && typeof s.groups === 'object' ? s.groups : {};
+  const largest = list(g.largest);
+  const total = num(g.count);
+  setText($('groups-total'), largest.length < total
+    ? `the ${largest.length} largest of ${total}, ${num(g.memberships)} memberships`
+    : `${total}, ${num(g.memberships)} memberships`);
+  sync($('groups').tBodies[0], largest, (r) => `group:${str(r.group)}`,
+       () => makeRow(['mono', 'num', 'num']), (tr, r) => {
+         const cells = [str(r.group), String(num(r.members)), String(num(r.local))];
+         cells.forEach((text, i) => setText(tr.cells[i], text));
+         tr.dataset.group = str(r.group);
+       });
+  $('no-groups').hidden = largest.length > 0;
+}
+
 function renderEvents(s) {
   const events = list(s.events).slice().reverse();
   const classes = ['mono', 'event', 'mono', 'mono', 'num', 'reason'];
@@ -299,6 +316,7 @@ function render(s) {
   renderHeader(s);
   renderHosts(s, nowMs, next);
   renderLinks(s, nowMs, next);
+  renderGroups(s);
   renderEvents(s);
   state.previous = next;
   state.previousMs = nowMs;
