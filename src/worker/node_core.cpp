@@ -179,6 +179,7 @@ void node_core::emit(wire::frame_type type, const node_id& to, std::uint64_t id,
   link_->flush();
   ++counters_.sent;
   count_sent(*admitted.credit, type, payload.size());
+  if (type == wire::frame_type::request) pending_.mark_sent(id);
 }
 
 bool node_core::try_send(const node_id& to, std::string_view command, byte_view payload,
@@ -257,7 +258,10 @@ void node_core::flush_waiting(const node_id& to) {
     wrote = true;
     ++counters_.sent;
     count_sent(credit, w.type, w.payload_size);
-    if (w.request_id != 0) --waiting_requests_;
+    if (w.request_id != 0) {
+      --waiting_requests_;
+      pending_.mark_sent(w.request_id);
+    }
     if (w.done) fail_soon(std::move(w.done), {});
     queue.pop_front();
   }
@@ -493,7 +497,7 @@ void node_core::on_message(const wire::frame_view& frame) {
     // A master answered for the target: our request never reached it, so its bytes come back to
     // our credit, and nobody is owed any for this reply. Nor is it traffic with the target.
     if (frame.header.flags & wire::flag_from_master) {
-      send_credit_.refund(m.src, pending_.frame_size(m.request_id));
+      send_credit_.refund(m.src, pending_.master_answered(m.src, m.request_id));
       if (!pending_.complete_reply(m.src, m.request_id, ec, m.payload,
                                    pending_requests::answered_by::master))
         ++counters_.late_replies;
@@ -504,7 +508,10 @@ void node_core::on_message(const wire::frame_view& frame) {
     ++credit.received.messages;
     credit.received.bytes += m.payload.size();
     ++credit.received.replies;
-    if (!pending_.complete_reply(m.src, m.request_id, ec, m.payload)) ++counters_.late_replies;
+    if (!pending_.complete_reply(m.src, m.request_id, ec, m.payload)) {
+      ++counters_.late_replies;
+      pending_.answered_late(m.request_id);
+    }
     return consumed(frame, credit, m.src);
   }
   auto& credit = receive_credit_.at(m.src);

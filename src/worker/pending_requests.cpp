@@ -73,6 +73,7 @@ std::uint64_t pending_requests::add(const node_id& target, clock::time_point sta
   e.deadline = deadline;
   e.done = std::move(done);
   e.frame_size = frame_size;
+  e.sent = false;
   e.next_free = no_slot;
   index_.insert(id, slot);
   heap_push(slot);
@@ -229,10 +230,35 @@ void pending_requests::on_timer() {
   while (!deadlines_.empty()) {
     const entry& first = slots_[deadlines_.front()];
     if (first.deadline > now || first.id >= added_before) break;
+    remember_unanswered(first);
     finish(deadlines_.front(), false, make_error_code(errc::timeout), {});
   }
   armed_for_ = clock::time_point::max();
   arm_timer();
+}
+
+std::uint32_t pending_requests::master_answered(const node_id& target, std::uint64_t id) {
+  if (const auto slot = index_.find(id); slot != no_slot)
+    return slots_[slot].target == target && slots_[slot].sent ? slots_[slot].frame_size : 0;
+  const auto it = unanswered_.find(id);
+  if (it == unanswered_.end() || it->second.target != target) return 0;
+  const std::uint32_t owed = it->second.frame_size;
+  unanswered_.erase(it);
+  return owed;
+}
+
+void pending_requests::remember_unanswered(const entry& e) {
+  if (!e.sent || e.frame_size == 0 || max_pending_ == 0) return;
+  while (unanswered_.size() >= max_pending_ && !unanswered_order_.empty()) {
+    unanswered_.erase(unanswered_order_.front());
+    unanswered_order_.pop_front();
+  }
+  // Ids answered since they were remembered stay in the order until their turn: drop them once
+  // they are most of it, so that it stays within twice the bound.
+  if (unanswered_order_.size() >= 2 * max_pending_)
+    std::erase_if(unanswered_order_, [&](std::uint64_t id) { return !unanswered_.contains(id); });
+  unanswered_.emplace(e.id, unanswered{e.target, e.frame_size});
+  unanswered_order_.push_back(e.id);
 }
 
 }  // namespace galaxies::detail

@@ -10,8 +10,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <system_error>
+#include <unordered_map>
 #include <vector>
 
 #include "galaxies/counters.hpp"
@@ -80,6 +82,19 @@ class pending_requests {
   // outcome is counted for it.
   request_callback take(std::uint64_t id);
 
+  // Request `id`'s frame went out (it took its bytes of credit): a master may answer for it now.
+  void mark_sent(std::uint64_t id) noexcept {
+    if (const auto slot = index_.find(id); slot != no_slot) slots_[slot].sent = true;
+  }
+  // A master answered for request `id` to `target` (it never arrived): the bytes its frame took of
+  // our credit, to refund, 0 if none are owed. The answer may come after the request's deadline
+  // ended it, from a queue where it waited: what it took is owed then too, or the pair's window
+  // would shrink for good with every such request (remembered for max_pending of them).
+  std::uint32_t master_answered(const node_id& target, std::uint64_t id);
+  // The target itself answered request `id` after it ended: it arrived, its receiver grants its
+  // bytes back, nothing is owed.
+  void answered_late(std::uint64_t id) { unanswered_.erase(id); }
+
   // Whether `id` has an entry: pending, or cancelled after it was sent and not yet ended.
   bool contains(std::uint64_t id) const noexcept { return index_.find(id) != no_slot; }
   // The frame size given to add(); 0 if `id` is not pending.
@@ -105,6 +120,7 @@ class pending_requests {
     clock::time_point deadline;
     request_callback done;  // empty once cancelled
     std::uint32_t frame_size = 0;
+    bool sent = false;                  // mark_sent
     std::uint32_t heap_at = 0;          // its place in deadlines_ while in use
     std::uint32_t next_free = no_slot;  // the free list, while free
   };
@@ -138,6 +154,19 @@ class pending_requests {
 
   void arm_timer();
   void on_timer();
+  // The request in `slot` reached its deadline unanswered: if it was sent, a master may still
+  // answer for it (master_answered).
+  void remember_unanswered(const entry& e);
+
+  // Requests ended by their deadline after they were sent, by id: the target and the credit their
+  // frame took. At most max_pending_, the oldest forgotten first (order_ may hold ids answered
+  // since, skipped when their turn comes).
+  struct unanswered {
+    node_id target;
+    std::uint32_t frame_size;
+  };
+  std::unordered_map<std::uint64_t, unanswered> unanswered_;
+  std::deque<std::uint64_t> unanswered_order_;
 
   std::size_t max_pending_;
   std::uint64_t next_id_ = 1;

@@ -82,12 +82,64 @@ class NodeRequest : public test::node_core_harness {
     }
   }
 
+  // A master's answer for the target: the request never reached it (protocol.md §4).
+  void master_answer(const node_id& target, std::uint64_t id, errc status) {
+    feed([&](auto& out) {
+      wire::append_message(out, wire::frame_type::reply, target, core_->id(), id,
+                           static_cast<std::uint32_t>(status), {}, as_bytes("queue full"),
+                           limits::default_max_frame_size, wire::flag_from_master);
+    });
+  }
+
+  // Sends a request to x_ taking all of the credit towards it, and lets its deadline pass
+  // unanswered; its id (0 if that went otherwise).
+  std::uint64_t timed_out_request_taking_the_window() {
+    const bytes whole_window(limits::default_flow_window - wire::message_frame_size(1, 0));
+    std::optional<std::error_code> outcome;
+    api().request(x_, "m", whole_window, 30ms, [&](std::error_code ec, bytes) { outcome = ec; });
+    std::vector<request_frame> sent;
+    const bool done = run_until([&] {
+      for (auto& r : requests_written()) sent.push_back(std::move(r));
+      return !sent.empty() && outcome.has_value();
+    });
+    return done && sent.size() == 1 && *outcome == errc::timeout ? sent[0].id : 0;
+  }
+
   bool run_until(const std::function<bool()>& done) {
     return galaxies::test::run_until(io_, done, 5000ms);
   }
 
   std::unique_ptr<galaxies::node> api_;
 };
+
+// A master may answer for a request after its deadline ended it (the request waited in a queue
+// that was full by the time it got there): the bytes it took of our credit come back all the same,
+// or each such request would shrink the window to its target for good.
+TEST_F(NodeRequest, AMastersAnswerAfterTheDeadlineStillGivesTheCreditBack) {
+  const auto id = timed_out_request_taking_the_window();
+  ASSERT_NE(id, 0u);
+  EXPECT_EQ(api().send(x_, "m", as_bytes("more")), errc::overloaded) << "the request holds it";
+  master_answer(x_, id, errc::overloaded);
+  EXPECT_FALSE(api().send(x_, "m", as_bytes("more")));
+  // Once only: the same answer again gives nothing more.
+  master_answer(x_, id, errc::overloaded);
+  const bytes most(limits::default_flow_window - 2 * wire::message_frame_size(1, 4));
+  EXPECT_FALSE(api().send(x_, "m", most));
+  EXPECT_EQ(api().send(x_, "m", as_bytes("more")), errc::overloaded);
+}
+
+// The target itself answered after the deadline: the request arrived, and its bytes come back as
+// the target grants them, not with the reply.
+TEST_F(NodeRequest, ALateReplyFromTheTargetGivesNoCreditBack) {
+  const auto id = timed_out_request_taking_the_window();
+  ASSERT_NE(id, 0u);
+  reply(x_, id, "late");
+  EXPECT_EQ(api().send(x_, "m", as_bytes("more")), errc::overloaded);
+  master_answer(x_, id, errc::overloaded);  // forged or confused: the reply settled it
+  EXPECT_EQ(api().send(x_, "m", as_bytes("more")), errc::overloaded);
+  grant(x_, limits::default_flow_window);
+  EXPECT_FALSE(api().send(x_, "m", as_bytes("more")));
+}
 
 TEST_F(NodeRequest, TheReplyIsReadIntoTheCallersBufferReusingItsCapacity) {
   bytes buffer;

@@ -481,5 +481,45 @@ TEST_F(pending_requests_test, FailTargetThenTheOthersStillTimeOut) {
   EXPECT_EQ(table.timeouts(), 2u);
 }
 
+// What a master's answer refunds: a sent request's frame, pending or ended by its deadline (then
+// once, and only for its own target); never one that was not sent. The ended ones are remembered
+// for max_pending requests, the oldest forgotten first.
+TEST_F(pending_requests_test, AMastersAnswerRefundsSentRequestsEvenAfterTheirDeadline) {
+  pending_requests table(io_.get_executor(), 2);
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    request_callback done = log_.callback(i);
+    ids.push_back(table.add(node_a, clock::now(), clock::now() + 5ms, done, 100 + i));
+    if (i < 2) table.mark_sent(ids.back());
+    if (i == 1) ASSERT_TRUE(run_until([&] { return log_.entries.size() == 2; }));  // room for one
+  }
+  request_callback pending = log_.callback(9);
+  const auto unsent = ids[2];
+  ASSERT_TRUE(run_until([&] { return log_.entries.size() == 3; }));
+  const auto live = table.add(node_b, clock::now(), far_, pending, 50);
+  table.mark_sent(live);
+
+  EXPECT_EQ(table.master_answered(node_b, live), 50u) << "pending and sent";
+  EXPECT_EQ(table.master_answered(node_b, ids[0]), 0u) << "not its target";
+  EXPECT_EQ(table.master_answered(node_a, ids[0]), 100u) << "ended by its deadline";
+  EXPECT_EQ(table.master_answered(node_a, ids[0]), 0u) << "once";
+  EXPECT_EQ(table.master_answered(node_a, unsent), 0u) << "never sent, took no credit";
+  table.answered_late(ids[1]);
+  EXPECT_EQ(table.master_answered(node_a, ids[1]), 0u) << "its target answered it";
+
+  // Past the bound, the oldest are forgotten.
+  pending_requests small(io_.get_executor(), 1);
+  std::vector<std::uint64_t> ended;
+  for (int i = 0; i < 3; ++i) {
+    request_callback done = log_.callback(20 + i);
+    ended.push_back(small.add(node_a, clock::now(), clock::now() + 1ms, done, 10));
+    small.mark_sent(ended.back());
+    ASSERT_TRUE(run_until([&] { return log_.count(20 + i) == 1; }));
+  }
+  EXPECT_EQ(small.master_answered(node_a, ended[0]), 0u);
+  EXPECT_EQ(small.master_answered(node_a, ended[1]), 0u);
+  EXPECT_EQ(small.master_answered(node_a, ended[2]), 10u);
+}
+
 }  // namespace
 }  // namespace galaxies::detail
