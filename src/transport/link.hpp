@@ -787,21 +787,22 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     write_ready_ = true;
     write_prepared_now();
     if (!write_ready_) return;  // all written (write_finished released them)
-    const std::span<const std::byte> control(writing_control_);
-    std::size_t control_left = 0;
+    // gather_ holds what is left, a suffix: the control lane's rest, if any, then the borrowed
+    // frames' rest, which is copied.
+    const std::size_t left = asio::buffer_size(gather_);
+    const std::size_t control_left = left > borrowed_bytes_ ? left - borrowed_bytes_ : 0;
+    std::size_t skip = control_left;
     for (const auto& piece : gather_) {
+      const std::size_t in_control = std::min(skip, piece.size());
+      skip -= in_control;
       const auto* at = static_cast<const std::byte*>(piece.data());
-      if (at >= control.data() && at < control.data() + control.size()) {
-        control_left += piece.size();
-      } else {
-        writing_.insert(writing_.end(), at, at + piece.size());
-        traffic_.bytes_copied += piece.size();
-      }
+      writing_.insert(writing_.end(), at + in_control, at + piece.size());
     }
+    traffic_.bytes_copied += writing_.size();
     release_borrowed();
     write_end_ = writing_.size();
     gather_.clear();
-    gather(control.last(control_left));
+    gather(std::span<const std::byte>(writing_control_).last(control_left));
     gather(writing_);
     recharge();
   }
