@@ -2,8 +2,11 @@
 # Counts of the message path that do not depend on the machine's mood (bench/RESULTS.md), from
 # galaxies_path_count (two routers, two nodes, one loop, one process): instructions per message
 # (valgrind callgrind, the measured phase only), syscalls per request round trip and per
-# forwarding step (strace -c) and allocations per message and per request (the program's own
-# operator new). The third part counts requests 64 in flight (request_64_x64's shape), where the
+# forwarding step (strace -c), allocations per message and per request (the program's own
+# operator new) and the copies per forwarded frame in the masters (the bytes their links copied
+# into queues over the bytes they forwarded: 0 when every frame went out from the read buffer,
+# cut-through; 1 when every frame was copied). The program prints the last two on each
+# plain run below. The third part counts requests 64 in flight (request_64_x64's shape), where the
 # masters batch. All of it twice: the nodes' channels on shared-memory rings, as galaxies::run
 # gives its workers by default, then on their sockets alone (channel_ring_bytes 0).
 # Usage: bench/count_path.sh [BUILD_DIR] [CHANNEL...]   (default build/, rings socket;

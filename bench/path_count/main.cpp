@@ -6,7 +6,7 @@
 // (`--channel rings`), or the socketpair alone (`--channel socket`, channel_ring_bytes 0). Run it
 // under `valgrind --tool=callgrind --collect-atstart=no` (the measured phase toggles collection on
 // and off), `strace -c`, or alone: it prints allocations per message, counted by its own operator
-// new.
+// new, and the copies the masters made of the frames they forwarded (their links' counts).
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -128,6 +129,29 @@ struct asker {
   }
 };
 
+// Bytes of the frames a router queued on its links, and of those the bytes copied into a queue
+// (the rest were written from the reader's buffer), summed over its nodes' and peers' links.
+struct queue_copies {
+  double queued = 0;
+  double copied = 0;
+};
+
+queue_copies copies_of(const router::router& r) {
+  queue_copies c;
+  const auto status = r.own_status();
+  for (const char* kind : {"nodes", "peers"})
+    for (const auto& link : status[kind]) {
+      c.queued += link.value("bytes_queued", 0.0);
+      c.copied += link.value("bytes_copied", 0.0);
+    }
+  return c;
+}
+
+queue_copies copies_of(const router::router& a, const router::router& b) {
+  const auto ca = copies_of(a), cb = copies_of(b);
+  return {ca.queued + cb.queued, ca.copied + cb.copied};
+}
+
 router::router::settings host_settings(const host_id& self) {
   router::router::settings s;
   s.self = self;
@@ -202,6 +226,7 @@ int run(const options& o) {
   std::size_t sent = 0, replies = 0;
   galaxies::node requester(na);  // stops na when it goes, after na->stop() below
   std::vector<bytes> buffers(o.requests ? o.in_flight : 0);
+  const queue_copies copies_before = copies_of(a, b);
   const std::size_t allocations_before = allocations.load();
   const std::uint64_t forwarded_before = a.counters().forwarded + b.counters().forwarded;
   CALLGRIND_ZERO_STATS;
@@ -223,12 +248,19 @@ int run(const options& o) {
   // Both masters forward each frame once: their sum over two is the frames that carried them.
   const double frames =
       static_cast<double>(a.counters().forwarded + b.counters().forwarded - forwarded_before) / 2;
+  const queue_copies copies_after = copies_of(a, b);
+  const double queued = copies_after.queued - copies_before.queued;
   std::printf(
       "%s channels; %s of %zu bytes: %zu; allocations: %zu (%.3f per %s); frames per %s: %.3f\n",
       o.ring_bytes > 0 ? "rings" : "socket", o.requests ? "requests" : "messages", o.size,
       o.messages, allocated, static_cast<double>(allocated) / static_cast<double>(o.messages),
       o.requests ? "request" : "message", o.requests ? "request" : "message",
       frames / static_cast<double>(o.messages));
+  // Each forwarded byte is copied at most once in a master: the share copied is the copies per
+  // frame (cut-through writes the rest from the reader's buffer).
+  std::printf("copies per forwarded frame in the masters: %.3f (%.0f of %.0f bytes copied)\n",
+              queued > 0 ? (copies_after.copied - copies_before.copied) / queued : 0.0,
+              copies_after.copied - copies_before.copied, queued);
   na->stop();
   nb->stop();
   io.run_for(50ms);

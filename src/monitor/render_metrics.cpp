@@ -120,6 +120,12 @@ void links(metrics_text& m, const json& s) {
            c("bytes_out"), true);
   per_link("galaxies_link_queued_bytes", "gauge",
            "Bytes queued for the host link, not yet written.", c("queued_bytes"), true);
+  per_link("galaxies_link_routed_bytes_total", "counter",
+           "Bytes of the frames this master routed onto the host link.", c("bytes_queued"), true);
+  per_link("galaxies_link_copied_bytes_total", "counter",
+           "Of those, bytes copied into the link's queue (the rest were written from where they "
+           "were read).",
+           c("bytes_copied"), true);
   per_link("galaxies_link_flow_stalls_total", "counter",
            "Times the link stopped being read because a receiver behind it had a full queue.",
            c("stalls"), true);
@@ -188,6 +194,13 @@ void workers(metrics_text& m, const json& s) {
              "Bytes written to the worker's channel (this process).", "bytes_out");
   per_worker("galaxies_worker_queued_bytes", "gauge",
              "Bytes queued for the worker, not yet written.", "queued_bytes");
+  per_worker("galaxies_worker_routed_bytes_total", "counter",
+             "Bytes of the frames this master routed to the worker (this process).",
+             "bytes_queued");
+  per_worker("galaxies_worker_copied_bytes_total", "counter",
+             "Of those, bytes copied into the channel's queue (the rest were written from where "
+             "they were read).",
+             "bytes_copied");
   std::uint64_t attached = 0;
   for (const json& n : array(s, "nodes")) attached += text(n, "kind") == "attached" ? 1 : 0;
   m.family("galaxies_attached_nodes", "gauge", "External processes attached as nodes.");

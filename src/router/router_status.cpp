@@ -27,6 +27,10 @@ void add_traffic(nlohmann::json& j, const connection& c) {
   j["frames_out"] = c.frames_out;
   j["bytes_in"] = t.bytes_in;
   j["bytes_out"] = t.bytes_out;
+  // Of the frames the router queued on it, the bytes, and those copied into its queue rather
+  // than written from where they were read (cut-through, transport/link.hpp).
+  j["bytes_queued"] = t.bytes_queued;
+  j["bytes_copied"] = t.bytes_copied;
   j["queued_bytes"] = c.link->queued_bytes();
   j["stalls"] = c.stalls;
 }

@@ -3,6 +3,13 @@
 // lane, then the ordered lane, then the sources' lanes in fair turns), and heartbeats. What frame
 // handlers queue is written when the reader's delivery ends (write_batch), the writer finishing
 // what the socket did not take.
+// Cut-through: a frame pushed during a delivery that lies in the delivering reader's buffer (the
+// batch says which memory stays put until it ends) is not copied when this link's queues are all
+// empty and its writer idle: the link keeps a span to it (borrows it), and the batch's write sends
+// it from there. What that write does not take is copied then, as the write in progress. Anything
+// that would queue behind borrowed frames, or write without the batch, copies them into their
+// lanes first (settle_borrowed), so that the queue's order and its counts are as if they had been
+// copied at once. See push() and docs/architecture.md.
 // Threading: a link lives on its stream's executor (one thread); every member runs there.
 #pragma once
 
@@ -81,6 +88,11 @@ struct link_traffic {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t frames_in = 0;
+  // Bytes of the frames handed to push() and enqueue(), and how many of them were copied into a
+  // queue (the rest went to the stream from where they lay: cut-through). Each byte is copied at
+  // most once: at once, when the queue was busy, or for the part a write did not take.
+  std::uint64_t bytes_queued = 0;
+  std::uint64_t bytes_copied = 0;
 };
 
 // Whether a stream needs a handshake before frames flow (TLS); test streams have none.
@@ -134,7 +146,10 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // Check has_room() first: the queue is bounded. This is the ordered lane: with fair lanes on,
   // each write sends all of it that it can before any source lane's data, so a frame here
   // overtakes the source lanes (announce a node here before its frames can follow).
-  std::vector<std::byte>& outbound() noexcept { return pending_; }
+  std::vector<std::byte>& outbound() {
+    settle_borrowed();  // whatever is appended here follows them
+    return pending_;
+  }
   // Changes whenever what outbound() holds is handed to a write (or dropped). A producer that
   // remembers where its last frame lies there may still extend that frame while this stays the
   // same and nothing was appended after it (send_batch, protocol.md §4.2).
@@ -159,9 +174,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     wake_.cancel();
   }
 
-  // Copies complete frames into `lane`'s queue (0: the ordered lane). Order is kept within a
-  // lane; lanes share the link in fair turns (fair_lanes.hpp). False (nothing queued) when closed
-  // or full.
+  // Queues complete frames in `lane` (0: the ordered lane). Order is kept within a lane; lanes
+  // share the link in fair turns (fair_lanes.hpp). The frames are copied, unless they can be
+  // written from where they lie (borrow()). False (nothing queued) when closed or full.
   bool enqueue(std::span<const std::byte> frames, fair_lanes::lane_key lane = 0) {
     if (!writable() || !has_room(frames.size())) return false;
     push(frames, lane);
@@ -169,22 +184,24 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   }
   // enqueue() for a caller that has checked writable() and has_room() itself.
   void push(std::span<const std::byte> frames, fair_lanes::lane_key lane = 0) {
-    if (lane == 0 || !settings_.fair_share) {
-      pending_.insert(pending_.end(), frames.begin(), frames.end());
-    } else {
-      auto& out = lanes_.buffer(lane);
-      out.insert(out.end(), frames.begin(), frames.end());
-      lanes_.appended(frames.size());
+    traffic_.bytes_queued += frames.size();
+    if (!borrow(frames, lane)) {
+      settle_borrowed();
+      copy_in(frames, lane);
     }
     flush();
   }
   // Moves what `lane` holds, in order, to the end of the ordered lane: what is enqueued there next
   // follows the lane's frames (a source's departure after its last frames).
   void merge_into_ordered(fair_lanes::lane_key lane) {
+    settle_borrowed();
     if (lanes_.move_out(lane, pending_) > 0) flush();
   }
   // Frames written after every other lane has drained, and only then (a goodbye).
-  std::vector<std::byte>& final_outbound() noexcept { return final_; }
+  std::vector<std::byte>& final_outbound() {
+    settle_borrowed();
+    return final_;
+  }
 
   // The control lane: frames that must not wait behind queued data (credit grants, a master's
   // answers). Each write sends what this lane holds first, then the next chunk of data; order
@@ -216,7 +233,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   bool writable() const noexcept { return open_ && !closing_; }
   std::size_t queued_bytes() const noexcept {
     return pending_.size() + control_.size() + writing_.size() - written_ +
-           writing_control_.size() + lanes_.queued_bytes() + final_.size();
+           writing_control_.size() + lanes_.queued_bytes() + final_.size() + borrowed_bytes_;
   }
   // How long the write in progress has made no progress (zero when nothing is being written):
   // a peer that stops reading shows here, even while it keeps sending.
@@ -292,6 +309,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     stream_.close(ignored);
     pending_.clear();  // dropped: nothing more will be written
     ++outbound_rounds_;
+    release_borrowed();
     control_.clear();
     lanes_.clear();
     final_.clear();
@@ -312,6 +330,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   void close_after_flush(close_reason reason,
                          clock::duration within = std::chrono::milliseconds(1000)) {
     if (!open_ || closing_) return;
+    settle_borrowed();  // the writer writes them, not the batch
     closing_ = true;
     closing_reason_ = reason;
     expire_after(within, reason);
@@ -410,9 +429,21 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   enum class delivery { done, turn_over, paused };
 
   // Hands the complete frames in the buffer to the sink, at most max_frames_per_turn of them and
-  // none while paused; says why it stopped. What they queue on any link is written as it returns.
+  // none while paused; says why it stopped. What they queue on any link is written as it returns,
+  // from this buffer where they lie in it: it is compacted only after.
   delivery deliver_frames() {
-    const write_batch batch;
+    bool compact_after = false;
+    delivery result;
+    {
+      const write_batch batch(
+          std::span<const std::byte>(read_buffer_.data() + read_begin_, read_end_ - read_begin_));
+      result = deliver_batch(compact_after);
+    }
+    if (compact_after) compact();
+    return result;
+  }
+
+  delivery deliver_batch(bool& compact_after) {
     for (std::size_t delivered = 0; open_ && !closing_; ++delivered) {
       if (pauses_ > 0) return delivery::paused;
       if (delivered == settings_.max_frames_per_turn) return delivery::turn_over;
@@ -433,7 +464,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       }
       // The parser has validated the header (needed <= max_frame_size); the buffer grows as the
       // bytes arrive (make_room_for_read), never up front on a header's word alone.
-      if (result.needed > read_buffer_.size() - read_begin_) compact();
+      compact_after = result.needed > read_buffer_.size() - read_begin_;
       return delivery::done;
     }
     return delivery::done;
@@ -593,6 +624,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // Fills gather_ with the next write: control frames first, then at most one chunk of data.
   // False when nothing is queued (the final frames come only after everything else).
   bool prepare_write() {
+    settle_borrowed();  // only a batch's write sends them from where they lie
     if (written_ == writing_.size()) {
       // Everything queued so far in the ordered lane is this round's; producers fill the other
       // buffer.
@@ -635,6 +667,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     writing_control_.clear();
     written_ = write_end_;
     lanes_.written();
+    release_borrowed();
     recharge();
   }
 
@@ -661,9 +694,117 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // here, which may be inside a frame handler's caller), or the close after the flush.
   void write_now() {
     batched_ = false;
-    if (!open_ || !writer_idle_) return;
-    if (!closing_ && !write_error_ && (write_ready_ || prepare_write())) write_prepared_now();
+    if (!open_) return;  // close() dropped what it had borrowed
+    if (!writer_idle_ || closing_ || write_error_) settle_borrowed();  // the writer's then
+    if (!writer_idle_) return;
+    if (!borrowed_.empty()) {
+      write_borrowed_now();
+    } else if (!closing_ && !write_error_ && (write_ready_ || prepare_write())) {
+      write_prepared_now();
+    }
     if (write_ready_ || closing_ || drained_ || queued_bytes() > 0) wake_.cancel();
+  }
+
+  // ---- cut-through: frames written from the batch's memory, copied only if they must wait ----
+
+  // Keeps a span to `frames` instead of a copy, when the batch's write will send them before
+  // anything else can queue behind them: they lie in memory the batch keeps stable, this link is
+  // in the batch with an idle writer and nothing queued but control frames (which go first), and
+  // they and what was borrowed before fit one write (max_write_chunk; with fair share, a frame
+  // that could go in slices never borrows). TLS writes only through its writer: never.
+  bool borrow(std::span<const std::byte> frames, fair_lanes::lane_key lane) {
+    if constexpr (!directly_writable_stream<Stream>) {
+      return false;
+    } else {
+      if constexpr (handshaking_stream<Stream>) {
+        if (stream_.is_tls()) return false;
+      }
+      const std::size_t largest =
+          settings_.fair_share && settings_.fragment_above > 0
+              ? std::min(settings_.fragment_above, settings_.max_write_chunk)
+              : settings_.max_write_chunk;
+      if (frames.size() > largest || borrowed_bytes_ + frames.size() > settings_.max_write_chunk)
+        return false;
+      if (!writable() || !writer_idle_ || write_ready_ || write_error_) return false;
+      if (borrowed_.empty() &&
+          (!pending_.empty() || written_ != writing_.size() || !lanes_.empty() || !final_.empty()))
+        return false;
+      auto* batch = write_batch::current();
+      if (!batch || !batch->holds_stable(frames)) return false;
+      if (!batched_) {
+        if (!batch->add(this, &write_batched)) return false;
+        batched_ = true;
+      }
+      // One read's frames lie back to back: a run of them is one piece of the write.
+      if (!borrowed_.empty() && borrowed_.back().lane == lane &&
+          borrowed_.back().bytes.data() + borrowed_.back().bytes.size() == frames.data()) {
+        auto& last = borrowed_.back().bytes;
+        last = std::span<const std::byte>(last.data(), last.size() + frames.size());
+      } else {
+        borrowed_.push_back({frames, lane});
+      }
+      borrowed_bytes_ += frames.size();
+      return true;
+    }
+  }
+
+  // Copies frames into `lane`'s queue.
+  void copy_in(std::span<const std::byte> frames, fair_lanes::lane_key lane) {
+    traffic_.bytes_copied += frames.size();
+    if (lane == 0 || !settings_.fair_share) {
+      pending_.insert(pending_.end(), frames.begin(), frames.end());
+    } else {
+      auto& out = lanes_.buffer(lane);
+      out.insert(out.end(), frames.begin(), frames.end());
+      lanes_.appended(frames.size());
+    }
+  }
+
+  // The borrowed frames join their lanes, in order, as push() would have queued them: borrowing
+  // started on an empty queue, and nothing but control frames was queued since.
+  void settle_borrowed() {
+    if (borrowed_.empty()) return;
+    for (const auto& b : borrowed_) copy_in(b.bytes, b.lane);
+    release_borrowed();
+  }
+
+  // Forgets the borrowed frames: written, copied, or dropped with the queue (close).
+  void release_borrowed() noexcept {
+    borrowed_.clear();
+    borrowed_bytes_ = 0;
+  }
+
+  // The batch's write: the control lane, then the borrowed frames, as prepare_write would have
+  // gathered them from their lanes. What the stream does not take (or all of it, on would_block
+  // or an error) is copied into writing_, the write in progress, before the batch's memory moves.
+  void write_borrowed_now() {
+    writing_.clear();
+    written_ = write_end_ = 0;
+    std::swap(control_, writing_control_);
+    gather_.clear();
+    gather(writing_control_);
+    for (const auto& b : borrowed_) gather(b.bytes);
+    write_ready_ = true;
+    write_prepared_now();
+    if (!write_ready_) return;  // all written (write_finished released them)
+    // gather_ holds what is left, a suffix: the control lane's rest, if any, then the borrowed
+    // frames' rest, which is copied.
+    const std::size_t left = asio::buffer_size(gather_);
+    const std::size_t control_left = left > borrowed_bytes_ ? left - borrowed_bytes_ : 0;
+    std::size_t skip = control_left;
+    for (const auto& piece : gather_) {
+      const std::size_t in_control = std::min(skip, piece.size());
+      skip -= in_control;
+      const auto* at = static_cast<const std::byte*>(piece.data());
+      writing_.insert(writing_.end(), at + in_control, at + piece.size());
+    }
+    traffic_.bytes_copied += writing_.size();
+    release_borrowed();
+    write_end_ = writing_.size();
+    gather_.clear();
+    gather(std::span<const std::byte>(writing_control_).last(control_left));
+    gather(writing_);
+    recharge();
   }
 
   void write_prepared_now() {
@@ -798,11 +939,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   void append_heartbeat(clock::duration our_lateness, clock::time_point now) {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(our_lateness).count();
     if (!peer_reads_lateness() || ms <= 0) {
-      wire::append_heartbeat(pending_);
+      wire::append_heartbeat(outbound());
       return;
     }
     const auto told = std::min<std::int64_t>(ms, std::numeric_limits<std::uint32_t>::max());
-    wire::append_heartbeat(pending_, static_cast<std::uint32_t>(told));
+    wire::append_heartbeat(outbound(), static_cast<std::uint32_t>(told));
     // Kept as the peer keeps it (the same decay), so our spacing follows its limit.
     settings_.health->note_peer(told_lateness_, std::chrono::milliseconds(told), now);
   }
@@ -850,6 +991,12 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   bool batched_ = false;                    // a write batch holds this link (flush)
   bool drained_ = false;                    // a batch's write reached drain_mark_: to report
   std::vector<fair_lanes::piece> pieces_;   // its data from the sources' lanes
+  struct borrowed_frames {
+    std::span<const std::byte> bytes;  // in the write batch's stable memory
+    fair_lanes::lane_key lane;
+  };
+  std::vector<borrowed_frames> borrowed_;  // pushed, not copied: the batch's write sends them
+  std::size_t borrowed_bytes_ = 0;
   bool writing_now_ = false;
   clock::time_point last_write_progress_;
   std::size_t charged_ = 0;  // bytes this link has charged to settings_.budget

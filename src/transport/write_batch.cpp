@@ -10,6 +10,10 @@ write_batch::write_batch() noexcept : outer_(current_) {
   if (!outer_) current_ = this;
 }
 
+write_batch::write_batch(std::span<const std::byte> stable) noexcept : write_batch() {
+  if (!outer_) stable_ = stable;
+}
+
 write_batch::~write_batch() {
   if (outer_) return;
   current_ = nullptr;

@@ -37,6 +37,9 @@ json node(const char* id, pid_t pid, const char* kind, json t) {
 
 json status_document() {
   json linked = traffic(40, 9, 4000, 900, 16, 1);
+  linked.update({{"bytes_queued", std::uint64_t{880}}, {"bytes_copied", std::uint64_t{80}}});
+  json worker = traffic(12, 5, 300, 200, 0, 0);
+  worker.update({{"bytes_queued", std::uint64_t{190}}, {"bytes_copied", std::uint64_t{0}}});
   linked.update({{"host", "host-b"},
                  {"address", "127.0.0.1:7001"},
                  {"hostname", "b"},
@@ -52,7 +55,7 @@ json status_document() {
       {"hostname", "box"},
       {"pid", pid_t{100}},
       {"nodes",
-       {node("n1", 101, "worker", traffic(12, 5, 300, 200, 0, 0)),
+       {node("n1", 101, "worker", worker),
         node("n9", 109, "attached", traffic(1, 1, 10, 10, 0, 0))}},
       {"peers",
        {linked,
@@ -161,6 +164,8 @@ TEST(render_metrics, host_and_links) {
   EXPECT_EQ(page.value("galaxies_link_sent_bytes_total", b), 900.0);
   EXPECT_EQ(page.value("galaxies_link_queued_bytes", b), 16.0);
   EXPECT_EQ(page.value("galaxies_link_flow_stalls_total", b), 1.0);
+  EXPECT_EQ(page.value("galaxies_link_routed_bytes_total", b), 880.0);
+  EXPECT_EQ(page.value("galaxies_link_copied_bytes_total", b), 80.0);
   EXPECT_EQ(page.value("galaxies_link_nodes", b), 2.0);
   EXPECT_DOUBLE_EQ(page.value("galaxies_link_rtt_seconds", b).value_or(-1), 250e-6);
   EXPECT_DOUBLE_EQ(page.value("galaxies_link_peer_lateness_seconds", b).value_or(-1), 3e-3);
@@ -187,6 +192,8 @@ TEST(render_metrics, worker_slots) {
   EXPECT_EQ(page.value("galaxies_worker_received_bytes_total", {{"slot", "0"}}), 300.0);
   EXPECT_EQ(page.value("galaxies_worker_sent_bytes_total", {{"slot", "0"}}), 200.0);
   EXPECT_EQ(page.value("galaxies_worker_queued_bytes", {{"slot", "0"}}), 0.0);
+  EXPECT_EQ(page.value("galaxies_worker_routed_bytes_total", {{"slot", "0"}}), 190.0);
+  EXPECT_EQ(page.value("galaxies_worker_copied_bytes_total", {{"slot", "0"}}), 0.0);
   EXPECT_TRUE(page.find("galaxies_worker_received_frames_total", {{"slot", "1"}}).empty());
   EXPECT_EQ(page.value("galaxies_attached_nodes"), 1.0);
 }
