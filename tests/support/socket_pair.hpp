@@ -11,6 +11,7 @@
 #include <asio/ip/tcp.hpp>
 #include <cerrno>
 #include <chrono>
+#include <ostream>
 #include <string>
 #include <system_error>
 
@@ -23,6 +24,9 @@ enum class socket_kind { unix_stream, tcp_loopback };
 
 inline std::string to_string(socket_kind kind) {
   return kind == socket_kind::unix_stream ? "unix" : "tcp";
+}
+inline void PrintTo(socket_kind kind, std::ostream* out) {
+  *out << to_string(kind);
 }
 
 struct socket_pair {

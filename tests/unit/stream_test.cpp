@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -38,6 +39,10 @@ struct stream_case {
   socket_kind kind;
   bool drain;  // stream::drain_reads
 };
+
+void PrintTo(const stream_case& c, std::ostream* out) {
+  *out << test::to_string(c.kind) << (c.drain ? ", draining" : ", plain");
+}
 
 std::string case_name(const ::testing::TestParamInfo<stream_case>& info) {
   return test::to_string(info.param.kind) + (info.param.drain ? "_draining" : "_plain");
