@@ -60,6 +60,9 @@ inline constexpr bool reads_can_drain = false;
 }  // namespace galaxies::transport
 
 #if ASIO_VERSION == 102201 && defined(ASIO_HAS_EPOLL)
+// First, for Asio's detail headers below use socket_base without including it.
+#include <asio/socket_base.hpp>
+// The specialised operation.
 #include <asio/detail/reactive_socket_recv_op.hpp>
 #include <asio/detail/reactor_op.hpp>
 #include <asio/detail/socket_ops.hpp>
