@@ -15,24 +15,26 @@
 // The blind spot: the peer's end of stream (FIN, or a Unix peer's close) is no byte. When it
 // reaches the socket together with the last bytes, before the reactor's epoll_wait, the two make
 // ONE edge: the read that takes the bytes is short, and the read after it waits for an edge that
-// never comes (stream_test, DrainingReadsMissAnEndThatCameWithTheLastBytesUntilAWrite). Asio 1.22
+// never comes (stream_test, AnEndThatCameWithTheLastBytesShowsAtTheNextWrite). Asio 1.22
 // registers no EPOLLRDHUP and shows an operation no event bits, so the end cannot be told apart.
 //
 // Hence only a stream that writes on its own schedule may drain: stream::drain_reads, which
 // basic_link::enable_heartbeats sets (strangers, handshakes and links without heartbeats read as
-// Asio does, and see every end exactly). What makes it safe there, checked on Linux 6.x by
-// stream_test and link_draining_test:
+// Asio does, and see every end exactly). What makes it safe there, checked on Linux 6.18 by
+// stream_test and link_socket_test:
 // - TCP: a write to a peer that has closed draws a RST; the RST is a new edge (EPOLLERR|EPOLLHUP)
 //   on our socket, which performs the waiting read, and the read sees the end (0 bytes: the FIN was
 //   queued first) or the reset. If no read waits at that edge, the next write fails at once (EPIPE
 //   or ECONNRESET).
 // - Unix: the write itself fails with EPIPE.
 // - A link writes at least once per heartbeat interval when idle, and at once under traffic, so a
-//   missed end shows at its next write: within one interval (up to heartbeat_options::max_stretch
-//   / 2 intervals while this process runs late, local_health::heartbeat_spacing), or the interval
-//   after when a RST found no read waiting; never later than the silence limit, which a peer that
-//   has closed cannot hold off. The link then reports the end as its reader would have
-//   (basic_link::close_at_write_error), not as an i/o error.
+//   missed end shows at its next write: within one interval (while this process runs late, within
+//   its heartbeat spacing: at most half the peer's max_stretch intervals, 1 s by default,
+//   local_health::heartbeat_spacing), or the write after when a reset found no read waiting;
+//   never later than the silence limit, which a peer that has closed cannot hold off (nor one that
+//   only shut down its sending side, which galaxies never does, and whose end shows there). The
+//   link then reports the end as its reader would have (basic_link::close_at_write_error), not as
+//   an i/o error or a silence.
 // Caveat: a TCP read also stops short at an urgent-data mark (MSG_OOB, which no galaxies peer
 // sends); the rest is then read when the peer's next bytes arrive (a heartbeat at the latest).
 //
