@@ -96,6 +96,15 @@ class link_socket_test : public ::testing::TestWithParam<socket_kind> {
     ASSERT_TRUE(test::wait_for_peer_end(link_->stream().lowest_layer(), 2000ms));
   }
 
+  // The link gets heartbeats (as after a handshake), and its reads drain from the first frame on.
+  void established(std::chrono::milliseconds interval, std::chrono::milliseconds silence_limit) {
+    link_->enable_heartbeats(interval, silence_limit);
+    peer_writes(message_frame(1));
+    ASSERT_TRUE(test::run_until(
+        io_, [&] { return sink_.frames == 1; }, 2s));
+    settle();
+  }
+
   bool run_until_closed(std::chrono::milliseconds limit) {
     return test::run_until(
         io_, [&] { return sink_.closed.has_value(); }, limit);
@@ -111,13 +120,8 @@ class link_socket_test : public ::testing::TestWithParam<socket_kind> {
 // heartbeat, long before any silence limit, and is the peer's close, not an i/o error.
 TEST_P(link_socket_test, WithHeartbeatsAnEndThatCameWithTheLastFrameIsSeenWithinAnInterval) {
   constexpr auto interval = 50ms;
-  link_->enable_heartbeats(interval, 60s);
+  ASSERT_NO_FATAL_FAILURE(established(interval, 60s));
   EXPECT_EQ(link_->stream().drains_reads(), reads_can_drain) << "a link with heartbeats drains";
-  peer_writes(message_frame(1));
-  ASSERT_TRUE(test::run_until(
-      io_, [&] { return sink_.frames == 1; }, 2s));
-  settle();
-
   peer_sends_and_closes(message_frame(2));
   const auto sent_at = clock::now();
   ASSERT_TRUE(run_until_closed(interval + 2s)) << "the end was never seen";
@@ -130,12 +134,7 @@ TEST_P(link_socket_test, WithHeartbeatsAnEndThatCameWithTheLastFrameIsSeenWithin
 }
 
 TEST_P(link_socket_test, WithHeartbeatsAnEndInsideAFrameIsStillATruncatedFrame) {
-  link_->enable_heartbeats(50ms, 60s);
-  peer_writes(message_frame(1));
-  ASSERT_TRUE(test::run_until(
-      io_, [&] { return sink_.frames == 1; }, 2s));
-  settle();
-
+  ASSERT_NO_FATAL_FAILURE(established(50ms, 60s));
   const frame_bytes whole = message_frame(2);
   peer_sends_and_closes(frame_bytes(whole.begin(), whole.begin() + 10));
   ASSERT_TRUE(run_until_closed(2s)) << "the end was never seen";
@@ -147,12 +146,7 @@ TEST_P(link_socket_test, WithHeartbeatsAnEndInsideAFrameIsStillATruncatedFrame) 
 // When the silence limit comes before the next heartbeat (here an hour away), the end is still
 // the reason, not the silence.
 TEST_P(link_socket_test, AnEndUnseenUntilTheSilenceLimitIsStillTheEnd) {
-  link_->enable_heartbeats(1h, 150ms);
-  peer_writes(message_frame(1));
-  ASSERT_TRUE(test::run_until(
-      io_, [&] { return sink_.frames == 1; }, 2s));
-  settle();
-
+  ASSERT_NO_FATAL_FAILURE(established(1h, 150ms));
   peer_sends_and_closes(message_frame(2));
   ASSERT_TRUE(run_until_closed(3s)) << "the end was never seen";
   EXPECT_EQ(sink_.frames, 2u);

@@ -90,6 +90,19 @@ class stream_test : public ::testing::TestWithParam<stream_case> {
     theirs_->close();
     ASSERT_TRUE(test::wait_for_peer_end(ours_->lowest_layer(), 2000ms));
   }
+  // A read waits; then the peer's last 10 bytes and its end reach the socket in one edge, and the
+  // read takes the bytes: short, yet the end is still to come.
+  void bytes_and_the_end_in_one_edge() {
+    std::optional<read_result> first;
+    start_read(64, first);
+    io_.poll();
+    ASSERT_FALSE(first) << "nothing to read yet: the read waits for readiness";
+    peer_writes(10);
+    peer_closes();
+    ASSERT_TRUE(test::run_until(
+        io_, [&] { return first.has_value(); }, 2s));
+    ASSERT_EQ(first->n, 10u);
+  }
 
   asio::io_context io_;
   std::optional<stream> ours_;
@@ -152,15 +165,7 @@ class plain_stream_test : public stream_test {};
 // bytes is short, yet the end of the stream is still to come, and no new readiness will announce it
 // (the reactor is edge-triggered). A short read must not be taken for a drained socket.
 TEST_P(plain_stream_test, BytesAndTheEndOfTheStreamArrivingTogetherAreBothSeen) {
-  std::optional<read_result> first;
-  start_read(64, first);
-  io_.poll();
-  ASSERT_FALSE(first) << "nothing to read yet: the read waits for readiness";
-  peer_writes(10);
-  peer_closes();
-  ASSERT_TRUE(test::run_until(
-      io_, [&] { return first.has_value(); }, 2s));
-  ASSERT_EQ(first->n, 10u);
+  ASSERT_NO_FATAL_FAILURE(bytes_and_the_end_in_one_edge());
   const auto next = read(64);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->error, asio::error::eof);
@@ -207,16 +212,7 @@ class draining_stream_test : public stream_test {};
 // that does not come by itself. Our next write brings it: on TCP the peer's reset is a new edge,
 // and the waiting read sees the end; on a Unix socket the write fails, and the end is waiting.
 TEST_P(draining_stream_test, AnEndThatCameWithTheLastBytesShowsAtTheNextWrite) {
-  std::optional<read_result> first;
-  start_read(64, first);
-  io_.poll();
-  ASSERT_FALSE(first) << "nothing to read yet: the read waits for readiness";
-  peer_writes(10);
-  peer_closes();
-  ASSERT_TRUE(test::run_until(
-      io_, [&] { return first.has_value(); }, 2s));
-  ASSERT_EQ(first->n, 10u);
-
+  ASSERT_NO_FATAL_FAILURE(bytes_and_the_end_in_one_edge());
   std::optional<read_result> next;
   start_read(64, next);
   io_.poll();
