@@ -424,10 +424,13 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       return false;
   }
 
-  // A write failed: on a socket whose peer has closed, that is how an end the reader missed shows
-  // (EPIPE), and it is reported as the reader would have reported it.
+  // A write failed. EPIPE is how an end the reader missed shows (a Unix peer closed, or a TCP peer
+  // reset the connection after its FIN), and it is reported as the reader would have reported it.
+  // Other errors (a reset without FIN, a timeout) stay i/o errors, whatever a peek would say once
+  // the write has taken the socket's error.
   void close_at_write_error(std::error_code ec) {
-    if (end_missed()) return close_at_read_error(asio::error::eof);
+    if (ec == asio::error::broken_pipe && end_missed())
+      return close_at_read_error(asio::error::eof);
     close(close_reason::io_error, ec);
   }
 
