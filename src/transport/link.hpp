@@ -274,6 +274,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // `peer_lateness`: the peer's hello or welcome's `lateness` record (§8.1). Nonzero, it asked
   // for heartbeats that say how late this process runs (older peers refuse a heartbeat with a
   // body), and is its max_stretch, which bounds how far apart ours may go while we run late.
+  // From now on the stream's reads drain (stream::drain_reads): an end of stream they miss shows
+  // at the link's next write, which the heartbeats make sure comes (close_at_write_error).
   void enable_heartbeats(std::chrono::milliseconds send_every,
                          std::chrono::milliseconds silence_limit, std::uint32_t peer_lateness = 0) {
     if (send_every.count() <= 0 || silence_limit.count() <= 0 || !open_ ||
@@ -282,6 +284,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     heartbeat_interval_ = send_every;
     silence_limit_ = silence_limit;
     peer_lateness_record_ = peer_lateness;
+    if constexpr (requires { stream_.drain_reads(true); }) stream_.drain_reads(true);
     spawn(heartbeat_loop(this->shared_from_this()));
   }
 
@@ -401,12 +404,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           use_tuple);
       if (!open_) co_return;
       if (ec) {
-        const bool clean = ec == asio::error::eof && read_begin_ == read_end_;
         if (closing_ && ec == asio::error::eof) co_return;  // the writer finishes the close
-        close(clean                    ? close_reason::eof
-              : ec == asio::error::eof ? close_reason::protocol_error
-                                       : close_reason::io_error,
-              clean ? std::error_code{} : ec);
+        close_at_read_error(ec);
         co_return;
       }
       read_end_ += n;
@@ -424,6 +423,34 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         if (!open_) co_return;
       }
     }
+  }
+
+  // The end of the stream between frames is the peer's close; inside a frame, a truncated frame.
+  void close_at_read_error(std::error_code ec) {
+    const bool clean = ec == asio::error::eof && read_begin_ == read_end_;
+    close(clean                    ? close_reason::eof
+          : ec == asio::error::eof ? close_reason::protocol_error
+                                   : close_reason::io_error,
+          clean ? std::error_code{} : ec);
+  }
+
+  // With draining reads, whether the peer's end came with its last bytes, unseen by the reader
+  // (draining_buffer.hpp); a plain read always sees it.
+  bool end_missed() {
+    if constexpr (requires { stream_.end_of_stream_waiting(); })
+      return stream_.end_of_stream_waiting();
+    else
+      return false;
+  }
+
+  // A write failed. EPIPE is how an end the reader missed shows (a Unix peer closed, or a TCP peer
+  // reset the connection after its FIN), and it is reported as the reader would have reported it.
+  // Other errors (a reset without FIN, a timeout) stay i/o errors, whatever a peek would say once
+  // the write has taken the socket's error.
+  void close_at_write_error(std::error_code ec) {
+    if (ec == asio::error::broken_pipe && end_missed())
+      return close_at_read_error(asio::error::eof);
+    close(close_reason::io_error, ec);
   }
 
   enum class delivery { done, turn_over, paused };
@@ -614,7 +641,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       if (!open_) co_return;
       if (drain_reached() && !report_drained()) co_return;
       if (ec) {
-        close(close_reason::io_error, ec);
+        close_at_write_error(ec);
         co_return;
       }
       last_write_ = clock::now();
@@ -892,6 +919,11 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
         if (!open_) co_return;
         const auto later = clock::now();
         if (later - last_read_ > silence_limit_) {
+          // A peer that has closed is silent: when its end came unseen, that is the reason.
+          if (end_missed()) {
+            close_at_read_error(asio::error::eof);
+            co_return;
+          }
           // While this loop itself runs late, so probably do its peers: judge by the stretched
           // limit (bounded), and say so once per silence.
           const auto limit = health.silence_limit(silence_limit_, later,

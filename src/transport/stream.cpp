@@ -15,4 +15,14 @@ std::optional<stream::binding> stream::tls_binding() {
   return out;
 }
 
+bool stream::end_of_stream_waiting() {
+  // A blocking socket would make the peek wait; the constructor made it non-blocking, unless that
+  // failed (then try_write_some never writes either).
+  if (!drain_reads_ || !plain_->non_blocking()) return false;
+  std::byte first{};
+  std::error_code ec;
+  plain_->receive(asio::buffer(&first, 1), socket::message_peek, ec);
+  return ec == asio::error::eof;
+}
+
 }  // namespace galaxies::transport

@@ -19,9 +19,11 @@
 #include <memory>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "galaxies/unique_function.hpp"
+#include "transport/draining_buffer.hpp"
 #include "transport/shm_channel.hpp"
 
 namespace galaxies::transport {
@@ -57,9 +59,14 @@ class stream {
   bool is_tls() const noexcept { return tls_ != nullptr; }
 
   // Asio tries each read at once, and a read that finds nothing fails with EAGAIN before it waits:
-  // that failed recv is one syscall in four on a forwarding step. It cannot be spared by taking a
-  // short read for a drained socket: the peer's end of stream may already be queued behind the
-  // bytes read, and the edge-triggered reactor will not report it again (stream_test).
+  // that failed recv is one syscall in four on a forwarding step. Draining reads spare it by
+  // taking a short read for a drained socket, which is right for the bytes but may leave unseen an
+  // end of stream queued behind them in the same edge (draining_buffer.hpp). So they are off
+  // unless asked for, by a link whose own writes are sure to show such an end (its heartbeats);
+  // they apply to a plain socket's single-buffer reads only, and only where reads_can_drain.
+  void drain_reads(bool on) noexcept { drain_reads_ = on && reads_can_drain && !tls_ && !shm_; }
+  bool drains_reads() const noexcept { return drain_reads_; }
+
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
@@ -68,11 +75,20 @@ class stream {
             shm_read_some(*asio::buffer_sequence_begin(b), std::move(handler));
           else if (tls_)
             tls_->async_read_some(b, std::move(handler));
+          else if (!drain_reads_)
+            plain_->async_read_some(b, std::move(handler));
+          else if constexpr (std::is_convertible_v<MutableBuffers, asio::mutable_buffer>)
+            plain_->async_read_some(draining_buffer(b), std::move(handler));
           else
             plain_->async_read_some(b, std::move(handler));
         },
         token, buffers);
   }
+
+  // With draining reads (else false): whether the peer's end of stream waits on the socket with no
+  // byte before it, peeked at without taking anything. How a link that failed to write, or heard
+  // nothing for too long, tells an end its reader missed from an i/o error or a silence.
+  bool end_of_stream_waiting();
 
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
@@ -256,6 +272,7 @@ class stream {
   // shm_: what the handlers above check before they touch the stream (moved streams take it along).
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   tls_role role_ = tls_role::client;
+  bool drain_reads_ = false;  // drain_reads
 };
 
 }  // namespace galaxies::transport
