@@ -51,6 +51,9 @@ struct two_hosts {
     c.add_host(a);
     c.add_host(with_workers(0));
     started = c.host(0).wait_started(workers, formation_deadline);
+    // B listens once it says where: attached earlier, the observer finds no socket and gives up
+    // (its wait_ready() then fails at once).
+    b_up = eventually(formation_deadline, [&] { return !c.host(1).address().empty(); });
     observer.emplace(c.host(1).unix_path(), c.name());
   }
   host_id a_id() { return host_id::parse(c.host(0).host_id()).value_or(host_id{}); }
@@ -64,12 +67,14 @@ struct two_hosts {
 
   cluster c;
   std::vector<std::string> started;
+  bool b_up = false;
   std::optional<test_node> observer;
 };
 
 TEST(worker_slots, a_respawned_worker_takes_its_slot_back_with_a_new_id) {
   two_hosts h(3);
   ASSERT_EQ(h.started.size(), 3u);
+  ASSERT_TRUE(h.b_up) << h.c.host(1).log();
   test_node& t = *h.observer;
   ASSERT_TRUE(t.wait_ready());
   const host_id a = h.a_id();
@@ -130,6 +135,7 @@ TEST(worker_slots, a_respawned_worker_takes_its_slot_back_with_a_new_id) {
 TEST(worker_drain, a_stopping_workers_request_in_flight_is_answered_before_it_leaves) {
   two_hosts h(1, {"--drain", "--stop-grace-ms", "15000"});
   ASSERT_EQ(h.started.size(), 1u);
+  ASSERT_TRUE(h.b_up) << h.c.host(1).log();
   test_node& t = *h.observer;
   ASSERT_TRUE(t.wait_ready());
   ASSERT_TRUE(eventually(formation_deadline, [&] { return h.sees_all_of_a(1); }));
@@ -163,6 +169,7 @@ TEST(worker_drain, a_worker_that_never_finishes_draining_is_killed_after_stop_gr
   constexpr auto grace = 1500ms;
   two_hosts h(1, {"--drain", "--stop-grace-ms", std::to_string(grace.count())});
   ASSERT_EQ(h.started.size(), 1u);
+  ASSERT_TRUE(h.b_up) << h.c.host(1).log();
   test_node& t = *h.observer;
   ASSERT_TRUE(t.wait_ready());
   ASSERT_TRUE(eventually(formation_deadline, [&] { return h.sees_all_of_a(1); }));
