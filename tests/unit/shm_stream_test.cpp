@@ -1,8 +1,11 @@
-// transport::stream over a shared-memory channel (two rings, the socket pair for doorbells and
-// the end), both ends in one process: every byte arrives in order through small rings that fill
-// and empty, whichever side sleeps; the end of one side is seen after its last byte; a broken
-// ring or a gone peer is an error, never a hang.
+// transport::stream over a shared-memory channel (two rings, an eventfd doorbell per side, the
+// socket pair for the end), both ends in one process: every byte arrives in order through small
+// rings that fill and empty, whichever side sleeps; the end of one side is seen after its last
+// byte; a broken ring, bytes on the socket or a gone peer is an error, never a hang; descriptors
+// that are not what a doorbell must be are refused.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,6 +14,7 @@
 #include <array>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 #include <cerrno>
@@ -18,8 +22,10 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "base/unique_fd.hpp"
 #include "support/eventually.hpp"
 #include "transport/stream.hpp"
 
@@ -37,14 +43,15 @@ class shm_stream_test : public ::testing::Test {
   explicit shm_stream_test(std::size_t capacity = 4096) {
     int fds[2] = {-1, -1};
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    auto created = shm_channel::create(capacity, memory_);
-    auto opened = shm_channel::open(memory_);
+    shm_channel_fds theirs;
+    auto created = shm_channel::create(capacity, theirs);
+    memory_.reset(::fcntl(theirs.memory.get(), F_DUPFD_CLOEXEC, 0));
+    master_doorbell_.reset(::fcntl(theirs.peer_doorbell.get(), F_DUPFD_CLOEXEC, 0));
+    auto opened = shm_channel::open(std::move(theirs));
     const asio::generic::stream_protocol unix_stream(AF_UNIX, SOCK_STREAM);
     master_.emplace(socket(io_, unix_stream, fds[0]), std::move(created));
     worker_.emplace(socket(io_, unix_stream, fds[1]), std::move(opened));
   }
-
-  ~shm_stream_test() override { ::close(memory_); }
 
   // Reads the master's side until an error (the end, normally), adding up the bytes.
   void read_to_the_end(std::vector<std::byte>& into, std::size_t& got, std::error_code& end) {
@@ -58,7 +65,10 @@ class shm_stream_test : public ::testing::Test {
                              });
   }
 
-  int memory_ = -1;  // the rings' memory file, for the tests that play a hostile peer
+  // The rings' memory file and the master's doorbell, for the tests that play the worker's
+  // side by hand (a hostile peer, a doorbell rung at a chosen moment).
+  base::unique_fd memory_;
+  base::unique_fd master_doorbell_;
   asio::io_context io_;
   std::optional<stream> master_;
   std::optional<stream> worker_;
@@ -140,15 +150,14 @@ TEST_F(shm_stream_test, TryWriteSomeTakesWhatFitsAndNeverWaits) {
 }
 
 // Doorbells pile up while a side is busy (the other rings for a look that then found bytes after
-// all) until the socket refuses more. A side that goes to sleep must still be woken by the next.
-TEST_F(shm_stream_test, ASideThatSleepsBehindASocketFullOfStaleDoorbellsIsWokenByTheNext) {
-  const std::byte bell{1};
-  std::size_t stale = 0;
-  for (std::error_code ec; !ec; ++stale)
-    worker_->lowest_layer().send(asio::buffer(&bell, 1), 0, ec);
-  ASSERT_GT(stale, 1u);
+// all), up to a count the eventfd cannot pass, where a ring is refused. A side that goes to
+// sleep must take them all at once and still be woken by the next.
+TEST_F(shm_stream_test, ASideThatSleepsAfterAFullCountOfStaleDoorbellsIsWokenByTheNext) {
+  ASSERT_EQ(::eventfd_write(master_doorbell_.get(), 1), 0);
+  ASSERT_EQ(::eventfd_write(master_doorbell_.get(), 0xfffffffffffffffdu), 0);
+  ASSERT_NE(::eventfd_write(master_doorbell_.get(), 1), 0) << "the count is not full";
   auto busy = asio::make_work_guard(io_);  // so that poll() runs the reactor
-  io_.poll();  // the reactor takes the socket's edge while no operation waits on it
+  io_.poll();  // the reactor takes the eventfd's edge while no operation waits on it
   std::vector<std::byte> into(100);
   std::optional<std::size_t> got;
   master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
@@ -229,10 +238,10 @@ TEST_F(shm_stream_test, AReadAndAWriteAsleepTogetherAreBothWoken) {
 // next access to the mapping past the end a SIGBUS.
 TEST_F(shm_stream_test, TheOtherSideCannotResizeTheRingsMemory) {
   struct stat st {};
-  ASSERT_EQ(::fstat(memory_, &st), 0);
-  EXPECT_NE(::ftruncate(memory_, st.st_size / 2), 0);
+  ASSERT_EQ(::fstat(memory_.get(), &st), 0);
+  EXPECT_NE(::ftruncate(memory_.get(), st.st_size / 2), 0);
   EXPECT_EQ(errno, EPERM);
-  EXPECT_NE(::ftruncate(memory_, st.st_size * 2), 0);
+  EXPECT_NE(::ftruncate(memory_.get(), st.st_size * 2), 0);
 }
 
 // What a broken or hostile peer can do to the shared memory: move its index where no ring
@@ -240,8 +249,8 @@ TEST_F(shm_stream_test, TheOtherSideCannotResizeTheRingsMemory) {
 TEST_F(shm_stream_test, AWriterIndexOutOfRangeFailsTheReadWithAProtocolError) {
   // The worker's ring towards the master is the second half of the memory file.
   struct stat st {};
-  ASSERT_EQ(::fstat(memory_, &st), 0);
-  void* at = ::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, memory_, 0);
+  ASSERT_EQ(::fstat(memory_.get(), &st), 0);
+  void* at = ::mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, memory_.get(), 0);
   ASSERT_NE(at, MAP_FAILED);
   auto* towards_master =
       reinterpret_cast<shm_ring_header*>(static_cast<std::byte*>(at) + st.st_size / 2);
@@ -255,6 +264,189 @@ TEST_F(shm_stream_test, AWriterIndexOutOfRangeFailsTheReadWithAProtocolError) {
       << "the read hangs";
   EXPECT_EQ(*result, std::errc::protocol_error);
   ::munmap(at, st.st_size);
+}
+
+// Bytes on the channel's socket are no doorbell any more (only the end comes that way): a peer
+// that sends some has broken the protocol, and both ways fail rather than carry on.
+TEST_F(shm_stream_test, AByteOnTheSocketFailsTheChannelWithAProtocolError) {
+  std::vector<std::byte> into(100);
+  std::optional<std::error_code> result;
+  master_->async_read_some(asio::buffer(into),
+                           [&](std::error_code ec, std::size_t) { result = ec; });
+  const std::byte stray{1};
+  std::error_code ec;
+  worker_->lowest_layer().send(asio::buffer(&stray, 1), 0, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return result.has_value(); }, 5s))
+      << "the read sleeps on";
+  EXPECT_EQ(*result, std::errc::protocol_error);
+  const std::vector<std::byte> bytes(10, std::byte{3});
+  EXPECT_EQ(master_->try_write_some(std::array{asio::buffer(bytes)}, ec), 0u);
+  EXPECT_EQ(ec, std::errc::protocol_error);
+}
+
+// Closing a stream ends what is parked on it: its socket's read and its doorbell's read are both
+// cancelled, and neither leaves an operation waiting for good.
+TEST_F(shm_stream_test, ClosingAStreamEndsItsParkedReadAndWrite) {
+  auto busy = asio::make_work_guard(io_);
+  std::vector<std::byte> into(100);
+  std::optional<std::error_code> read;
+  master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t) { read = ec; });
+  const std::vector<std::byte> fill(4096 + 1000, std::byte{6});  // more than the ring holds
+  std::optional<std::error_code> written;
+  asio::async_write(*master_, asio::buffer(fill),
+                    [&](std::error_code ec, std::size_t) { written = ec; });
+  io_.poll();  // both find nothing to do and go to sleep
+  ASSERT_FALSE(read.has_value());
+  ASSERT_FALSE(written.has_value());
+  std::error_code ec;
+  master_->close(ec);
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return read.has_value() && written.has_value(); }, 5s))
+      << "read ended: " << read.has_value() << ", write ended: " << written.has_value();
+  EXPECT_EQ(*read, asio::error::operation_aborted);
+  EXPECT_EQ(*written, asio::error::operation_aborted);
+}
+
+// What a worker is handed comes from another process. A doorbell that is no eventfd, a blocking
+// one (a read of it would stop the worker), a semaphore (a read would not reset it) or one
+// eventfd for both sides is refused, saying which and why.
+TEST(shm_channel_open, RefusesDoorbellsThatAreNotNonBlockingCountingEventfds) {
+  const auto open_with = [](auto change) -> std::string {
+    shm_channel_fds theirs;
+    auto master = shm_channel::create(4096, theirs);
+    change(theirs);
+    try {
+      shm_channel::open(std::move(theirs));
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  const auto doorbell = [&](int fd) {
+    return open_with([fd](shm_channel_fds& f) { f.doorbell.reset(fd); });
+  };
+  const auto contains = [](const std::string& text, const char* part) {
+    return text.find(part) != std::string::npos;
+  };
+  EXPECT_EQ(doorbell(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), "accepted");
+  int pipe_ends[2];
+  ASSERT_EQ(::pipe2(pipe_ends, O_NONBLOCK | O_CLOEXEC), 0);
+  base::unique_fd pipe_write(pipe_ends[1]);
+  std::string refusal = doorbell(pipe_ends[0]);
+  EXPECT_TRUE(contains(refusal, "the doorbell") && contains(refusal, "is not an eventfd"))
+      << refusal;
+  refusal = doorbell(::eventfd(0, EFD_CLOEXEC));
+  EXPECT_TRUE(contains(refusal, "is not non-blocking")) << refusal;
+  refusal = doorbell(-1);
+  EXPECT_TRUE(contains(refusal, "is no open file descriptor")) << refusal;
+  refusal = open_with([](shm_channel_fds& f) { f.peer_doorbell.reset(::dup(f.memory.get())); });
+  EXPECT_TRUE(contains(refusal, "the other side's doorbell") && contains(refusal, "not an eventfd"))
+      << refusal;
+
+  // What older kernels do not say (fdinfo since 6.2) cannot be checked there.
+  const base::unique_fd probe(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  const base::unique_fd info(
+      ::open(("/proc/self/fdinfo/" + std::to_string(probe.get())).c_str(), O_RDONLY | O_CLOEXEC));
+  char text[1024];
+  const ssize_t n = ::read(info.get(), text, sizeof text);
+  ASSERT_GT(n, 0);
+  const std::string fdinfo(text, static_cast<std::size_t>(n));
+  if (!contains(fdinfo, "eventfd-semaphore") || !contains(fdinfo, "eventfd-id"))
+    GTEST_SKIP() << "this kernel's fdinfo does not say: " << fdinfo;
+  refusal = doorbell(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC | EFD_SEMAPHORE));
+  EXPECT_TRUE(contains(refusal, "semaphore")) << refusal;
+  refusal = open_with([](shm_channel_fds& f) { f.doorbell.reset(::dup(f.peer_doorbell.get())); });
+  EXPECT_TRUE(contains(refusal, "one eventfd")) << refusal;
+}
+
+// The wait on a doorbell (doorbell_buffer.hpp), on an eventfd of its own: a read that took the
+// count tells the reactor the eventfd is drained, and a doorbell rung while no read waits is
+// still taken by the next read, whether the reactor saw its edge before that read or after.
+class doorbell_read_test : public ::testing::Test {
+ protected:
+  doorbell_read_test() { EXPECT_TRUE(bell_) << "eventfd"; }
+
+  void ring() { ASSERT_EQ(::eventfd_write(bell_.get(), 1), 0); }
+
+  template <class Buffer>
+  void start_read(std::optional<std::error_code>& result) {
+    wait_.async_read_some(Buffer(asio::buffer(&count_, sizeof count_)),
+                          [&result](std::error_code ec, std::size_t) { result = ec; });
+  }
+
+  // A read rung for, taken (the first read of an eventfd is always tried at once).
+  template <class Buffer>
+  void drain() {
+    ring();
+    std::optional<std::error_code> result;
+    start_read<Buffer>(result);
+    ASSERT_TRUE(test::run_until(
+        io_, [&] { return result.has_value(); }, 5s));
+    ASSERT_FALSE(*result) << result->message();
+  }
+
+  // Puts a pipe holding a byte where the eventfd's number was (the reactor keeps the eventfd
+  // registered: bell_ keeps it open): a read tried at once reads the pipe and completes, one
+  // that waits for the eventfd's edge stays pending.
+  void swap_in_a_pipe_with_a_byte() {
+    int ends[2];
+    ASSERT_EQ(::pipe2(ends, O_NONBLOCK | O_CLOEXEC), 0);
+    base::unique_fd read_end(ends[0]), write_end(ends[1]);
+    ASSERT_EQ(::write(write_end.get(), "x", 1), 1);
+    ASSERT_EQ(::dup3(read_end.get(), wait_.native_handle(), O_CLOEXEC), wait_.native_handle());
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> busy_ = asio::make_work_guard(io_);
+  base::unique_fd bell_{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  asio::posix::stream_descriptor wait_{io_, ::fcntl(bell_.get(), F_DUPFD_CLOEXEC, 0)};
+  std::uint64_t count_ = 0;
+};
+
+TEST_F(doorbell_read_test, AReadThatTookTheCountMakesTheNextWaitWithoutTryingARead) {
+#if ASIO_VERSION != 102201 || !defined(ASIO_HAS_EPOLL)
+  GTEST_SKIP() << "doorbell_buffer is a plain buffer with this Asio";
+#endif
+  drain<doorbell_buffer>();
+  swap_in_a_pipe_with_a_byte();
+  std::optional<std::error_code> result;
+  start_read<doorbell_buffer>(result);
+  io_.poll();
+  EXPECT_FALSE(result.has_value()) << "the read was tried at once";
+}
+
+// What the test above would see with Asio's own read: it can tell the two apart.
+TEST_F(doorbell_read_test, AsiosOwnReadIsTriedAtOnceAfterTakingTheCount) {
+  drain<asio::mutable_buffer>();
+  swap_in_a_pipe_with_a_byte();
+  std::optional<std::error_code> result;
+  start_read<asio::mutable_buffer>(result);
+  io_.poll();
+  EXPECT_TRUE(result.has_value()) << "Asio's own read waited: the test above proves nothing";
+}
+
+TEST_F(doorbell_read_test, ADoorbellRungWhileNoReadWaitsIsTakenByTheNext) {
+  drain<doorbell_buffer>();
+  ring();
+  io_.poll();  // the reactor takes the edge while no read waits
+  std::optional<std::error_code> seen_before;
+  start_read<doorbell_buffer>(seen_before);
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return seen_before.has_value(); }, 5s))
+      << "a doorbell whose edge came before the read was lost";
+  EXPECT_FALSE(*seen_before);
+  EXPECT_EQ(count_, 1u);
+
+  ring();  // the reactor has not seen this edge when the read starts
+  std::optional<std::error_code> seen_after;
+  start_read<doorbell_buffer>(seen_after);
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return seen_after.has_value(); }, 5s))
+      << "a doorbell whose edge came after the read started was lost";
+  EXPECT_FALSE(*seen_after);
+  EXPECT_EQ(count_, 1u);
 }
 
 }  // namespace
