@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "process/spawn.hpp"
+#include "transport/shm_channel.hpp"
 
 namespace galaxies::process {
 namespace {
@@ -446,6 +447,80 @@ TEST_F(TakeChannel, TakesASocketMakesItCloseOnExecAndClearsTheVariable) {
   EXPECT_EQ(std::getenv(channel_fd_env), nullptr);
   ::close(pair[0]);
   ::close(pair[1]);
+}
+
+// ---- take_channel_rings_from_environment -------------------------------------------------------
+
+// The three descriptors a master hands a worker with its rings, named in the environment as
+// spawn_worker names them (fds of this process, given up to the function under test).
+class TakeChannelRings : public ::testing::Test {
+ protected:
+  TakeChannelRings() : master_(galaxies::transport::shm_channel::create(4096, theirs_)) {}
+  void TearDown() override {
+    for (const char* v :
+         {channel_rings_fd_env, channel_doorbell_fd_env, channel_master_doorbell_fd_env})
+      ::unsetenv(v);
+  }
+  void name(const char* variable, int fd) { ::setenv(variable, std::to_string(fd).c_str(), 1); }
+  void name_all() {
+    name(channel_rings_fd_env, theirs_.memory.release());
+    name(channel_doorbell_fd_env, theirs_.doorbell.release());
+    name(channel_master_doorbell_fd_env, theirs_.peer_doorbell.release());
+  }
+  std::string refusal() {
+    try {
+      take_channel_rings_from_environment();
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "accepted";
+  }
+
+  galaxies::transport::shm_channel_fds theirs_;
+  std::unique_ptr<galaxies::transport::shm_channel> master_;
+};
+
+TEST_F(TakeChannelRings, UnsetMeansNoRings) {
+  EXPECT_EQ(take_channel_rings_from_environment(), nullptr);
+}
+
+TEST_F(TakeChannelRings, TakesWhatTheMasterHandsOverMakesItCloseOnExecAndClearsTheVariables) {
+  const int doorbell = theirs_.doorbell.get();
+  name_all();
+  const auto rings = take_channel_rings_from_environment();
+  ASSERT_NE(rings, nullptr);
+  EXPECT_NE(::fcntl(doorbell, F_GETFD) & FD_CLOEXEC, 0);
+  EXPECT_EQ(std::getenv(channel_rings_fd_env), nullptr);
+  EXPECT_EQ(std::getenv(channel_doorbell_fd_env), nullptr);
+  EXPECT_EQ(std::getenv(channel_master_doorbell_fd_env), nullptr);
+}
+
+TEST_F(TakeChannelRings, RefusesAPipeForADoorbellSayingWhichAndWhy) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  ::close(p[1]);
+  theirs_.doorbell.reset(p[0]);
+  name_all();
+  EXPECT_THAT(refusal(),
+              ::testing::AllOf(::testing::HasSubstr("the doorbell (fd " + std::to_string(p[0])),
+                               ::testing::HasSubstr("is not an eventfd")));
+}
+
+TEST_F(TakeChannelRings, RefusesAMissingVariableStdioAndAnFdNamedTwice) {
+  name(channel_rings_fd_env, theirs_.memory.get());
+  name(channel_doorbell_fd_env, theirs_.doorbell.get());
+  EXPECT_THAT(refusal(),
+              ::testing::HasSubstr(std::string(channel_master_doorbell_fd_env) + " is not set"));
+  theirs_.memory.release();  // taken, and closed, by the refusal
+  theirs_.doorbell.release();
+  name(channel_rings_fd_env, 1);
+  EXPECT_THAT(refusal(), ::testing::HasSubstr("names a standard stream"));
+  galaxies::transport::shm_channel_fds more;
+  const auto other = galaxies::transport::shm_channel::create(4096, more);
+  const int memory = more.memory.release();  // taken, and closed, by the refusal
+  name(channel_rings_fd_env, memory);
+  name(channel_doorbell_fd_env, memory);
+  EXPECT_THAT(refusal(), ::testing::HasSubstr("which another channel variable names too"));
 }
 
 // ---- supervisor --------------------------------------------------------------------------------
