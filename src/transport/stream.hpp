@@ -137,12 +137,13 @@ class stream {
   // whatever it takes: only that read takes doorbells, so none meant for one operation can be
   // lost to the other. A doorbell rung while nothing was parked (stale: rung for a look that
   // found bytes after all, or early: rung between the look and the park) leaves the count above
-  // 0, and the next park's read takes it at once; the operations look again. A read that took a
-  // count has drained the eventfd (doorbell_buffer.hpp), so the next park waits without trying
-  // a read first. The socket has one read pending from the first park on (watch_the_end), which
-  // completes only at the end: the parked operations then look at their rings once more, so the
-  // last bytes are read before the end is reported. Operations complete through the executor,
-  // never inside the call that starts them, as Asio's own.
+  // 0, and the next park's read takes it, at once or at the edge the reactor has yet to report;
+  // the operations look again. A read that took a count has drained the eventfd
+  // (doorbell_buffer.hpp), so the next park waits without trying a read first. The socket has
+  // one read pending from the first park on (watch_the_end), which completes only at the end:
+  // the parked operations then look at their rings once more, so the last bytes are read before
+  // the end is reported. Operations complete through the executor, never inside the call that
+  // starts them, as Asio's own.
   template <class Handler>
   void shm_read_some(asio::mutable_buffer into, Handler&& handler) {
     asio::async_compose<Handler, void(std::error_code, std::size_t)>(
