@@ -430,25 +430,21 @@ TEST_F(doorbell_read_test, AsiosOwnReadIsTriedAtOnceAfterTakingTheCount) {
 }
 
 TEST_F(doorbell_read_test, ADoorbellRungWhileNoReadWaitsIsTakenByTheNext) {
+  const auto next_read_takes_it = [this](const char* when) {
+    std::optional<std::error_code> result;
+    start_read<doorbell_buffer>(result);
+    ASSERT_TRUE(test::run_until(
+        io_, [&] { return result.has_value(); }, 5s))
+        << "a doorbell whose edge came " << when << " was lost";
+    EXPECT_FALSE(*result) << when;
+    EXPECT_EQ(count_, 1u) << when;
+  };
   drain<doorbell_buffer>();
   ring();
   io_.poll();  // the reactor takes the edge while no read waits
-  std::optional<std::error_code> seen_before;
-  start_read<doorbell_buffer>(seen_before);
-  ASSERT_TRUE(test::run_until(
-      io_, [&] { return seen_before.has_value(); }, 5s))
-      << "a doorbell whose edge came before the read was lost";
-  EXPECT_FALSE(*seen_before);
-  EXPECT_EQ(count_, 1u);
-
+  next_read_takes_it("before the read started");
   ring();  // the reactor has not seen this edge when the read starts
-  std::optional<std::error_code> seen_after;
-  start_read<doorbell_buffer>(seen_after);
-  ASSERT_TRUE(test::run_until(
-      io_, [&] { return seen_after.has_value(); }, 5s))
-      << "a doorbell whose edge came after the read started was lost";
-  EXPECT_FALSE(*seen_after);
-  EXPECT_EQ(count_, 1u);
+  next_read_takes_it("after the read started");
 }
 
 }  // namespace
