@@ -133,7 +133,7 @@ std::vector<char*> pointers_to(std::vector<std::string>& strings) {
 }
 
 // A descriptor the master handed over, named in `variable`: a number past stdio, open, of file
-// type `type` (any when 0; `what` names it), made close-on-exec so that the worker's own children
+// type `type` (`what` names it), made close-on-exec so that the worker's own children
 // do not inherit it, the variable removed from the environment. Throws std::runtime_error.
 int take_inherited_fd(const char* variable, mode_t type, const char* what) {
   const char* text = std::getenv(variable);
@@ -153,7 +153,7 @@ int take_inherited_fd(const char* variable, mode_t type, const char* what) {
     throw std::runtime_error(
         quoted + " names no open file descriptor: " + std::generic_category().message(errno));
   }
-  if (type != 0 && (info.st_mode & S_IFMT) != type) {
+  if ((info.st_mode & S_IFMT) != type) {
     throw std::runtime_error(quoted + " does not name " + what +
                              " (not started by a galaxies master?)");
   }
@@ -185,6 +185,8 @@ spawned spawn_worker(const std::vector<std::string>& argv,
   unique_fd master_end(pair[0]);
   unique_fd child_end(pair[1]);
   std::unique_ptr<transport::shm_channel> rings;
+  // The worker's ends: closed here when this returns or throws, the child holding its own copies
+  // by then, so that each doorbell end is held by one process only (shm_channel.hpp).
   transport::shm_channel_fds theirs;
   if (ring_bytes > 0) rings = transport::shm_channel::create(ring_bytes, theirs);
   const int last_fd = rings ? child_master_doorbell_fd : child_channel_fd;
@@ -251,10 +253,11 @@ std::unique_ptr<transport::shm_channel> take_channel_rings_from_environment() {
     into.reset(fd);
   };
   take(fds.memory, channel_rings_fd_env, S_IFREG, "a memory file");
-  take(fds.doorbell, channel_doorbell_fd_env, 0, nullptr);
-  take(fds.peer_doorbell, channel_master_doorbell_fd_env, 0, nullptr);
+  take(fds.doorbell, channel_doorbell_fd_env, S_IFIFO, "a pipe");
+  take(fds.peer_doorbell, channel_master_doorbell_fd_env, S_IFIFO, "a pipe");
   try {
-    return transport::shm_channel::open(std::move(fds));
+    return transport::shm_channel::open(std::move(fds),
+                                        {channel_doorbell_fd_env, channel_master_doorbell_fd_env});
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(std::string(e.what()) + " (not started by a galaxies master?)");
   }

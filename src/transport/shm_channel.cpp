@@ -1,7 +1,7 @@
 #include "transport/shm_channel.hpp"
 
 #include <fcntl.h>
-#include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <system_error>
 
 namespace galaxies::transport {
@@ -31,53 +30,45 @@ std::span<std::byte> ring_region(std::span<std::byte> mapping, bool second) {
   return mapping.subspan(second ? half : 0, half);
 }
 
-base::unique_fd new_doorbell() {
-  base::unique_fd fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!fd) fail("eventfd for a channel's doorbell");
-  return fd;
+struct pipe_ends {
+  base::unique_fd read;
+  base::unique_fd write;
+};
+
+pipe_ends new_doorbell() {
+  int ends[2];
+  if (::pipe2(ends, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2 for a channel's doorbell");
+  return {base::unique_fd(ends[0]), base::unique_fd(ends[1])};
 }
 
-base::unique_fd duplicate(const base::unique_fd& fd) {
-  base::unique_fd copy(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
-  if (!copy) fail("fcntl(F_DUPFD_CLOEXEC) of a channel's doorbell");
-  return copy;
+// A ring to a pipe whose reader is gone raises SIGPIPE, and its default action would kill this
+// process for its peer's exit. A disposition the application chose (a handler, ignored) stays.
+void keep_sigpipe_from_killing() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) != 0) fail("sigaction(SIGPIPE)");
+  if ((current.sa_flags & SA_SIGINFO) != 0 || current.sa_handler != SIG_DFL) return;
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  if (::sigaction(SIGPIPE, &ignore, nullptr) != 0) fail("sigaction(SIGPIPE, SIG_IGN)");
 }
 
-// The value of `key` ("key:\tvalue" lines) in the kernel's fdinfo text, or empty.
-std::string_view fdinfo_value(std::string_view info, std::string_view key) {
-  for (std::size_t at = 0; at < info.size();) {
-    std::size_t end = info.find('\n', at);
-    if (end == std::string_view::npos) end = info.size();
-    std::string_view line = info.substr(at, end - at);
-    if (line.starts_with(key) && line.size() > key.size() && line[key.size()] == ':') {
-      line.remove_prefix(key.size() + 1);
-      const std::size_t first = line.find_first_not_of(" \t");
-      return first == std::string_view::npos ? std::string_view{} : line.substr(first);
-    }
-    at = end + 1;
-  }
-  return {};
-}
-
-// An eventfd has no type of its own in fstat (an anonymous inode); the kernel's fdinfo for it
-// has an eventfd-count line, and says when it is a semaphore and which eventfd it is (kernels
-// since 6.2). Returns that id (empty when the kernel does not say).
-std::string check_doorbell(int fd, const char* which) {
+// A doorbell another process handed over: an end of a pipe, opened for `access` (O_RDONLY: the
+// one this side waits on; O_WRONLY: the one it rings), made non-blocking (its file status is this
+// process's alone). Returns what identifies its pipe.
+struct stat check_doorbell(int fd, const char* which, int access) {
   const std::string prefix = std::string("shm channel: ") + which + " (fd " + std::to_string(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw std::invalid_argument(prefix + ") is no open file descriptor");
+  if (!S_ISFIFO(st.st_mode)) throw std::invalid_argument(prefix + ") is not a pipe");
   const int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0) throw std::invalid_argument(prefix + ") is no open file descriptor");
-  const std::string path = "/proc/self/fdinfo/" + std::to_string(fd);
-  base::unique_fd info_file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  char text[1024];
-  const ssize_t n = info_file ? ::read(info_file.get(), text, sizeof text) : -1;
-  if (n < 0) throw std::invalid_argument(prefix + "): cannot read " + path);
-  const std::string_view info(text, static_cast<std::size_t>(n));
-  if (fdinfo_value(info, "eventfd-count").empty())
-    throw std::invalid_argument(prefix + ") is not an eventfd");
-  if (fdinfo_value(info, "eventfd-semaphore") == "1")
-    throw std::invalid_argument(prefix + ") is a semaphore eventfd, which a read does not reset");
-  if ((flags & O_NONBLOCK) == 0) throw std::invalid_argument(prefix + ") is not non-blocking");
-  return std::string(fdinfo_value(info, "eventfd-id"));
+  if (flags < 0) fail("fcntl(F_GETFL) of a channel's doorbell");
+  if ((flags & O_ACCMODE) != access)
+    throw std::invalid_argument(prefix + (access == O_RDONLY ? ") is not a pipe's read end"
+                                                             : ") is not a pipe's write end"));
+  if ((flags & O_NONBLOCK) == 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+    fail("fcntl(F_SETFL, O_NONBLOCK) of a channel's doorbell");
+  return st;
 }
 
 }  // namespace
@@ -93,27 +84,30 @@ std::unique_ptr<shm_channel> shm_channel::create(std::size_t capacity, shm_chann
   if (::ftruncate(memory.get(), static_cast<off_t>(size)) != 0 ||
       ::fcntl(memory.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
     fail("sizing and sealing a channel's rings");
-  base::unique_fd mine = new_doorbell();
-  base::unique_fd other = new_doorbell();
-  shm_channel_fds handed{std::move(memory), duplicate(other), duplicate(mine)};
-  auto channel = std::unique_ptr<shm_channel>(
-      new shm_channel(map(handed.memory.get(), size), true, std::move(mine), std::move(other)));
+  keep_sigpipe_from_killing();
+  pipe_ends mine = new_doorbell();
+  pipe_ends other = new_doorbell();
+  shm_channel_fds handed{std::move(memory), std::move(other.read), std::move(mine.write)};
+  auto channel = std::unique_ptr<shm_channel>(new shm_channel(
+      map(handed.memory.get(), size), true, std::move(mine.read), std::move(other.write)));
   theirs = std::move(handed);
   return channel;
 }
 
-std::unique_ptr<shm_channel> shm_channel::open(shm_channel_fds ours) {
+std::unique_ptr<shm_channel> shm_channel::open(shm_channel_fds ours, shm_doorbell_names names) {
   struct stat st {};
   if (::fstat(ours.memory.get(), &st) != 0) fail("fstat of a channel's rings");
   const auto size = static_cast<std::size_t>(st.st_size);
   if (size % 2 != 0 || size / 2 <= sizeof(shm_ring_header) ||
       !std::has_single_bit(size / 2 - sizeof(shm_ring_header)))
     throw std::invalid_argument("shm channel: the memory file does not hold two rings");
-  const std::string own = check_doorbell(ours.doorbell.get(), "the doorbell");
-  const std::string peer = check_doorbell(ours.peer_doorbell.get(), "the other side's doorbell");
-  // One eventfd for both: each side would wake itself, and sleep through the other's doorbells.
-  if (!own.empty() && own == peer)
-    throw std::invalid_argument("shm channel: the doorbell and the other side's are one eventfd");
+  const struct stat own = check_doorbell(ours.doorbell.get(), names.doorbell, O_RDONLY);
+  const struct stat peer = check_doorbell(ours.peer_doorbell.get(), names.peer_doorbell, O_WRONLY);
+  // One pipe for both: this side would wake itself, and sleep through the other side's doorbells.
+  if (own.st_dev == peer.st_dev && own.st_ino == peer.st_ino)
+    throw std::invalid_argument(std::string("shm channel: ") + names.doorbell + " and " +
+                                names.peer_doorbell + " are ends of one pipe");
+  keep_sigpipe_from_killing();
   return std::unique_ptr<shm_channel>(new shm_channel(map(ours.memory.get(), size), false,
                                                       std::move(ours.doorbell),
                                                       std::move(ours.peer_doorbell)));
@@ -133,7 +127,9 @@ shm_channel::~shm_channel() {
 }
 
 void shm_channel::ring_peer() noexcept {
-  ::eventfd_write(peer_doorbell_.get(), 1);
+  const std::byte bell{1};
+  // Full (EAGAIN) or unread for good (EPIPE): either way, nothing more to tell (shm_channel.hpp).
+  [[maybe_unused]] const ssize_t n = ::write(peer_doorbell_.get(), &bell, 1);
 }
 
 }  // namespace galaxies::transport

@@ -1,5 +1,5 @@
 // A connection's byte stream: a plain socket, TLS 1.3 over it (host links, when configured), or
-// two shared-memory rings with eventfd doorbells, the socket kept for the end (a worker's channel,
+// two shared-memory rings with pipe doorbells, the socket kept for the end (a worker's channel,
 // transport/shm_channel.hpp).
 // One type for both, so that a link and everything above it are written once; the branch costs a
 // predictable test per read or write, nothing per frame.
@@ -133,17 +133,19 @@ class stream {
  private:
   // The rings' operations. A side with nothing to do says so on its ring, looks once more, and
   // parks until the other side rings its doorbell (or the socket ends). The wait is one read of
-  // the doorbell's eventfd (park), which serves the parked read and write and resumes both
+  // the doorbell's pipe (park), which serves the parked read and write and resumes both
   // whatever it takes: only that read takes doorbells, so none meant for one operation can be
   // lost to the other. A doorbell rung while nothing was parked (stale: rung for a look that
-  // found bytes after all, or early: rung between the look and the park) leaves the count above
-  // 0, and the next park's read takes it, at once or at the edge the reactor has yet to report;
-  // the operations look again. A read that took a count has drained the eventfd
+  // found bytes after all, or early: rung between the look and the park) leaves a byte in the
+  // pipe, and the next park's read takes it, at once or at the edge the reactor has yet to
+  // report; the operations look again. A read that came back short has drained the pipe
   // (doorbell_buffer.hpp), so the next park waits without trying a read first. The socket has
   // one read pending from the first park on (watch_the_end), which completes only at the end:
   // the parked operations then look at their rings once more, so the last bytes are read before
-  // the end is reported. Operations complete through the executor, never inside the call that
-  // starts them, as Asio's own.
+  // the end is reported. The doorbell's end (the other side closed its write end: it is gone, or
+  // broken) is the end too, so that no operation is parked on a pipe that will never ring again.
+  // Operations complete through the executor, never inside the call that starts them, as Asio's
+  // own.
   template <class Handler>
   void shm_read_some(asio::mutable_buffer into, Handler&& handler) {
     asio::async_compose<Handler, void(std::error_code, std::size_t)>(
@@ -203,13 +205,18 @@ class stream {
     slot = operation(std::move(self));
     watch_the_end();
     if (std::exchange(doorbell_waited_, true)) return;
-    // A read, not async_wait: Asio precedes a wait with an epoll_ctl, and a read takes a stale
-    // count at once. An error (our close, normally) reaches the parked operations.
+    // A read, not async_wait: Asio precedes a wait with an epoll_ctl, and a read takes stale
+    // doorbells at once. Another error (our close, normally) reaches the parked operations.
     doorbell_->async_read_some(
-        doorbell_buffer(asio::buffer(&shm_->rung, sizeof shm_->rung)),
+        doorbell_buffer(asio::buffer(shm_->rung)),
         [this, alive = std::weak_ptr<int>(alive_)](std::error_code ec, std::size_t) {
           if (alive.expired()) return;
           doorbell_waited_ = false;
+          // Nothing parks once the end is known, so a pipe readable at its end is read no more.
+          if (ec == asio::error::eof) {
+            shm_->peer_closed = true;
+            ec = {};
+          }
           resume_parked(ec);
         });
   }
@@ -265,7 +272,7 @@ class stream {
   std::optional<socket> plain_;  // exactly one of plain_ and tls_ is set
   std::unique_ptr<asio::ssl::stream<socket>> tls_;
   std::unique_ptr<shm_channel> shm_;  // with plain_: the bytes go through its rings
-  std::optional<asio::posix::stream_descriptor> doorbell_;  // with shm_: the eventfd we wait on
+  std::optional<asio::posix::stream_descriptor> doorbell_;  // with shm_: the pipe we wait on
   // shm_: a read, and a write, parked until a doorbell; the read of the doorbell is pending; the
   // socket's read is pending or has seen the end.
   parked_slot parked_read_;
