@@ -38,25 +38,6 @@ struct doorbell_buffer : asio::mutable_buffer {
 #include <asio/error.hpp>
 #include <cerrno>
 
-namespace galaxies::transport::detail {
-
-// One read: false when there is nothing to take (EAGAIN), as Asio's non_blocking_read1.
-inline bool read_doorbell(int fd, asio::mutable_buffer into, asio::error_code& ec,
-                          std::size_t& bytes) {
-  for (;;) {
-    const ssize_t n = ::read(fd, into.data(), into.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-    bytes = n < 0 ? 0 : static_cast<std::size_t>(n);
-    ec = n < 0    ? asio::error_code(errno, asio::error::get_system_category())
-         : n == 0 ? asio::error::eof
-                  : asio::error_code();
-    return true;
-  }
-}
-
-}  // namespace galaxies::transport::detail
-
 namespace asio::detail {
 
 template <>
@@ -71,15 +52,30 @@ class descriptor_read_op_base<galaxies::transport::doorbell_buffer> : public rea
 
   static status do_perform(reactor_op* base) {
     auto* o = static_cast<descriptor_read_op_base*>(base);
-    if (!galaxies::transport::detail::read_doorbell(o->descriptor_, o->buffer_, o->ec_,
-                                                    o->bytes_transferred_))
-      return not_done;
+    if (!read_doorbell(o->descriptor_, o->buffer_, o->ec_, o->bytes_transferred_)) return not_done;
     // A short read emptied the pipe; one that filled the buffer may have left bytes, and an
     // error or the end is final: Asio's own status for those, so the next read is tried at once.
     return o->ec_ || o->bytes_transferred_ == o->buffer_.size() ? done : done_and_exhausted;
   }
 
  private:
+  // One read: false when there is nothing to take (EAGAIN), as Asio's non_blocking_read1. (Kept
+  // here, not in a galaxies::transport::detail, which would hide galaxies::detail from
+  // transport's code.)
+  static bool read_doorbell(int fd, asio::mutable_buffer into, asio::error_code& ec,
+                            std::size_t& bytes) {
+    for (;;) {
+      const ssize_t n = ::read(fd, into.data(), into.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+      bytes = n < 0 ? 0 : static_cast<std::size_t>(n);
+      ec = n < 0    ? asio::error_code(errno, asio::error::get_system_category())
+           : n == 0 ? asio::error::eof
+                    : asio::error_code();
+      return true;
+    }
+  }
+
   int descriptor_;
   asio::mutable_buffer buffer_;
 };

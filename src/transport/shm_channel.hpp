@@ -68,7 +68,7 @@ class shm_channel {
 
   shm_ring_writer out;
   shm_ring_reader in;
-  bool peer_closed = false;  // the socket reached its end: what the rings still hold is the last
+  bool peer_closed = false;  // the socket or the doorbell reached its end: the rings hold the last
   bool peer_spoke = false;   // bytes came on the socket, which carries only the end: broken
   std::array<std::byte, 256> rung{};       // where the doorbell's bytes are read to, and dropped
   std::array<std::byte, 1> socket_byte{};  // where the socket's read would put a byte
