@@ -182,7 +182,7 @@ TEST_F(shm_stream_test, TryWriteSomeTakesWhatFitsAndNeverWaits) {
 TEST_F(shm_stream_test, ASideThatSleepsAfterAFullPipeOfStaleDoorbellsIsWokenByTheNext) {
   ASSERT_GT(fill_pipe(master_doorbell_.get()), 0u);
   auto busy = asio::make_work_guard(io_);  // so that poll() runs the reactor
-  io_.poll();  // the reactor takes the eventfd's edge while no operation waits on it
+  io_.poll();  // the reactor takes the pipe's edge while no operation waits on it
   std::vector<std::byte> into(100);
   std::optional<std::size_t> got;
   master_->async_read_some(asio::buffer(into), [&](std::error_code ec, std::size_t n) {
