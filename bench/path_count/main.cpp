@@ -178,9 +178,9 @@ int run(const options& o) {
   a.set_peers({{hb, "127.0.0.1:1"}});
 
   // Each side of a worker's channel as a spawned worker and its master build it
-  // (process/spawn.cpp, host/run.cpp): the master creates the rings, the worker maps the same
-  // memory file. This process's own pid stands for the worker's, so that the master's last
-  // resort against a silent worker (SIGKILL) could only ever hit this program.
+  // (process/spawn.cpp, host/run.cpp): the master creates the rings and both doorbells, the
+  // worker opens what it was handed. This process's own pid stands for the worker's, so that the
+  // master's last resort against a silent worker (SIGKILL) could only ever hit this program.
   auto attach = [&](router::router& r) {
     detail::node_core::settings s;
     s.role = wire::role::worker;
@@ -189,15 +189,9 @@ int run(const options& o) {
     const auto [mine, theirs] = unix_pair();
     std::unique_ptr<transport::shm_channel> master_rings, worker_rings;
     if (o.ring_bytes > 0) {
-      int memory = -1;
-      master_rings = transport::shm_channel::create(o.ring_bytes, memory);
-      try {
-        worker_rings = transport::shm_channel::open(memory);
-      } catch (...) {
-        ::close(memory);
-        throw;
-      }
-      ::close(memory);
+      transport::shm_channel_fds theirs;
+      master_rings = transport::shm_channel::create(o.ring_bytes, theirs);
+      worker_rings = transport::shm_channel::open(std::move(theirs));
     }
     r.adopt_worker(theirs, ::getpid(), 0, std::move(master_rings));  // slot 0: one worker a router
     node->connect(worker_rings ? transport::stream(unix_socket(io, mine), std::move(worker_rings))

@@ -38,7 +38,7 @@ struct limits_options {
   // without ever holding a sender back.
   std::uint32_t flow_window = 256 * 1024;
   // A worker's channel to its master goes through two shared-memory rings of this many bytes (a
-  // power of two), its socket carrying only doorbells and the end; 0: through the socket.
+  // power of two), woken through pipes, its socket carrying only the end; 0: through the socket.
   std::size_t channel_ring_bytes = 512 * 1024;
 };
 

@@ -16,6 +16,7 @@
 #include <system_error>
 #include <utility>
 
+#include "base/unique_fd.hpp"
 #include "process/self_executable.hpp"
 #include "transport/shm_channel.hpp"
 
@@ -24,10 +25,25 @@ extern char** environ;
 namespace galaxies::process {
 namespace {
 
+using base::unique_fd;
+
 // The fixed fd number of the channel in every worker: the lowest one past stdio, so a worker's
-// fd table is 0, 1, 2 and the channel, nothing else.
+// fd table is 0, 1, 2 and the channel, nothing else; with rings, their memory file and the two
+// doorbells follow.
 constexpr int child_channel_fd = 3;
-constexpr int child_rings_fd = 4;  // with rings: their memory file
+constexpr int child_rings_fd = 4;
+constexpr int child_doorbell_fd = 5;
+constexpr int child_master_doorbell_fd = 6;
+
+// What the master names in a worker's environment, and no one else may.
+constexpr const char* channel_variables[] = {
+    channel_fd_env, channel_rings_fd_env, channel_doorbell_fd_env, channel_master_doorbell_fd_env};
+
+bool is_channel_variable(std::string_view name) {
+  for (const char* variable : channel_variables)
+    if (name == variable) return true;
+  return false;
+}
 
 [[noreturn]] void throw_errno(int error, const std::string& what) {
   throw std::system_error(error, std::system_category(), "spawn_worker: " + what);
@@ -37,22 +53,14 @@ void check(int rc, const char* what) {
   if (rc != 0) throw_errno(rc, what);
 }
 
-class unique_fd {
- public:
-  explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
-  ~unique_fd() { reset(); }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
+// The dup2s that put the child's fds in place would overwrite a source numbered among their
+// targets before reading it, and dup2(n, n) would leave n close-on-exec: every source goes above.
+void move_above(unique_fd& fd, int last) {
+  if (fd.get() > last) return;
+  const int moved = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, last + 1);
+  if (moved < 0) throw_errno(errno, "fcntl(F_DUPFD_CLOEXEC)");
+  fd.reset(moved);
+}
 
 // posix_spawn's attribute and file-action objects must be destroyed on every path.
 struct spawn_attr {
@@ -71,6 +79,11 @@ struct file_actions {
   file_actions& operator=(const file_actions&) = delete;
 };
 
+void hand_over(file_actions& actions, const unique_fd& fd, int child_fd) {
+  check(posix_spawn_file_actions_adddup2(&actions.value, fd.get(), child_fd),
+        "posix_spawn_file_actions_adddup2");
+}
+
 std::string_view name_of(std::string_view entry) {
   return entry.substr(0, entry.find('='));
 }
@@ -80,7 +93,7 @@ std::string_view name_of(std::string_view entry) {
 std::vector<std::string> child_environment(
     const std::vector<std::pair<std::string, std::string>>& extra_env, bool with_rings) {
   const auto overridden = [&](std::string_view name) {
-    if (name == channel_fd_env || name == channel_rings_fd_env) return true;
+    if (is_channel_variable(name)) return true;
     for (const auto& [key, value] : extra_env) {
       if (key == name) return true;
     }
@@ -95,15 +108,19 @@ std::vector<std::string> child_environment(
     if (key.empty() || key.find('=') != std::string::npos) {
       throw_errno(EINVAL, "invalid environment variable name \"" + key + "\"");
     }
-    if (key == channel_fd_env || key == channel_rings_fd_env) continue;
+    if (is_channel_variable(key)) continue;
     bool replaced_later = false;
     for (std::size_t j = i + 1; j < extra_env.size(); ++j)
       replaced_later |= extra_env[j].first == key;
     if (!replaced_later) env.push_back(key + "=" + value);
   }
   env.push_back(std::string(channel_fd_env) + "=" + std::to_string(child_channel_fd));
-  if (with_rings)
+  if (with_rings) {
     env.push_back(std::string(channel_rings_fd_env) + "=" + std::to_string(child_rings_fd));
+    env.push_back(std::string(channel_doorbell_fd_env) + "=" + std::to_string(child_doorbell_fd));
+    env.push_back(std::string(channel_master_doorbell_fd_env) + "=" +
+                  std::to_string(child_master_doorbell_fd));
+  }
   return env;
 }
 
@@ -113,6 +130,40 @@ std::vector<char*> pointers_to(std::vector<std::string>& strings) {
   for (auto& s : strings) result.push_back(s.data());
   result.push_back(nullptr);
   return result;
+}
+
+// A descriptor the master handed over, named in `variable`: a number past stdio, open, of file
+// type `type` (`what` names it), made close-on-exec so that the worker's own children
+// do not inherit it, the variable removed from the environment. Throws std::runtime_error.
+int take_inherited_fd(const char* variable, mode_t type, const char* what) {
+  const char* text = std::getenv(variable);
+  const std::string_view value(text == nullptr ? "" : text);
+  const std::string quoted = std::string(variable) + "=\"" + std::string(value) + "\"";
+  if (text == nullptr) throw std::runtime_error(std::string(variable) + " is not set");
+  int fd = -1;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
+  if (value.empty() || value.front() == '-' || ec != std::errc() ||
+      end != value.data() + value.size()) {
+    throw std::runtime_error(quoted + " is not a file descriptor number");
+  }
+  // A master hands over nothing there, and closing one on a refusal would lose the error's way out.
+  if (fd <= STDERR_FILENO) throw std::runtime_error(quoted + " names a standard stream");
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    throw std::runtime_error(
+        quoted + " names no open file descriptor: " + std::generic_category().message(errno));
+  }
+  if ((info.st_mode & S_IFMT) != type) {
+    throw std::runtime_error(quoted + " does not name " + what +
+                             " (not started by a galaxies master?)");
+  }
+  const int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) {
+    throw std::runtime_error(
+        quoted + ": cannot make it close-on-exec: " + std::generic_category().message(errno));
+  }
+  ::unsetenv(variable);
+  return fd;
 }
 
 }  // namespace
@@ -133,37 +184,25 @@ spawned spawn_worker(const std::vector<std::string>& argv,
   }
   unique_fd master_end(pair[0]);
   unique_fd child_end(pair[1]);
-  // dup2(3, 3) is a no-op that would leave the channel close-on-exec; move it out of the way.
-  if (child_end.get() == child_channel_fd) {
-    const int moved = ::fcntl(child_end.get(), F_DUPFD_CLOEXEC, child_channel_fd + 1);
-    if (moved < 0) throw_errno(errno, "fcntl(F_DUPFD_CLOEXEC)");
-    child_end.reset(moved);
-  }
-
   std::unique_ptr<transport::shm_channel> rings;
-  unique_fd rings_file;
-  if (ring_bytes > 0) {
-    int fd = -1;
-    rings = transport::shm_channel::create(ring_bytes, fd);
-    rings_file.reset(fd);
-    // Not where the dup2s below put things: 3 would be overwritten first, 4 left close-on-exec.
-    if (rings_file.get() <= child_rings_fd) {
-      const int moved = ::fcntl(rings_file.get(), F_DUPFD_CLOEXEC, child_rings_fd + 1);
-      if (moved < 0) throw_errno(errno, "fcntl(F_DUPFD_CLOEXEC)");
-      rings_file.reset(moved);
-    }
-  }
+  // The worker's ends: closed here when this returns or throws, the child holding its own copies
+  // by then, so that each doorbell end is held by one process only (shm_channel.hpp).
+  transport::shm_channel_fds theirs;
+  if (ring_bytes > 0) rings = transport::shm_channel::create(ring_bytes, theirs);
+  const int last_fd = rings ? child_master_doorbell_fd : child_channel_fd;
+  for (unique_fd* fd : {&child_end, &theirs.memory, &theirs.doorbell, &theirs.peer_doorbell})
+    if (*fd) move_above(*fd, last_fd);
 
   file_actions actions;
-  check(posix_spawn_file_actions_adddup2(&actions.value, child_end.get(), child_channel_fd),
-        "posix_spawn_file_actions_adddup2");
-  if (rings)
-    check(posix_spawn_file_actions_adddup2(&actions.value, rings_file.get(), child_rings_fd),
-          "posix_spawn_file_actions_adddup2");
+  hand_over(actions, child_end, child_channel_fd);
+  if (rings) {
+    hand_over(actions, theirs.memory, child_rings_fd);
+    hand_over(actions, theirs.doorbell, child_doorbell_fd);
+    hand_over(actions, theirs.peer_doorbell, child_master_doorbell_fd);
+  }
   // Belt and braces: Asio sockets and fds the embedding application opened are not necessarily
   // close-on-exec, and a worker holding a copy of another worker's channel would never see EOF.
-  check(posix_spawn_file_actions_addclosefrom_np(&actions.value,
-                                                 (rings ? child_rings_fd : child_channel_fd) + 1),
+  check(posix_spawn_file_actions_addclosefrom_np(&actions.value, last_fd + 1),
         "posix_spawn_file_actions_addclosefrom_np");
 
   // The master blocks or handles these signals; a worker starts from a clean slate (an ignored
@@ -197,47 +236,31 @@ spawned spawn_worker(const std::vector<std::string>& argv,
 }
 
 std::optional<int> take_channel_from_environment() {
-  const char* text = std::getenv(channel_fd_env);
-  if (text == nullptr) return std::nullopt;
-
-  const std::string_view value(text);
-  const std::string quoted = std::string(channel_fd_env) + "=\"" + std::string(value) + "\"";
-  int fd = -1;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
-  if (value.empty() || value.front() == '-' || ec != std::errc() ||
-      end != value.data() + value.size()) {
-    throw std::runtime_error(quoted + " is not a file descriptor number");
-  }
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    throw std::runtime_error(
-        quoted + " names no open file descriptor: " + std::generic_category().message(errno));
-  }
-  if (!S_ISSOCK(info.st_mode)) {
-    throw std::runtime_error(quoted +
-                             " does not name a socket (not started by a galaxies master?)");
-  }
-  const int flags = ::fcntl(fd, F_GETFD);
-  if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) {
-    throw std::runtime_error(
-        quoted + ": cannot make it close-on-exec: " + std::generic_category().message(errno));
-  }
-  ::unsetenv(channel_fd_env);
-  return fd;
+  if (std::getenv(channel_fd_env) == nullptr) return std::nullopt;
+  return take_inherited_fd(channel_fd_env, S_IFSOCK, "a socket");
 }
 
 std::unique_ptr<transport::shm_channel> take_channel_rings_from_environment() {
-  const char* text = std::getenv(channel_rings_fd_env);
-  if (text == nullptr) return nullptr;
-  const std::string_view value(text);
-  int fd = -1;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || fd < 0)
-    throw std::runtime_error(std::string(channel_rings_fd_env) + "=\"" + std::string(value) +
-                             "\" is not a file descriptor number");
-  unique_fd file(fd);
-  ::unsetenv(channel_rings_fd_env);
-  return transport::shm_channel::open(file.get());
+  if (std::getenv(channel_rings_fd_env) == nullptr) return nullptr;
+  transport::shm_channel_fds fds;
+  // Owned as soon as taken, so that a refusal closes them; never one fd twice.
+  const auto take = [&fds](unique_fd& into, const char* variable, mode_t type, const char* what) {
+    const int fd = take_inherited_fd(variable, type, what);
+    for (const unique_fd* taken : {&fds.memory, &fds.doorbell, &fds.peer_doorbell})
+      if (taken->get() == fd)
+        throw std::runtime_error(std::string(variable) + " names fd " + std::to_string(fd) +
+                                 ", which another channel variable names too");
+    into.reset(fd);
+  };
+  take(fds.memory, channel_rings_fd_env, S_IFREG, "a memory file");
+  take(fds.doorbell, channel_doorbell_fd_env, S_IFIFO, "a pipe");
+  take(fds.peer_doorbell, channel_master_doorbell_fd_env, S_IFIFO, "a pipe");
+  try {
+    return transport::shm_channel::open(std::move(fds),
+                                        {channel_doorbell_fd_env, channel_master_doorbell_fd_env});
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string(e.what()) + " (not started by a galaxies master?)");
+  }
 }
 
 }  // namespace galaxies::process

@@ -10,7 +10,7 @@
 //
 // Sleeping: a side that finds nothing to do announces that it waits, looks once more (so that a
 // wake-up cannot be lost between its look and its sleep), and sleeps on a doorbell of the
-// caller's (a byte on a socket, an eventfd). The other side rings it only when the flag says so.
+// caller's (a byte on a pipe). The other side rings it only when the flag says so.
 #pragma once
 
 #include <atomic>

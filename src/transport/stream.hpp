@@ -1,5 +1,5 @@
 // A connection's byte stream: a plain socket, TLS 1.3 over it (host links, when configured), or
-// two shared-memory rings with the socket kept for doorbells and the end (a worker's channel,
+// two shared-memory rings with pipe doorbells, the socket kept for the end (a worker's channel,
 // transport/shm_channel.hpp).
 // One type for both, so that a link and everything above it are written once; the branch costs a
 // predictable test per read or write, nothing per frame.
@@ -12,6 +12,7 @@
 #include <asio/compose.hpp>
 #include <asio/error.hpp>
 #include <asio/generic/stream_protocol.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/post.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/stream.hpp>
@@ -23,6 +24,7 @@
 #include <utility>
 
 #include "galaxies/unique_function.hpp"
+#include "transport/doorbell_buffer.hpp"
 #include "transport/draining_buffer.hpp"
 #include "transport/shm_channel.hpp"
 
@@ -43,8 +45,12 @@ class stream {
     std::error_code ignored;  // on failure, try_write_some leaves every write to async_write_some
     plain_->non_blocking(true, ignored);
   }
-  // The bytes go through `rings`; `s` carries only doorbells, and its end is the stream's.
+  // The bytes go through `rings`, the doorbells are theirs; `s` carries no bytes, and its end is
+  // the stream's.
   stream(socket s, std::unique_ptr<shm_channel> rings) : stream(std::move(s)) {
+    base::unique_fd bell = rings->take_doorbell();
+    doorbell_.emplace(plain_->get_executor(), bell.get());
+    bell.release();
     shm_ = std::move(rings);
   }
   // TLS over `s`; the handshake runs when the link starts (async_handshake), before any frame.
@@ -129,7 +135,11 @@ class stream {
   std::size_t available(std::error_code& ec) {
     return (shm_ ? shm_->in.available() : 0) + lowest_layer().available(ec);
   }
-  void close(std::error_code& ec) { lowest_layer().close(ec); }
+  void close(std::error_code& ec) {
+    lowest_layer().close(ec);
+    std::error_code ignored;  // the socket's error is the one to report
+    if (doorbell_) doorbell_->close(ignored);
+  }
 
   // A value both ends of one TLS session compute alike and no other session shares (RFC 5705
   // keying material exporter): authentication bound to it cannot be relayed into another session.
@@ -138,14 +148,20 @@ class stream {
 
  private:
   // The rings' operations. A side with nothing to do says so on its ring, looks once more, and
-  // parks until a doorbell byte (or the end) comes from the other side. The wait is one read of
-  // the socket's doorbells (park), which serves the parked read and write and resumes both
-  // whatever it takes: only that read takes doorbells out of the socket, so none meant for one
-  // operation can be lost to the other. Asio tries the read at once, so stale doorbells (rung
-  // for a look that found bytes after all) are taken, and the operations look again, until the
-  // socket is empty; only then does the read wait (a socket full of stale doorbells would refuse
-  // the next). Operations complete through the executor, never inside the call that starts
-  // them, as Asio's own.
+  // parks until the other side rings its doorbell (or the socket ends). The wait is one read of
+  // the doorbell's pipe (park), which serves the parked read and write and resumes both
+  // whatever it takes: only that read takes doorbells, so none meant for one operation can be
+  // lost to the other. A doorbell rung while nothing was parked (stale: rung for a look that
+  // found bytes after all, or early: rung between the look and the park) leaves a byte in the
+  // pipe, and the next park's read takes it, at once or at the edge the reactor has yet to
+  // report; the operations look again. A read that came back short has drained the pipe
+  // (doorbell_buffer.hpp), so the next park waits without trying a read first. The socket has
+  // one read pending from the first park on (watch_the_end), which completes only at the end:
+  // the parked operations then look at their rings once more, so the last bytes are read before
+  // the end is reported. The doorbell's end (the other side closed its write end: it is gone, or
+  // broken) is the end too, so that no operation is parked on a pipe that will never ring again.
+  // Operations complete through the executor, never inside the call that starts them, as Asio's
+  // own.
   template <class Handler>
   void shm_read_some(asio::mutable_buffer into, Handler&& handler) {
     asio::async_compose<Handler, void(std::error_code, std::size_t)>(
@@ -155,9 +171,9 @@ class stream {
           if (ec) return self.complete(ec, 0);
           for (;;) {
             const auto got = shm_->in.read({static_cast<std::byte*>(into.data()), into.size()});
-            if (got.broken) return self.complete(broken_ring(), 0);
+            if (got.broken || shm_->peer_spoke) return self.complete(broken_ring(), 0);
             if (got.bytes > 0 || into.size() == 0) {
-              if (shm_->in.take_writer_waiting()) ring_doorbell();
+              if (shm_->in.take_writer_waiting()) shm_->ring_peer();
               return self.complete({}, got.bytes);
             }
             if (shm_->peer_closed) return self.complete(asio::error::eof, 0);
@@ -203,21 +219,35 @@ class stream {
     static_assert(parked_slot::fits_inline<operation>,
                   "a parked ring operation outgrew parked_slot's room: make it larger");
     slot = operation(std::move(self));
-    if (std::exchange(socket_waited_, true)) return;
-    // A read, not async_wait: Asio precedes a wait with an epoll_ctl, and a read with a recv that
-    // also takes stale doorbells. A doorbell that came with the end, in one edge, is followed by
-    // another read, which sees the end (a short read does not mark the socket drained).
-    plain_->async_read_some(
-        asio::buffer(shm_->doorbells),
+    watch_the_end();
+    if (std::exchange(doorbell_waited_, true)) return;
+    // A read, not async_wait: Asio precedes a wait with an epoll_ctl, and a read takes stale
+    // doorbells at once. Another error (our close, normally) reaches the parked operations.
+    doorbell_->async_read_some(
+        doorbell_buffer(asio::buffer(shm_->rung)),
         [this, alive = std::weak_ptr<int>(alive_)](std::error_code ec, std::size_t) {
           if (alive.expired()) return;
-          socket_waited_ = false;
-          // The end, or an error other than our own close: nothing will ring again.
-          if (ec && ec != asio::error::operation_aborted) {
+          doorbell_waited_ = false;
+          // Nothing parks once the end is known, so a pipe readable at its end is read no more.
+          if (ec == asio::error::eof) {
             shm_->peer_closed = true;
             ec = {};
           }
           resume_parked(ec);
+        });
+  }
+
+  // The socket's one read, pending for the rest of the stream's life.
+  void watch_the_end() {
+    if (std::exchange(end_watched_, true)) return;
+    plain_->async_read_some(
+        asio::buffer(shm_->socket_byte),
+        [this, alive = std::weak_ptr<int>(alive_)](std::error_code ec, std::size_t) {
+          if (alive.expired()) return;
+          if (ec == asio::error::operation_aborted) return resume_parked(ec);
+          // The end, or an error: nothing will ring again. A byte: the peer broke the protocol.
+          (ec ? shm_->peer_closed : shm_->peer_spoke) = true;
+          resume_parked();
         });
   }
 
@@ -232,8 +262,8 @@ class stream {
   template <class ConstBuffers>
   std::size_t shm_try_write(const ConstBuffers& buffers, std::error_code& ec) {
     ec.clear();
-    if (shm_->peer_closed) {
-      ec = asio::error::broken_pipe;
+    if (shm_->peer_closed || shm_->peer_spoke) {
+      ec = shm_->peer_spoke ? broken_ring() : asio::error::broken_pipe;
       return 0;
     }
     std::size_t written = 0;
@@ -248,16 +278,9 @@ class stream {
       written += put.bytes;
       if (put.bytes < b.size()) break;
     }
-    if (written > 0 && shm_->out.take_reader_waiting()) ring_doorbell();
+    if (written > 0 && shm_->out.take_reader_waiting()) shm_->ring_peer();
     if (written == 0 && asio::buffer_size(buffers) > 0) ec = asio::error::would_block;
     return written;
-  }
-
-  // One byte says "look at the rings". A socket full of them has told the other side enough.
-  void ring_doorbell() {
-    const std::byte bell{1};
-    std::error_code ignored;
-    plain_->send(asio::buffer(&bell, 1), 0, ignored);
   }
 
   static std::error_code broken_ring() { return std::make_error_code(std::errc::protocol_error); }
@@ -265,10 +288,13 @@ class stream {
   std::optional<socket> plain_;  // exactly one of plain_ and tls_ is set
   std::unique_ptr<asio::ssl::stream<socket>> tls_;
   std::unique_ptr<shm_channel> shm_;  // with plain_: the bytes go through its rings
-  // shm_: a read, and a write, parked until a doorbell; the read of the doorbells is pending.
+  std::optional<asio::posix::stream_descriptor> doorbell_;  // with shm_: the pipe we wait on
+  // shm_: a read, and a write, parked until a doorbell; the read of the doorbell is pending; the
+  // socket's read is pending or has seen the end.
   parked_slot parked_read_;
   parked_slot parked_write_;
-  bool socket_waited_ = false;
+  bool doorbell_waited_ = false;
+  bool end_watched_ = false;
   // shm_: what the handlers above check before they touch the stream (moved streams take it along).
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   tls_role role_ = tls_role::client;

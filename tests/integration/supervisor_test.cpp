@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "process/spawn.hpp"
+#include "transport/shm_channel.hpp"
 
 namespace galaxies::process {
 namespace {
@@ -446,6 +448,125 @@ TEST_F(TakeChannel, TakesASocketMakesItCloseOnExecAndClearsTheVariable) {
   EXPECT_EQ(std::getenv(channel_fd_env), nullptr);
   ::close(pair[0]);
   ::close(pair[1]);
+}
+
+// ---- take_channel_rings_from_environment -------------------------------------------------------
+
+// The three descriptors a master hands a worker with its rings, named in the environment as
+// spawn_worker names them (fds of this process, given up to the function under test).
+class TakeChannelRings : public ::testing::Test {
+ protected:
+  TakeChannelRings() : master_(galaxies::transport::shm_channel::create(4096, theirs_)) {}
+  void TearDown() override {
+    for (const char* v :
+         {channel_rings_fd_env, channel_doorbell_fd_env, channel_master_doorbell_fd_env})
+      ::unsetenv(v);
+  }
+  void name(const char* variable, int fd) { ::setenv(variable, std::to_string(fd).c_str(), 1); }
+  void name_all() {
+    name(channel_rings_fd_env, theirs_.memory.release());
+    name(channel_doorbell_fd_env, theirs_.doorbell.release());
+    name(channel_master_doorbell_fd_env, theirs_.peer_doorbell.release());
+  }
+  std::string refusal() {
+    try {
+      take_channel_rings_from_environment();
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "accepted";
+  }
+
+  galaxies::transport::shm_channel_fds theirs_;
+  std::unique_ptr<galaxies::transport::shm_channel> master_;
+};
+
+TEST_F(TakeChannelRings, UnsetMeansNoRings) {
+  EXPECT_EQ(take_channel_rings_from_environment(), nullptr);
+}
+
+TEST_F(TakeChannelRings, TakesWhatTheMasterHandsOverMakesItCloseOnExecAndClearsTheVariables) {
+  const int doorbell = theirs_.doorbell.get();
+  const int master_doorbell = theirs_.peer_doorbell.get();
+  // A worker's file status is its own to set: what it takes is made non-blocking whatever it was.
+  for (int fd : {doorbell, master_doorbell})
+    ASSERT_EQ(::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK), 0);
+  name_all();
+  const auto rings = take_channel_rings_from_environment();
+  ASSERT_NE(rings, nullptr);
+  for (int fd : {doorbell, master_doorbell}) {
+    EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0) << "fd " << fd;
+    EXPECT_NE(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0) << "fd " << fd;
+  }
+  EXPECT_EQ(std::getenv(channel_rings_fd_env), nullptr);
+  EXPECT_EQ(std::getenv(channel_doorbell_fd_env), nullptr);
+  EXPECT_EQ(std::getenv(channel_master_doorbell_fd_env), nullptr);
+}
+
+TEST_F(TakeChannelRings, RefusesAnEventfdOrASocketForADoorbellSayingWhichAndWhy) {
+  theirs_.doorbell.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  const int eventfd = theirs_.doorbell.get();
+  name_all();
+  EXPECT_THAT(refusal(), ::testing::HasSubstr(std::string(channel_doorbell_fd_env) + "=\"" +
+                                              std::to_string(eventfd) + "\" does not name a pipe"));
+  galaxies::transport::shm_channel_fds more;
+  const auto other = galaxies::transport::shm_channel::create(4096, more);
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  ::close(pair[1]);
+  more.peer_doorbell.reset(pair[0]);
+  theirs_ = std::move(more);
+  name_all();
+  EXPECT_THAT(refusal(), ::testing::HasSubstr(std::string(channel_master_doorbell_fd_env) + "=\"" +
+                                              std::to_string(pair[0]) + "\" does not name a pipe"));
+}
+
+TEST_F(TakeChannelRings, RefusesAReadEndWhereAWriteEndIsDueAndOnePipeForBoth) {
+  int ends[2];
+  ASSERT_EQ(::pipe2(ends, O_NONBLOCK | O_CLOEXEC), 0);
+  const int read_end = ::dup(ends[0]);
+  theirs_.peer_doorbell.reset(read_end);
+  name_all();
+  EXPECT_THAT(refusal(),
+              ::testing::HasSubstr(std::string(channel_master_doorbell_fd_env) + " (fd " +
+                                   std::to_string(read_end) + ") is not a pipe's write end"));
+  galaxies::transport::shm_channel_fds more;
+  const auto other = galaxies::transport::shm_channel::create(4096, more);
+  more.doorbell.reset(ends[0]);
+  more.peer_doorbell.reset(ends[1]);
+  theirs_ = std::move(more);
+  name_all();
+  EXPECT_THAT(refusal(),
+              ::testing::HasSubstr(std::string(channel_doorbell_fd_env) + " and " +
+                                   channel_master_doorbell_fd_env + " are ends of one pipe"));
+}
+
+TEST_F(TakeChannelRings, RefusesAMissingVariableStdioAClosedFdAndAnFdNamedTwice) {
+  name(channel_rings_fd_env, theirs_.memory.get());
+  name(channel_doorbell_fd_env, theirs_.doorbell.get());
+  EXPECT_THAT(refusal(),
+              ::testing::HasSubstr(std::string(channel_master_doorbell_fd_env) + " is not set"));
+  theirs_.memory.release();  // taken, and closed, by the refusal
+  theirs_.doorbell.release();
+  name(channel_rings_fd_env, 1);
+  EXPECT_THAT(refusal(), ::testing::HasSubstr("names a standard stream"));
+  galaxies::transport::shm_channel_fds more;
+  const auto other = galaxies::transport::shm_channel::create(4096, more);
+  const int closed = more.doorbell.get();
+  more.doorbell.reset();
+  name(channel_rings_fd_env, more.memory.release());  // taken, and closed, by the refusal
+  name(channel_doorbell_fd_env, closed);
+  name(channel_master_doorbell_fd_env, more.peer_doorbell.get());  // not reached: ours to close
+  EXPECT_THAT(refusal(),
+              ::testing::HasSubstr(std::string(channel_doorbell_fd_env) + "=\"" +
+                                   std::to_string(closed) + "\" names no open file descriptor"));
+  galaxies::transport::shm_channel_fds again;
+  const auto third = galaxies::transport::shm_channel::create(4096, again);
+  name(channel_rings_fd_env, again.memory.release());  // taken, and closed, by the refusal
+  const int doorbell = again.doorbell.release();
+  name(channel_doorbell_fd_env, doorbell);
+  name(channel_master_doorbell_fd_env, doorbell);
+  EXPECT_THAT(refusal(), ::testing::HasSubstr("which another channel variable names too"));
 }
 
 // ---- supervisor --------------------------------------------------------------------------------

@@ -270,9 +270,8 @@ TEST(stream_drain_reads, OnlyAPlainSocketsReadsDrainAndOnlyWhenAsked) {
   tls.drain_reads(true);
   EXPECT_FALSE(tls.drains_reads());
 
-  int memory = -1;
-  auto rings = shm_channel::create(4096, memory);
-  ::close(memory);
+  shm_channel_fds theirs;  // the other side's: closed as the test ends
+  auto rings = shm_channel::create(4096, theirs);
   auto ring_pair = test::connected_pair(io, socket_kind::unix_stream);
   stream ring(std::move(ring_pair.first), std::move(rings));
   ring.drain_reads(true);
