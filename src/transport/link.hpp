@@ -230,7 +230,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   clock::duration reported_lateness(clock::time_point now) const noexcept {
     return settings_.health->peer_excess(peer_lateness_, now);
   }
-  bool writable() const noexcept { return open_ && !closing_; }
+  bool writable() const noexcept { return open_ && !closing_ && !write_ended_; }
   std::size_t queued_bytes() const noexcept {
     return pending_.size() + control_.size() + writing_.size() - written_ +
            writing_control_.size() + lanes_.queued_bytes() + final_.size() + borrowed_bytes_;
@@ -310,13 +310,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     closing_ = false;
     std::error_code ignored;
     stream_.close(ignored);
-    pending_.clear();  // dropped: nothing more will be written
-    ++outbound_rounds_;
-    release_borrowed();
-    control_.clear();
-    lanes_.clear();
-    final_.clear();
-    recharge();
+    drop_outbound();
     wake_.cancel();
     resume_.cancel();
     heartbeat_timer_.cancel();
@@ -333,6 +327,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   void close_after_flush(close_reason reason,
                          clock::duration within = std::chrono::milliseconds(1000)) {
     if (!open_ || closing_) return;
+    // Nothing can be written any more (end_writing).
+    if (write_ended_) return close(reason);
     settle_borrowed();  // the writer writes them, not the batch
     closing_ = true;
     closing_reason_ = reason;
@@ -447,10 +443,37 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // reset the connection after its FIN), and it is reported as the reader would have reported it.
   // Other errors (a reset without FIN, a timeout) stay i/o errors, whatever a peek would say once
   // the write has taken the socket's error.
+  // On rings the end can be known before the reader has taken or delivered the peer's last
+  // frames: the reader delivers them and then ends the connection itself (end_writing).
   void close_at_write_error(std::error_code ec) {
     if (ec == asio::error::broken_pipe && end_missed())
       return close_at_read_error(asio::error::eof);
+    if constexpr (requires { stream_.end_left_to_reader(); }) {
+      if (ec == asio::error::broken_pipe && stream_.end_left_to_reader()) return end_writing();
+    }
     close(close_reason::io_error, ec);
+  }
+
+  // The writer stops for good while the reader goes on. Nothing is accepted any more and what is
+  // queued is dropped, as at a close (the peer is gone; its departure tells the senders), so that
+  // the queue neither holds the shared budget nor keeps the links held back on it paused until
+  // the reader gets to the end: one of them may be what keeps this reader paused.
+  void end_writing() {
+    write_ended_ = true;
+    writing_.clear();  // the writer has finished with it
+    written_ = 0;
+    drop_outbound();
+    if (drain_mark_) report_drained();
+  }
+
+  void drop_outbound() {
+    pending_.clear();
+    ++outbound_rounds_;
+    release_borrowed();
+    control_.clear();
+    lanes_.clear();
+    final_.clear();
+    recharge();
   }
 
   enum class delivery { done, turn_over, paused };
@@ -1007,6 +1030,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   bool open_ = true;
   bool closing_ = false;
   close_reason closing_reason_ = close_reason::local;
+  bool write_ended_ = false;  // end_writing()
 
   std::vector<std::byte> pending_;          // frames queued by producers
   std::uint64_t outbound_rounds_ = 0;       // outbound_round()

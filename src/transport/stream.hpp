@@ -95,6 +95,11 @@ class stream {
   // byte before it, peeked at without taking anything. How a link that failed to write, or heard
   // nothing for too long, tells an end its reader missed from an i/o error or a silence.
   bool end_of_stream_waiting();
+  // Rings: whether the peer's end is known. The socket's end can come before the reader has
+  // taken what the ring still holds, or delivered what it read: a write then fails, and the
+  // reader, not the writer, must end the connection, after the peer's last frames. (The reader
+  // sees the end at its next read, which never waits once it is known.)
+  bool end_left_to_reader() const noexcept { return shm_ && shm_->peer_closed; }
 
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {

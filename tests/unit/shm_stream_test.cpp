@@ -33,7 +33,9 @@
 #include <vector>
 
 #include "base/unique_fd.hpp"
+#include "link_test_support.hpp"
 #include "support/eventually.hpp"
+#include "transport/link.hpp"
 #include "transport/stream.hpp"
 
 namespace galaxies::transport {
@@ -150,6 +152,52 @@ TEST_F(shm_stream_test, TheEndOfOneSideIsSeenAfterItsLastByte) {
       << "the read hangs";
   EXPECT_EQ(got, bytes.size());
   EXPECT_EQ(end, asio::error::eof);
+}
+
+// A worker's last frames reach its master even when the master writes after the channel's end is
+// known and before its reader has taken them (here the reader is held back): the write fails, and
+// the reader delivers them and then reports the end, not an i/o error.
+TEST_F(shm_stream_test, AWorkersLastFramesArriveThoughTheMastersWriteMetTheEndFirst) {
+  using namespace link_support;
+  recording_sink sink;
+  link_settings settings;
+  settings.max_write_chunk = 64;  // so that a failed write leaves frames queued
+  const auto l = std::make_shared<link>(std::move(*master_), settings);
+  master_.reset();
+  sink.hook = [&](const wire::frame_view&) {
+    if (sink.frames.size() == 1) l->pause_reading();
+  };
+  l->start(&sink);
+  while (io_.poll() > 0) {
+  }  // the reader finds the ring empty and parks: from then on the socket's end is watched
+  std::error_code ec;
+  const auto first = message_frame(1, 100);
+  ASSERT_EQ(worker_->try_write_some(std::array{asio::buffer(first)}, ec), first.size());
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return sink.frames.size() == 1; }, 5s));
+  const auto rest = concat({message_frame(2, 100), message_frame(3, 100)});
+  ASSERT_EQ(worker_->try_write_some(std::array{asio::buffer(rest)}, ec), rest.size());
+  worker_->close(ec);
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return l->stream().end_left_to_reader(); }, 5s));
+
+  // What is queued goes nowhere now, and must not wait for the reader to be dropped: links held
+  // back on this queue are released at once (one of them may be what holds this reader).
+  l->notify_drained_below(0);
+  ASSERT_TRUE(l->enqueue(concat({message_frame(9, 100), message_frame(10, 100)})));
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return sink.drained == 1; }, 5s));
+  EXPECT_EQ(l->queued_bytes(), 0u);
+  EXPECT_FALSE(l->writable());
+  EXPECT_FALSE(l->enqueue(message_frame(11, 10)));
+  EXPECT_FALSE(sink.closed()) << "the write ended the connection before its reader";
+  l->resume_reading();
+  ASSERT_TRUE(test::run_until(
+      io_, [&] { return sink.closed(); }, 5s));
+  EXPECT_EQ(sink.frames,
+            (std::vector<frame_bytes>{first, message_frame(2, 100), message_frame(3, 100)}));
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::eof);
 }
 
 TEST_F(shm_stream_test, AWriteToAGoneSideFailsInsteadOfWaitingForRoom) {
