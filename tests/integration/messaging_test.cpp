@@ -212,18 +212,7 @@ class seq_sender : public std::enable_shared_from_this<seq_sender> {
       const std::error_code ec = is_broadcast(next_, broadcast_every_)
                                      ? node_.broadcast("seq", view)
                                      : node_.send(to_, "seq", view);
-      if (ec == errc::overloaded) {
-        // First yield, so the writer drains what it can; if that did not make room, the socket
-        // itself is full: wait a little instead of spinning on two shared cores.
-        ++backoffs_;
-        if (std::exchange(stalled_, true)) {
-          retry_.expires_after(500us);
-          retry_.async_wait([self = shared_from_this()](std::error_code) { self->step(); });
-        } else {
-          asio::post(node_.get_executor(), [self = shared_from_this()] { self->step(); });
-        }
-        return;
-      }
+      if (ec == errc::overloaded) return back_off();
       if (ec) return fail("seq " + std::to_string(next_) + ": " + ec.message());
       stalled_ = false;
       ++next_;
@@ -232,12 +221,26 @@ class seq_sender : public std::enable_shared_from_this<seq_sender> {
       asio::post(node_.get_executor(), [self = shared_from_this()] { self->step(); });
       return;
     }
-    for (const auto& to : fence_to_)
-      if (auto ec = node_.send(to, "fence", {})) {
-        // The fence is tiny and the queue drains: overloaded here means it never drains.
-        return fail("fence: " + ec.message());
-      }
+    // The fences wait for room as the messages did: the last batch may have filled the queue.
+    for (; fenced_ < fence_to_.size(); ++fenced_) {
+      const std::error_code ec = node_.send(fence_to_[fenced_], "fence", {});
+      if (ec == errc::overloaded) return back_off();
+      if (ec) return fail("fence: " + ec.message());
+      stalled_ = false;
+    }
     done_ = true;
+  }
+
+  // First yield, so the writer drains what it can; if that did not make room, the socket itself
+  // is full: wait a little instead of spinning on two shared cores.
+  void back_off() {
+    ++backoffs_;
+    if (std::exchange(stalled_, true)) {
+      retry_.expires_after(500us);
+      retry_.async_wait([self = shared_from_this()](std::error_code) { self->step(); });
+    } else {
+      asio::post(node_.get_executor(), [self = shared_from_this()] { self->step(); });
+    }
   }
 
   void fail(std::string what) {
@@ -255,7 +258,8 @@ class seq_sender : public std::enable_shared_from_this<seq_sender> {
   std::vector<node_id> fence_to_;
   asio::steady_timer retry_;
   std::uint64_t next_ = 0;
-  bool stalled_ = false;  // the last attempt was refused with overloaded
+  std::size_t fenced_ = 0;  // fences sent, once every message is
+  bool stalled_ = false;    // the last attempt was refused with overloaded
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> done_{false};
   std::atomic<std::uint64_t> backoffs_{0};
