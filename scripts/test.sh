@@ -36,7 +36,7 @@ cd "$root"
 
 stage_plain() {
   "$here/build.sh"
-  # `manual`: tests that cannot gate the build yet (none today; their CMakeLists.txt says why).
+  # `manual`: tests that cannot gate the build yet (saturation_test; its CMakeLists.txt says why).
   ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j "$test_jobs" --timeout 900 \
     -LE manual "$@"
 }
