@@ -4,7 +4,8 @@
 # is missing; otherwise it is a quick check that anyone can run.
 set -euo pipefail
 
-# The one list: build tools and libraries, the registry servers the tests start (etcd, Redis),
+# The one list: build tools (lld links faster than GNU ld; ccache lets scripts/test.sh's stages
+# share what they compile alike) and libraries, the registry servers the tests start (etcd, Redis),
 # the network tools the fault tests use inside their own namespaces (iproute2, iptables), and the
 # NATS server and C client `galaxies bench --peer nats` compares against (its test runs it),
 # cpp-httplib (a master's `--http`), and what the monitoring tests run: headless Chromium loads the
@@ -14,7 +15,7 @@ set -euo pipefail
 # runtimes: clang-14 only recommends it, through libclang-common-14-dev, and recommendations are
 # not installed here) and llvm-14 (llvm-symbolizer-14, for readable stack traces).
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config lld ccache
   clang-14 libclang-rt-14-dev llvm-14
   libasio-dev libssl-dev libcurl4-openssl-dev libhiredis-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev
