@@ -49,15 +49,21 @@ json spread(std::vector<double> values) {
 
 // What the masters' counters say, summed over every master that answered.
 json churn_counters(const std::vector<json>& statuses) {
-  std::uint64_t killed = 0, lost = 0, adopted = 0, stretched = 0, late = 0;
+  std::uint64_t killed = 0, lost = 0, adopted = 0, stretched = 0, deadlines = 0, late = 0;
+  std::uint64_t handshakes_expired = 0;
   std::int64_t worst = 0;
   for (const auto& s : statuses) {
     const auto& c = s.value("counters", json::object());
     killed += c.value("silent_workers_killed", std::uint64_t{0});
     lost += c.value("silent_peers_lost", std::uint64_t{0});
     adopted += c.value("workers_adopted", std::uint64_t{0});
+    // Per kind of connection (worker, host link, ...): those whose handshake ran out of time.
+    const json closed = c.value("closed", json::object());
+    for (const auto& reasons : closed)
+      handshakes_expired += reasons.value("handshake_timeout", std::uint64_t{0});
     const auto& h = s.value("local_health", json::object());
     stretched += h.value("stretched", std::uint64_t{0});
+    deadlines += h.value("deadlines_stretched", std::uint64_t{0});
     late += h.value("late_ticks", std::uint64_t{0});
     worst = std::max(worst, h.value("worst_lateness_ms", std::int64_t{0}));
   }
@@ -66,6 +72,8 @@ json churn_counters(const std::vector<json>& statuses) {
           {"silent_peers_lost", lost},
           {"workers_adopted", adopted},
           {"stretched_silences", stretched},
+          {"stretched_deadlines", deadlines},
+          {"handshakes_expired", handshakes_expired},
           {"late_ticks", late},
           {"worst_lateness_ms", worst}};
 }

@@ -17,11 +17,13 @@
 #include "host/process_stats.hpp"
 #include "host/registry_factory.hpp"
 #include "monitor/render_metrics.hpp"
+#include "process/cpu_wait.hpp"
 #include "process/spawn.hpp"
 #include "security/secret_file.hpp"
 #include "security/tls_context.hpp"
 #include "transport/connector.hpp"
 #include "transport/endpoint.hpp"
+#include "transport/local_health.hpp"
 #include "transport/local_peer.hpp"
 #include "transport/socket_setup.hpp"
 
@@ -139,6 +141,7 @@ void master::start(fatal_handler on_fatal) {
     if (!supervisor_) return settle(-1);
     supervisor_->await_exit(pid, reap_wait, std::move(settle));
   };
+  rc.cpu_wait = [](pid_t pid) { return process::cpu_wait(pid); };
   router_ = std::make_unique<router::router>(io_.get_executor(), rs, rc);
   if (!opts_.http_listen.empty()) start_http();
 
@@ -155,13 +158,8 @@ void master::start(fatal_handler on_fatal) {
   self.expires_ms = wall_ms() + opts_.registry_ttl.count();
   // Backends bound their own first attempt; this deadline is the promise that start-up never
   // hangs on a registry, whatever the backend does.
-  registration_deadline_ =
-      std::make_unique<asio::steady_timer>(io_, limits::registry_startup_timeout);
-  registration_deadline_->async_wait([this](std::error_code ec) {
-    if (ec || registered_once_ || stopping_) return;
-    fail("registry " + registry_->describe() + " did not answer within " +
-         std::to_string(limits::registry_startup_timeout.count()) + " ms");
-  });
+  registration_deadline_ = std::make_unique<asio::steady_timer>(io_);
+  await_registration(std::chrono::steady_clock::now(), process::cpu_wait(::getpid()));
   registry_->start(
       self,
       [this](const std::vector<registry::host_record>& rows) {
@@ -173,6 +171,30 @@ void master::start(fatal_handler on_fatal) {
       [this](std::error_code ec, const std::string& detail) { on_registry_health(ec, detail); });
   spdlog::info("host {} of cluster '{}' listening on {} and {}; registry {}", id_.to_string(),
                opts_.cluster, address_, unix_path_, registry_->describe());
+}
+
+// limits::registry_startup_timeout, plus what this process waited for a core meanwhile: dozens of
+// hosts and their workers starting at once on a few cores make each master wait seconds for one,
+// and a master that gives up then only adds a restart to the load (local health, protocol.md
+// §8.1). Bounded like every stretched deadline.
+void master::await_registration(std::chrono::steady_clock::time_point started,
+                                std::optional<std::chrono::nanoseconds> waited_at_start) {
+  auto limit = std::chrono::steady_clock::duration(limits::registry_startup_timeout);
+  if (waited_at_start)
+    if (const auto waited = process::cpu_wait(::getpid()))
+      limit = transport::forgive_cpu_wait(limit, limit, *waited - *waited_at_start,
+                                          limits::local_health_max_multiplier);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - started >= limit) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count();
+    return fail("registry " + registry_->describe() + " did not answer within " +
+                std::to_string(ms) + " ms");
+  }
+  registration_deadline_->expires_at(started + limit);
+  registration_deadline_->async_wait([this, started, waited_at_start](std::error_code ec) {
+    if (ec || registered_once_ || stopping_) return;
+    await_registration(started, waited_at_start);
+  });
 }
 
 void master::configure_security(router::router::settings& rs) {

@@ -6,8 +6,10 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +56,10 @@ class master {
   void after_accept_error(std::error_code ec, const char* which, asio::steady_timer& pause,
                           void (master::*resume)());
   void configure_security(router::router::settings& rs);
+  // Fails the start-up if the registry has not registered us by the deadline (stretched by what
+  // this process waited for a core since `started`).
+  void await_registration(std::chrono::steady_clock::time_point started,
+                          std::optional<std::chrono::nanoseconds> waited_at_start);
   void on_registry_health(std::error_code ec, const std::string& detail);
   void start_workers();
   void fail(const std::string& why);

@@ -17,6 +17,7 @@
 
 #include "host/log_setup.hpp"
 #include "host/master.hpp"
+#include "process/cpu_wait.hpp"
 #include "process/restart_policy.hpp"
 #include "process/spawn.hpp"
 #include "transport/shm_channel.hpp"
@@ -39,6 +40,9 @@ int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, co
   s.max_pending_requests = opts.limits.max_pending_requests;
   s.max_queue_bytes = opts.limits.max_queue_bytes;
   s.heartbeat = opts.heartbeat;
+  // The master spawned this worker: while it lives, it is the parent (a worker outliving it is
+  // reparented, and its channel ends anyway).
+  s.master_cpu_wait = [master = ::getppid()] { return process::cpu_wait(master); };
   auto core = std::make_shared<detail::node_core>(io.get_executor(), s);
   node handle(core);
 

@@ -119,6 +119,7 @@ void router::accept_tcp(transport::socket socket, const transport::remote_addres
   c.remote = remote;
   c.handshaking = true;
   ++handshakes_;
+  if (from.loopback) forgive_cpu_wait_of(c, ::getpid());
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
@@ -150,8 +151,17 @@ void router::adopt_worker(int channel_fd, pid_t pid, std::uint32_t slot,
   c.spawned = true;
   c.slot = slot;
   c.trusted = true;
+  forgive_cpu_wait_of(c, pid);
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
+}
+
+void router::forgive_cpu_wait_of(connection& c, pid_t pid) {
+  if (!callbacks_.cpu_wait) return;
+  c.link->forgive_peer_cpu_wait(
+      [wait = callbacks_.cpu_wait, pid]() -> std::optional<transport::link::clock::duration> {
+        return wait(pid);
+      });
 }
 
 bool router::tell_stopping(pid_t pid, std::chrono::milliseconds grace) {

@@ -112,6 +112,11 @@ class router {
     // node's route stays and requests to it are answered node_left. Empty: it leaves at once,
     // the status unknown.
     std::function<void(pid_t pid, std::function<void(int wait_status)> settle)> worker_closed;
+    // How long process `pid` of this machine has waited for a core so far (process::cpu_wait);
+    // nullopt: unknown. A worker's handshake deadline and silences forgive what the worker waits;
+    // those of a host link to a peer on this machine, what this process waits (the peer shares
+    // its cores), within local health's bound (protocol.md §8.1). Empty: nothing is forgiven.
+    std::function<std::optional<std::chrono::nanoseconds>(pid_t pid)> cpu_wait;
   };
 
   router(const asio::any_io_executor& executor, settings s, callbacks cb);
@@ -129,7 +134,8 @@ class router {
   void refused_local_peer(const std::string& why);
   // `rings`: the channel's shared-memory rings, or none (then the bytes go through the socket).
   // `pid` names the worker to the host's callbacks (silent_worker, worker_closed), in status and
-  // logs; the router does nothing else with it. `slot`: the supervisor's slot it fills
+  // logs (and cpu_wait); the router does nothing else with it. `slot`: the supervisor's slot
+  // it fills
   // (< limits::max_workers_per_host), told in its welcome.
   void adopt_worker(int channel_fd, pid_t pid, std::uint32_t slot,
                     std::unique_ptr<transport::shm_channel> rings = {});
@@ -169,6 +175,8 @@ class router {
   void maybe_finish_shutdown();
   // Closes a socket that gets no connection at all, after a best-effort refuse with only a code.
   void turn_away(transport::socket& socket, wire::refuse_code code, const std::string& why);
+  // c's deadlines and silences forgive what process `pid` waits for a core (callbacks::cpu_wait).
+  void forgive_cpu_wait_of(connection& c, pid_t pid);
   bool at_connection_limit() const noexcept;
   void log_stranger(spdlog::level::level_enum level, const std::string& line);
   // The connection's handshake is over (established or refused): it no longer counts as one.

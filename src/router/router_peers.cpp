@@ -95,6 +95,7 @@ void router::start_dial(const host_id& id, const std::string& address) {
 
 void router::on_dial_connected(const host_id& id, const std::string& address,
                                transport::socket socket) {
+  const bool on_this_machine = transport::remote_of(socket).loopback;
   transport::stream stream = settings_.tls ? transport::stream(std::move(socket), *settings_.tls,
                                                                transport::tls_role::client)
                                            : transport::stream(std::move(socket));
@@ -116,6 +117,7 @@ void router::on_dial_connected(const host_id& id, const std::string& address,
   if (settings_.secret) h.auth_nonce = security::make_nonce();
   wire::append_hello(c.hello_frame, h);
   c.link->outbound() = c.hello_frame;
+  if (on_this_machine) forgive_cpu_wait_of(c, ::getpid());
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
   c.link->flush();

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -288,15 +289,22 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     spawn(heartbeat_loop(this->shared_from_this()));
   }
 
+  // How long a process of this machine has waited for a core, as a running total
+  // (process::cpu_wait); nullopt when not known (any more).
+  using cpu_wait_probe = std::function<std::optional<clock::duration>()>;
+  // For a peer on this machine: the link's deadlines (expire_after) and heartbeat silences
+  // forgive what `probe`'s process waits for a core meanwhile (local_health::forgive_cpu_wait).
+  // That is the peer's own process where it is known (a spawned worker, a worker's master), or
+  // this one, which shares the peer's cores. Set before either starts.
+  void forgive_peer_cpu_wait(cpu_wait_probe probe) { peer_cpu_wait_ = std::move(probe); }
+
   // Closes with `reason` unless cancel_expiry() comes first (handshake deadlines).
   void expire_after(clock::duration after, close_reason reason) {
-    expiry_.expires_after(after);
-    expiry_.async_wait([self = this->shared_from_this(), reason,
-                        armed = ++expiry_generation_](std::error_code ec) {
-      // cancel() cannot recall a handler already queued with success (the deadline passed in the
-      // same turn as the cancel): only a deadline still current closes.
-      if (!ec && armed == self->expiry_generation_) self->close(reason);
-    });
+    expiry_length_ = after;
+    expiry_started_ = clock::now();
+    expiry_waited_at_start_ = peer_cpu_waited();
+    expiry_stretched_ = false;
+    arm_expiry(expiry_started_ + after, reason, ++expiry_generation_);
   }
   void cancel_expiry() {
     ++expiry_generation_;
@@ -905,6 +913,35 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     return std::min(at, end);
   }
 
+  void arm_expiry(clock::time_point at, close_reason reason, std::uint64_t armed) {
+    expiry_.expires_at(at);
+    expiry_.async_wait([self = this->shared_from_this(), reason, armed](std::error_code ec) {
+      // cancel() cannot recall a handler already queued with success (the deadline passed in the
+      // same turn as the cancel): only a deadline still current closes.
+      if (!ec && armed == self->expiry_generation_) self->on_expiry(reason, armed);
+    });
+  }
+
+  void on_expiry(close_reason reason, std::uint64_t armed) {
+    if (expiry_waited_at_start_) {
+      if (const auto waited = peer_cpu_waited()) {
+        const auto due = expiry_started_ +
+                         settings_.health->forgive_cpu_wait(expiry_length_, expiry_length_,
+                                                            *waited - *expiry_waited_at_start_);
+        if (due - clock::now() >= std::chrono::milliseconds(1)) {
+          if (!std::exchange(expiry_stretched_, true)) settings_.health->note_deadline_stretched();
+          return arm_expiry(due, reason, armed);
+        }
+      }
+    }
+    close(reason);
+  }
+
+  std::optional<clock::duration> peer_cpu_waited() const {
+    if (!peer_cpu_wait_) return std::nullopt;
+    return peer_cpu_wait_();
+  }
+
   // Sleeps until the next thing to do, a heartbeat due (heartbeat_due) or the silence limit
   // reached, never on a fixed tick: on a busy machine every wake-up costs.
   asio::awaitable<void> heartbeat_loop([[maybe_unused]] std::shared_ptr<basic_link> self) {
@@ -926,6 +963,12 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       const auto now = clock::now();
       health.timer_fired(heartbeat_timer_.expiry(), now);
       const auto silent = now - last_read_;
+      // A silence half its limit long is watched: from then on, what the peer waits for a core
+      // is forgiven (forgive_peer_cpu_wait).
+      if (peer_cpu_wait_ && silent >= silence_limit_ / 2 && silence_watched_ != last_read_) {
+        silence_watched_ = last_read_;
+        silence_waited_at_ = peer_cpu_waited();
+      }
       if (silent <= silence_limit_) {
         forgiven = false;
       } else {
@@ -949,8 +992,12 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           }
           // While this loop itself runs late, so probably do its peers: judge by the stretched
           // limit (bounded), and say so once per silence.
-          const auto limit = health.silence_limit(silence_limit_, later,
-                                                  health.peer_excess(peer_lateness_, later));
+          auto limit = health.silence_limit(silence_limit_, later,
+                                            health.peer_excess(peer_lateness_, later));
+          if (silence_waited_at_ && silence_watched_ == last_read_) {
+            if (const auto waited = peer_cpu_waited())
+              limit = health.forgive_cpu_wait(limit, silence_limit_, *waited - *silence_waited_at_);
+          }
           if (later - last_read_ > limit) {
             close(close_reason::heartbeat_timeout);
             co_return;
@@ -1082,6 +1129,13 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer expiry_;
   std::uint64_t expiry_generation_ = 0;  // bumped by every expire_after and cancel_expiry
+  clock::duration expiry_length_{};
+  clock::time_point expiry_started_{};
+  std::optional<clock::duration> expiry_waited_at_start_;  // the peer's CPU wait then
+  bool expiry_stretched_ = false;                          // counted once per deadline
+  cpu_wait_probe peer_cpu_wait_;
+  clock::time_point silence_watched_{};               // the last_read_ of the silence watched
+  std::optional<clock::duration> silence_waited_at_;  // the peer's CPU wait when watching began
   clock::time_point last_read_;
   clock::time_point last_write_;
 

@@ -5,6 +5,15 @@
 
 namespace galaxies::transport {
 
+std::chrono::steady_clock::duration forgive_cpu_wait(std::chrono::steady_clock::duration limit,
+                                                     std::chrono::steady_clock::duration base,
+                                                     std::chrono::steady_clock::duration waited,
+                                                     int max_multiplier) noexcept {
+  const auto most = base * std::max(max_multiplier, 1);
+  if (waited <= waited.zero() || limit >= most) return limit;
+  return std::min(limit + std::min(waited, most), most);
+}
+
 void decaying_peak::note(clock::duration sample, clock::time_point now,
                          clock::duration half_life) noexcept {
   if (sample > clock::duration::zero() && sample >= value(now, half_life)) {

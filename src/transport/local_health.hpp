@@ -30,6 +30,15 @@ struct local_health_settings {
   std::chrono::steady_clock::duration half_life = limits::local_health_half_life;
 };
 
+// `limit` (that of a silence or a deadline whose normal length is `base`) lengthened by `waited`,
+// the time the party it waits for spent waiting for a core meanwhile (a process of this machine:
+// process::cpu_wait), at most max_multiplier x base. A process starved of CPU is late, not gone;
+// a stuck one (deadlocked, blocked, stopped) waits for no core.
+std::chrono::steady_clock::duration forgive_cpu_wait(std::chrono::steady_clock::duration limit,
+                                                     std::chrono::steady_clock::duration base,
+                                                     std::chrono::steady_clock::duration waited,
+                                                     int max_multiplier) noexcept;
+
 // The worst of recent samples, halving every half-life since it was seen: one long stall is
 // remembered for a few seconds, and a loop punctual again soon counts as punctual.
 class decaying_peak {
@@ -47,6 +56,8 @@ class decaying_peak {
 struct local_health_counters {
   std::uint64_t late_ticks = 0;  // ticks later than the tolerance
   std::uint64_t stretched = 0;   // silences past a limit forgiven for a while (once per silence)
+  // Deadlines (handshakes) that waited longer for a peer of this machine starved of CPU.
+  std::uint64_t deadlines_stretched = 0;
   std::chrono::steady_clock::duration worst{};  // the latest tick seen
 };
 
@@ -77,6 +88,15 @@ class local_health {
   // of our excess lateness and the peer's reported one, at most max_multiplier x base.
   clock::duration silence_limit(clock::duration base, clock::time_point now,
                                 clock::duration peer_excess = {}) const noexcept;
+
+  // transport::forgive_cpu_wait within this process's max_multiplier.
+  clock::duration forgive_cpu_wait(clock::duration limit, clock::duration base,
+                                   clock::duration waited) const noexcept {
+    return transport::forgive_cpu_wait(limit, base, waited, settings_.max_multiplier);
+  }
+
+  // A deadline was stretched by forgive_cpu_wait (counted).
+  void note_deadline_stretched() noexcept { ++counters_.deadlines_stretched; }
 
   // How far apart to send heartbeats to a peer that reads our lateness, when what our heartbeats
   // last told it, decayed as its copy is, comes to `told`: `base` while that is under 2 x base;

@@ -53,6 +53,7 @@ void node_core::connect(transport::stream stream) {
       transport::local_health_settings::bounded_by(settings_.heartbeat.max_stretch));
   ls.name = "master channel of node " + self_.to_string().substr(0, 8);
   link_ = std::make_shared<transport::link>(std::move(stream), std::move(ls));
+  if (settings_.master_cpu_wait) link_->forgive_peer_cpu_wait(settings_.master_cpu_wait);
 
   wire::hello h;
   h.role = settings_.role;

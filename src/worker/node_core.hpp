@@ -4,6 +4,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/cancellation_type.hpp>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -44,6 +45,10 @@ class node_core : public std::enable_shared_from_this<node_core>, public transpo
     std::size_t max_pending_requests = limits::default_max_pending_requests;
     std::size_t max_queue_bytes = limits::default_max_queue_bytes;
     heartbeat_options heartbeat;  // on the channel to the master: a silent master means gone
+    // How long the master's process has waited for a core so far, when it is known (a spawned
+    // worker's parent): the handshake deadline and the master's silences forgive that wait
+    // (transport::basic_link::forgive_peer_cpu_wait). Empty: nothing is forgiven.
+    std::function<std::optional<std::chrono::nanoseconds>()> master_cpu_wait;
   };
 
   struct callbacks {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -1224,6 +1225,68 @@ TEST_F(link_test, CancelExpiryWinsWhenTheDeadlineIsDueInTheSameTurn) {
   run_for(10ms);
   EXPECT_FALSE(sink.closed()) << "closed with a deadline that had been cancelled";
   EXPECT_TRUE(a->is_open());
+}
+
+// ---- a peer of this machine starved of CPU (forgive_peer_cpu_wait) ----
+
+// A peer that has been waiting for a core all along: its run-queue wait grows as fast as time.
+test_link::cpu_wait_probe starved_since(clock::time_point start) {
+  return [start]() -> std::optional<clock::duration> { return clock::now() - start; };
+}
+
+TEST_F(link_test, ADeadlineWaitsLongerForAPeerStarvedOfCpuWithinTheBound) {
+  auto [sa, peer] = streams();
+  auto health = std::make_shared<local_health>();  // max_multiplier 8
+  auto a = make_link(std::move(sa), {.health = health});
+  recording_sink sink;
+  a->start(&sink);
+  const auto started = clock::now();
+  a->forgive_peer_cpu_wait(starved_since(started));
+  a->expire_after(50ms, close_reason::handshake_timeout);
+
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
+  const auto waited = clock::now() - started;
+  settle();
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::handshake_timeout) << "still expires, bounded";
+  EXPECT_GE(waited, 8 * 50ms) << "the peer's wait for a core did not lengthen its deadline";
+  EXPECT_EQ(health->counters().deadlines_stretched, 1u) << "counted once per deadline";
+}
+
+TEST_F(link_test, ADeadlineWaitsNoLongerForAPeerThatWaitsForNoCore) {
+  auto [sa, peer] = streams();
+  auto health = std::make_shared<local_health>();
+  auto a = make_link(std::move(sa), {.health = health});
+  recording_sink sink;
+  a->start(&sink);
+  // Stuck (blocked, deadlocked, stopped): its run-queue wait stays where it was.
+  a->forgive_peer_cpu_wait([]() -> std::optional<clock::duration> { return 7s; });
+  a->expire_after(50ms, close_reason::handshake_timeout);
+
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
+  settle();
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::handshake_timeout);
+  EXPECT_EQ(health->counters().deadlines_stretched, 0u);
+}
+
+TEST_F(link_test, APeerStarvedOfCpuIsGivenMoreTimeBeforeItsSilenceCounts) {
+  auto [sa, peer] = streams();
+  auto health = std::make_shared<local_health>();
+  auto a = make_link(std::move(sa), {.health = health});
+  recording_sink sink;
+  a->start(&sink);
+  const auto started = clock::now();
+  a->forgive_peer_cpu_wait(starved_since(started));
+  a->enable_heartbeats(20ms, 100ms);
+
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
+  const auto waited = clock::now() - started;
+  settle();
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout) << "still found out, bounded";
+  EXPECT_GE(waited, 8 * 100ms) << "the peer's wait for a core did not stretch its limit";
+  EXPECT_GE(health->counters().stretched, 1u);
 }
 
 }  // namespace

@@ -160,5 +160,27 @@ TEST(local_health, a_peer_hearing_our_lateness_waits_for_several_of_our_spacings
   }
 }
 
+// ---- what a peer of this machine waited for a core (process::cpu_wait) ----
+
+TEST(local_health, a_peer_that_waited_for_a_core_is_given_that_much_longer) {
+  const local_health h(settings());
+  EXPECT_EQ(h.forgive_cpu_wait(base, base, 2s), base + 2s);
+  EXPECT_EQ(h.forgive_cpu_wait(base + 1s, base, 2s), base + 3s) << "on top of a stretched limit";
+}
+
+TEST(local_health, a_peer_that_waited_for_no_core_is_given_nothing) {
+  const local_health h(settings());
+  EXPECT_EQ(h.forgive_cpu_wait(base, base, 0s), base);
+  // A figure that went backwards (a pid reused by a newer process) forgives nothing either.
+  EXPECT_EQ(h.forgive_cpu_wait(base, base, -3s), base);
+}
+
+TEST(local_health, what_a_starved_peer_is_forgiven_is_bounded_like_any_stretch) {
+  const local_health h(settings());
+  EXPECT_EQ(h.forgive_cpu_wait(base, base, 1h), 8 * base);
+  EXPECT_EQ(h.forgive_cpu_wait(9 * base, base, 1s), 9 * base) << "never shortens a limit";
+  EXPECT_EQ(forgive_cpu_wait(base, base, 1h, 1), base) << "a max multiplier of 1 turns it off";
+}
+
 }  // namespace
 }  // namespace galaxies::transport
