@@ -229,11 +229,20 @@ std::error_code write_row(const std::string& dir, const host_record& row) {
   if (auto ec = make_directories(dir)) return ec;
   const std::string path = path_of(dir, row.id);
   const std::string tmp = dir + "/" + temp_file_name(row.id);
-  ::unlink(tmp.c_str());  // left behind by a crash in the middle of an earlier write
+  const auto create_tmp = [&] {
+    return ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  };
+  int created = create_tmp();
+  // Left half written under this very name (this host, this pid) by an earlier write that died.
+  // Removed only then: every unlink, even of nothing, takes the directory's lock, which dozens of
+  // masters starting at once on a few cores queue for (bench/RESULTS.md, 2026-12-05).
+  if (created < 0 && errno == EEXIST) {
+    ::unlink(tmp.c_str());
+    created = create_tmp();
+  }
   std::error_code ec;
   {
-    file_descriptor fd(
-        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    file_descriptor fd(created);
     if (!fd.valid()) return last_error();
     ec = write_all(fd.get(), serialize(row));
   }

@@ -89,6 +89,23 @@ TEST_F(FileRegistry, ARowFileLeftReadableByOthersIsPrivateAgainAfterOurNextWrite
   EXPECT_TRUE(stored(path, self.id));
 }
 
+TEST_F(FileRegistry, ATempFileLeftByACrashMidWriteIsReplacedByOurNextWrite) {
+  // A half-written file under our own temp name (this host, this pid). The write creates its temp
+  // file exclusively, so the leftover must go first; only then, since an unlink takes the
+  // directory's lock even when there is nothing to remove.
+  const auto self = make_self("alpha", "127.0.0.1:7001");
+  std::filesystem::create_directory(path);
+  const auto leftover = path + "/" + file_store::temp_file_name(self.id);
+  std::ofstream(leftover) << "{\"id\": \"half";
+  auto a = make("alpha");
+  view_log views;
+  a->start(self, views.handler(), {});
+  ASSERT_TRUE(run_until(io, [&] { return !views.views.empty(); }));
+  EXPECT_TRUE(stored(path, self.id));
+  EXPECT_FALSE(std::filesystem::exists(leftover));
+  EXPECT_EQ(mode_of(row_path(path, self.id)), 0600u);
+}
+
 TEST_F(FileRegistry, APathThatIsAFileIsAClearErrorAndIsLeftAlone) {
   // A registry of the format before this one: a single file at PATH.
   const std::string old_registry = R"({"format":1,"hosts":[]})";
