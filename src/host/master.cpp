@@ -176,14 +176,14 @@ void master::start(fatal_handler on_fatal) {
 // limits::registry_startup_timeout, plus what this process waited for a core meanwhile: dozens of
 // hosts and their workers starting at once on a few cores make each master wait seconds for one,
 // and a master that gives up then only adds a restart to the load (local health, protocol.md
-// §8.1). Bounded like every stretched deadline.
+// §8.1). Bounded like every stretched deadline (max_stretch x the limit; 1 turns it off).
 void master::await_registration(std::chrono::steady_clock::time_point started,
                                 std::optional<std::chrono::nanoseconds> waited_at_start) {
   auto limit = std::chrono::steady_clock::duration(limits::registry_startup_timeout);
   if (waited_at_start)
     if (const auto waited = process::cpu_wait(::getpid()))
       limit = transport::forgive_cpu_wait(limit, limit, *waited - *waited_at_start,
-                                          limits::local_health_max_multiplier);
+                                          opts_.heartbeat.max_stretch);
   const auto now = std::chrono::steady_clock::now();
   if (now - started >= limit) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count();
