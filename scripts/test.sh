@@ -38,8 +38,8 @@ done
 "$here/setup.sh"
 cd "$root"
 
-# Configure arguments of every g++ build here: the minimal build's objects hit the plain build's
-# in the cache only if their flags are the same.
+# Configure arguments of every build here (the fuzz build's compiler is clang's): the minimal
+# build's objects hit the plain build's in the cache only if their flags are the same.
 common_args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
 optimised_flags="-O2 -g1 -DNDEBUG"
 if command -v ccache >/dev/null; then
