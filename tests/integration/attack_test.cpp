@@ -33,8 +33,11 @@ constexpr auto join_deadline = 20s;
 // Under AddressSanitizer, freed memory waits in a quarantine (256 MiB) before reuse: a master's
 // RSS then says how much it allocated, not how much it holds. The sanitizer stage checks leaks
 // instead; the plain build checks the bound.
+// (g++ names the sanitizer __SANITIZE_ADDRESS__; clang 14 only answers __has_feature.)
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool rss_is_live_memory = false;
+#elif defined(__has_feature)
+constexpr bool rss_is_live_memory = !__has_feature(address_sanitizer);
 #else
 constexpr bool rss_is_live_memory = true;
 #endif

@@ -36,6 +36,9 @@ using test_link = basic_link<test_stream>;
 using clock = std::chrono::steady_clock;
 using namespace link_support;
 
+// A lambda names each structured binding it uses in an init-capture ([&, &peer = peer]): clang 14,
+// the sanitizer build's compiler, cannot capture a structured binding (C++20's P1091; clang 16).
+
 frame_bytes raw_header(std::uint32_t size, std::uint8_t type) {
   frame_bytes out(wire::header_size);
   base::store_le(out.data(), size);
@@ -114,7 +117,7 @@ class link_test : public ::testing::Test {
     auto a = make_link(std::move(sa), {.fair_share = true, .name = "a"});
     a->start(&sink);
     EXPECT_TRUE(a->enqueue(first, 3));
-    EXPECT_TRUE(run_until([&] { return peer.unread() == 1; }));
+    EXPECT_TRUE(run_until([&, &peer = peer] { return peer.unread() == 1; }));
     settle();
     return {std::move(a), std::move(peer)};
   }
@@ -281,7 +284,7 @@ TEST_F(link_test, FramesQueuedDuringAWriteGoOutTogetherInTheNext) {
 
   std::vector<frame_bytes> sent{message_frame(0, 10)};
   ASSERT_TRUE(a->enqueue(sent.back()));
-  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() == 1; }));
   settle();
   ASSERT_EQ(a->stream().stats().writes, 2u) << "one byte written, the rest waiting";
 
@@ -430,7 +433,7 @@ TEST_F(link_test, ASourceLaneDoesNotWaitBehindAnotherSourcesQueue) {
     busy.push_back(message_frame(i, 1024 - wire::message_frame_size(3, 0)));
     ASSERT_TRUE(a->enqueue(busy.back(), 1));
   }
-  ASSERT_TRUE(run_until([&] { return peer.unread() > 0; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() > 0; }));
   for (std::uint32_t i = 0; i < 10; ++i) {
     quiet.push_back(message_frame(i, 16));
     ASSERT_TRUE(a->enqueue(quiet.back(), 2));
@@ -439,7 +442,7 @@ TEST_F(link_test, ASourceLaneDoesNotWaitBehindAnotherSourcesQueue) {
   std::size_t busy_before_quiet = 0;
   std::vector<frame_bytes> got_busy, got_quiet;
   while (got_quiet.size() < quiet.size()) {
-    ASSERT_TRUE(run_until([&] { return peer.unread() > 0; }));
+    ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() > 0; }));
     const frame_bytes more = peer.take_unread();
     received.insert(received.end(), more.begin(), more.end());
     // Whole frames only: keep a torn tail for the next round.
@@ -915,7 +918,7 @@ TEST_F(link_test, EnqueueRespectsMaxQueueBytesIncludingTheBatchInFlight) {
   EXPECT_EQ(a->queued_bytes(), 1000u) << "a refused frame queues nothing";
 
   // The writer takes the queue but cannot finish: those bytes still count.
-  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() == 1; }));
   settle();
   EXPECT_EQ(a->queued_bytes(), 1000u);
   EXPECT_FALSE(a->enqueue(frame_of_size(11, 100)));
@@ -944,7 +947,7 @@ TEST_F(link_test, IdleLinkSendsHeartbeatsAtTheInterval) {
   a->start(&sink);
   a->enable_heartbeats(20ms, 2000ms);  // the raw peer never writes; no timeout in this test
 
-  ASSERT_TRUE(run_until([&] { return peer.unread() >= 3 * wire::header_size; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() >= 3 * wire::header_size; }));
   const auto waited = clock::now() - started;
   frame_bytes expected;
   for (int i = 0; i < 3; ++i) wire::append_heartbeat(expected);
@@ -1015,7 +1018,7 @@ TEST_F(link_test, AProbeIsAnsweredWithItsTokenAndAnUnaskedReplyChangesNothing) {
   a->stream().inject(input);
   frame_bytes expected;
   wire::append_probe_reply(expected, 42);
-  ASSERT_TRUE(run_until([&] { return peer.unread() >= expected.size(); }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() >= expected.size(); }));
   EXPECT_EQ(peer.take_unread(), expected);
   EXPECT_TRUE(sink.frames.empty());
   EXPECT_FALSE(a->round_trip());
@@ -1030,7 +1033,7 @@ TEST_F(link_test, OnlyTheReplyToTheProbeOutstandingIsASample) {
   a->enable_probes(true);
   // The peer never answers by itself: read the probe's token off the wire.
   std::uint64_t token = 0;
-  ASSERT_TRUE(run_until([&] {
+  ASSERT_TRUE(run_until([&, &peer = peer] {
     for (const auto& f : split_frames(peer.take_unread()))
       if (static_cast<wire::frame_type>(f[4]) == wire::frame_type::probe)
         token = base::load_le<std::uint64_t>(f.data() + wire::header_size);
@@ -1071,7 +1074,7 @@ TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {
   recording_sink sink;
   auto a = late_link(std::move(sa), sink, /*peer_lateness=*/1);
 
-  ASSERT_TRUE(run_until([&] { return peer.unread() >= wire::header_size + 4; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() >= wire::header_size + 4; }));
   const auto frames = split_frames(peer.take_unread());
   ASSERT_FALSE(frames.empty());
   wire::frame_parser parser;
@@ -1091,7 +1094,7 @@ TEST_F(link_test, WhileThisProcessRunsLateItsHeartbeatsGoFurtherApart) {
   recording_sink sink;
   auto a = late_link(std::move(sa), sink, /*peer_lateness=*/8);
 
-  ASSERT_TRUE(run_until([&] { return peer.unread() > 0; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() > 0; }));
   const auto since = clock::now();
   run_for(800ms);
   const auto window = clock::now() - since;
@@ -1107,7 +1110,7 @@ TEST_F(link_test, APeerThatDidNotAskGetsBodilessHeartbeatsHoweverLateThisProcess
   recording_sink sink;
   auto a = late_link(std::move(sa), sink, /*peer_lateness=*/0);
 
-  ASSERT_TRUE(run_until([&] { return peer.unread() >= 2 * wire::header_size; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() >= 2 * wire::header_size; }));
   frame_bytes bodiless;
   wire::append_heartbeat(bodiless);
   for (const auto& frame : split_frames(peer.take_unread())) EXPECT_EQ(frame, bodiless);
@@ -1356,7 +1359,7 @@ TEST_F(link_test, LinksShareOneBudgetAndGiveBackWhatTheyWrote) {
   // a's peer reads everything: a's share comes back, and b may grow into it.
   a->stream().options().max_unread = 0;
   pa.take_unread();
-  ASSERT_TRUE(run_until([&] {
+  ASSERT_TRUE(run_until([&, &pa = pa] {
     pa.take_unread();
     return a->queued_bytes() == 0;
   }));
@@ -1373,13 +1376,13 @@ TEST_F(link_test, AWriteThePeerDoesNotTakeShowsAsAStall) {
   a->start(&sink);
   EXPECT_EQ(a->write_stalled_for(clock::now()), clock::duration::zero()) << "nothing written";
   ASSERT_TRUE(a->enqueue(frame_of_size(1, 100)));
-  ASSERT_TRUE(run_until([&] { return peer.unread() == 1; }));
+  ASSERT_TRUE(run_until([&, &peer = peer] { return peer.unread() == 1; }));
   settle();
   run_for(30ms);
   EXPECT_GE(a->write_stalled_for(clock::now()), 30ms);
   a->stream().options().max_unread = 0;
   peer.take_unread();
-  ASSERT_TRUE(run_until([&] {
+  ASSERT_TRUE(run_until([&, &peer = peer] {
     peer.take_unread();
     return a->queued_bytes() == 0;
   }));
@@ -1454,14 +1457,14 @@ TEST_F(link_test, OnDrainedFiresOnceWhenTheQueueFallsToTheMark) {
   run_for(30ms);
   EXPECT_EQ(sink.drained, 0) << "the peer has read nothing yet";
   a->stream().options().max_unread = 0;
-  ASSERT_TRUE(run_until([&] {
+  ASSERT_TRUE(run_until([&, &peer = peer] {
     peer.take_unread();
     return a->queued_bytes() == 0;
   }));
   settle();
   EXPECT_EQ(sink.drained, 1);
   ASSERT_TRUE(a->enqueue(frame_of_size(9, 100)));
-  ASSERT_TRUE(run_until([&] {
+  ASSERT_TRUE(run_until([&, &peer = peer] {
     peer.take_unread();
     return a->queued_bytes() == 0;
   }));

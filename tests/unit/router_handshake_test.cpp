@@ -9,6 +9,9 @@
 namespace galaxies::test {
 namespace {
 
+// A lambda names each structured binding it uses in an init-capture ([&, &peer = peer]): clang 14,
+// the sanitizer build's compiler, cannot capture a structured binding (C++20's P1091; clang 16).
+
 const std::string secret = "unit-test-cluster-secret-0123456789";
 
 harness_options with_secret() {
@@ -284,7 +287,8 @@ TEST(RouterDialler, ProvesTheSecretAndChecksTheAcceptorsProof) {
   frame_bytes c;
   wire::append_auth_challenge(c, challenge);
   end->send(c);
-  ASSERT_TRUE(h.run_until([&] { return end->count(wire::frame_type::auth_proof) == 1; }));
+  ASSERT_TRUE(
+      h.run_until([&, &end = end] { return end->count(wire::frame_type::auth_proof) == 1; }));
   wire::auth_value proof;
   ASSERT_FALSE(wire::decode_auth_value(*end->last(wire::frame_type::auth_proof), proof));
   EXPECT_TRUE(security::same_digest(security::dialler_proof(key(), hello, challenge, {}), proof));
@@ -301,9 +305,10 @@ TEST(RouterDialler, AnAcceptorWithAWrongProofIsDropped) {
   frame_bytes c;
   wire::append_auth_challenge(c, challenge);
   end->send(c);
-  ASSERT_TRUE(h.run_until([&] { return end->count(wire::frame_type::auth_proof) == 1; }));
+  ASSERT_TRUE(
+      h.run_until([&, &end = end] { return end->count(wire::frame_type::auth_proof) == 1; }));
   end->send(proven_welcome(h, p, hello, challenge, true));
-  ASSERT_TRUE(h.run_until([&] { return end->closed(); }));
+  ASSERT_TRUE(h.run_until([&, &end = end] { return end->closed(); }));
   EXPECT_EQ(linked_nodes(h.router(), p), -1);
   EXPECT_EQ(end->count(wire::frame_type::nodes_up), 0u) << "our nodes went to an impostor";
 }
@@ -319,7 +324,7 @@ TEST(RouterDialler, AnAcceptorThatSkipsTheChallengeIsDropped) {
   frame_bytes out;
   wire::append_welcome(out, w);
   end->send(out);
-  ASSERT_TRUE(h.run_until([&] { return end->closed(); }));
+  ASSERT_TRUE(h.run_until([&, &end = end] { return end->closed(); }));
   EXPECT_EQ(linked_nodes(h.router(), p), -1);
   EXPECT_EQ(end->count(wire::frame_type::nodes_up), 0u);
 }
@@ -332,7 +337,7 @@ TEST(RouterDialler, WithoutASecretItCannotAnswerAChallenge) {
   frame_bytes c;
   wire::append_auth_challenge(c, security::make_nonce());
   end->send(c);
-  ASSERT_TRUE(h.run_until([&] { return end->closed(); }));
+  ASSERT_TRUE(h.run_until([&, &end = end] { return end->closed(); }));
   EXPECT_EQ(end->count(wire::frame_type::auth_proof), 0u);
   EXPECT_EQ(linked_nodes(h.router(), p), -1);
 }
