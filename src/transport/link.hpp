@@ -312,8 +312,15 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   }
 
   // Closes at once: queued frames are dropped.
-  void close(close_reason reason, std::error_code error = {}) {
+  void close(close_reason reason, std::error_code error = {},
+             clock::duration silence_limit = clock::duration::zero()) {
     if (!open_) return;
+    const auto now = clock::now();
+    const link_state_at_close state{.since_read = now - last_read_,
+                                    .since_write = now - last_write_,
+                                    .queued_bytes = queued_bytes(),
+                                    .write_stalled = write_stalled_for(now),
+                                    .silence_limit = silence_limit};
     open_ = false;
     closing_ = false;
     std::error_code ignored;
@@ -323,7 +330,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     resume_.cancel();
     heartbeat_timer_.cancel();
     expiry_.cancel();
-    log_close(settings_.name, reason, error, settings_.throttle.get());
+    log_close(settings_.name, reason, error, settings_.throttle.get(), &state);
     // Posted, so that a sink closing its link from inside on_frame is never re-entered.
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), reason, error] {
       if (auto* sink = std::exchange(self->sink_, nullptr)) sink->on_closed(reason, error);
@@ -999,7 +1006,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
               limit = health.forgive_cpu_wait(limit, silence_limit_, *waited - *silence_waited_at_);
           }
           if (later - last_read_ > limit) {
-            close(close_reason::heartbeat_timeout);
+            close(close_reason::heartbeat_timeout, {}, limit);
             co_return;
           }
           if (!std::exchange(forgiven, true)) note_forgiven(later, limit);

@@ -52,18 +52,35 @@ bool let_through(base::log_throttle* throttle, std::string& note) {
   return true;
 }
 
+std::string describe(const link_state_at_close* state) {
+  if (state == nullptr) return {};
+  const auto ms = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  std::string text = fmt::format(" (last read {} ms ago", ms(state->since_read));
+  if (state->silence_limit > std::chrono::nanoseconds::zero())
+    text += fmt::format(", against a limit of {} ms", ms(state->silence_limit));
+  text += fmt::format("; last write {} ms ago, {} bytes queued", ms(state->since_write),
+                      state->queued_bytes);
+  if (state->write_stalled > std::chrono::nanoseconds::zero())
+    text += fmt::format(", a write waiting for {} ms", ms(state->write_stalled));
+  return text + ")";
+}
+
 }  // namespace
 
 void log_close(std::string_view name, close_reason reason, std::error_code error,
-               base::log_throttle* throttle) {
+               base::log_throttle* throttle, const link_state_at_close* state) {
   auto level = worth_a_warning(reason) ? spdlog::level::warn : spdlog::level::debug;
   std::string note;
   if (level == spdlog::level::warn && !let_through(throttle, note)) level = spdlog::level::debug;
+  if (!spdlog::should_log(level)) return;
+  const std::string detail = describe(state);
   if (error)
-    spdlog::log(level, "connection {} closed: {} ({}){}", name, to_string(reason), error.message(),
-                note);
+    spdlog::log(level, "connection {} closed: {} ({}){}{}", name, to_string(reason),
+                error.message(), detail, note);
   else
-    spdlog::log(level, "connection {} closed: {}{}", name, to_string(reason), note);
+    spdlog::log(level, "connection {} closed: {}{}{}", name, to_string(reason), detail, note);
 }
 
 void log_internal_error(std::string_view name, std::string_view what) {

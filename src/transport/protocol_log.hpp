@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -13,9 +14,19 @@
 
 namespace galaxies::transport {
 
+// What a connection looked like when it closed: whoever reads why it ended also needs to know
+// whether it was the peer that fell silent, or this side that had stopped writing to it.
+struct link_state_at_close {
+  std::chrono::nanoseconds since_read{};
+  std::chrono::nanoseconds since_write{};
+  std::size_t queued_bytes = 0;
+  std::chrono::nanoseconds write_stalled{};  // zero: no write was waiting
+  std::chrono::nanoseconds silence_limit{};  // a heartbeat_timeout's limit, as stretched; or zero
+};
+
 // A warning goes through `throttle` when one is given (null: always logged).
 void log_close(std::string_view name, close_reason reason, std::error_code error,
-               base::log_throttle* throttle = nullptr);
+               base::log_throttle* throttle = nullptr, const link_state_at_close* state = nullptr);
 
 // Logs the reason and at most 32 bytes of what the peer sent, escaped (never raw bytes in logs).
 void log_protocol_violation(std::string_view name, std::error_code error,

@@ -14,12 +14,14 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/endian.hpp"
 #include "link_test_support.hpp"
+#include "support/captured_log.hpp"
 #include "support/eventually.hpp"
 #include "support/test_stream.hpp"
 #include "wire/control.hpp"
@@ -1067,6 +1069,31 @@ TEST_F(link_test, SilentPeerClosesWithHeartbeatTimeout) {
   EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout);
   EXPECT_GE(waited, 60ms) << "closed before interval x misses of silence";
   EXPECT_GT(peer.unread(), 0u) << "the link did send heartbeats meanwhile";
+}
+
+// An operator reading why a link ended needs to know which side fell silent: the line says how
+// long ago each side last heard from and wrote to the other, and the limit that was applied.
+TEST_F(link_test, AHeartbeatTimeoutLogsTheSilenceTheLimitAndOurOwnWrites) {
+  test::captured_log log;
+  auto [sa, peer] = streams();
+  auto a = make_link(std::move(sa));
+  recording_sink sink;
+  a->start(&sink);
+  a->enable_heartbeats(20ms, 60ms);
+
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }));
+  settle();
+  const std::string text = log.text();
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      text, m,
+      std::regex(R"(closed: heartbeat timeout \(last read (\d+) ms ago, against a limit of (\d+) )"
+                 R"(ms; last write (\d+) ms ago, 0 bytes queued\))")))
+      << text;
+  EXPECT_GE(std::stoi(m[1]), 60) << "the silence it judged";
+  EXPECT_GE(std::stoi(m[2]), 60) << "the limit, stretched or not";
+  EXPECT_GE(std::stoi(m[1]), std::stoi(m[2])) << "closed only past the limit";
+  EXPECT_LT(std::stoi(m[3]), std::stoi(m[1])) << "its own heartbeats went out meanwhile";
 }
 
 TEST_F(link_test, HeartbeatsTellAPeerThatAskedHowLateThisProcessRuns) {

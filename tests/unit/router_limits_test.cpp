@@ -2,13 +2,11 @@
 // per master, peers and observers that stop reading. Whatever cannot be queued is refused to its
 // sender or its consumer is closed (its nodes leave): never a silent loss, never unbounded memory.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <sstream>
 
 #include "router_test_steps.hpp"
+#include "support/captured_log.hpp"
 #include "support/router_harness.hpp"
 
 namespace galaxies::test {
@@ -346,30 +344,8 @@ TEST(RouterLimits, AHandshakeNeverCompletedIsClosedAtTheDeadline) {
 namespace galaxies::test {
 namespace {
 
-// Counts the lines the router logs at warning level or above.
-class warning_counter {
- public:
-  warning_counter() {
-    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
-    sink_->set_level(spdlog::level::warn);
-    previous_ = spdlog::default_logger();
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("count", sink_));
-  }
-  ~warning_counter() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return stream_.str(); }
-  std::size_t lines() const {
-    const std::string text = stream_.str();
-    return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
-  }
-
- private:
-  std::ostringstream stream_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
-
 TEST(RouterLimits, StrangersCannotFloodTheLog) {
-  warning_counter warnings;
+  captured_log warnings;  // warning level and above
   router_harness h;
   constexpr int strangers = 500;
   for (int i = 0; i < strangers; ++i) {
