@@ -11,6 +11,7 @@
 #include <asio/post.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -43,7 +44,9 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   struct slot {
     explicit slot(const asio::any_io_executor& executor, const restart_policy& policy)
         : tracker(policy), respawn_timer(executor) {}
-    pid_t pid = -1;  // live and not yet reaped, so never a recycled pid: safe to signal
+    pid_t pid = -1;         // live and not yet reaped, so never a recycled pid: safe to signal
+    bool spawning = false;  // its process is being started on the spawning thread
+    bool adopted = false;   // its process was handed to callbacks::spawned
     clock::time_point started{};
     std::uint64_t starts = 0;
     bool given_up = false;
@@ -88,6 +91,13 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   bool started = false;
   bool stopping = false;
   bool closed = false;
+  // Where workers are started. posix_spawn returns only once the child has called exec, and a
+  // child waits for a core like any process: on a saturated machine that took a master's loop
+  // away for up to 1.3 s, no heartbeat reaching its workers meanwhile, which then left it for
+  // silence (bench/RESULTS.md, 2026-12-05). Only this thread waits now. Its jobs hold copies and
+  // a weak_ptr, nothing of this state; destroyed first (declared last), it finishes the spawn in
+  // progress, if any, and drops the rest.
+  asio::thread_pool spawner{1};
 
   void start() {
     if (started) throw std::logic_error("supervisor::start called twice");
@@ -139,13 +149,14 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   }
 
   void on_reaped(std::size_t i, pid_t pid, int status) {
+    const bool adopted = std::exchange(slots[i].adopted, false);
     slots[i].pid = -1;
     slots[i].last_pid = pid;
     slots[i].last_status = status;
     const std::string how = describe_wait_status(status);
     settle_exit_waiters(pid, status);
     if (closed) return;
-    if (cb.exited) cb.exited(i, pid, status);
+    if (cb.exited && adopted) cb.exited(i, pid, status);
     if (closed) return;
     if (stopping) {
       spdlog::debug("worker slot {} (pid {}) {} while stopping", i, pid, how);
@@ -179,33 +190,65 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     });
   }
 
+  // Starts slot i's process on the spawning thread; adopted here once it runs (adopt), or
+  // treated as an instant exit when it could not be started.
   void spawn(std::size_t i) {
     slot& s = slots[i];
     s.started = clock::now();
     ++s.starts;
+    s.spawning = true;
+    auto env = extra_env;
+    env.emplace_back(worker_index_env, std::to_string(i));
+    asio::post(spawner, [weak = weak_from_this(), loop = executor, argv = argv,
+                         env = std::move(env), ring_bytes = ring_bytes, i]() mutable {
+      spawn_result result;
+      try {
+        result.child = spawn_worker(argv, env, ring_bytes);
+      } catch (const std::exception& e) {
+        result.error = e.what();
+      }
+      asio::post(loop, [weak = std::move(weak), i, result = std::move(result)]() mutable {
+        auto self = weak.lock();
+        if (!self || self->closed) return result.abandon();
+        self->adopt(i, std::move(result));
+      });
+    });
+  }
+
+  struct spawn_result {
     spawned child;
-    try {
-      auto env = extra_env;
-      env.emplace_back(worker_index_env, std::to_string(i));
-      child = spawn_worker(argv, env, ring_bytes);
-    } catch (const std::exception& e) {
-      // Treated as an instant exit: retried with backoff, given up on if it keeps failing. Posted,
-      // as start() may be the caller.
-      spdlog::error("worker slot {}: {}", i, e.what());
-      asio::post(executor,
-                 [weak = weak_from_this(), i, how = fmt::format("failed to start ({})", e.what())] {
-                   auto self = weak.lock();
-                   if (self && !self->closed && !self->stopping) self->after_exit(i, how);
-                 });
-      return;
+    std::string error;  // empty: `child` runs
+    // Nobody adopts it (the supervisor is gone): its channel's end ends it.
+    void abandon() {
+      if (child.channel_fd >= 0) ::close(std::exchange(child.channel_fd, -1));
     }
-    s.pid = child.pid;
-    spdlog::debug("worker slot {} started as pid {}", i, child.pid);
-    if (cb.spawned) {
-      cb.spawned(i, child.pid, child.channel_fd, std::move(child.rings));
+  };
+
+  void adopt(std::size_t i, spawn_result result) {
+    slot& s = slots[i];
+    s.spawning = false;
+    if (!result.error.empty()) {
+      // Treated as an instant exit: retried with backoff, given up on if it keeps failing.
+      spdlog::error("worker slot {}: {}", i, result.error);
+      if (stopping) return finish_stop_if_idle();
+      return after_exit(i, fmt::format("failed to start ({})", result.error));
+    }
+    s.pid = result.child.pid;
+    spdlog::debug("worker slot {} started as pid {}", i, s.pid);
+    if (stopping) {
+      // Stopped while it started: never adopted, it has nothing to finish, and nothing else
+      // could tell it to stop.
+      result.abandon();
+      ::kill(s.pid, SIGKILL);
     } else {
-      ::close(child.channel_fd);
+      s.adopted = true;
+      if (cb.spawned)
+        cb.spawned(i, s.pid, std::exchange(result.child.channel_fd, -1),
+                   std::move(result.child.rings));
+      else
+        result.abandon();
     }
+    // Exits that came before the pid was known are reaped now.
     if (!closed) post_reap();
   }
 
@@ -220,6 +263,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
         if (again || !tell || !tell(s.pid)) ::kill(s.pid, SIGTERM);
         any_live = true;
       }
+      any_live |= s.spawning;
     }
     if (any_live) {
       kill_timer.expires_after(grace);
@@ -242,7 +286,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   void finish_stop_if_idle() {
     if (!stopping || done.empty()) return;
     for (const auto& s : slots) {
-      if (s.pid > 0) return;
+      if (s.pid > 0 || s.spawning) return;
     }
     kill_timer.cancel();
     asio::post(executor, [weak = weak_from_this(), callbacks = std::exchange(done, {})] {
@@ -297,6 +341,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
 
   void close() {
     closed = true;
+    spawner.stop();  // spawns not yet begun are dropped
     for (auto& [pid, w] : exit_waiters) w.timer->cancel();
     exit_waiters.clear();
     std::error_code ignored;

@@ -1,6 +1,7 @@
 // The master's supervisor: keeps N worker slots running, reaps exits, respawns with capped
 // exponential backoff, and stops respawning a crash-looping slot (and says so).
-// Threading: lives on one executor; all members and callbacks run there.
+// Threading: lives on one executor; all members and callbacks run there. Only posix_spawn runs
+// on a thread of its own (start()).
 #pragma once
 
 #include <sys/types.h>
@@ -28,7 +29,8 @@ class supervisor {
     std::function<void(std::size_t slot, pid_t pid, int channel_fd,
                        std::unique_ptr<transport::shm_channel> rings)>
         spawned;
-    // A worker process was reaped; `wait_status` as from waitpid.
+    // A worker process was reaped; `wait_status` as from waitpid. Only for one that started
+    // before stop(): callbacks::spawned had it, if set.
     std::function<void(std::size_t slot, pid_t pid, int wait_status)> exited;
     // The slot crash-looped and will not be respawned.
     std::function<void(std::size_t slot, const std::string& why)> gave_up;
@@ -42,6 +44,9 @@ class supervisor {
   supervisor(const supervisor&) = delete;
   supervisor& operator=(const supervisor&) = delete;
 
+  // Starts every slot's worker. Returns at once: posix_spawn waits until the child has called
+  // exec, which on a saturated machine can take a second, so workers are started on a thread of
+  // the supervisor's own and adopted on the executor (callbacks::spawned) once they run.
   void start();
 
   // Stops respawning and asks every live worker to stop: `tell(pid)`, when given, tells it some
