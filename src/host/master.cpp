@@ -159,7 +159,7 @@ void master::start(fatal_handler on_fatal) {
   // Backends bound their own first attempt; this deadline is the promise that start-up never
   // hangs on a registry, whatever the backend does.
   registration_deadline_ = std::make_unique<asio::steady_timer>(io_);
-  await_registration(std::chrono::steady_clock::now(), process::cpu_wait(::getpid()));
+  await_registration(std::chrono::steady_clock::now(), process::threads_cpu_wait(::getpid()));
   registry_->start(
       self,
       [this](const std::vector<registry::host_record>& rows) {
@@ -173,15 +173,16 @@ void master::start(fatal_handler on_fatal) {
                opts_.cluster, address_, unix_path_, registry_->describe());
 }
 
-// limits::registry_startup_timeout, plus what this process waited for a core meanwhile: dozens of
-// hosts and their workers starting at once on a few cores make each master wait seconds for one,
-// and a master that gives up then only adds a restart to the load (local health, protocol.md
-// §8.1). Bounded like every stretched deadline (max_stretch x the limit; 1 turns it off).
+// limits::registry_startup_timeout, plus what this process's threads waited for a core meanwhile
+// (its registry works on a thread of its own while the main thread sleeps): dozens of hosts and
+// their workers starting at once on a few cores make each master wait seconds for one, and a
+// master that gives up then only adds a restart to the load (local health, protocol.md §8.1).
+// Bounded like every stretched deadline (max_stretch x the limit; 1 turns it off).
 void master::await_registration(std::chrono::steady_clock::time_point started,
                                 std::optional<std::chrono::nanoseconds> waited_at_start) {
   auto limit = std::chrono::steady_clock::duration(limits::registry_startup_timeout);
   if (waited_at_start)
-    if (const auto waited = process::cpu_wait(::getpid()))
+    if (const auto waited = process::threads_cpu_wait(::getpid()))
       limit = transport::forgive_cpu_wait(limit, limit, *waited - *waited_at_start,
                                           opts_.heartbeat.max_stretch);
   const auto now = std::chrono::steady_clock::now();

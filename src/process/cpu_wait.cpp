@@ -1,5 +1,6 @@
 #include "process/cpu_wait.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -36,11 +37,10 @@ std::optional<std::chrono::nanoseconds> parse_schedstat(std::string_view text) n
   return std::chrono::nanoseconds(static_cast<std::int64_t>(*waited));
 }
 
-std::optional<std::chrono::nanoseconds> cpu_wait(pid_t pid) noexcept {
-  if (pid <= 0) return std::nullopt;
-  std::array<char, 40> path{};
-  std::snprintf(path.data(), path.size(), "/proc/%d/schedstat", static_cast<int>(pid));
-  const int fd = ::open(path.data(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+std::optional<std::chrono::nanoseconds> read_schedstat(const char* path) noexcept {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   // Three 64-bit numbers fit in 64 bytes; more than that is not a schedstat.
   std::array<char, 96> text{};
@@ -48,6 +48,35 @@ std::optional<std::chrono::nanoseconds> cpu_wait(pid_t pid) noexcept {
   ::close(fd);
   if (n <= 0 || static_cast<std::size_t>(n) == text.size()) return std::nullopt;
   return parse_schedstat(std::string_view(text.data(), static_cast<std::size_t>(n)));
+}
+
+}  // namespace
+
+std::optional<std::chrono::nanoseconds> cpu_wait(pid_t pid) noexcept {
+  if (pid <= 0) return std::nullopt;
+  std::array<char, 40> path{};
+  std::snprintf(path.data(), path.size(), "/proc/%d/schedstat", static_cast<int>(pid));
+  return read_schedstat(path.data());
+}
+
+std::optional<std::chrono::nanoseconds> threads_cpu_wait(pid_t pid) noexcept {
+  if (pid <= 0) return std::nullopt;
+  std::array<char, 40> path{};
+  std::snprintf(path.data(), path.size(), "/proc/%d/task", static_cast<int>(pid));
+  DIR* tasks = ::opendir(path.data());
+  if (tasks == nullptr) return std::nullopt;
+  std::optional<std::chrono::nanoseconds> total;
+  while (const dirent* entry = ::readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::array<char, 64> file{};
+    std::snprintf(file.data(), file.size(), "/proc/%d/task/%.20s/schedstat", static_cast<int>(pid),
+                  entry->d_name);
+    // A thread that ended since the listing is no longer waiting for anything.
+    if (const auto waited = read_schedstat(file.data()))
+      total = total.value_or(std::chrono::nanoseconds::zero()) + *waited;
+  }
+  ::closedir(tasks);
+  return total;
 }
 
 }  // namespace galaxies::process

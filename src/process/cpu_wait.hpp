@@ -21,4 +21,11 @@ std::optional<std::chrono::nanoseconds> parse_schedstat(std::string_view text) n
 // kernel keeps no such figure (built without CONFIG_SCHED_INFO).
 std::optional<std::chrono::nanoseconds> cpu_wait(pid_t pid) noexcept;
 
+// The run_delay of every live thread of process `pid`, summed (/proc/PID/task/*/schedstat): for
+// a deadline whose work runs on a thread other than the main one, such as a master's first
+// registration on its registry's thread, which waits for a core while the main thread sleeps.
+// A sum, so threads waiting at once count each: callers bound what they forgive. nullopt as
+// cpu_wait.
+std::optional<std::chrono::nanoseconds> threads_cpu_wait(pid_t pid) noexcept;
+
 }  // namespace galaxies::process
