@@ -118,7 +118,7 @@ void file_registry::stop(std::function<void()> done) {
 
 std::error_code file_registry::write_self() {
   self_.expires_ms = file_store::now_ms() + ttl_.count();
-  return file_store::write_row(dir_, self_);
+  return file_store::refresh_row(dir_, self_, written_);
 }
 
 void file_registry::after_write(std::error_code ec) {

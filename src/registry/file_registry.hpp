@@ -93,6 +93,7 @@ class file_registry final : public store_backend {
   std::chrono::milliseconds garbage_grace_;
 
   std::unordered_map<host_id, entry> files_;  // at most limits::max_registry_files
+  file_store::written_row written_;           // what write_self() wrote last
   bool files_full_reported_ = false;
   bool truncation_reported_ = false;
   bool read_error_reported_ = false;

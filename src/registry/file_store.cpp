@@ -225,30 +225,101 @@ snapshot load(const std::string& dir) {
   return result;
 }
 
-std::error_code write_row(const std::string& dir, const host_record& row) {
-  if (auto ec = make_directories(dir)) return ec;
+namespace {
+
+// DIR/ID.json replaced whole: `text` written to the temp file, which rename() puts in its place.
+// `written`, when given, learns which file that is.
+std::error_code write_through_temp(const std::string& dir, const host_record& row,
+                                   const std::string& text, written_row* written) {
   const std::string path = path_of(dir, row.id);
   const std::string tmp = dir + "/" + temp_file_name(row.id);
   const auto create_tmp = [&] {
     return ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   };
-  int created = create_tmp();
-  // Left half written under this very name (this host, this pid) by an earlier write that died.
-  // Removed only then: every unlink, even of nothing, takes the directory's lock, which dozens of
-  // masters starting at once on a few cores queue for (bench/RESULTS.md, 2026-12-05).
-  if (created < 0 && errno == EEXIST) {
-    ::unlink(tmp.c_str());
-    created = create_tmp();
-  }
+  // A directory deleted between our mkdir and our open or rename (someone clearing the store)
+  // is made again: that is no outage of the store.
   std::error_code ec;
-  {
-    file_descriptor fd(created);
-    if (!fd.valid()) return last_error();
-    ec = write_all(fd.get(), serialize(row));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if ((ec = make_directories(dir))) return ec;
+    int created = create_tmp();
+    // Left half written under this very name (this host, this pid) by an earlier write that
+    // died. Removed only then: every unlink, even of nothing, takes the directory's lock, which
+    // dozens of masters starting at once on a few cores queue for (bench/RESULTS.md,
+    // 2026-12-05).
+    if (created < 0 && errno == EEXIST) {
+      ::unlink(tmp.c_str());
+      created = create_tmp();
+    }
+    struct stat st {};
+    {
+      file_descriptor fd(created);
+      if (!fd.valid()) {
+        ec = last_error();
+        if (ec == std::errc::no_such_file_or_directory) continue;
+        return ec;
+      }
+      ec = write_all(fd.get(), text);
+      if (!ec && ::fstat(fd.get(), &st) != 0) ec = last_error();
+    }
+    if (!ec && ::rename(tmp.c_str(), path.c_str()) != 0) ec = last_error();
+    if (ec) {
+      ::unlink(tmp.c_str());
+      if (ec == std::errc::no_such_file_or_directory) continue;
+      return ec;
+    }
+    if (written) *written = {text, row.expires_ms, st.st_dev, st.st_ino};
+    return {};
   }
-  if (!ec && ::rename(tmp.c_str(), path.c_str()) != 0) ec = last_error();
-  if (ec) ::unlink(tmp.c_str());
   return ec;
+}
+
+// The same text, but for the expiry: what `row` would have been written as with `expires_ms`.
+std::string with_expiry(host_record row, std::int64_t expires_ms) {
+  row.expires_ms = expires_ms;
+  return serialize(row);
+}
+
+// Rewrites DIR/ID.json in place with `text`, if it is still the file `last` says was written and
+// as long as `text`. False when it is not (removed, replaced, or its length would change) or the
+// write failed: the caller writes through the temp file instead.
+bool rewrite_in_place(const std::string& path, const std::string& text, const written_row& last) {
+  // No O_CREAT: opening an existing name takes no lock of the directory's.
+  file_descriptor fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  struct stat st {};
+  // Private and ours, as write_through_temp makes every row file: one made readable by others
+  // is replaced, which makes it private again.
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != last.device ||
+      st.st_ino != last.inode || st.st_nlink == 0 || (st.st_mode & 07777) != 0600 ||
+      st.st_uid != ::geteuid() || static_cast<std::uint64_t>(st.st_size) != text.size())
+    return false;
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n =
+        ::pwrite(fd.get(), text.data() + done, text.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;  // the close is the readers' IN_CLOSE_WRITE
+}
+
+}  // namespace
+
+std::error_code write_row(const std::string& dir, const host_record& row) {
+  return write_through_temp(dir, row, serialize(row), nullptr);
+}
+
+std::error_code refresh_row(const std::string& dir, const host_record& row, written_row& last) {
+  std::string text = serialize(row);
+  if (!last.text.empty() && text.size() == last.text.size() &&
+      with_expiry(row, last.expires_ms) == last.text &&
+      rewrite_in_place(path_of(dir, row.id), text, last)) {
+    last.text = std::move(text);
+    last.expires_ms = row.expires_ms;
+    return {};
+  }
+  return write_through_temp(dir, row, text, &last);
 }
 
 std::error_code remove_row(const std::string& dir, const host_id& id) {

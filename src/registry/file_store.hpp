@@ -11,7 +11,8 @@
 //
 // Only H writes PATH/H.json: to PATH/.H.json.tmp.PID (mode 0600, O_EXCL | O_NOFOLLOW, so a
 // planted link is not followed), then rename() over PATH/H.json, so any reader opening the file
-// sees one complete version. Each file has one writer, so there is no lock of ours (the kernel's
+// sees one complete version. Its refreshes, which change only the expiry, rewrite that file in
+// place (refresh_row). Each file has one writer, so there is no lock of ours (the kernel's
 // lock on the directory, taken by rename() and unlink(), still serialises the writers). Readers
 // ignore every name that is not UUID.json (the dotfiles are writes in flight) and skip, unread, a
 // row file larger than limits::max_registry_row_size. A row file is removed by its owner when it
@@ -21,6 +22,8 @@
 // Every file and directory this creates is private to the user (0600, 0700).
 // Threading: free functions without shared state; safe from any thread.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <optional>
@@ -95,6 +98,24 @@ snapshot load(const std::string& dir);
 // Writes `row` as DIR/ID.json through its temp file and rename(); creates DIR if missing. On
 // error the previous version of the file, if any, is left as it was.
 std::error_code write_row(const std::string& dir, const host_record& row);
+
+// What its owner wrote last to a row file, and which file that was.
+struct written_row {
+  std::string text;
+  std::int64_t expires_ms = 0;
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
+// A refresh of the row `last` was written for: rewritten in place (open, pwrite, close) when only
+// the expiry changed and the file is the one `last` names, else as write_row; `last` then
+// describes what was written. Why: write_row takes the directory's lock twice (the temp file's
+// creation, the rename), and masters queued seconds for it, their registry threads in state D,
+// with dozens of hosts starting at once on a few cores (bench/RESULTS.md, 2026-12-05); an open of
+// an existing name takes none. Safe for readers: the text keeps its length and differs only in
+// the expiry's digits, so a read that meets the write mid-way sees every other field whole and an
+// expiry mixing the two, and the write's close (IN_CLOSE_WRITE) makes every watcher read again.
+std::error_code refresh_row(const std::string& dir, const host_record& row, written_row& last);
 
 // Unlinks DIR/ID.json; a file already gone is no error.
 std::error_code remove_row(const std::string& dir, const host_id& id);

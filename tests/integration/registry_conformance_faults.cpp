@@ -30,14 +30,22 @@ std::string path_of(const std::string& file_url) {
 }
 
 // The file backend's host cut off alone: a directory where its next write's temp file goes
-// (file_store.hpp: DIR/.UUID.json.tmp.PID), which not even root can open as a file. Only that
-// host's writes fail; the others, and every read, go on.
+// (file_store.hpp: DIR/.UUID.json.tmp.PID), which not even root can open as a file, and its row
+// file replaced by a copy of itself, which a refresh does not rewrite in place (it writes only
+// into the file it renamed there). Only that host's writes fail; the others, and every read
+// (the copy included), go on.
 class blocked_writer {
  public:
   blocked_writer(const std::string& file_url, const host_id& id)
       : path_(path_of(file_url) + "/" + file_store::temp_file_name(id)) {
     if (::mkdir(path_.c_str(), 0700) != 0)
       throw std::system_error(errno, std::system_category(), "mkdir " + path_);
+    const std::string row = path_of(file_url) + "/" + file_store::file_name(id);
+    const std::string copy = path_of(file_url) + "/copy-of-a-row";
+    std::filesystem::copy_file(row, copy);
+    std::filesystem::permissions(
+        copy, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::rename(copy, row);
   }
   ~blocked_writer() { heal(); }
 

@@ -108,6 +108,64 @@ TEST_F(FileRegistry, ATempFileLeftByACrashMidWriteIsReplacedByOurNextWrite) {
   EXPECT_EQ(mode_of(row_path(path, self.id)), 0600u);
 }
 
+ino_t inode_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// A refresh changes only the expiry: it rewrites the row file in place, which takes no lock of the
+// directory's (a new file and a rename take it twice). Anything else, or a file that is no longer
+// the one written, goes through a new file again.
+TEST_F(FileRegistry, ARefreshRewritesTheRowFileInPlaceAndAnythingElseReplacesIt) {
+  auto row = make_self("alpha", "127.0.0.1:7001");
+  row.expires_ms = file_store::now_ms() + 60000;
+  const auto file = row_path(path, row.id);
+  const auto read_back = [&] { return file_store::load_row(path, row.id).row; };
+  file_store::written_row last;
+  ASSERT_FALSE(file_store::refresh_row(path, row, last));
+  const ino_t first = inode_of(file);
+  ASSERT_NE(first, 0u);
+
+  row.expires_ms += 1000;
+  ASSERT_FALSE(file_store::refresh_row(path, row, last));
+  EXPECT_EQ(inode_of(file), first) << "a refresh wrote a new file";
+  ASSERT_TRUE(read_back());
+  EXPECT_EQ(read_back()->expires_ms, row.expires_ms);
+  EXPECT_EQ(file_store::list(path).temps, std::vector<std::string>{});
+
+  row.address = "127.0.0.1:7002";  // same length, but not only the expiry
+  ASSERT_FALSE(file_store::refresh_row(path, row, last));
+  const ino_t second = inode_of(file);
+  EXPECT_NE(second, first);
+  ASSERT_TRUE(read_back());
+  EXPECT_EQ(read_back()->address, row.address);
+
+  // Made readable by others: replaced by a private file.
+  ::chmod(file.c_str(), 0644);
+  row.expires_ms += 1000;
+  ASSERT_FALSE(file_store::refresh_row(path, row, last));
+  EXPECT_NE(inode_of(file), second);
+  EXPECT_EQ(mode_of(file), 0600u);
+
+  // Put there by someone else: written over by a new file, never into.
+  write_raw(path + "/planted", file_store::serialize(row));
+  ::chmod((path + "/planted").c_str(), 0600);
+  std::filesystem::rename(path + "/planted", file);
+  const ino_t planted = inode_of(file);
+  row.expires_ms += 1000;
+  ASSERT_FALSE(file_store::refresh_row(path, row, last));
+  EXPECT_NE(inode_of(file), planted);
+  ASSERT_TRUE(read_back());
+  EXPECT_EQ(read_back()->expires_ms, row.expires_ms);
+
+  // Removed: written again.
+  std::filesystem::remove(file);
+  row.expires_ms += 1000;
+  ASSERT_FALSE(file_store::refresh_row(path, row, last));
+  ASSERT_TRUE(read_back());
+  EXPECT_EQ(read_back()->expires_ms, row.expires_ms);
+}
+
 TEST_F(FileRegistry, APathThatIsAFileIsAClearErrorAndIsLeftAlone) {
   // A registry of the format before this one: a single file at PATH.
   const std::string old_registry = R"({"format":1,"hosts":[]})";
