@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 namespace galaxies::bench {
@@ -15,6 +16,14 @@ nlohmann::json load_average();
 
 // VmRSS of a process in KiB, from /proc/PID/status; -1 when it cannot be read.
 long rss_kib(int pid);
+
+// What a process has cost so far, from /proc/PID/stat: CPU time in user and kernel mode, over all
+// its threads (not its children), and the page faults it took without reading a disk.
+struct process_cost {
+  double cpu_ms = 0;
+  long minor_faults = 0;
+};
+std::optional<process_cost> cost_of(int pid);
 
 // Where a process's main thread is: its state from /proc/PID/stat ('R', 'S', 'D', ...; 0 when it
 // cannot be read) and, in state 'D', the kernel function it waits in (/proc/PID/wchan).

@@ -94,6 +94,34 @@ json masters_figures(const std::vector<json>& statuses) {
   return {{"rss_mib", spread(rss)}, {"links", spread(links)}, {"each", each}};
 }
 
+// What the processes have cost by convergence: CPU time and minor page faults per master and per
+// worker, and their sum against what the machine's cores give: the cluster cannot converge sooner
+// after the first start than `cpu_s / cores`, however well it is scheduled.
+json cost_figures(const std::vector<int>& masters, const std::vector<int>& workers) {
+  double total_ms = 0;
+  const auto figures = [&total_ms](const std::vector<int>& pids) {
+    std::vector<double> cpu, faults;
+    double sum_ms = 0;
+    for (int pid : pids) {
+      const auto cost = cost_of(pid);
+      if (!cost) continue;
+      cpu.push_back(cost->cpu_ms);
+      faults.push_back(static_cast<double>(cost->minor_faults));
+      sum_ms += cost->cpu_ms;
+    }
+    total_ms += sum_ms;
+    return json{{"processes", cpu.size()},
+                {"cpu_ms", spread(cpu)},
+                {"minor_faults", spread(faults)},
+                {"cpu_s", sum_ms / 1000.0}};
+  };
+  json out{{"masters", figures(masters)}, {"workers", figures(workers)}};
+  const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+  out["cpu_s"] = total_ms / 1000.0;
+  out["cpu_s_per_core"] = total_ms / 1000.0 / static_cast<double>(cores);
+  return out;
+}
+
 // Where the masters' main threads wait, sampled during the hold. A master blocked in the kernel
 // (state D) runs no timer and sends no heartbeat whatever its share of the CPU: the file
 // registry's renames did that to them under load (bench/RESULTS.md, 2026-12-04, ninth session).
@@ -148,6 +176,7 @@ class scale_session {
     co_await wait_converged(deadline - reserve - std::chrono::seconds(options_.hold_s));
     if (!converged_) co_return;
     // A line to wait for: whoever wants to load the machine during the hold starts now.
+    result_["cost_at_convergence"] = cost_figures(host_pids(), current_worker_pids());
     std::cerr << "galaxies bench: converged; holding " << options_.hold_s << " s" << std::endl;
     const auto at_convergence = statuses();
     result_["masters"] = masters_figures(at_convergence);
@@ -361,6 +390,18 @@ class scale_session {
 
   static json tally_json(std::uint64_t left, std::size_t answered) {
     return {{"sum", left}, {"workers_answering", answered}};
+  }
+
+  std::vector<int> host_pids() const {
+    std::vector<int> pids;
+    for (const auto& h : hosts_) pids.push_back(h->pid());
+    return pids;
+  }
+
+  std::vector<int> current_worker_pids() const {
+    std::vector<int> pids;
+    for (const auto& [id, n] : workers_) pids.push_back(static_cast<int>(n.pid));
+    return pids;
   }
 
   void record_progress() {
