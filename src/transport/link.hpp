@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/byte_buffer.hpp"
 #include "base/clock_grid.hpp"
 #include "base/endian.hpp"
 #include "base/log_throttle.hpp"
@@ -622,20 +623,22 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   void make_room_for_read() {
     if (read_begin_ == read_end_) {
       read_begin_ = read_end_ = 0;
-      if (read_buffer_.size() > 4 * settings_.read_buffer_size) {
-        read_buffer_.resize(settings_.read_buffer_size);  // give back a large frame's room
-        read_buffer_.shrink_to_fit();
-      }
+      if (read_buffer_.size() > 4 * settings_.read_buffer_size)
+        read_buffer_.reallocate(settings_.read_buffer_size, 0, 0);  // a large frame's room back
     }
     const std::size_t free_tail = read_buffer_.size() - read_end_;
     if (read_begin_ > 0 && free_tail < read_buffer_.size() / 4) compact();
-    if (read_end_ == read_buffer_.size()) read_buffer_.resize(read_buffer_.size() * 2);
+    if (read_end_ == read_buffer_.size()) {
+      read_buffer_.reallocate(read_buffer_.size() * 2, read_begin_, read_end_);
+      read_end_ -= read_begin_;
+      read_begin_ = 0;
+    }
   }
 
   void compact() {
     if (read_begin_ == 0) return;
-    std::copy(read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_begin_),
-              read_buffer_.begin() + static_cast<std::ptrdiff_t>(read_end_), read_buffer_.begin());
+    std::copy(read_buffer_.data() + read_begin_, read_buffer_.data() + read_end_,
+              read_buffer_.data());
     read_end_ -= read_begin_;
     read_begin_ = 0;
   }
@@ -1148,7 +1151,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
 
   std::vector<std::byte> assembly_;  // the slices of a fragmented frame so far
   std::size_t assembly_needed_ = 0;  // its size
-  std::vector<std::byte> read_buffer_;
+  byte_buffer read_buffer_;
   std::size_t read_begin_ = 0;  // first unparsed byte
   std::size_t read_end_ = 0;    // one past the last byte read
 };

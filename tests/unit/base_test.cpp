@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/backoff.hpp"
+#include "base/byte_buffer.hpp"
 #include "base/endian.hpp"
 #include "base/host_port.hpp"
 #include "base/log_throttle.hpp"
@@ -179,6 +180,17 @@ TEST(LogThrottle, ABurstThenOneLinePerIntervalWithTheRestCounted) {
   // A long quiet spell earns the burst back, never more.
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(throttle.allow(t0 + 100s, suppressed)) << i;
   EXPECT_FALSE(throttle.allow(t0 + 100s, suppressed));
+}
+
+TEST(ByteBuffer, ReallocatingKeepsExactlyTheUnreadRangeAtTheStart) {
+  byte_buffer buffer(8);
+  for (std::size_t i = 0; i < buffer.size(); ++i) buffer.data()[i] = std::byte(i + 1);
+  buffer.reallocate(16, 3, 7);
+  ASSERT_EQ(buffer.size(), 16u);
+  EXPECT_EQ(std::vector<std::byte>(buffer.data(), buffer.data() + 4),
+            (std::vector<std::byte>{std::byte(4), std::byte(5), std::byte(6), std::byte(7)}));
+  buffer.reallocate(4, 0, 0);
+  EXPECT_EQ(buffer.size(), 4u);
 }
 
 }  // namespace
