@@ -141,7 +141,7 @@ void master::start(fatal_handler on_fatal) {
     if (!supervisor_) return settle(-1);
     supervisor_->await_exit(pid, reap_wait, std::move(settle));
   };
-  rc.cpu_wait = [](pid_t pid) { return process::cpu_wait(pid); };
+  rc.cpu_wait = process::cpu_wait_probe;
   router_ = std::make_unique<router::router>(io_.get_executor(), rs, rc);
   if (!opts_.http_listen.empty()) start_http();
 

@@ -42,7 +42,7 @@ int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, co
   s.heartbeat = opts.heartbeat;
   // The master spawned this worker: while it lives, it is the parent (a worker outliving it is
   // reparented, and its channel ends anyway).
-  s.master_cpu_wait = [master = ::getppid()] { return process::cpu_wait(master); };
+  s.master_cpu_wait = process::cpu_wait_probe(::getppid());
   auto core = std::make_shared<detail::node_core>(io.get_executor(), s);
   node handle(core);
 

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string_view>
 
@@ -16,6 +17,14 @@ namespace galaxies::process {
 // The run_delay of a schedstat text: "<ns on a cpu> <ns waiting on a run queue> <timeslices>\n".
 // nullopt for anything else.
 std::optional<std::chrono::nanoseconds> parse_schedstat(std::string_view text) noexcept;
+
+// The first two figures of a schedstat line: time on a cpu, and time waiting on a run queue
+// (run_delay). nullopt for anything but three numbers.
+struct schedstat {
+  std::chrono::nanoseconds on_cpu;
+  std::chrono::nanoseconds waited;
+};
+std::optional<schedstat> parse_schedstat_fields(std::string_view text) noexcept;
 
 // The run_delay of process `pid` (its main thread) now; nullopt when the process is gone or the
 // kernel keeps no such figure (built without CONFIG_SCHED_INFO).
@@ -27,5 +36,29 @@ std::optional<std::chrono::nanoseconds> cpu_wait(pid_t pid) noexcept;
 // A sum, so threads waiting at once count each: callers bound what they forgive. nullopt as
 // cpu_wait.
 std::optional<std::chrono::nanoseconds> threads_cpu_wait(pid_t pid) noexcept;
+
+// What process `pid`'s main thread has waited for a core, a wait still going on included. The
+// kernel adds a wait to run_delay only when it ends (sched_info_arrive): a master queued behind
+// 300 runnable tasks for 2.7 s showed none of it while its workers judged its silence, and they
+// closed on it (bench/RESULTS.md, seventeenth session). A meter asked again while the thread is
+// runnable ('R' in /proc/PID/stat) and neither its time on a cpu nor its run_delay has moved
+// counts the time since it first saw those figures as waited too. Never goes back.
+class cpu_wait_meter {
+ public:
+  using clock = std::chrono::steady_clock;
+  explicit cpu_wait_meter(pid_t pid) noexcept : pid_(pid) {}
+  // nullopt: the process is gone, or the kernel keeps no schedstat.
+  std::optional<std::chrono::nanoseconds> waited(clock::time_point now) noexcept;
+
+ private:
+  pid_t pid_;
+  std::optional<schedstat> last_;
+  clock::time_point unmoved_since_{};
+  std::chrono::nanoseconds reported_{0};
+};
+
+// A cpu_wait_meter of process `pid` read at the time of each call, for a link's deadlines
+// (transport::basic_link::forgive_peer_cpu_wait).
+std::function<std::optional<std::chrono::nanoseconds>()> cpu_wait_probe(pid_t pid);
 
 }  // namespace galaxies::process

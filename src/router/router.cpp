@@ -157,11 +157,7 @@ void router::adopt_worker(int channel_fd, pid_t pid, std::uint32_t slot,
 }
 
 void router::forgive_cpu_wait_of(connection& c, pid_t pid) {
-  if (!callbacks_.cpu_wait) return;
-  c.link->forgive_peer_cpu_wait(
-      [wait = callbacks_.cpu_wait, pid]() -> std::optional<transport::link::clock::duration> {
-        return wait(pid);
-      });
+  if (callbacks_.cpu_wait) c.link->forgive_peer_cpu_wait(callbacks_.cpu_wait(pid));
 }
 
 bool router::tell_stopping(pid_t pid, std::chrono::milliseconds grace) {

@@ -112,11 +112,12 @@ class router {
     // node's route stays and requests to it are answered node_left. Empty: it leaves at once,
     // the status unknown.
     std::function<void(pid_t pid, std::function<void(int wait_status)> settle)> worker_closed;
-    // How long process `pid` of this machine has waited for a core so far (process::cpu_wait);
-    // nullopt: unknown. A worker's handshake deadline and silences forgive what the worker waits;
-    // those of a host link to a peer on this machine, what this process waits (the peer shares
-    // its cores), within local health's bound (protocol.md §8.1). Empty: nothing is forgiven.
-    std::function<std::optional<std::chrono::nanoseconds>(pid_t pid)> cpu_wait;
+    // A probe of how long process `pid` of this machine has waited for a core so far, a wait
+    // still going on included (process::cpu_wait_probe); the probe's nullopt: unknown. A
+    // worker's handshake deadline and silences forgive what the worker waits; those of a host
+    // link to a peer on this machine, what this process waits (the peer shares its cores), within
+    // local health's bound (protocol.md §8.1). Empty: nothing is forgiven.
+    std::function<std::function<std::optional<std::chrono::nanoseconds>()>(pid_t pid)> cpu_wait;
   };
 
   router(const asio::any_io_executor& executor, settings s, callbacks cb);

@@ -4,7 +4,10 @@
 #include "process/cpu_wait.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -80,6 +83,128 @@ TEST(cpu_wait, the_threads_figure_counts_what_threads_other_than_the_main_one_wa
   const auto main_waited = *main_after - *main_before;
   EXPECT_GE(threads_waited, 100ms) << "three threads shared one core for 300 ms";
   EXPECT_GT(threads_waited, main_waited + 50ms);
+}
+
+// ---- a wait still going on (cpu_wait_meter) ----
+
+bool pin_to(int cpu) {
+  cpu_set_t set{};
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return ::sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+// A child process that `body` runs in; killed and reaped at the end of the test.
+class child {
+ public:
+  template <typename Body>
+  explicit child(Body body) : pid_(::fork()) {
+    if (pid_ == 0) {
+      body();
+      ::_exit(0);
+    }
+  }
+  ~child() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_;
+};
+
+std::chrono::nanoseconds on_cpu_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+  std::string line;
+  std::getline(in, line);
+  const auto fields = parse_schedstat_fields(line);
+  return fields ? fields->on_cpu : std::chrono::nanoseconds{-1};
+}
+
+// A process runnable on a core that a real-time thread holds neither runs nor ends its wait, so
+// its run_delay stands still however long it waits: the meter counts that wait as it goes, and
+// never goes back once the wait ends and the kernel counts it.
+TEST(cpu_wait, a_meter_counts_a_wait_that_has_not_ended) {
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs one core to block, one to watch";
+  if (!cpu_wait(::getpid())) GTEST_SKIP() << "no /proc/PID/schedstat on this kernel";
+  constexpr int blocked_cpu = 1;
+  ASSERT_TRUE(pin_to(0));
+  const child spinner([] {
+    pin_to(blocked_cpu);
+    for (;;) {
+    }
+  });
+  ASSERT_GT(spinner.pid(), 0);
+  const auto running_since = std::chrono::steady_clock::now();
+  const auto on_cpu_before = on_cpu_of(spinner.pid());
+  while (on_cpu_of(spinner.pid()) <= on_cpu_before) {
+    ASSERT_LT(std::chrono::steady_clock::now() - running_since, 10s) << "the spinner never ran";
+    std::this_thread::sleep_for(1ms);
+  }
+
+  std::atomic<int> hog_state{0};  // 1: holds the core, -1: could not become real-time
+  std::atomic<bool> release{false};
+  std::thread hog([&] {
+    pin_to(blocked_cpu);
+    const sched_param priority{.sched_priority = 1};
+    if (::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &priority) != 0) {
+      hog_state = -1;
+      return;
+    }
+    hog_state = 1;
+    // Bounded whatever the test does: the kernel's real-time throttling allows 950 ms a second.
+    const auto until = std::chrono::steady_clock::now() + 500ms;
+    while (!release.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until) {
+    }
+  });
+  while (hog_state == 0) std::this_thread::yield();
+  if (hog_state < 0) {
+    hog.join();
+    GTEST_SKIP() << "no real-time priority here (CAP_SYS_NICE) to hold a core";
+  }
+  std::this_thread::sleep_for(20ms);  // the spinner's last slice has ended: it waits
+  cpu_wait_meter meter(spinner.pid());
+  const auto first = meter.waited(std::chrono::steady_clock::now());
+  std::this_thread::sleep_for(300ms);
+  const auto during = meter.waited(std::chrono::steady_clock::now());
+  release = true;
+  hog.join();
+  ASSERT_TRUE(first && during);
+  EXPECT_GE(*during - *first, 250ms) << "queued for 300 ms behind a real-time thread";
+
+  // Once the spinner runs again, the kernel has counted the whole wait: the figure stands.
+  const auto released = std::chrono::steady_clock::now();
+  const auto on_cpu_released = on_cpu_of(spinner.pid());
+  while (on_cpu_of(spinner.pid()) <= on_cpu_released) {
+    ASSERT_LT(std::chrono::steady_clock::now() - released, 10s) << "the spinner never ran again";
+    std::this_thread::sleep_for(1ms);
+  }
+  const auto after = meter.waited(std::chrono::steady_clock::now());
+  ASSERT_TRUE(after);
+  EXPECT_GE(*after, *during);
+  EXPECT_GE(*cpu_wait(spinner.pid()), *during - 20ms) << "the kernel's figure caught up";
+}
+
+// A process that sleeps waits for no core, however long the meter watches it.
+TEST(cpu_wait, a_meter_counts_no_wait_for_a_sleeping_process) {
+  if (!cpu_wait(::getpid())) GTEST_SKIP() << "no /proc/PID/schedstat on this kernel";
+  const child sleeper([] {
+    for (;;) ::pause();
+  });
+  ASSERT_GT(sleeper.pid(), 0);
+  cpu_wait_meter meter(sleeper.pid());
+  const auto first = meter.waited(std::chrono::steady_clock::now());
+  std::this_thread::sleep_for(200ms);
+  const auto second = meter.waited(std::chrono::steady_clock::now());
+  ASSERT_TRUE(first && second);
+  EXPECT_LT(*second - *first, 50ms);
+}
+
+TEST(cpu_wait, a_meter_of_no_process_has_no_figure) {
+  cpu_wait_meter meter(0);
+  EXPECT_FALSE(meter.waited(std::chrono::steady_clock::now()));
 }
 
 }  // namespace
