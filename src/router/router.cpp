@@ -119,7 +119,10 @@ void router::accept_tcp(transport::socket socket, const transport::remote_addres
   c.remote = remote;
   c.handshaking = true;
   ++handshakes_;
-  if (from.loopback) forgive_cpu_wait_of(c, ::getpid());
+  if (from.loopback) {
+    c.on_this_machine = true;
+    forgive_cpu_wait_of(c, ::getpid());
+  }
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
@@ -156,8 +159,20 @@ void router::adopt_worker(int channel_fd, pid_t pid, std::uint32_t slot,
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }
 
-void router::forgive_cpu_wait_of(connection& c, pid_t pid) {
-  if (callbacks_.cpu_wait) c.link->forgive_peer_cpu_wait(callbacks_.cpu_wait(pid));
+void router::forgive_cpu_wait_of(connection& c, pid_t pid, pid_t also) {
+  if (!callbacks_.cpu_wait) return;
+  auto first = callbacks_.cpu_wait(pid);
+  if (also <= 0 || also == pid) return c.link->forgive_peer_cpu_wait(std::move(first));
+  // Either process waiting explains the silence: the two waits, summed (the link bounds what it
+  // forgives). One that is gone adds nothing.
+  c.link->forgive_peer_cpu_wait(
+      [first = std::move(first),
+       second = callbacks_.cpu_wait(also)]() -> std::optional<std::chrono::nanoseconds> {
+        const auto a = first();
+        const auto b = second();
+        if (!a && !b) return std::nullopt;
+        return a.value_or(std::chrono::nanoseconds{0}) + b.value_or(std::chrono::nanoseconds{0});
+      });
 }
 
 bool router::tell_stopping(pid_t pid, std::chrono::milliseconds grace) {

@@ -115,8 +115,9 @@ class router {
     // A probe of how long process `pid` of this machine has waited for a core so far, a wait
     // still going on included (process::cpu_wait_probe); the probe's nullopt: unknown. A
     // worker's handshake deadline and silences forgive what the worker waits; those of a host
-    // link to a peer on this machine, what this process waits (the peer shares its cores), within
-    // local health's bound (protocol.md §8.1). Empty: nothing is forgiven.
+    // link to a peer on this machine, what this process waits (the peer shares its cores) and,
+    // once linked, what the peer's master waits too (the pid of its handshake), within local
+    // health's bound (protocol.md §8.1). Empty: nothing is forgiven.
     std::function<std::function<std::optional<std::chrono::nanoseconds>()>(pid_t pid)> cpu_wait;
   };
 
@@ -176,8 +177,9 @@ class router {
   void maybe_finish_shutdown();
   // Closes a socket that gets no connection at all, after a best-effort refuse with only a code.
   void turn_away(transport::socket& socket, wire::refuse_code code, const std::string& why);
-  // c's deadlines and silences forgive what process `pid` waits for a core (callbacks::cpu_wait).
-  void forgive_cpu_wait_of(connection& c, pid_t pid);
+  // c's deadlines and silences forgive what process `pid` (and `also`, when given) waits for a
+  // core (callbacks::cpu_wait).
+  void forgive_cpu_wait_of(connection& c, pid_t pid, pid_t also = 0);
   bool at_connection_limit() const noexcept;
   void log_stranger(spdlog::level::level_enum level, const std::string& line);
   // The connection's handshake is over (established or refused): it no longer counts as one.

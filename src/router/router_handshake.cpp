@@ -132,6 +132,7 @@ void router::admit_host(connection& c) {
   c.peer = p;
   c.peer_address = h.listen;
   c.peer_hostname = h.hostname;
+  c.peer_pid = static_cast<pid_t>(h.pid);
   c.heartbeat_ms = h.heartbeat_ms;
   c.lateness_record = h.lateness.value_or(0);
   c.peer_probes = h.probes.value_or(0) != 0;

@@ -117,6 +117,7 @@ void router::on_dial_connected(const host_id& id, const std::string& address,
   if (settings_.secret) h.auth_nonce = security::make_nonce();
   wire::append_hello(c.hello_frame, h);
   c.link->outbound() = c.hello_frame;
+  c.on_this_machine = on_this_machine;
   if (on_this_machine) forgive_cpu_wait_of(c, ::getpid());
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
@@ -227,6 +228,7 @@ void router::on_dial_welcome(connection& c, const wire::frame_view& frame) {
   c.link->set_max_frame_size(std::min(w.max_frame.value_or(settings_.limits.max_frame_size),
                                       settings_.limits.max_frame_size));
   c.peer_hostname = w.hostname;
+  c.peer_pid = static_cast<pid_t>(w.pid);
   c.heartbeat_ms = w.heartbeat_ms;
   c.lateness_record = w.lateness.value_or(0);
   c.peer_probes = w.probes.value_or(0) != 0;
@@ -302,6 +304,10 @@ void router::establish_peer(connection& c) {
   c.step = handshake_step::done;
   peers_[c.peer] = &c;
   c.link->set_name("link to host " + short_id(c.peer.value()) + " at " + c.peer_address);
+  // A master on this machine said its pid: its silences forgive what it waits for a core too,
+  // not only what we wait. Claimed, not proven (another pid namespace would name another
+  // process), which costs at most the link's bounded stretch.
+  if (c.on_this_machine && c.peer_pid > 0) forgive_cpu_wait_of(c, ::getpid(), c.peer_pid);
   enable_heartbeats(c);
   c.link->enable_probes(c.peer_probes);
   if (auto it = wanted_.find(c.peer); it != wanted_.end()) {

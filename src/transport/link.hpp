@@ -296,7 +296,8 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // For a peer on this machine: the link's deadlines (expire_after) and heartbeat silences
   // forgive what `probe`'s process waits for a core meanwhile (local_health::forgive_cpu_wait).
   // That is the peer's own process where it is known (a spawned worker, a worker's master), or
-  // this one, which shares the peer's cores. Set before either starts.
+  // this one, which shares the peer's cores. Set before either starts, or again between them
+  // (a host link learns its peer's pid in the handshake, before its heartbeats start).
   void forgive_peer_cpu_wait(cpu_wait_probe probe) { peer_cpu_wait_ = std::move(probe); }
 
   // Closes with `reason` unless cancel_expiry() comes first (handshake deadlines).

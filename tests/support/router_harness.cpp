@@ -117,6 +117,7 @@ router_harness::router_harness(harness_options opts) : opts_(std::move(opts)) {
   s.secret = opts_.secret;
   s.allow_insecure = opts_.allow_insecure;
   router::router::callbacks cb;
+  cb.cpu_wait = opts_.cpu_wait;
   cb.connect = [this](const std::string& address, transport::connect_handler done) {
     dials_.emplace_back(address, std::move(done));
   };

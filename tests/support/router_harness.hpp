@@ -69,6 +69,8 @@ struct harness_options {
   bool allow_insecure = false;
   limits_options limits;
   heartbeat_options heartbeat{std::chrono::milliseconds(0), 6};  // none unless a test wants them
+  // router::callbacks::cpu_wait: what a process of this machine waited for a core. Empty: none.
+  std::function<std::function<std::optional<std::chrono::nanoseconds>()>(pid_t)> cpu_wait;
 };
 
 class router_harness {

@@ -2,6 +2,9 @@
 // rule (protocol.md §6), played with fake hosts over socketpairs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "router_test_steps.hpp"
 #include "support/router_harness.hpp"
 
@@ -38,8 +41,9 @@ bool run_beating(router_harness& h, fake_end& alive, const std::function<bool()>
 }
 
 // A hello with heartbeats advertised, so the router runs them on the link.
-frame_bytes beating_hello(const router_harness& h, const host_id& p) {
+frame_bytes beating_hello(const router_harness& h, const host_id& p, std::uint32_t pid = 0) {
   wire::hello hello;
+  hello.pid = pid;
   hello.role = wire::role::host;
   hello.sender = p.value();
   hello.target = h.options().self.value();
@@ -59,6 +63,58 @@ fake_end& beating_host(router_harness& h, const host_id& p, const node_id& n) {
   end.send(nodes_up({{n, p, 1}}));
   EXPECT_TRUE(run_beating(h, end, [&] { return linked_nodes(h.router(), p) == 1; }));
   return end;
+}
+
+// ---- a master on this machine that waits for a core (protocol.md §8.1) ----
+
+using probe = std::function<std::optional<std::chrono::nanoseconds>()>;
+
+// Every process waits for nothing but `starved`, which has been queued for a core since `since`,
+// as the kernel's figures would say of a master behind hundreds of runnable tasks.
+harness_options starving(pid_t starved, std::chrono::steady_clock::time_point since,
+                         std::vector<pid_t>& asked) {
+  harness_options o = beating();
+  o.cpu_wait = [starved, since, &asked](pid_t pid) -> probe {
+    asked.push_back(pid);
+    return [starved, since, pid]() -> std::optional<std::chrono::nanoseconds> {
+      if (pid != starved) return std::chrono::nanoseconds{0};
+      return std::chrono::steady_clock::now() - since;
+    };
+  };
+  return o;
+}
+
+fake_end& silent_loopback_host(router_harness& h, const host_id& p, pid_t pid) {
+  fake_end& end = h.connect_host();
+  end.send(beating_hello(h, p, static_cast<std::uint32_t>(pid)));
+  EXPECT_TRUE(run_beating(h, end, [&] { return welcome_of(end).has_value(); }));
+  end.send(nodes_up({{node_named(0x41, 1), p, 1}}));
+  EXPECT_TRUE(run_beating(h, end, [&] { return linked_nodes(h.router(), p) == 1; }));
+  return end;  // and from here on, it says nothing
+}
+
+TEST(RouterLinks, ALoopbackHostWhoseMasterWaitsForACoreIsForgivenItsSilenceWithinTheBound) {
+  constexpr pid_t starved = 4242;
+  std::vector<pid_t> asked;
+  router_harness h(starving(starved, std::chrono::steady_clock::now(), asked));
+  const host_id p = host_named(1);
+  fake_end& end = silent_loopback_host(h, p, starved);
+  EXPECT_NE(std::find(asked.begin(), asked.end(), starved), asked.end())
+      << "the pid of its hello is asked";
+  h.run_for(300ms);  // three times the 100 ms limit
+  EXPECT_FALSE(end.closed()) << "declared gone while its master waited for a core";
+  EXPECT_EQ(linked_nodes(h.router(), p), 1);
+  // Never forever: 8 detection times at most (heartbeat_options::max_stretch).
+  EXPECT_TRUE(h.run_until([&] { return end.closed() && linked_nodes(h.router(), p) == -1; }, 3s));
+}
+
+TEST(RouterLinks, ALoopbackHostWhoseMasterWaitsForNothingIsDeclaredGoneAtItsLimit) {
+  std::vector<pid_t> asked;
+  router_harness h(starving(4242, std::chrono::steady_clock::now(), asked));
+  const host_id p = host_named(1);
+  fake_end& end = silent_loopback_host(h, p, 4343);
+  EXPECT_NE(std::find(asked.begin(), asked.end(), 4343), asked.end());
+  EXPECT_TRUE(h.run_until([&] { return end.closed() && linked_nodes(h.router(), p) == -1; }, 3s));
 }
 
 TEST(RouterLinks, AHelloClaimingALiveHostIsHeldThenRefusedAndTheLinkStays) {
