@@ -91,7 +91,7 @@ class connection final : public transport::frame_sink {
   std::string peer_hostname;
   std::string remote;            // the TCP address it came from, for logs
   bool on_this_machine = false;  // a loopback link: the peer shares our cores
-  pid_t peer_pid = 0;            // its master's pid, from its handshake (on this machine: ours too)
+  pid_t peer_pid = 0;            // its master's pid as its handshake claims (on this machine)
   bool dialled_by_us = false;
   leave_reason peer_leave_reason = leave_reason::host_left;
   bool said_goodbye_peer = false;
