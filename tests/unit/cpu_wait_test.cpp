@@ -85,7 +85,7 @@ TEST(cpu_wait, the_threads_figure_counts_what_threads_other_than_the_main_one_wa
   EXPECT_GT(threads_waited, main_waited + 50ms);
 }
 
-// ---- a wait still going on (cpu_wait_meter) ----
+// ---- a wait still going on (cpu_wait_meter): child processes, run alone (CMakeLists.txt) ----
 
 bool pin_to(int cpu) {
   cpu_set_t set{};
@@ -126,7 +126,7 @@ std::chrono::nanoseconds on_cpu_of(pid_t pid) {
 // A process runnable on a core that a real-time thread holds neither runs nor ends its wait, so
 // its run_delay stands still however long it waits: the meter counts that wait as it goes, and
 // never goes back once the wait ends and the kernel counts it.
-TEST(cpu_wait, a_meter_counts_a_wait_that_has_not_ended) {
+TEST(cpu_wait_meter, counts_a_wait_that_has_not_ended) {
   if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs one core to block, one to watch";
   if (!cpu_wait(::getpid())) GTEST_SKIP() << "no /proc/PID/schedstat on this kernel";
   constexpr int blocked_cpu = 1;
@@ -188,7 +188,7 @@ TEST(cpu_wait, a_meter_counts_a_wait_that_has_not_ended) {
 }
 
 // A process that sleeps waits for no core, however long the meter watches it.
-TEST(cpu_wait, a_meter_counts_no_wait_for_a_sleeping_process) {
+TEST(cpu_wait_meter, counts_no_wait_for_a_sleeping_process) {
   if (!cpu_wait(::getpid())) GTEST_SKIP() << "no /proc/PID/schedstat on this kernel";
   const child sleeper([] {
     for (;;) ::pause();
@@ -202,7 +202,7 @@ TEST(cpu_wait, a_meter_counts_no_wait_for_a_sleeping_process) {
   EXPECT_LT(*second - *first, 50ms);
 }
 
-TEST(cpu_wait, a_meter_of_no_process_has_no_figure) {
+TEST(cpu_wait_meter, of_no_process_has_no_figure) {
   cpu_wait_meter meter(0);
   EXPECT_FALSE(meter.waited(std::chrono::steady_clock::now()));
 }
