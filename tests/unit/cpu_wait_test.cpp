@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -133,8 +134,9 @@ TEST(cpu_wait_meter, counts_a_wait_that_has_not_ended) {
   ASSERT_TRUE(pin_to(0));
   const child spinner([] {
     pin_to(blocked_cpu);
-    for (;;) {
-    }
+    // A loop with no side effect may be assumed to end (C++ forward progress): clang drops it.
+    volatile std::uint64_t spins = 0;
+    for (;;) spins = spins + 1;
   });
   ASSERT_GT(spinner.pid(), 0);
   const auto running_since = std::chrono::steady_clock::now();
