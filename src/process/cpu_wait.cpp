@@ -9,7 +9,6 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
-#include <memory>
 
 namespace galaxies::process {
 namespace {
@@ -118,8 +117,8 @@ std::optional<std::chrono::nanoseconds> cpu_wait_meter::waited(clock::time_point
 }
 
 std::function<std::optional<std::chrono::nanoseconds>()> cpu_wait_probe(pid_t pid) {
-  return [meter = std::make_shared<cpu_wait_meter>(pid)] {
-    return meter->waited(cpu_wait_meter::clock::now());
+  return [meter = cpu_wait_meter(pid)]() mutable {
+    return meter.waited(cpu_wait_meter::clock::now());
   };
 }
 

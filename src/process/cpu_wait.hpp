@@ -58,7 +58,9 @@ class cpu_wait_meter {
 };
 
 // A cpu_wait_meter of process `pid` read at the time of each call, for a link's deadlines
-// (transport::basic_link::forgive_peer_cpu_wait).
+// (transport::basic_link::forgive_peer_cpu_wait). Each copy of the probe is a meter of its own.
+// Held by value: a polymorphic object (a shared_ptr's control block) destroyed while the process
+// is out of descriptors made UBSan's vptr check, which needs a pipe to read memory, report it.
 std::function<std::optional<std::chrono::nanoseconds>()> cpu_wait_probe(pid_t pid);
 
 }  // namespace galaxies::process
