@@ -13,6 +13,7 @@
 #include <system_error>
 #include <thread>
 
+#include "process/proc_stat.hpp"
 #include "process/self_executable.hpp"
 
 namespace galaxies::bench {
@@ -95,11 +96,8 @@ std::string find_in_path(const std::string& name) {
 bool process_alive(pid_t pid) {
   if (pid <= 0 || ::kill(pid, 0) != 0) return false;
   // An orphan reparented to a PID 1 that does not reap stays a zombie: it is gone all the same.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const auto paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+  const auto stat = process::read_proc_stat(pid);
+  return stat && stat->state != 'Z';
 }
 
 bool stop_foreign_process(pid_t pid, std::chrono::milliseconds grace) {

@@ -159,7 +159,8 @@ void master::start(fatal_handler on_fatal) {
   // Backends bound their own first attempt; this deadline is the promise that start-up never
   // hangs on a registry, whatever the backend does.
   registration_deadline_ = std::make_unique<asio::steady_timer>(io_);
-  await_registration(std::chrono::steady_clock::now(), process::threads_cpu_wait(::getpid()));
+  const auto now = std::chrono::steady_clock::now();
+  await_registration(now, registration_cpu_wait_.waited(now));
   registry_->start(
       self,
       [this](const std::vector<registry::host_record>& rows) {
@@ -182,7 +183,7 @@ void master::await_registration(std::chrono::steady_clock::time_point started,
                                 std::optional<std::chrono::nanoseconds> waited_at_start) {
   auto limit = std::chrono::steady_clock::duration(limits::registry_startup_timeout);
   if (waited_at_start)
-    if (const auto waited = process::threads_cpu_wait(::getpid()))
+    if (const auto waited = registration_cpu_wait_.waited(std::chrono::steady_clock::now()))
       limit = transport::forgive_cpu_wait(limit, limit, *waited - *waited_at_start,
                                           opts_.heartbeat.max_stretch);
   const auto now = std::chrono::steady_clock::now();

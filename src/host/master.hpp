@@ -2,6 +2,8 @@
 // Threading: lives on one io_context, run by one thread.
 #pragma once
 
+#include <unistd.h>
+
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
@@ -17,6 +19,7 @@
 #include "galaxies/options.hpp"
 #include "monitor/http_service.hpp"
 #include "monitor/snapshot_board.hpp"
+#include "process/cpu_wait.hpp"
 #include "process/supervisor.hpp"
 #include "registry/registry.hpp"
 #include "router/router.hpp"
@@ -81,6 +84,7 @@ class master {
   process::restart_policy restart_policy_;  // from opts_.restart, checked by start()
   std::unique_ptr<process::supervisor> supervisor_;
   std::unique_ptr<asio::steady_timer> registration_deadline_;
+  process::threads_cpu_wait_meter registration_cpu_wait_{::getpid()};
   asio::steady_timer tcp_accept_pause_;
   asio::steady_timer unix_accept_pause_;
   std::chrono::milliseconds accept_backoff_{0};

@@ -6,8 +6,9 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
+
+#include "process/proc_stat.hpp"
 
 namespace galaxies::host {
 namespace {
@@ -29,7 +30,6 @@ long long boot_time() {
 nlohmann::json process_stats() {
   nlohmann::json j = nlohmann::json::object();
   const long page = ::sysconf(_SC_PAGESIZE);
-  const long ticks = ::sysconf(_SC_CLK_TCK);
 
   std::ifstream statm("/proc/self/statm");
   unsigned long long size = 0;
@@ -47,29 +47,12 @@ nlohmann::json process_stats() {
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
     j["max_fds"] = static_cast<std::uint64_t>(limit.rlim_cur);
 
-  // /proc/self/stat: the command name (field 2) may hold spaces and parentheses; the fields
-  // after its last ')' are plain numbers. utime and stime are fields 14 and 15, starttime 22.
-  std::ifstream stat("/proc/self/stat");
-  std::string line;
-  if (std::getline(stat, line) && ticks > 0) {
-    const auto close = line.rfind(')');
-    if (close != std::string::npos) {
-      std::istringstream rest(line.substr(close + 1));
-      std::string field;
-      unsigned long long utime = 0, stime = 0, start = 0;
-      for (int index = 3; rest >> field; ++index) {
-        if (index == 14) utime = std::stoull(field);
-        if (index == 15) stime = std::stoull(field);
-        if (index == 22) {
-          start = std::stoull(field);
-          break;
-        }
-      }
-      j["cpu_seconds"] = static_cast<double>(utime + stime) / static_cast<double>(ticks);
-      if (const auto boot = boot_time(); boot >= 0)
-        j["start_time_seconds"] =
-            static_cast<double>(boot) + static_cast<double>(start) / static_cast<double>(ticks);
-    }
+  if (const auto stat = process::read_proc_stat(::getpid())) {
+    const double ticks = process::clock_ticks_per_second();
+    j["cpu_seconds"] = static_cast<double>(stat->user_ticks + stat->system_ticks) / ticks;
+    if (const auto boot = boot_time(); boot >= 0)
+      j["start_time_seconds"] =
+          static_cast<double>(boot) + static_cast<double>(stat->started_ticks) / ticks;
   }
   return j;
 }

@@ -1,14 +1,15 @@
 #include "process/cpu_wait.hpp"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+
+#include "process/proc_file.hpp"
+#include "process/proc_stat.hpp"
 
 namespace galaxies::process {
 namespace {
@@ -47,60 +48,29 @@ std::optional<std::chrono::nanoseconds> parse_schedstat(std::string_view text) n
 
 namespace {
 
-// At most `size` - 1 bytes of a small /proc file; nullopt when it cannot be read or is longer.
-template <std::size_t size>
-std::optional<std::string_view> read_small(const char* path,
-                                           std::array<char, size>& text) noexcept {
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  const auto n = ::read(fd, text.data(), text.size());
-  ::close(fd);
-  if (n <= 0 || static_cast<std::size_t>(n) == text.size()) return std::nullopt;
-  return std::string_view(text.data(), static_cast<std::size_t>(n));
-}
-
-std::optional<schedstat> read_schedstat_fields(const char* path) noexcept {
+// /proc/PID/task/TID/schedstat: the same figures as /proc/PID/schedstat for the main thread.
+std::optional<schedstat> read_schedstat(pid_t pid, pid_t tid) noexcept {
+  if (pid <= 0 || tid <= 0) return std::nullopt;
+  std::array<char, 64> path{};
+  std::snprintf(path.data(), path.size(), "/proc/%d/task/%d/schedstat", static_cast<int>(pid),
+                static_cast<int>(tid));
   // Three 64-bit numbers fit in 64 bytes; more than that is not a schedstat.
   std::array<char, 96> text{};
-  const auto read = read_small(path, text);
+  const auto read = read_proc_file(path.data(), text);
   if (!read) return std::nullopt;
   return parse_schedstat_fields(*read);
-}
-
-std::optional<std::chrono::nanoseconds> read_schedstat(const char* path) noexcept {
-  const auto fields = read_schedstat_fields(path);
-  if (!fields) return std::nullopt;
-  return fields->waited;
-}
-
-// The state letter of /proc/PID/stat ('R' runnable or running, 'S', 'D', ...), the field after
-// the name in parentheses, which ends at the line's last ')': the name may hold anything, the
-// numbers after it hold no ')'.
-std::optional<char> main_thread_state(pid_t pid) noexcept {
-  std::array<char, 40> path{};
-  std::snprintf(path.data(), path.size(), "/proc/%d/stat", static_cast<int>(pid));
-  std::array<char, 1024> text{};
-  const auto read = read_small(path.data(), text);
-  if (!read) return std::nullopt;
-  const auto close = read->rfind(')');
-  if (close == std::string_view::npos || close + 2 >= read->size()) return std::nullopt;
-  return (*read)[close + 2];
 }
 
 }  // namespace
 
 std::optional<std::chrono::nanoseconds> cpu_wait(pid_t pid) noexcept {
-  if (pid <= 0) return std::nullopt;
-  std::array<char, 40> path{};
-  std::snprintf(path.data(), path.size(), "/proc/%d/schedstat", static_cast<int>(pid));
-  return read_schedstat(path.data());
+  const auto figures = read_schedstat(pid, pid);
+  if (!figures) return std::nullopt;
+  return figures->waited;
 }
 
 std::optional<std::chrono::nanoseconds> cpu_wait_meter::waited(clock::time_point now) noexcept {
-  if (pid_ <= 0) return std::nullopt;
-  std::array<char, 40> path{};
-  std::snprintf(path.data(), path.size(), "/proc/%d/schedstat", static_cast<int>(pid_));
-  const auto figures = read_schedstat_fields(path.data());
+  const auto figures = read_schedstat(pid_, tid_);
   if (!figures) return std::nullopt;
   const bool unmoved =
       last_ && last_->on_cpu == figures->on_cpu && last_->waited == figures->waited;
@@ -111,7 +81,10 @@ std::optional<std::chrono::nanoseconds> cpu_wait_meter::waited(clock::time_point
   // Neither run nor a wait ended since we first saw these figures, and runnable: it has been on
   // a run queue all along, a wait the kernel will add to run_delay only when it ends.
   auto total = figures->waited;
-  if (unmoved && main_thread_state(pid_) == 'R') total += now - unmoved_since_;
+  if (unmoved) {
+    const auto stat = read_proc_stat(pid_, tid_);
+    if (stat && stat->state == 'R') total += now - unmoved_since_;
+  }
   reported_ = std::max(reported_, total);
   return reported_;
 }
@@ -122,24 +95,46 @@ std::function<std::optional<std::chrono::nanoseconds>()> cpu_wait_probe(pid_t pi
   };
 }
 
-std::optional<std::chrono::nanoseconds> threads_cpu_wait(pid_t pid) noexcept {
-  if (pid <= 0) return std::nullopt;
+std::optional<std::chrono::nanoseconds> threads_cpu_wait_meter::waited(clock::time_point now) {
+  if (pid_ <= 0) return std::nullopt;
   std::array<char, 40> path{};
-  std::snprintf(path.data(), path.size(), "/proc/%d/task", static_cast<int>(pid));
+  std::snprintf(path.data(), path.size(), "/proc/%d/task", static_cast<int>(pid_));
   DIR* tasks = ::opendir(path.data());
   if (tasks == nullptr) return std::nullopt;
-  std::optional<std::chrono::nanoseconds> total;
+  bool any = false;
+  for (auto& t : threads_) t.listed = false;
   while (const dirent* entry = ::readdir(tasks)) {
-    if (entry->d_name[0] == '.') continue;
-    std::array<char, 64> file{};
-    std::snprintf(file.data(), file.size(), "/proc/%d/task/%.20s/schedstat", static_cast<int>(pid),
-                  entry->d_name);
-    // A thread that ended since the listing is no longer waiting for anything.
-    if (const auto waited = read_schedstat(file.data()))
-      total = total.value_or(std::chrono::nanoseconds::zero()) + *waited;
+    pid_t tid = 0;
+    const std::string_view name(entry->d_name);
+    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), tid);
+    if (ec != std::errc{} || end != name.data() + name.size() || tid <= 0) continue;
+    auto known = std::find_if(threads_.begin(), threads_.end(),
+                              [tid](const thread& t) { return t.meter.tid() == tid; });
+    if (known == threads_.end())
+      known = threads_.insert(threads_.end(), thread{cpu_wait_meter(pid_, tid)});
+    known->listed = true;
+    if (const auto waited = known->meter.waited(now)) {
+      known->waited = *waited;
+      any = true;
+    }
   }
   ::closedir(tasks);
-  return total;
+  if (!any) return std::nullopt;
+  // A thread that ended keeps what it was last seen to wait; its meter goes, so that threads
+  // coming and going cost nothing here.
+  std::chrono::nanoseconds total = ended_;
+  for (auto t = threads_.begin(); t != threads_.end();) {
+    total += t->waited;
+    if (t->listed) {
+      ++t;
+    } else {
+      ended_ += t->waited;
+      t = threads_.erase(t);
+    }
+  }
+  // A new thread that took an ended one's id before a listing saw it end: never go back.
+  reported_ = std::max(reported_, total);
+  return reported_;
 }
 
 }  // namespace galaxies::process

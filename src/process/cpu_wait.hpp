@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace galaxies::process {
 
@@ -30,30 +31,51 @@ std::optional<schedstat> parse_schedstat_fields(std::string_view text) noexcept;
 // kernel keeps no such figure (built without CONFIG_SCHED_INFO).
 std::optional<std::chrono::nanoseconds> cpu_wait(pid_t pid) noexcept;
 
-// The run_delay of every live thread of process `pid`, summed (/proc/PID/task/*/schedstat): for
-// a deadline whose work runs on a thread other than the main one, such as a master's first
-// registration on its registry's thread, which waits for a core while the main thread sleeps.
-// A sum, so threads waiting at once count each: callers bound what they forgive. nullopt as
-// cpu_wait.
-std::optional<std::chrono::nanoseconds> threads_cpu_wait(pid_t pid) noexcept;
-
-// What process `pid`'s main thread has waited for a core, a wait still going on included. The
-// kernel adds a wait to run_delay only when it ends (sched_info_arrive): a master queued behind
-// 300 runnable tasks for 2.7 s showed none of it while its workers judged its silence, and they
-// closed on it (bench/RESULTS.md, seventeenth session). A meter asked again while the thread is
-// runnable ('R' in /proc/PID/stat) and neither its time on a cpu nor its run_delay has moved
-// counts the time since it first saw those figures as waited too. Never goes back.
+// What one thread waited for a core, a wait still going on included: process `pid`'s main
+// thread, or its thread `tid`. The kernel adds a wait to run_delay only when it ends
+// (sched_info_arrive): a master queued behind 300 runnable tasks for 2.7 s showed none of it while
+// its workers judged its silence, and they closed on it (bench/RESULTS.md, seventeenth session).
+// A meter asked again while the thread is runnable ('R' in its stat) and neither its time on a
+// cpu nor its run_delay has moved counts the time since it first saw those figures as waited too.
+// Never goes back.
 class cpu_wait_meter {
  public:
   using clock = std::chrono::steady_clock;
-  explicit cpu_wait_meter(pid_t pid) noexcept : pid_(pid) {}
-  // nullopt: the process is gone, or the kernel keeps no schedstat.
+  explicit cpu_wait_meter(pid_t pid) noexcept : cpu_wait_meter(pid, pid) {}
+  cpu_wait_meter(pid_t pid, pid_t tid) noexcept : pid_(pid), tid_(tid) {}
+  // nullopt: the thread is gone, or the kernel keeps no schedstat.
   std::optional<std::chrono::nanoseconds> waited(clock::time_point now) noexcept;
+  pid_t tid() const noexcept { return tid_; }
 
  private:
   pid_t pid_;
+  pid_t tid_;
   std::optional<schedstat> last_;
   clock::time_point unmoved_since_{};
+  std::chrono::nanoseconds reported_{0};
+};
+
+// What all threads of process `pid` have waited for a core, waits going on included (a meter
+// per thread): for a deadline whose work runs on a thread other than
+// the main one, such as a master's first registration on its registry's thread, which waits for
+// a core while the main thread sleeps. A thread that ended keeps what it was last seen to wait.
+// A sum, so threads waiting at once count each: callers bound what they forgive.
+class threads_cpu_wait_meter {
+ public:
+  using clock = cpu_wait_meter::clock;
+  explicit threads_cpu_wait_meter(pid_t pid) noexcept : pid_(pid) {}
+  // nullopt: the process is gone, or the kernel keeps no schedstat.
+  std::optional<std::chrono::nanoseconds> waited(clock::time_point now);
+
+ private:
+  struct thread {
+    cpu_wait_meter meter;
+    std::chrono::nanoseconds waited{0};  // when last seen
+    bool listed = false;
+  };
+  pid_t pid_;
+  std::vector<thread> threads_;
+  std::chrono::nanoseconds ended_{0};  // by threads that have ended
   std::chrono::nanoseconds reported_{0};
 };
 

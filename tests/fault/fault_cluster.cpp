@@ -17,6 +17,8 @@
 #include <system_error>
 #include <thread>
 
+#include "process/proc_stat.hpp"
+
 #ifndef GALAXIES_CHATTER_PATH
 #error "GALAXIES_CHATTER_PATH must name the built chatter program (tests/fault/CMakeLists.txt)"
 #endif
@@ -36,29 +38,11 @@ std::string tail_of(const std::filesystem::path& path, std::size_t bytes) {
 
 }  // namespace
 
-std::vector<std::string> proc_stat_fields(int pid) {
-  std::vector<std::string> fields;
-  const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fields;
-  std::string text;
-  char buf[1024];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) text.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (n < 0) return fields;            // exited meanwhile
-  const auto paren = text.rfind(')');  // the command name may hold spaces and parentheses
-  if (paren == std::string::npos) return fields;
-  std::istringstream rest(text.substr(paren + 1));
-  for (std::string field; rest >> field;) fields.push_back(field);
-  return fields;
-}
-
 bool process_gone(int pid) {
   if (pid <= 0) return true;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-  const auto fields = proc_stat_fields(pid);
-  return fields.empty() || fields[0] == "Z" || fields[0] == "X";
+  const auto stat = process::read_proc_stat(pid);
+  return !stat || stat->state == 'Z' || stat->state == 'X';
 }
 
 std::string summary(std::vector<double> ms) {

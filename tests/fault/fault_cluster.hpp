@@ -140,10 +140,6 @@ class fault_cluster {
 // A pid that has exited (or is a zombie nobody reaped yet).
 bool process_gone(int pid);
 
-// The fields of /proc/PID/stat after "(comm)" (field 3, the state, first); empty when the process
-// is gone, also when it exits while being read (an ifstream would throw from its read, ESRCH).
-std::vector<std::string> proc_stat_fields(int pid);
-
 // "min / median / max" of a list of milliseconds, for reports.
 std::string summary(std::vector<double> ms);
 

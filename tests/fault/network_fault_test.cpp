@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "fault_fixture.hpp"
+#include "process/proc_stat.hpp"
 
 #ifndef GALAXIES_DELAY_PROXY_PATH
 #error "GALAXIES_DELAY_PROXY_PATH must name the built delay_proxy (tests/fault/CMakeLists.txt)"
@@ -611,13 +612,9 @@ TEST_F(network_fault_test, no_false_leave_at_default_heartbeat_with_saturated_co
   // The cores really were busy: the CPU time the loops got (utime + stime, in clock ticks).
   double hog_cpu_s = 0;
   for (auto* h : hogs) {
-    const auto fields = proc_stat_fields(h->pid());
-    unsigned long long utime = 0, stime = 0;
-    if (fields.size() > 12) {  // fields 14 and 15; fields[0] is field 3
-      utime = std::stoull(fields[11]);
-      stime = std::stoull(fields[12]);
-    }
-    hog_cpu_s += static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    if (const auto stat = process::read_proc_stat(h->pid()))
+      hog_cpu_s += static_cast<double>(stat->user_ticks + stat->system_ticks) /
+                   process::clock_ticks_per_second();
   }
   for (auto* h : hogs) h->stop();
   std::printf("[fault] busy loops got %.1f CPU-seconds in 20 s (%ld cores online)\n", hog_cpu_s,

@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "galaxies/ids.hpp"
+#include "process/proc_stat.hpp"
 #include "wire/control.hpp"
 #include "wire/frame.hpp"
 
@@ -25,38 +26,6 @@ namespace galaxies::test::tools {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-// Reads a small file (/proc entries) whole; "" when it cannot be opened.
-std::string read_small_file(const std::string& path) {
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return {};
-  std::string text;
-  char buf[4096];
-  while (true) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return text;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-}
-
-// The fields of /proc/PID/stat after "(comm)", which may itself hold spaces and parentheses:
-// [0] is field 3 (state), [1] field 4 (ppid), [19] field 22 (start time).
-std::vector<std::string> stat_fields(pid_t pid) {
-  const std::string text = read_small_file("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = text.rfind(')');
-  std::vector<std::string> fields;
-  if (close == std::string::npos) return fields;
-  std::size_t at = close + 1;
-  while (at < text.size()) {
-    while (at < text.size() && text[at] == ' ') ++at;
-    const auto end = text.find_first_of(" \n", at);
-    if (at < text.size()) fields.push_back(text.substr(at, end - at));
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
-  return fields;
-}
 
 int remaining_ms(clock::time_point until) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now());
@@ -119,14 +88,13 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd,
 }
 
 std::uint64_t start_time(pid_t pid) {
-  const auto fields = stat_fields(pid);
-  if (fields.size() < 20) return 0;
-  return std::stoull(fields[19]);
+  const auto stat = process::read_proc_stat(pid);
+  return stat ? stat->started_ticks : 0;
 }
 
 char state(pid_t pid) {
-  const auto fields = stat_fields(pid);
-  return fields.empty() || fields[0].empty() ? 0 : fields[0][0];
+  const auto stat = process::read_proc_stat(pid);
+  return stat ? stat->state : 0;
 }
 
 std::vector<pid_t> children_of(pid_t parent) {
@@ -137,9 +105,8 @@ std::vector<pid_t> children_of(pid_t parent) {
     char* end = nullptr;
     const long pid = std::strtol(entry->d_name, &end, 10);
     if (pid <= 0 || *end != '\0') continue;
-    const auto fields = stat_fields(static_cast<pid_t>(pid));
-    if (fields.size() > 1 && fields[1] == std::to_string(parent))
-      children.push_back(static_cast<pid_t>(pid));
+    const auto stat = process::read_proc_stat(static_cast<pid_t>(pid));
+    if (stat && stat->parent == parent) children.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(proc);
   return children;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -52,15 +53,16 @@ TEST(cpu_wait, no_process_no_figure) {
   ASSERT_GT(pid_max, 0);
   for (const pid_t pid : {0, -1, static_cast<pid_t>(pid_max)}) {
     EXPECT_FALSE(cpu_wait(pid)) << pid;
-    EXPECT_FALSE(threads_cpu_wait(pid)) << pid;
+    EXPECT_FALSE(threads_cpu_wait_meter(pid).waited(std::chrono::steady_clock::now())) << pid;
   }
 }
 
 // Three threads spinning on one core wait for it in turns, while the main thread sleeps: the
 // process's threads have waited, its main thread has not.
 TEST(cpu_wait, the_threads_figure_counts_what_threads_other_than_the_main_one_waited) {
+  threads_cpu_wait_meter threads(::getpid());
   const auto main_before = cpu_wait(::getpid());
-  const auto threads_before = threads_cpu_wait(::getpid());
+  const auto threads_before = threads.waited(std::chrono::steady_clock::now());
   if (!main_before || !threads_before) GTEST_SKIP() << "no /proc/PID/schedstat on this kernel";
   cpu_set_t one{};
   CPU_ZERO(&one);
@@ -74,12 +76,15 @@ TEST(cpu_wait, the_threads_figure_counts_what_threads_other_than_the_main_one_wa
       }
     });
   std::this_thread::sleep_for(300ms);
-  // Read while they live: a thread that ended takes its figure along.
-  const auto threads_after = threads_cpu_wait(::getpid());
+  const auto threads_after = threads.waited(std::chrono::steady_clock::now());
   const auto main_after = cpu_wait(::getpid());
   stop = true;
   for (auto& t : spinners) t.join();
   ASSERT_TRUE(threads_after && main_after);
+  // The threads have ended: what they waited stays counted.
+  const auto threads_ended = threads.waited(std::chrono::steady_clock::now());
+  ASSERT_TRUE(threads_ended);
+  EXPECT_GE(*threads_ended, *threads_after);
   const auto threads_waited = *threads_after - *threads_before;
   const auto main_waited = *main_after - *main_before;
   EXPECT_GE(threads_waited, 100ms) << "three threads shared one core for 300 ms";
@@ -116,77 +121,145 @@ class child {
   pid_t pid_;
 };
 
-std::chrono::nanoseconds on_cpu_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+// Time on a cpu of process `pid`'s thread `tid`, from the kernel's own line; -1 when unreadable.
+std::chrono::nanoseconds on_cpu_of(pid_t pid, pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/schedstat");
   std::string line;
   std::getline(in, line);
   const auto fields = parse_schedstat_fields(line);
   return fields ? fields->on_cpu : std::chrono::nanoseconds{-1};
 }
 
+// Spins forever. A loop with no side effect may be assumed to end (C++ forward progress): clang
+// drops it.
+[[noreturn]] void spin() {
+  volatile std::uint64_t spins = 0;
+  for (;;) spins = spins + 1;
+}
+
+// A real-time thread that holds core `cpu` while it lives (at most 500 ms: the kernel's real-time
+// throttling allows 950 ms a second), or could not become real-time (no CAP_SYS_NICE).
+class core_holder {
+ public:
+  explicit core_holder(int cpu)
+      : thread_([this, cpu] {
+          pin_to(cpu);
+          const sched_param priority{.sched_priority = 1};
+          if (::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &priority) != 0) {
+            state_ = -1;
+            return;
+          }
+          state_ = 1;
+          const auto until = std::chrono::steady_clock::now() + 500ms;
+          while (!release_.load(std::memory_order_relaxed) &&
+                 std::chrono::steady_clock::now() < until) {
+          }
+        }) {
+    while (state_ == 0) std::this_thread::yield();
+  }
+  ~core_holder() { release(); }
+  bool holds() const { return state_ > 0; }
+  void release() {
+    release_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<int> state_{0};  // 1: holds the core, -1: could not become real-time
+  std::atomic<bool> release_{false};
+  std::thread thread_;
+};
+
+// Waits until `pid`'s thread `tid` has run (its time on a cpu moved), within 10 s.
+::testing::AssertionResult runs(pid_t pid, pid_t tid) {
+  const auto from = std::chrono::steady_clock::now();
+  const auto before = on_cpu_of(pid, tid);
+  while (on_cpu_of(pid, tid) <= before) {
+    if (std::chrono::steady_clock::now() - from > 10s)
+      return ::testing::AssertionFailure() << "thread " << tid << " never ran";
+    std::this_thread::sleep_for(1ms);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+constexpr int blocked_cpu = 1;
+
+// Why the tests below cannot run here: they need one core to block and one to watch from.
+std::string missing_here() {
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) return "needs one core to block, one to watch";
+  if (!cpu_wait(::getpid())) return "no /proc/PID/schedstat on this kernel";
+  return {};
+}
+
 // A process runnable on a core that a real-time thread holds neither runs nor ends its wait, so
 // its run_delay stands still however long it waits: the meter counts that wait as it goes, and
 // never goes back once the wait ends and the kernel counts it.
 TEST(cpu_wait_meter, counts_a_wait_that_has_not_ended) {
-  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) GTEST_SKIP() << "needs one core to block, one to watch";
-  if (!cpu_wait(::getpid())) GTEST_SKIP() << "no /proc/PID/schedstat on this kernel";
-  constexpr int blocked_cpu = 1;
+  if (const auto missing = missing_here(); !missing.empty()) GTEST_SKIP() << missing;
   ASSERT_TRUE(pin_to(0));
   const child spinner([] {
     pin_to(blocked_cpu);
-    // A loop with no side effect may be assumed to end (C++ forward progress): clang drops it.
-    volatile std::uint64_t spins = 0;
-    for (;;) spins = spins + 1;
+    spin();
   });
   ASSERT_GT(spinner.pid(), 0);
-  const auto running_since = std::chrono::steady_clock::now();
-  const auto on_cpu_before = on_cpu_of(spinner.pid());
-  while (on_cpu_of(spinner.pid()) <= on_cpu_before) {
-    ASSERT_LT(std::chrono::steady_clock::now() - running_since, 10s) << "the spinner never ran";
-    std::this_thread::sleep_for(1ms);
-  }
+  ASSERT_TRUE(runs(spinner.pid(), spinner.pid()));
 
-  std::atomic<int> hog_state{0};  // 1: holds the core, -1: could not become real-time
-  std::atomic<bool> release{false};
-  std::thread hog([&] {
-    pin_to(blocked_cpu);
-    const sched_param priority{.sched_priority = 1};
-    if (::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &priority) != 0) {
-      hog_state = -1;
-      return;
-    }
-    hog_state = 1;
-    // Bounded whatever the test does: the kernel's real-time throttling allows 950 ms a second.
-    const auto until = std::chrono::steady_clock::now() + 500ms;
-    while (!release.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until) {
-    }
-  });
-  while (hog_state == 0) std::this_thread::yield();
-  if (hog_state < 0) {
-    hog.join();
-    GTEST_SKIP() << "no real-time priority here (CAP_SYS_NICE) to hold a core";
-  }
+  core_holder hog(blocked_cpu);
+  if (!hog.holds()) GTEST_SKIP() << "no real-time priority here (CAP_SYS_NICE) to hold a core";
   std::this_thread::sleep_for(20ms);  // the spinner's last slice has ended: it waits
   cpu_wait_meter meter(spinner.pid());
   const auto first = meter.waited(std::chrono::steady_clock::now());
   std::this_thread::sleep_for(300ms);
   const auto during = meter.waited(std::chrono::steady_clock::now());
-  release = true;
-  hog.join();
+  hog.release();
   ASSERT_TRUE(first && during);
   EXPECT_GE(*during - *first, 250ms) << "queued for 300 ms behind a real-time thread";
 
   // Once the spinner runs again, the kernel has counted the whole wait: the figure stands.
-  const auto released = std::chrono::steady_clock::now();
-  const auto on_cpu_released = on_cpu_of(spinner.pid());
-  while (on_cpu_of(spinner.pid()) <= on_cpu_released) {
-    ASSERT_LT(std::chrono::steady_clock::now() - released, 10s) << "the spinner never ran again";
-    std::this_thread::sleep_for(1ms);
-  }
+  ASSERT_TRUE(runs(spinner.pid(), spinner.pid()));
   const auto after = meter.waited(std::chrono::steady_clock::now());
   ASSERT_TRUE(after);
   EXPECT_GE(*after, *during);
   EXPECT_GE(*cpu_wait(spinner.pid()), *during - 20ms) << "the kernel's figure caught up";
+}
+
+// The same wait on a thread other than the main one, which sleeps: a master's registration runs
+// on its registry's thread. The threads' meter counts it as it goes; the main thread's does not.
+TEST(cpu_wait_meter, of_all_threads_counts_a_wait_of_another_thread_that_has_not_ended) {
+  if (const auto missing = missing_here(); !missing.empty()) GTEST_SKIP() << missing;
+  ASSERT_TRUE(pin_to(0));
+  int tid_pipe[2];
+  ASSERT_EQ(::pipe(tid_pipe), 0);
+  const child process([&] {
+    std::thread([&] {
+      pin_to(blocked_cpu);
+      const pid_t tid = ::gettid();
+      (void)!::write(tid_pipe[1], &tid, sizeof tid);
+      spin();
+    }).detach();
+    for (;;) ::pause();
+  });
+  ASSERT_GT(process.pid(), 0);
+  pid_t spinning = 0;
+  ASSERT_EQ(::read(tid_pipe[0], &spinning, sizeof spinning), static_cast<ssize_t>(sizeof spinning));
+  ::close(tid_pipe[0]);
+  ::close(tid_pipe[1]);
+  ASSERT_TRUE(runs(process.pid(), spinning));
+
+  core_holder hog(blocked_cpu);
+  if (!hog.holds()) GTEST_SKIP() << "no real-time priority here (CAP_SYS_NICE) to hold a core";
+  std::this_thread::sleep_for(20ms);
+  threads_cpu_wait_meter threads(process.pid());
+  cpu_wait_meter main_thread(process.pid());
+  const auto threads_first = threads.waited(std::chrono::steady_clock::now());
+  const auto main_first = main_thread.waited(std::chrono::steady_clock::now());
+  std::this_thread::sleep_for(300ms);
+  const auto threads_during = threads.waited(std::chrono::steady_clock::now());
+  const auto main_during = main_thread.waited(std::chrono::steady_clock::now());
+  hog.release();
+  ASSERT_TRUE(threads_first && threads_during && main_first && main_during);
+  EXPECT_GE(*threads_during - *threads_first, 250ms) << "a thread queued for 300 ms";
+  EXPECT_LT(*main_during - *main_first, 50ms) << "the main thread sleeps";
 }
 
 // A process that sleeps waits for no core, however long the meter watches it.
