@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <set>
 #include <unordered_set>
 #include <vector>
@@ -191,6 +194,33 @@ TEST(ByteBuffer, ReallocatingKeepsExactlyTheUnreadRangeAtTheStart) {
             (std::vector<std::byte>{std::byte(4), std::byte(5), std::byte(6), std::byte(7)}));
   buffer.reallocate(4, 0, 0);
   EXPECT_EQ(buffer.size(), 4u);
+}
+
+// Resident bytes of this process (/proc/self/statm's second field); 0 when unreadable.
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Its pages are touched only when written: zero-filled, each link's 64 KiB read buffer cost a
+// master with 71 links 4.6 MiB of pages it never read into (bench/RESULTS.md, seventeenth
+// session).
+TEST(ByteBuffer, TouchesNoPageUntilWritten) {
+  constexpr std::size_t size = std::size_t{64} << 20;
+  const auto before = resident_bytes();
+  ASSERT_GT(before, 0u);
+  byte_buffer buffer(size);
+  // As if the bytes were read here: else the compiler may drop a zero-fill as overwritten below.
+  asm volatile("" : : "r"(buffer.data()) : "memory");
+  const auto made = resident_bytes();
+  std::memset(buffer.data(), 1, size);
+  const volatile std::byte last = buffer.data()[size - 1];  // the writes are used
+  (void)last;
+  const auto written = resident_bytes();
+  EXPECT_GT(written - made, size / 2) << "writing it touches its pages: the measure sees them";
+  EXPECT_LT(made - before, size / 4) << "making it touched " << (made - before) << " bytes";
 }
 
 }  // namespace
