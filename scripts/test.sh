@@ -59,7 +59,8 @@ stage_plain() {
       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$optimised_flags"
   fi
   "$here/build.sh"
-  # `manual`: tests that cannot gate the build yet (saturation_test; its CMakeLists.txt says why).
+  # `manual`: tests that cannot gate the build yet (none today; saturation_test was one, its
+  # CMakeLists.txt says why).
   ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j "$test_jobs" --timeout 900 \
     -LE manual "$@"
 }
