@@ -25,7 +25,8 @@ constexpr auto poll_interval = 10ms;
 
 }  // namespace
 
-child_process::child_process(const std::string& program, const std::vector<std::string>& args) {
+child_process::child_process(const std::string& program, const std::vector<std::string>& args,
+                             if_unusable fallback) {
   std::vector<std::string> owned{std::filesystem::path(program).filename().string()};
   owned.insert(owned.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -44,6 +45,7 @@ child_process::child_process(const std::string& program, const std::vector<std::
     // keep it open after the driver closed it.
     ::close_range(3, ~0U, 0);
     ::execv(program.c_str(), argv.data());
+    if (fallback == if_unusable::run_this_program) ::execv(process::running_file, argv.data());
     ::_exit(127);
   }
 }
@@ -77,8 +79,9 @@ bool child_process::stop(std::chrono::milliseconds grace) {
   return false;
 }
 
-std::string this_program() {
-  return process::self_executable();
+std::unique_ptr<child_process> start_this_program(std::vector<std::string> args) {
+  return std::make_unique<child_process>(process::self_executable(), args,
+                                         child_process::if_unusable::run_this_program);
 }
 
 std::string find_in_path(const std::string& name) {

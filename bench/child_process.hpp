@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,10 +12,17 @@ namespace galaxies::bench {
 
 class child_process {
  public:
+  // What the child runs when `program` cannot be exec'd.
+  enum class if_unusable {
+    fail,              // nothing: it exits 127
+    run_this_program,  // this program's running file: `program` was this program's path, which
+                       // a rebuild or an upgrade may have renamed away since it was chosen
+  };
   // Starts `program` (a path) with `args` as argv[1..]. Its stdout goes to our stderr, so that
   // `--json -` keeps stdout for the JSON. The child gets SIGTERM when the thread that started it
   // dies, so that a killed driver leaves nothing behind.
-  child_process(const std::string& program, const std::vector<std::string>& args);
+  child_process(const std::string& program, const std::vector<std::string>& args,
+                if_unusable fallback = if_unusable::fail);
   ~child_process();
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
@@ -31,8 +39,9 @@ class child_process {
   bool reaped_ = false;
 };
 
-// This program again (the file it was started from), for the hosts and the relays.
-std::string this_program();
+// A child running this program again (the file it was started from, by its path while that
+// names it: process::self_executable) with `args`: the hosts and the relays.
+std::unique_ptr<child_process> start_this_program(std::vector<std::string> args);
 
 // The first executable file called `name` in $PATH; "" if there is none.
 std::string find_in_path(const std::string& name);

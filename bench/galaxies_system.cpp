@@ -57,7 +57,7 @@ void galaxies_system::start_host(const std::string& name, const std::string& log
     args.push_back("--busy-poll-us");
     args.push_back(std::to_string(busy_poll_us));
   }
-  hosts_.push_back(std::make_unique<child_process>(this_program(), std::move(args)));
+  hosts_.push_back(start_this_program(std::move(args)));
 }
 
 void galaxies_system::check_hosts() const {

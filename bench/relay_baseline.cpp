@@ -54,13 +54,11 @@ stream_pair connect_pair(const std::string& dir) {
 
 relay_baseline::relay_baseline(const std::string& dir) : dir_(dir) {
   const std::string port_file = dir + "/relay-far.port";
-  far_ = std::make_unique<child_process>(
-      this_program(), std::vector<std::string>{relay_subcommand, "--unix", dir + "/relay-far.sock",
-                                               "--port-file", port_file});
+  far_ = start_this_program(
+      {relay_subcommand, "--unix", dir + "/relay-far.sock", "--port-file", port_file});
   const int port = read_port(port_file, *far_);
-  near_ = std::make_unique<child_process>(
-      this_program(), std::vector<std::string>{relay_subcommand, "--unix", dir + "/relay-near.sock",
-                                               "--connect-port", std::to_string(port)});
+  near_ = start_this_program({relay_subcommand, "--unix", dir + "/relay-near.sock",
+                              "--connect-port", std::to_string(port)});
 }
 
 throughput_result relay_baseline::throughput(const test_spec& spec) {

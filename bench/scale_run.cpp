@@ -262,7 +262,7 @@ class scale_session {
       args.push_back("--busy-poll-us");
       args.push_back(std::to_string(options_.busy_poll_us));
     }
-    hosts_.push_back(std::make_unique<child_process>(this_program(), std::move(args)));
+    hosts_.push_back(start_this_program(std::move(args)));
   }
 
   void check_hosts() {

@@ -6,6 +6,10 @@
 
 namespace galaxies::process {
 
+// The running program's own file, whatever has become of its path: /proc/self/exe. A process
+// forked from this one and not yet exec'd names the same file by it.
+inline constexpr const char* running_file = "/proc/self/exe";
+
 // The path /proc/self/exe resolves to, while that path still names the running file: tools that
 // follow exec by path (valgrind --trace-children, profilers) can then follow the workers.
 // "/proc/self/exe" itself otherwise: when the program was replaced or deleted on disk (an upgrade

@@ -176,6 +176,12 @@ spawned::~spawned() = default;
 spawned spawn_worker(const std::vector<std::string>& argv,
                      const std::vector<std::pair<std::string, std::string>>& extra_env,
                      std::size_t ring_bytes) {
+  return spawn_worker_from(self_executable(), argv, extra_env, ring_bytes);
+}
+
+spawned spawn_worker_from(const std::string& executable, const std::vector<std::string>& argv,
+                          const std::vector<std::pair<std::string, std::string>>& extra_env,
+                          std::size_t ring_bytes) {
   if (argv.empty()) throw_errno(EINVAL, "argv is empty (argv[0] is required)");
 
   int pair[2];
@@ -224,9 +230,15 @@ spawned spawn_worker(const std::vector<std::string>& argv,
   std::vector<char*> env_pointers = pointers_to(env);
 
   pid_t pid = -1;
-  const std::string executable = self_executable();
-  const int rc = ::posix_spawn(&pid, executable.c_str(), &actions.value, &attr.value,
-                               arg_pointers.data(), env_pointers.data());
+  const auto spawn = [&](const std::string& executable) {
+    return ::posix_spawn(&pid, executable.c_str(), &actions.value, &attr.value, arg_pointers.data(),
+                         env_pointers.data());
+  };
+  int rc = spawn(executable);
+  // The path named the running file when it was chosen, and may not any more: a linker or an
+  // upgrade renames the old file away before the new one is in place (a host of the saturation
+  // scenario lost its start to a rebuild so). The running file itself is still there.
+  if (rc != 0 && executable != running_file) rc = spawn(running_file);
   if (rc != 0) throw_errno(rc, "posix_spawn(" + executable + ")");
   spawned out;
   out.pid = pid;

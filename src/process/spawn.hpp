@@ -50,6 +50,13 @@ spawned spawn_worker(const std::vector<std::string>& argv,
                      const std::vector<std::pair<std::string, std::string>>& extra_env,
                      std::size_t ring_bytes = 0);
 
+// The same from `executable`, a path of this program chosen earlier (self_executable()), or from
+// the running file if that path cannot be exec'd any more: a linker or an upgrade renames the old
+// file away before the new one is in place.
+spawned spawn_worker_from(const std::string& executable, const std::vector<std::string>& argv,
+                          const std::vector<std::pair<std::string, std::string>>& extra_env,
+                          std::size_t ring_bytes = 0);
+
 // In a worker: the inherited channel fd, made close-on-exec, with the variable removed from the
 // environment so the worker's own children do not take it for theirs. nullopt when not a worker.
 // Throws std::runtime_error when the variable is set but does not name an open socket.

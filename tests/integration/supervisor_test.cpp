@@ -403,6 +403,18 @@ TEST_F(SpawnWorker, ChildEndThatIsAlreadyFd3IsStillInherited) {
   EXPECT_EQ(read_line(io, master_fd), "ping");
 }
 
+// The path chosen for this program was renamed away before the exec (a rebuild did so under a
+// running benchmark): the worker runs from the running file instead.
+TEST_F(SpawnWorker, RunsTheRunningFileWhenThePathChosenIsGoneByTheExec) {
+  const std::string gone = "/nonexistent-galaxies-test/" + worker_argv[0];
+  auto child = spawn_worker_from(gone, worker_argv, {{"TEST_WORKER_MODE", "echo"}});
+  track(child.pid, child.channel_fd);
+  asio::io_context io;
+  ASSERT_TRUE(read_line(io, child.channel_fd)) << "no hello: the worker did not start";
+  ASSERT_TRUE(write_all(child.channel_fd, "ping\n"));
+  EXPECT_EQ(read_line(io, child.channel_fd), "ping");
+}
+
 TEST_F(SpawnWorker, RejectsAnEmptyArgv) {
   EXPECT_THROW(spawn_worker({}, {}), std::system_error);
 }
