@@ -40,20 +40,14 @@ struct bench_run {
   std::string log;
 };
 
-bench_run run_quick_bench() {
+// `galaxies bench` with `args`, the JSON written to a file of its own.
+bench_run run_bench(const std::vector<std::string>& args) {
   temp_dir dir;
   const std::string json_path = (dir.path() / "bench.json").string();
   const std::string log_path = (dir.path() / "bench.log").string();
-  std::vector<std::string> argv = {cli_path(),
-                                   "bench",
-                                   "--quick",
-                                   "--json",
-                                   json_path,
-                                   "--time-limit",
-                                   std::to_string(bench_time_limit_s)};
-#ifdef GALAXIES_TEST_NATS
-  argv.insert(argv.end(), {"--peer", "nats"});
-#endif
+  std::vector<std::string> argv = {cli_path(), "bench",        "--json",
+                                   json_path,  "--time-limit", std::to_string(bench_time_limit_s)};
+  argv.insert(argv.end(), args.begin(), args.end());
   tools::unique_fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   const pid_t pid = tools::spawn(argv, log.get(), log.get());
   bench_run out;
@@ -71,6 +65,14 @@ bench_run run_quick_bench() {
   std::ifstream json_in(json_path);
   if (json_in) out.document = nlohmann::json::parse(json_in, nullptr, false);
   return out;
+}
+
+bench_run run_quick_bench() {
+#ifdef GALAXIES_TEST_NATS
+  return run_bench({"--quick", "--peer", "nats"});
+#else
+  return run_bench({"--quick"});
+#endif
 }
 
 // Its log is printed whatever happens: the figures are worth seeing, and in a sanitizer build a
@@ -167,6 +169,41 @@ TEST_F(bench_cli, galaxies_loses_nothing_to_a_stopped_receiver) {
   EXPECT_EQ(g.at("lost").at("max").get<double>(), 0);
   EXPECT_EQ(g.at("neighbour_lost").at("max").get<double>(), 0);
   EXPECT_TRUE(g.at("delivered_all").at("all").get<bool>());
+}
+
+// `--scale H,W` on a small cluster: converged, each master linked to every other host, and what
+// every process of it had cost when the views completed, read from /proc (the figures that say
+// where a large start-up's CPU goes: bench/RESULTS.md, seventeenth session).
+TEST(bench_cli_scale, reports_convergence_links_and_what_each_process_cost) {
+  constexpr int hosts = 3;
+  constexpr int workers = 2;
+  const auto run =
+      run_bench({"--scale", std::to_string(hosts) + "," + std::to_string(workers), "--hold", "1"});
+  std::cerr << "---- galaxies bench --scale (exit " << run.status << ")\n" << run.log << "----\n";
+  ASSERT_EQ(run.status, 0);
+  ASSERT_TRUE(run.document.is_object() && run.document.contains("scale"));
+  const auto& s = run.document.at("scale");
+  EXPECT_TRUE(s.at("converged").get<bool>());
+  EXPECT_EQ(s.at("masters").at("links").at("min").get<double>(), hosts - 1);
+  EXPECT_EQ(s.at("masters").at("links").at("max").get<double>(), hosts - 1);
+
+  const auto& cost = s.at("cost_at_convergence");
+  double cpu_s = 0;
+  for (const auto& [kind, processes] :
+       {std::pair{"masters", hosts}, {"workers", hosts * workers}}) {
+    ASSERT_TRUE(cost.contains(kind)) << kind;
+    const auto& c = cost.at(kind);
+    EXPECT_EQ(c.at("processes").get<int>(), processes) << kind;
+    expect_figure(c, "cpu_ms", kind);
+    expect_figure(c, "minor_faults", kind);
+    EXPECT_GT(c.at("minor_faults").at("min").get<double>(), 0)
+        << kind << ": every process faults its pages in as it starts";
+    cpu_s += c.at("cpu_s").get<double>();
+  }
+  EXPECT_GT(cpu_s, 0) << "nine processes started and ran";
+  EXPECT_NEAR(cost.at("cpu_s").get<double>(), cpu_s, 1e-9);
+  const double cores = run.document.at("context").at("cores").get<double>();
+  EXPECT_NEAR(cost.at("cpu_s_per_core").get<double>() * cores, cpu_s, 1e-9);
 }
 
 }  // namespace
