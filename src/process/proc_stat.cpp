@@ -63,15 +63,23 @@ std::optional<proc_stat> parse_proc_stat(std::string_view text) noexcept {
   return out;
 }
 
+namespace {
+
+std::optional<proc_stat> read_stat_file(const char* path) noexcept {
+  // 52 fields of at most 20 digits and a name of at most 64 bytes.
+  std::array<char, 1280> text{};
+  const auto read = read_proc_file(path, text);
+  if (!read) return std::nullopt;
+  return parse_proc_stat(*read);
+}
+
+}  // namespace
+
 std::optional<proc_stat> read_proc_stat(pid_t pid) noexcept {
   if (pid <= 0) return std::nullopt;
   std::array<char, 40> path{};
   std::snprintf(path.data(), path.size(), "/proc/%d/stat", static_cast<int>(pid));
-  // 52 fields of at most 20 digits and a name of at most 64 bytes.
-  std::array<char, 1280> text{};
-  const auto read = read_proc_file(path.data(), text);
-  if (!read) return std::nullopt;
-  return parse_proc_stat(*read);
+  return read_stat_file(path.data());
 }
 
 std::optional<proc_stat> read_proc_stat(pid_t pid, pid_t tid) noexcept {
@@ -79,10 +87,7 @@ std::optional<proc_stat> read_proc_stat(pid_t pid, pid_t tid) noexcept {
   std::array<char, 64> path{};
   std::snprintf(path.data(), path.size(), "/proc/%d/task/%d/stat", static_cast<int>(pid),
                 static_cast<int>(tid));
-  std::array<char, 1280> text{};
-  const auto read = read_proc_file(path.data(), text);
-  if (!read) return std::nullopt;
-  return parse_proc_stat(*read);
+  return read_stat_file(path.data());
 }
 
 double clock_ticks_per_second() noexcept {
