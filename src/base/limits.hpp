@@ -113,6 +113,13 @@ inline constexpr std::chrono::milliseconds local_health_tolerance{50};
 inline constexpr int local_health_stretch_factor = 3;
 inline constexpr int local_health_max_multiplier = 8;
 inline constexpr std::chrono::milliseconds local_health_half_life{2000};
+// What a peer of this machine is forgiven for the time the kernel shows it waiting for a core
+// (process::cpu_wait_meter) is bounded this many times further. Such a peer's exit is seen at
+// once (EOF), and a hung one waits for no core: the bound only guards against a pid taken for
+// the wrong process. On 2 cores with 576 processes starting, masters sat runnable without running
+// for 11 to 13 s, past the 12 s of the plain bound, and their peers closed on them
+// (bench/RESULTS.md, eighteenth session). 5 x 8 x 1.5 s: 60 s at the defaults.
+inline constexpr int local_health_cpu_wait_factor = 5;
 // A stretched verdict is logged at most once per interval per process, with a count of the rest.
 inline constexpr std::chrono::milliseconds local_health_log_interval{10000};
 

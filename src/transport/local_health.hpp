@@ -22,11 +22,16 @@ struct local_health_settings {
   static local_health_settings bounded_by(int max_multiplier) noexcept {
     local_health_settings s;
     s.max_multiplier = max_multiplier;
+    s.max_cpu_wait_multiplier =
+        max_multiplier <= 1 ? 1 : max_multiplier * limits::local_health_cpu_wait_factor;
     return s;
   }
   std::chrono::steady_clock::duration tolerance = limits::local_health_tolerance;
   int stretch_factor = limits::local_health_stretch_factor;
   int max_multiplier = limits::local_health_max_multiplier;
+  // The bound of forgive_cpu_wait (limits::local_health_cpu_wait_factor).
+  int max_cpu_wait_multiplier =
+      limits::local_health_max_multiplier * limits::local_health_cpu_wait_factor;
   std::chrono::steady_clock::duration half_life = limits::local_health_half_life;
 };
 
@@ -89,10 +94,10 @@ class local_health {
   clock::duration silence_limit(clock::duration base, clock::time_point now,
                                 clock::duration peer_excess = {}) const noexcept;
 
-  // transport::forgive_cpu_wait within this process's max_multiplier.
+  // transport::forgive_cpu_wait within this process's max_cpu_wait_multiplier.
   clock::duration forgive_cpu_wait(clock::duration limit, clock::duration base,
                                    clock::duration waited) const noexcept {
-    return transport::forgive_cpu_wait(limit, base, waited, settings_.max_multiplier);
+    return transport::forgive_cpu_wait(limit, base, waited, settings_.max_cpu_wait_multiplier);
   }
 
   // A deadline was stretched by forgive_cpu_wait (counted).
