@@ -56,10 +56,10 @@ class cpu_wait_meter {
 };
 
 // What all threads of process `pid` have waited for a core, waits going on included (a meter
-// per thread): for a deadline whose work runs on a thread other than
-// the main one, such as a master's first registration on its registry's thread, which waits for
-// a core while the main thread sleeps. A thread that ended keeps what it was last seen to wait.
-// A sum, so threads waiting at once count each: callers bound what they forgive.
+// per thread): for a deadline whose work runs on a thread other than the main one, such as a
+// master's first registration on its registry's thread, which waits for a core while the main
+// thread sleeps. A thread that ended keeps what it was last seen to wait. A sum, so threads
+// waiting at once count each: callers bound what they forgive.
 class threads_cpu_wait_meter {
  public:
   using clock = cpu_wait_meter::clock;

@@ -2,16 +2,31 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace galaxies::transport {
+namespace {
+
+// base x multiplier (at least 1), saturated: a max_stretch read from a configuration is not
+// trusted to keep the product in range.
+std::chrono::steady_clock::duration bound(std::chrono::steady_clock::duration base,
+                                          int multiplier) noexcept {
+  using rep = std::chrono::steady_clock::rep;
+  const rep m = std::max(multiplier, 1);
+  if (base.count() > std::numeric_limits<rep>::max() / m)
+    return std::chrono::steady_clock::duration::max();
+  return base * m;
+}
+
+}  // namespace
 
 std::chrono::steady_clock::duration forgive_cpu_wait(std::chrono::steady_clock::duration limit,
                                                      std::chrono::steady_clock::duration base,
                                                      std::chrono::steady_clock::duration waited,
                                                      int max_multiplier) noexcept {
-  const auto most = base * std::max(max_multiplier, 1);
+  const auto most = bound(base, max_multiplier);
   if (waited <= waited.zero() || limit >= most) return limit;
-  return std::min(limit + std::min(waited, most), most);
+  return limit + std::min(waited, most - limit);
 }
 
 void decaying_peak::note(clock::duration sample, clock::time_point now,
@@ -48,7 +63,7 @@ local_health::clock::duration local_health::excess_lateness(clock::time_point no
 
 local_health::clock::duration local_health::silence_limit(
     clock::duration base, clock::time_point now, clock::duration peer_excess) const noexcept {
-  const auto most = base * std::max(settings_.max_multiplier, 1);
+  const auto most = bound(base, settings_.max_multiplier);
   const auto excess = std::max(excess_lateness(now), peer_excess);
   const auto stretched = base + excess * std::max(settings_.stretch_factor, 0);
   return std::min(stretched, most);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 
 #include "base/limits.hpp"
 #include "base/log_throttle.hpp"
@@ -22,8 +23,11 @@ struct local_health_settings {
   static local_health_settings bounded_by(int max_multiplier) noexcept {
     local_health_settings s;
     s.max_multiplier = max_multiplier;
-    s.max_cpu_wait_multiplier =
-        max_multiplier <= 1 ? 1 : max_multiplier * limits::local_health_cpu_wait_factor;
+    constexpr int factor = limits::local_health_cpu_wait_factor;
+    s.max_cpu_wait_multiplier = max_multiplier <= 1 ? 1
+                                : max_multiplier > std::numeric_limits<int>::max() / factor
+                                    ? std::numeric_limits<int>::max()
+                                    : max_multiplier * factor;
     return s;
   }
   std::chrono::steady_clock::duration tolerance = limits::local_health_tolerance;

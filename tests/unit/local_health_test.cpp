@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace galaxies::transport {
 namespace {
 
@@ -186,6 +188,11 @@ TEST(local_health, what_a_starved_peer_is_forgiven_is_bounded_five_times_further
             base)
       << "a max_stretch of 1 turns it off";
   EXPECT_EQ(forgive_cpu_wait(base, base, 1h, 8), 8 * base) << "the bound is the caller's";
+  // A max_stretch from a configuration may be anything: the bounds saturate, never overflow.
+  const local_health huge(local_health_settings::bounded_by(std::numeric_limits<int>::max()));
+  EXPECT_EQ(huge.forgive_cpu_wait(base, base, 1h), base + 1h);
+  EXPECT_EQ(forgive_cpu_wait(base, 24h, 1h, std::numeric_limits<int>::max()), base + 1h);
+  EXPECT_EQ(huge.silence_limit(base, std::chrono::steady_clock::time_point{}), base);
 }
 
 }  // namespace

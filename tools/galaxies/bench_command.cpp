@@ -102,7 +102,8 @@ void add_bench_command(CLI::App& app, bench_args& args) {
   host->add_option("--unix", h.unix_path, "the master's Unix socket")->required();
   host->add_option("--cluster", h.cluster, "cluster name");
   host->add_option("--log-level", h.log_level, "log level");
-  host->add_option("--max-stretch", h.heartbeat.max_stretch, "heartbeat_options::max_stretch");
+  host->add_option("--max-stretch", h.heartbeat.max_stretch, "heartbeat_options::max_stretch")
+      ->check(CLI::Range(1, 64));
   host->add_option("--registry-ttl-ms", args.host_registry_ttl_ms, "options::registry_ttl")
       ->check(CLI::Range(1000, 600000));
   host->add_option("--busy-poll-us", args.host_busy_poll_us, "options::busy_poll")
