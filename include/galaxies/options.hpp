@@ -77,8 +77,22 @@ struct restart_options {
   std::chrono::milliseconds crash_window{10000};  // > 0
 };
 
+// How a master starts its workers (README, "Workers").
+enum class worker_start : std::uint8_t {
+  // The program again, from its file (execve): main() runs afresh in every worker, as Node's
+  // cluster does.
+  exec,
+  // A copy of the master as it was when run() was called, forked by a server process the master
+  // forks then: no exec, no dynamic loading, no static initialisers, a small part of exec's CPU
+  // per start (bench/RESULTS.md), and every worker runs the master's own version of the program.
+  // What main() did before run() is not done again: a worker shares the files it opened and the
+  // seeds it drew. run() falls back to exec, saying why, when other threads already run then.
+  fork,
+};
+
 struct options {
-  std::size_t workers = 2;             // worker processes this host runs
+  std::size_t workers = 2;  // worker processes this host runs
+  worker_start start = worker_start::exec;
   std::string listen = "127.0.0.1:0";  // TCP address other masters dial; port 0 = any free
   std::string advertise;               // address written to the registry; empty = the bound one
   std::string registry;                // URL; empty = the embedded file registry's default

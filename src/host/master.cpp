@@ -81,10 +81,12 @@ void warn_of_older_registry_file(const std::string& cluster) {
 
 }  // namespace
 
-master::master(asio::io_context& io, options opts, std::vector<std::string> worker_argv)
+master::master(asio::io_context& io, options opts, std::vector<std::string> worker_argv,
+               std::unique_ptr<process::fork_server> forks)
     : io_(io),
       opts_(std::move(opts)),
       worker_argv_(std::move(worker_argv)),
+      forks_(std::move(forks)),
       tcp_acceptor_(io),
       unix_acceptor_(io),
       tcp_accept_pause_(io),
@@ -314,7 +316,7 @@ void master::start_workers() {
   supervisor_ = std::make_unique<process::supervisor>(
       io_.get_executor(), worker_argv_, opts_.workers, restart_policy_, sc,
       std::vector<std::pair<std::string, std::string>>{{process::host_id_env, id_.to_string()}},
-      opts_.limits.channel_ring_bytes);
+      opts_.limits.channel_ring_bytes, forks_);
   supervisor_->start();
 }
 

@@ -20,6 +20,7 @@
 #include "monitor/http_service.hpp"
 #include "monitor/snapshot_board.hpp"
 #include "process/cpu_wait.hpp"
+#include "process/fork_server.hpp"
 #include "process/supervisor.hpp"
 #include "registry/registry.hpp"
 #include "router/router.hpp"
@@ -28,8 +29,11 @@ namespace galaxies::host {
 
 class master {
  public:
-  // `worker_argv`: how to start a worker (the running program's own argv).
-  master(asio::io_context& io, options opts, std::vector<std::string> worker_argv);
+  // `worker_argv`: how to start a worker (the running program's own argv); `forks`: what forks
+  // them, when opts.start is worker_start::fork and the server could start (else they are
+  // exec'd).
+  master(asio::io_context& io, options opts, std::vector<std::string> worker_argv,
+         std::unique_ptr<process::fork_server> forks = nullptr);
   ~master();
 
   // Called at most once, when start-up fails after start() returned: the registry refused us or
@@ -74,6 +78,7 @@ class master {
   asio::io_context& io_;
   options opts_;
   std::vector<std::string> worker_argv_;
+  std::shared_ptr<process::fork_server> forks_;
   host_id id_ = host_id::random();
   std::string address_;
   std::string unix_path_;

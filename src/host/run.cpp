@@ -18,6 +18,7 @@
 #include "host/log_setup.hpp"
 #include "host/master.hpp"
 #include "process/cpu_wait.hpp"
+#include "process/fork_server.hpp"
 #include "process/restart_policy.hpp"
 #include "process/spawn.hpp"
 #include "transport/shm_channel.hpp"
@@ -40,9 +41,7 @@ int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, co
   s.max_pending_requests = opts.limits.max_pending_requests;
   s.max_queue_bytes = opts.limits.max_queue_bytes;
   s.heartbeat = opts.heartbeat;
-  // The master spawned this worker: while it lives, it is the parent (a worker outliving it is
-  // reparented, and its channel ends anyway).
-  s.master_cpu_wait = process::cpu_wait_probe(::getppid());
+  s.master_cpu_wait = process::cpu_wait_probe(process::master_pid());
   auto core = std::make_shared<detail::node_core>(io.get_executor(), s);
   node handle(core);
 
@@ -85,12 +84,15 @@ void raise_descriptor_limit() {
     spdlog::debug("cannot raise the descriptor limit: {}", std::strerror(errno));
 }
 
-int run_master(int argc, char** argv, const options& opts) {
+int run_master(int argc, char** argv, const options& opts,
+               std::unique_ptr<process::fork_server> forks, const std::string& why_not_forked) {
   host::configure_logging(opts, "master");
+  if (!why_not_forked.empty())
+    spdlog::warn("workers are exec'd, not forked: {} when run() was called", why_not_forked);
   raise_descriptor_limit();
   asio::io_context io(1);
   std::vector<std::string> worker_argv(argv, argv + argc);
-  host::master m(io, opts, worker_argv);
+  host::master m(io, opts, worker_argv, std::move(forks));
   // The last line for a person at a terminal; with json, stderr belongs to a log shipper, where
   // the failure is a record like any other (master::fail has logged it already).
   const auto report = [json = host::logs_json(opts)](const std::string& why, bool logged) {
@@ -129,6 +131,12 @@ int run(int argc, char** argv, const options& opts, worker_main work) {
   // Options that make no sense are the caller's mistake, found before anything starts.
   (void)host::logs_json(opts);
   (void)process::make_restart_policy(opts.restart);
+  // Forked before the master starts anything (fork_server.hpp); the workers it forks return
+  // here, their channel in their environment.
+  std::unique_ptr<process::fork_server> forks;
+  std::string why_not_forked;
+  if (opts.start == worker_start::fork && !is_worker_process())
+    forks = process::fork_server::start(why_not_forked);
   // Peers vanish: a write to a closed socket must be an error code, not a signal.
   std::signal(SIGPIPE, SIG_IGN);
   std::optional<int> channel;
@@ -141,7 +149,7 @@ int run(int argc, char** argv, const options& opts, worker_main work) {
     return 1;
   }
   if (channel) return run_worker(*channel, std::move(rings), opts, work);
-  return run_master(argc, argv, opts);
+  return run_master(argc, argv, opts, std::move(forks), why_not_forked);
 }
 
 }  // namespace galaxies

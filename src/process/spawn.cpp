@@ -18,6 +18,7 @@
 
 #include "base/unique_fd.hpp"
 #include "process/self_executable.hpp"
+#include "process/worker_channel.hpp"
 #include "transport/shm_channel.hpp"
 
 extern char** environ;
@@ -34,16 +35,6 @@ constexpr int child_channel_fd = 3;
 constexpr int child_rings_fd = 4;
 constexpr int child_doorbell_fd = 5;
 constexpr int child_master_doorbell_fd = 6;
-
-// What the master names in a worker's environment, and no one else may.
-constexpr const char* channel_variables[] = {
-    channel_fd_env, channel_rings_fd_env, channel_doorbell_fd_env, channel_master_doorbell_fd_env};
-
-bool is_channel_variable(std::string_view name) {
-  for (const char* variable : channel_variables)
-    if (name == variable) return true;
-  return false;
-}
 
 [[noreturn]] void throw_errno(int error, const std::string& what) {
   throw std::system_error(error, std::system_category(), "spawn_worker: " + what);
@@ -103,11 +94,9 @@ std::vector<std::string> child_environment(
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     if (!overridden(name_of(*entry))) env.emplace_back(*entry);
   }
+  check_variable_names(extra_env);
   for (std::size_t i = 0; i < extra_env.size(); ++i) {
     const auto& [key, value] = extra_env[i];
-    if (key.empty() || key.find('=') != std::string::npos) {
-      throw_errno(EINVAL, "invalid environment variable name \"" + key + "\"");
-    }
     if (is_channel_variable(key)) continue;
     bool replaced_later = false;
     for (std::size_t j = i + 1; j < extra_env.size(); ++j)
@@ -168,6 +157,31 @@ int take_inherited_fd(const char* variable, mode_t type, const char* what) {
 
 }  // namespace
 
+bool is_channel_variable(std::string_view name) {
+  for (const char* variable : {channel_fd_env, channel_rings_fd_env, channel_doorbell_fd_env,
+                               channel_master_doorbell_fd_env})
+    if (name == variable) return true;
+  return false;
+}
+
+void check_variable_names(const environment_list& extra_env) {
+  for (const auto& [key, value] : extra_env)
+    if (key.empty() || key.find('=') != std::string::npos)
+      throw_errno(EINVAL, "invalid environment variable name \"" + key + "\"");
+}
+
+worker_channel make_worker_channel(std::size_t ring_bytes) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    throw_errno(errno, "socketpair(AF_UNIX, SOCK_STREAM)");
+  }
+  worker_channel channel;
+  channel.master_end.reset(pair[0]);
+  channel.child_end.reset(pair[1]);
+  if (ring_bytes > 0) channel.rings = transport::shm_channel::create(ring_bytes, channel.theirs);
+  return channel;
+}
+
 spawned::spawned() = default;
 spawned::spawned(spawned&&) noexcept = default;
 spawned& spawned::operator=(spawned&&) noexcept = default;
@@ -184,17 +198,9 @@ spawned spawn_worker_from(const std::string& executable, const std::vector<std::
                           std::size_t ring_bytes) {
   if (argv.empty()) throw_errno(EINVAL, "argv is empty (argv[0] is required)");
 
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    throw_errno(errno, "socketpair(AF_UNIX, SOCK_STREAM)");
-  }
-  unique_fd master_end(pair[0]);
-  unique_fd child_end(pair[1]);
-  std::unique_ptr<transport::shm_channel> rings;
-  // The worker's ends: closed here when this returns or throws, the child holding its own copies
-  // by then, so that each doorbell end is held by one process only (shm_channel.hpp).
-  transport::shm_channel_fds theirs;
-  if (ring_bytes > 0) rings = transport::shm_channel::create(ring_bytes, theirs);
+  // The worker's ends are closed here when this returns or throws, the child holding its own
+  // copies by then, so that each doorbell end is held by one process only (shm_channel.hpp).
+  auto [master_end, child_end, rings, theirs] = make_worker_channel(ring_bytes);
   const int last_fd = rings ? child_master_doorbell_fd : child_channel_fd;
   for (unique_fd* fd : {&child_end, &theirs.memory, &theirs.doorbell, &theirs.peer_doorbell})
     if (*fd) move_above(*fd, last_fd);

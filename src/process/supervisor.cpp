@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "process/fork_server.hpp"
 #include "process/spawn.hpp"
 #include "transport/shm_channel.hpp"
 
@@ -59,11 +60,12 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   supervisor_state(const asio::any_io_executor& executor, std::vector<std::string> argv,
                    std::size_t workers, restart_policy policy, supervisor::callbacks cb,
                    std::vector<std::pair<std::string, std::string>> extra_env,
-                   std::size_t ring_bytes)
+                   std::size_t ring_bytes, std::shared_ptr<fork_server> forks)
       : executor(executor),
         argv(std::move(argv)),
         extra_env(std::move(extra_env)),
         ring_bytes(ring_bytes),
+        forks(std::move(forks)),
         policy(policy),
         cb(std::move(cb)),
         sigchld(executor),
@@ -76,6 +78,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   std::vector<std::string> argv;
   std::vector<std::pair<std::string, std::string>> extra_env;
   std::size_t ring_bytes;
+  std::shared_ptr<fork_server> forks;  // starts the workers, when set; else spawn_worker
   restart_policy policy;
   supervisor::callbacks cb;
   asio::signal_set sigchld;
@@ -128,8 +131,10 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   }
 
   // One SIGCHLD may stand for several exits; only our own children are waited for, since the
-  // embedding application may have children of its own.
+  // embedding application may have children of its own. With a fork server, this process is
+  // its workers' subreaper: their orphans come here, and are reaped too.
   void reap() {
+    if (forks) forks->reap_strays();
     for (std::size_t i = 0; i < slots.size() && !closed; ++i) {
       const pid_t pid = slots[i].pid;
       if (pid <= 0) continue;
@@ -149,6 +154,7 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
   }
 
   void on_reaped(std::size_t i, pid_t pid, int status) {
+    if (forks) forks->forget(pid);
     const bool adopted = std::exchange(slots[i].adopted, false);
     slots[i].pid = -1;
     slots[i].last_pid = pid;
@@ -199,11 +205,12 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     s.spawning = true;
     auto env = extra_env;
     env.emplace_back(worker_index_env, std::to_string(i));
-    asio::post(spawner, [weak = weak_from_this(), loop = executor, argv = argv,
+    asio::post(spawner, [weak = weak_from_this(), loop = executor, argv = argv, forks = forks,
                          env = std::move(env), ring_bytes = ring_bytes, i]() mutable {
       spawn_result result;
       try {
-        result.child = spawn_worker(argv, env, ring_bytes);
+        result.child =
+            forks ? forks->spawn(argv, env, ring_bytes) : spawn_worker(argv, env, ring_bytes);
       } catch (const std::exception& e) {
         result.error = e.what();
       }
@@ -360,10 +367,10 @@ struct supervisor::impl {
 supervisor::supervisor(const asio::any_io_executor& executor, std::vector<std::string> argv,
                        std::size_t workers, restart_policy policy, callbacks cb,
                        std::vector<std::pair<std::string, std::string>> extra_env,
-                       std::size_t ring_bytes)
-    : impl_(std::make_unique<impl>(impl{
-          std::make_shared<supervisor_state>(executor, std::move(argv), workers, policy,
-                                             std::move(cb), std::move(extra_env), ring_bytes)})) {}
+                       std::size_t ring_bytes, std::shared_ptr<fork_server> forks)
+    : impl_(std::make_unique<impl>(impl{std::make_shared<supervisor_state>(
+          executor, std::move(argv), workers, policy, std::move(cb), std::move(extra_env),
+          ring_bytes, std::move(forks))})) {}
 
 // Live workers are left running and unreaped (they exit when their channel closes, and the master
 // is usually exiting too); call stop() first to end and reap them. Pending handlers find the

@@ -21,6 +21,9 @@
 
 namespace galaxies::process {
 
+class fork_server;
+
+// `forks`, when given, starts the workers (fork_server.hpp) and is told of their exits.
 class supervisor {
  public:
   struct callbacks {
@@ -39,7 +42,7 @@ class supervisor {
   supervisor(const asio::any_io_executor& executor, std::vector<std::string> argv,
              std::size_t workers, restart_policy policy, callbacks cb,
              std::vector<std::pair<std::string, std::string>> extra_env = {},
-             std::size_t ring_bytes = 0);
+             std::size_t ring_bytes = 0, std::shared_ptr<fork_server> forks = nullptr);
   ~supervisor();
   supervisor(const supervisor&) = delete;
   supervisor& operator=(const supervisor&) = delete;

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "process/fork_server.hpp"
+#include "process/proc_stat.hpp"
 #include "process/spawn.hpp"
 #include "transport/shm_channel.hpp"
 
@@ -91,11 +94,15 @@ std::string signal_mask(const std::string& key) {
   return mask;
 }
 
+// Set before a test forks its server: a worker forked from it has it, an exec'd one has 0.
+int marker = 0;
+
 // Modes (TEST_WORKER_MODE, or TEST_WORKER_MODE_<slot> for one slot):
 //   echo         say hello, then echo the channel until EOF, exit 0
 //   block        say hello, then read until EOF, exit 0 (a worker exits when its master goes)
 //   ignore_term  like block, but ignores SIGTERM (installed before the hello)
 //   crash        exit 3 at once
+//   orphan       start a child that waits for a signal, name it in the hello (orphan=PID), exit 0
 int run_worker() {
   std::optional<int> channel;
   try {
@@ -109,14 +116,22 @@ int run_worker() {
       env_or(("TEST_WORKER_MODE_" + slot).c_str(), env_or("TEST_WORKER_MODE", "echo"));
   if (mode == "crash") return 3;
   if (mode == "ignore_term") ::signal(SIGTERM, SIG_IGN);
+  pid_t orphan = 0;
+  if (mode == "orphan" && (orphan = ::fork()) == 0) {
+    ::pause();
+    ::_exit(0);
+  }
 
   const int fd = *channel;
   const std::string hello =
       "hello pid=" + std::to_string(::getpid()) + " fd=" + std::to_string(fd) +
       " fds=" + open_fds() + " env=" + (std::getenv(channel_fd_env) ? "set" : "unset") +
       " slot=" + slot + " probe=" + env_or("TEST_PROBE", "-") +
-      " blocked=" + signal_mask("SigBlk") + " ignored=" + signal_mask("SigIgn") + "\n";
+      " blocked=" + signal_mask("SigBlk") + " ignored=" + signal_mask("SigIgn") +
+      " marker=" + std::to_string(marker) + " master=" + std::to_string(master_pid()) +
+      " orphan=" + std::to_string(orphan) + "\n";
   if (!write_all(fd, hello)) return 92;
+  if (mode == "orphan") return 0;
   char buffer[512];
   while (true) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
@@ -243,6 +258,18 @@ class ProcessTest : public ::testing::Test {
     steady::time_point at;
   };
 
+  // A fork server of this process (fork_server.hpp). Its workers return from here into
+  // run_worker(); the test fails if it cannot start.
+  std::shared_ptr<fork_server> start_fork_server() {
+    marker = 42;
+    std::string why_not;
+    std::shared_ptr<fork_server> forks = fork_server::start(why_not);
+    if (!forks && std::getenv(channel_fd_env) != nullptr) ::_exit(run_worker());
+    EXPECT_TRUE(forks) << why_not;
+    forks_ = forks;
+    return forks;
+  }
+
   supervisor& make_supervisor(std::size_t workers, restart_policy policy,
                               std::vector<std::pair<std::string, std::string>> env) {
     supervisor::callbacks cb;
@@ -261,7 +288,7 @@ class ProcessTest : public ::testing::Test {
       gave_up_.emplace_back(slot, why);
     };
     sup_ = std::make_unique<supervisor>(io_.get_executor(), worker_argv, workers, policy,
-                                        std::move(cb), std::move(env));
+                                        std::move(cb), std::move(env), 0, forks_);
     return *sup_;
   }
 
@@ -273,6 +300,7 @@ class ProcessTest : public ::testing::Test {
   }
 
   asio::io_context io_;
+  std::shared_ptr<fork_server> forks_;  // after sup_, which uses it, is gone
   std::unique_ptr<supervisor> sup_;
   std::vector<event> spawns_;
   std::vector<event> exits_;
@@ -581,6 +609,126 @@ TEST_F(TakeChannelRings, RefusesAMissingVariableStdioAClosedFdAndAnFdNamedTwice)
   name(channel_doorbell_fd_env, doorbell);
   name(channel_master_doorbell_fd_env, doorbell);
   EXPECT_THAT(refusal(), ::testing::HasSubstr("which another channel variable names too"));
+}
+
+// ---- fork_server -------------------------------------------------------------------------------
+
+using ForkServer = ProcessTest;
+
+TEST_F(ForkServer, ForksAWorkerOfThisProcessAsItWasWithTheChannelAndStateOfAnExecdOne) {
+  // A master that blocks and ignores signals must not pass that on, as with exec.
+  sigset_t blocked, previous_mask;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGCHLD);
+  ASSERT_EQ(::sigprocmask(SIG_BLOCK, &blocked, &previous_mask), 0);
+  const auto previous_pipe = ::signal(SIGPIPE, SIG_IGN);
+  const auto forks = start_fork_server();
+  ::signal(SIGPIPE, previous_pipe);
+  ::sigprocmask(SIG_SETMASK, &previous_mask, nullptr);
+  ASSERT_TRUE(forks);
+
+  const auto child =
+      forks->spawn(worker_argv, {{"TEST_WORKER_MODE", "echo"}, {"TEST_PROBE", "from-extra"}});
+  track(child.pid, child.channel_fd);
+  EXPECT_NE(child.pid, forks->pid());
+  EXPECT_NE(::fcntl(child.channel_fd, F_GETFD) & FD_CLOEXEC, 0) << "master end is close-on-exec";
+  asio::io_context io;
+  const auto hello = read_line(io, child.channel_fd);
+  ASSERT_TRUE(hello) << "no hello from the worker";
+  EXPECT_EQ(field(*hello, "pid"), std::to_string(child.pid));
+  EXPECT_EQ(field(*hello, "marker"), "42") << "not forked from this process";
+  EXPECT_EQ(field(*hello, "master"), std::to_string(::getpid()));
+  EXPECT_EQ(field(*hello, "env"), "unset") << "take_channel_from_environment removes it";
+  EXPECT_EQ(field(*hello, "probe"), "from-extra");
+  EXPECT_EQ(std::stoull(field(*hello, "blocked"), nullptr, 16), 0u) << "signal mask reset";
+  const auto ignored = std::stoull(field(*hello, "ignored"), nullptr, 16);
+  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGPIPE})
+    EXPECT_EQ(ignored & (1ull << (sig - 1)), 0u) << "signal " << sig << " still ignored";
+
+  ASSERT_TRUE(write_all(child.channel_fd, "ping\n"));
+  EXPECT_EQ(read_line(io, child.channel_fd), "ping");
+  // This process's own child, whose status it gets, though the server forked it.
+  close_channel(child.pid);
+  const auto status = wait_child(child.pid);
+  ASSERT_TRUE(status) << "the worker is not this process's child, or did not exit";
+  mark_reaped(child.pid);
+  EXPECT_TRUE(exited_with(*status, 0)) << "a worker exits when its channel closes";
+  forks->forget(child.pid);
+}
+
+TEST_F(ForkServer, DoesNotStartWhileAnotherThreadRuns) {
+  std::promise<void> done;
+  std::thread other([ended = done.get_future()] { ended.wait(); });
+  std::string why_not;
+  const auto forks = fork_server::start(why_not);
+  done.set_value();
+  other.join();
+  if (!forks && std::getenv(channel_fd_env) != nullptr) ::_exit(run_worker());
+  EXPECT_FALSE(forks);
+  EXPECT_THAT(why_not, ::testing::HasSubstr("2 threads run in this process"));
+}
+
+TEST_F(ForkServer, ExecsWorkersOnceTheServerHasDiedAndReapsIt) {
+  const auto forks = start_fork_server();
+  ASSERT_TRUE(forks);
+  ASSERT_EQ(::kill(forks->pid(), SIGKILL), 0);
+  const auto child = forks->spawn(worker_argv, {{"TEST_WORKER_MODE", "echo"}});
+  track(child.pid, child.channel_fd);
+  asio::io_context io;
+  const auto hello = read_line(io, child.channel_fd);
+  ASSERT_TRUE(hello) << "no worker after the server died";
+  EXPECT_EQ(field(*hello, "marker"), "0") << "not exec'd";
+
+  ASSERT_TRUE(run_until(io, [&] {
+    forks->reap_strays();
+    return !read_proc_stat(forks->pid());
+  })) << "the dead server was not reaped";
+}
+
+TEST_F(ForkServer, ReapsTheOrphansOfItsWorkers) {
+  const auto forks = start_fork_server();
+  ASSERT_TRUE(forks);
+  const auto child = forks->spawn(worker_argv, {{"TEST_WORKER_MODE", "orphan"}});
+  track(child.pid, child.channel_fd);
+  asio::io_context io;
+  const auto hello = read_line(io, child.channel_fd);
+  ASSERT_TRUE(hello);
+  const pid_t orphan = std::stoi(field(*hello, "orphan"));
+  ASSERT_GT(orphan, 0);
+  const auto status = wait_child(child.pid);
+  ASSERT_TRUE(status);
+  mark_reaped(child.pid);
+  forks->forget(child.pid);
+  // The worker's child is this process's now: left unreaped, it would stay a zombie.
+  ASSERT_TRUE(run_until(io, [&] {
+    const auto stat = read_proc_stat(orphan);
+    return stat && stat->parent == ::getpid();
+  })) << "the orphan did not come to this process";
+  forks->reap_strays();
+  ASSERT_TRUE(read_proc_stat(orphan)) << "a live orphan was reaped";
+  ASSERT_EQ(::kill(orphan, SIGKILL), 0);
+  ASSERT_TRUE(run_until(io, [&] {
+    forks->reap_strays();
+    return !read_proc_stat(orphan);
+  })) << "the orphan was left a zombie";
+}
+
+TEST_F(ForkServer, StartsASupervisorsWorkersWhichItWaitsForAndRespawns) {
+  ASSERT_TRUE(start_fork_server());
+  auto& sup = make_supervisor(2, fast_policy(),
+                              {{"TEST_WORKER_MODE", "echo"}, {"TEST_WORKER_MODE_1", "crash"}});
+  sup.start();
+  ASSERT_TRUE(run_until(io_, [&] { return exits_in(1) >= 2; })) << "slot 1 was not respawned";
+  for (const auto& e : exits_)
+    EXPECT_TRUE(exited_with(e.status, 3)) << "slot " << e.slot << ": the worker's own status";
+  const auto first =
+      std::find_if(spawns_.begin(), spawns_.end(), [](const event& e) { return e.slot == 0; });
+  ASSERT_NE(first, spawns_.end());
+  const auto hello = read_line(io_, channel_of(first->pid));
+  ASSERT_TRUE(hello);
+  EXPECT_EQ(field(*hello, "marker"), "42") << "slot 0 was not forked";
+  EXPECT_EQ(exits_in(0), 0u);
 }
 
 // ---- supervisor --------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ struct bench_args {
 };
 
 void add_host_command(CLI::App& app, host_args& args);
+// `--worker-start exec|fork` (options::start).
+void add_worker_start_option(CLI::App& cmd, worker_start& start);
 void add_client_options(CLI::App& cmd, client_args& args);
 void add_status_command(CLI::App& app, client_args& args);
 void add_events_command(CLI::App& app, client_args& args);

@@ -1,4 +1,6 @@
 // `galaxies host`: a host whose workers run the built-in service.
+#include <map>
+
 #include "builtin_service.hpp"
 #include "commands.hpp"
 #include "galaxies/run.hpp"
@@ -10,6 +12,7 @@ void add_host_command(CLI::App& app, host_args& args) {
   auto* cmd = app.add_subcommand("host", "run a host: a master and its workers");
   cmd->add_option("--workers,-w", args.opts.workers, "worker processes")
       ->check(CLI::Range(0, 1024));
+  add_worker_start_option(*cmd, args.opts.start);
   cmd->add_option("--listen", args.opts.listen, "TCP ip:port other hosts dial (port 0: any)");
   cmd->add_option("--advertise", args.opts.advertise, "ip:port written to the registry");
   cmd->add_option(
@@ -85,6 +88,15 @@ void add_host_command(CLI::App& app, host_args& args) {
                   "stderr: text, or json (one object a line: time, level, role, pid, msg)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+}
+
+void add_worker_start_option(CLI::App& cmd, worker_start& start) {
+  cmd.add_option("--worker-start", start,
+                 "how workers start: exec (the program again, from its file) or fork (copies of "
+                 "this process as run() found it, from a server forked then)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, worker_start>{
+          {"exec", worker_start::exec}, {"fork", worker_start::fork}}))
+      ->default_str("exec");
 }
 
 int run_host(int argc, char** argv, host_args& args) {
