@@ -27,6 +27,7 @@ struct driver_options {
   int registry_ttl_ms = 0;  // the hosts' registry row TTL; 0: the library's default
   int busy_poll_us = -1;    // the hosts' options::busy_poll; -1: the library's default
   int start_wave = 0;       // hosts started at once before waiting for their rows; 0: all at once
+  std::string worker_start = "exec";  // the hosts' options::start: "exec" or "fork"
   status_source statuses;
 };
 

@@ -77,12 +77,13 @@ long rss_kib(int pid) {
   return -1;
 }
 
-std::optional<process_cost> cost_of(int pid) {
+std::optional<process_cost> cost_of(int pid, bool reaped_children) {
   const auto stat = process::read_proc_stat(pid);
   if (!stat) return std::nullopt;
   const double tick_ms = 1000.0 / process::clock_ticks_per_second();
-  return process_cost{static_cast<double>(stat->user_ticks + stat->system_ticks) * tick_ms,
-                      static_cast<long>(stat->minor_faults)};
+  std::uint64_t ticks = stat->user_ticks + stat->system_ticks;
+  if (reaped_children) ticks += stat->reaped_user_ticks + stat->reaped_system_ticks;
+  return process_cost{static_cast<double>(ticks) * tick_ms, static_cast<long>(stat->minor_faults)};
 }
 
 thread_wait main_thread_wait(int pid) {

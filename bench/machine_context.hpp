@@ -23,7 +23,8 @@ struct process_cost {
   double cpu_ms = 0;
   long minor_faults = 0;
 };
-std::optional<process_cost> cost_of(int pid);
+// With `reaped_children`, the CPU time of its children it has waited for is counted too.
+std::optional<process_cost> cost_of(int pid, bool reaped_children = false);
 
 // Where a process's main thread is: its state from /proc/PID/stat ('R', 'S', 'D', ...; 0 when it
 // cannot be read) and, in state 'D', the kernel function it waits in (/proc/PID/wchan).

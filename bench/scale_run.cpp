@@ -10,6 +10,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <filesystem>
+#include <fstream>
 #include <galaxies/json.hpp>
 #include <galaxies/node.hpp>
 #include <iostream>
@@ -94,16 +95,31 @@ json masters_figures(const std::vector<json>& statuses) {
   return {{"rss_mib", spread(rss)}, {"links", spread(links)}, {"each", each}};
 }
 
-// What the processes have cost by convergence: CPU time and minor page faults per master and per
-// worker, and their sum against what the machine's cores give: the cluster cannot converge sooner
-// after the first start than `cpu_s / cores`, however well it is scheduled.
+// The children of `masters`' main threads that are none of `workers`: their fork servers
+// (options::start = fork; process/fork_server.hpp).
+std::vector<int> fork_servers_of(const std::vector<int>& masters, const std::vector<int>& workers) {
+  const std::set<int> known(workers.begin(), workers.end());
+  std::vector<int> servers;
+  for (int master : masters) {
+    const auto path = "/proc/" + std::to_string(master) + "/task/" + std::to_string(master);
+    std::ifstream children(path + "/children");
+    for (int child; children >> child;)
+      if (known.count(child) == 0) servers.push_back(child);
+  }
+  return servers;
+}
+
+// What the processes have cost by convergence: CPU time and minor page faults per master, per
+// worker and per fork server, and their sum against what the machine's cores give: the cluster
+// cannot converge sooner after the first start than `cpu_s / cores`, however well it is scheduled.
 json cost_figures(const std::vector<int>& masters, const std::vector<int>& workers) {
   double total_ms = 0;
-  const auto figures = [&total_ms](const std::vector<int>& pids) {
+  // A fork server's go-betweens (one fork and an exit per worker) are its reaped children.
+  const auto figures = [&total_ms](const std::vector<int>& pids, bool reaped_children = false) {
     std::vector<double> cpu, faults;
     double sum_ms = 0;
     for (int pid : pids) {
-      const auto cost = cost_of(pid);
+      const auto cost = cost_of(pid, reaped_children);
       if (!cost) continue;
       cpu.push_back(cost->cpu_ms);
       faults.push_back(static_cast<double>(cost->minor_faults));
@@ -115,7 +131,9 @@ json cost_figures(const std::vector<int>& masters, const std::vector<int>& worke
                 {"minor_faults", spread(faults)},
                 {"cpu_s", sum_ms / 1000.0}};
   };
-  json out{{"masters", figures(masters)}, {"workers", figures(workers)}};
+  json out{{"masters", figures(masters)},
+           {"workers", figures(workers)},
+           {"fork_servers", figures(fork_servers_of(masters, workers), true)}};
   const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
   out["cpu_s"] = total_ms / 1000.0;
   out["cpu_s_per_core"] = total_ms / 1000.0 / static_cast<double>(cores);
@@ -203,6 +221,7 @@ class scale_session {
     result_["registry_ttl_ms"] = options_.registry_ttl_ms;
     result_["busy_poll_us"] = options_.busy_poll_us;
     result_["start_wave"] = options_.start_wave;
+    result_["worker_start"] = options_.worker_start;
     result_["converged"] = converged_;
     if (!result_.contains("views_complete")) record_progress();  // never converged
     result_["unexpected_node_left"] = unexpected_leaves_;
@@ -250,6 +269,7 @@ class scale_session {
         "--cluster",     cluster_,          "--registry",
         registry_,       "--unix",          unix_path(host),
         "--log-level",   options_.log_level};
+    args.insert(args.end(), {"--worker-start", options_.worker_start});
     if (options_.max_stretch > 0) {
       args.push_back("--max-stretch");
       args.push_back(std::to_string(options_.max_stretch));

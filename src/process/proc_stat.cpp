@@ -51,6 +51,12 @@ std::optional<proc_stat> parse_proc_stat(std::string_view text) noexcept {
       case 15:
         ok = parse_number(value, out.system_ticks);
         break;
+      case 16:
+        ok = parse_number(value, out.reaped_user_ticks);
+        break;
+      case 17:
+        ok = parse_number(value, out.reaped_system_ticks);
+        break;
       case 22:
         ok = parse_number(value, out.started_ticks);
         break;

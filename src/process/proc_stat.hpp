@@ -13,11 +13,14 @@
 namespace galaxies::process {
 
 struct proc_stat {
-  char state = 0;                   // field 3: 'R' runnable or running, 'S', 'D', 'Z', ...
-  pid_t parent = 0;                 // field 4
-  std::uint64_t minor_faults = 0;   // field 10: page faults that read no disk
-  std::uint64_t user_ticks = 0;     // field 14: CPU time in user mode, in clock ticks
-  std::uint64_t system_ticks = 0;   // field 15: in kernel mode
+  char state = 0;                  // field 3: 'R' runnable or running, 'S', 'D', 'Z', ...
+  pid_t parent = 0;                // field 4
+  std::uint64_t minor_faults = 0;  // field 10: page faults that read no disk
+  std::uint64_t user_ticks = 0;    // field 14: CPU time in user mode, in clock ticks
+  std::uint64_t system_ticks = 0;  // field 15: in kernel mode
+  // Fields 16 and 17: the same of its children it has waited for, those children's included.
+  std::uint64_t reaped_user_ticks = 0;
+  std::uint64_t reaped_system_ticks = 0;
   std::uint64_t started_ticks = 0;  // field 22: start time, in clock ticks after boot
 };
 

@@ -173,37 +173,49 @@ TEST_F(bench_cli, galaxies_loses_nothing_to_a_stopped_receiver) {
 
 // `--scale H,W` on a small cluster: converged, each master linked to every other host, and what
 // every process of it had cost when the views completed, read from /proc (the figures that say
-// where a large start-up's CPU goes: bench/RESULTS.md, seventeenth session).
-TEST(bench_cli_scale, reports_convergence_links_and_what_each_process_cost) {
+// where a large start-up's CPU goes: bench/RESULTS.md, seventeenth session). With workers forked
+// (--worker-start fork), each host's fork server is counted too.
+void expect_scale_report(const std::string& worker_start) {
   constexpr int hosts = 3;
   constexpr int workers = 2;
-  const auto run =
-      run_bench({"--scale", std::to_string(hosts) + "," + std::to_string(workers), "--hold", "1"});
+  const auto run = run_bench({"--scale", std::to_string(hosts) + "," + std::to_string(workers),
+                              "--hold", "1", "--worker-start", worker_start});
   std::cerr << "---- galaxies bench --scale (exit " << run.status << ")\n" << run.log << "----\n";
   ASSERT_EQ(run.status, 0);
   ASSERT_TRUE(run.document.is_object() && run.document.contains("scale"));
   const auto& s = run.document.at("scale");
   EXPECT_TRUE(s.at("converged").get<bool>());
+  EXPECT_EQ(s.at("worker_start"), worker_start);
   EXPECT_EQ(s.at("masters").at("links").at("min").get<double>(), hosts - 1);
   EXPECT_EQ(s.at("masters").at("links").at("max").get<double>(), hosts - 1);
 
   const auto& cost = s.at("cost_at_convergence");
   double cpu_s = 0;
+  const int servers = worker_start == "fork" ? hosts : 0;
   for (const auto& [kind, processes] :
-       {std::pair{"masters", hosts}, {"workers", hosts * workers}}) {
+       {std::pair{"masters", hosts}, {"workers", hosts * workers}, {"fork_servers", servers}}) {
     ASSERT_TRUE(cost.contains(kind)) << kind;
     const auto& c = cost.at(kind);
     EXPECT_EQ(c.at("processes").get<int>(), processes) << kind;
+    cpu_s += c.at("cpu_s").get<double>();
+    if (processes == 0) continue;
     expect_figure(c, "cpu_ms", kind);
     expect_figure(c, "minor_faults", kind);
     EXPECT_GT(c.at("minor_faults").at("min").get<double>(), 0)
         << kind << ": every process faults its pages in as it starts";
-    cpu_s += c.at("cpu_s").get<double>();
   }
   EXPECT_GT(cpu_s, 0) << "nine processes started and ran";
   EXPECT_NEAR(cost.at("cpu_s").get<double>(), cpu_s, 1e-9);
   const double cores = run.document.at("context").at("cores").get<double>();
   EXPECT_NEAR(cost.at("cpu_s_per_core").get<double>() * cores, cpu_s, 1e-9);
+}
+
+TEST(bench_cli_scale, reports_convergence_links_and_what_each_process_cost) {
+  expect_scale_report("exec");
+}
+
+TEST(bench_cli_scale, counts_the_fork_servers_when_workers_are_forked) {
+  expect_scale_report("fork");
 }
 
 }  // namespace

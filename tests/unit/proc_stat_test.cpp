@@ -17,7 +17,7 @@ namespace {
 // A line as Linux 6 writes it (52 fields), for a process named `name`.
 std::string line_named(const std::string& name, char state = 'S') {
   return "4242 (" + name + ") " + state +
-         " 17 4242 4242 0 -1 4194560 98 0 3 0 12 5 0 0 20 0 1 0 4926020 3133440 362 "
+         " 17 4242 4242 0 -1 4194560 98 0 3 0 12 5 7 3 20 0 1 0 4926020 3133440 362 "
          "18446744073709551615 94647809015808 94647809035689 140734135750096 0 0 0 0 0 0 0 0 0 "
          "17 0 0 0 0 0 0 94647809051696 94647809053312 94648632799232 140734135757246 "
          "140734135757266 140734135757266 140734135758827 0\n";
@@ -31,6 +31,8 @@ TEST(proc_stat, reads_the_fields_after_the_name) {
   EXPECT_EQ(stat->minor_faults, 98u);
   EXPECT_EQ(stat->user_ticks, 12u);
   EXPECT_EQ(stat->system_ticks, 5u);
+  EXPECT_EQ(stat->reaped_user_ticks, 7u);
+  EXPECT_EQ(stat->reaped_system_ticks, 3u);
   EXPECT_EQ(stat->started_ticks, 4926020u);
 }
 

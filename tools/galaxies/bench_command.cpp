@@ -82,6 +82,9 @@ void add_bench_command(CLI::App& app, bench_args& args) {
                   "the hosts' options::busy_poll in microseconds (0: sleep at once; default: the "
                   "library's)")
       ->check(CLI::Range(0, 10000));
+  cmd->add_option("--worker-start", d.worker_start,
+                  "--scale: how the hosts start their workers (options::start)")
+      ->check(CLI::IsMember({"exec", "fork"}));
   cmd->add_option("--start-wave", d.start_wave,
                   "--scale: start hosts N at a time, each wave once the previous is registered "
                   "(default: all at once)")
@@ -108,6 +111,7 @@ void add_bench_command(CLI::App& app, bench_args& args) {
       ->check(CLI::Range(1000, 600000));
   host->add_option("--busy-poll-us", args.host_busy_poll_us, "options::busy_poll")
       ->check(CLI::Range(0, 10000));
+  add_worker_start_option(*host, h.start);
 
   auto& r = args.relay;
   auto* relay = app.add_subcommand(bench::relay_subcommand, "one relay of `galaxies bench`");
