@@ -31,6 +31,8 @@ using base::unique_fd;
 // rings their memory file and two doorbells).
 constexpr std::size_t max_request_bytes = 64 * 1024;
 constexpr std::size_t max_request_fds = 4;
+// Every request's first byte: an empty datagram would read as the master's EOF.
+constexpr char request_marker = 'W';
 // A server that has not answered in this long is hung (stopped, or its core never came): killed,
 // and workers are exec'd instead. Far past any fork's time even on a saturated machine.
 constexpr int answer_timeout_ms = 30'000;
@@ -131,7 +133,10 @@ std::optional<request> receive(int socket) {
   }
   r.environment.resize(static_cast<std::size_t>(n));
   const bool whole = (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) == 0;
-  if (!whole || (r.fds.size() != 1 && r.fds.size() != max_request_fds)) r.fds.clear();
+  if (!whole || r.environment.front() != request_marker ||
+      (r.fds.size() != 1 && r.fds.size() != max_request_fds))
+    r.fds.clear();
+  r.environment.erase(0, 1);
   return r;
 }
 
@@ -286,7 +291,7 @@ void fork_server::lost(const std::string& why) {
 void fork_server::gone(const std::string& why) {
   if (std::exchange(gone_, true)) return;
   spdlog::warn("the fork server (pid {}) {}; workers are exec'd from now on", pid_, why);
-  ::kill(pid_, SIGKILL);  // reaped by reap_strays
+  if (!reaped_) ::kill(pid_, SIGKILL);  // then reaped by reap_strays; never a reused pid
 }
 
 pid_t fork_server::ask(const std::string& environment, std::size_t ring_bytes, spawned& child) {
@@ -341,7 +346,7 @@ spawned fork_server::spawn(const std::vector<std::string>& argv, const environme
                            std::size_t ring_bytes) {
   if (argv.empty()) throw_errno(EINVAL, "argv is empty (argv[0] is required)");
   check_variable_names(extra_env);
-  std::string environment;
+  std::string environment(1, request_marker);
   for (const auto& [name, value] : extra_env) {
     if (is_channel_variable(name)) continue;
     environment.append(name).append(1, '=').append(value).append(1, '\0');

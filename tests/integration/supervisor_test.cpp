@@ -657,6 +657,19 @@ TEST_F(ForkServer, ForksAWorkerOfThisProcessAsItWasWithTheChannelAndStateOfAnExe
   forks->forget(child.pid);
 }
 
+TEST_F(ForkServer, ForksAWorkerWithNoVariableToAdd) {
+  const auto forks = start_fork_server();
+  ASSERT_TRUE(forks);
+  for (int i = 0; i < 2; ++i) {
+    const auto child = forks->spawn(worker_argv, {});
+    track(child.pid, child.channel_fd);
+    asio::io_context io;
+    const auto hello = read_line(io, child.channel_fd);
+    ASSERT_TRUE(hello);
+    EXPECT_EQ(field(*hello, "marker"), "42") << "worker " << i << " was not forked";
+  }
+}
+
 TEST_F(ForkServer, DoesNotStartWhileAnotherThreadRuns) {
   std::promise<void> done;
   std::thread other([ended = done.get_future()] { ended.wait(); });
