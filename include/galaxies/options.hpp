@@ -77,13 +77,13 @@ struct restart_options {
   std::chrono::milliseconds crash_window{10000};  // > 0
 };
 
-// How a master starts its workers (README, "Workers").
+// How a master starts its workers (README, "Starting workers: exec or fork").
 enum class worker_start : std::uint8_t {
   // The program again, from its file (execve): main() runs afresh in every worker, as Node's
   // cluster does.
   exec,
   // A copy of the master as it was when run() was called, forked by a server process the master
-  // forks then: no exec, no dynamic loading, no static initialisers, a small part of exec's CPU
+  // forks then: no exec, no dynamic loading, no static initialisers, about half of exec's CPU
   // per start (bench/RESULTS.md), and every worker runs the master's own version of the program.
   // What main() did before run() is not done again: a worker shares the files it opened and the
   // seeds it drew. run() falls back to exec, saying why, when other threads already run then.
@@ -91,8 +91,7 @@ enum class worker_start : std::uint8_t {
 };
 
 struct options {
-  std::size_t workers = 2;  // worker processes this host runs
-  worker_start start = worker_start::exec;
+  std::size_t workers = 2;             // worker processes this host runs
   std::string listen = "127.0.0.1:0";  // TCP address other masters dial; port 0 = any free
   std::string advertise;               // address written to the registry; empty = the bound one
   std::string registry;                // URL; empty = the embedded file registry's default
@@ -107,6 +106,7 @@ struct options {
   limits_options limits;
   heartbeat_options heartbeat;
   restart_options restart;
+  worker_start start = worker_start::exec;  // how the workers start
   // Who may link to this host (docs/security.md). Without a secret, host links are accepted from
   // loopback addresses only, unless allow_insecure says otherwise.
   std::string secret_file;  // the cluster secret (mode 0600); env GALAXIES_SECRET_FILE if empty

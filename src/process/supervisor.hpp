@@ -1,7 +1,7 @@
 // The master's supervisor: keeps N worker slots running, reaps exits, respawns with capped
 // exponential backoff, and stops respawning a crash-looping slot (and says so).
-// Threading: lives on one executor; all members and callbacks run there. Only posix_spawn runs
-// on a thread of its own (start()).
+// Threading: lives on one executor; all members and callbacks run there. Only starting a process
+// (posix_spawn, or the fork server's exchange) runs on a thread of its own (start()).
 #pragma once
 
 #include <sys/types.h>
@@ -48,8 +48,9 @@ class supervisor {
   supervisor& operator=(const supervisor&) = delete;
 
   // Starts every slot's worker. Returns at once: posix_spawn waits until the child has called
-  // exec, which on a saturated machine can take a second, so workers are started on a thread of
-  // the supervisor's own and adopted on the executor (callbacks::spawned) once they run.
+  // exec (a fork server until it has forked), which on a saturated machine can take a second, so
+  // workers are started on a thread of the supervisor's own and adopted on the executor
+  // (callbacks::spawned) once they run.
   void start();
 
   // Stops respawning and asks every live worker to stop: `tell(pid)`, when given, tells it some
