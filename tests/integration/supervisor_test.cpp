@@ -204,6 +204,41 @@ std::string field(const std::string& line, const std::string& key) {
   return line.substr(begin, line.find(' ', begin) - begin);
 }
 
+// While alive: SIGTERM and SIGCHLD blocked, SIGPIPE and SIGINT ignored, as in a master; no worker
+// may start with any of it.
+class master_signal_state {
+ public:
+  master_signal_state() {
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGCHLD);
+    ::sigprocmask(SIG_BLOCK, &blocked, &previous_mask_);
+    previous_pipe_ = ::signal(SIGPIPE, SIG_IGN);
+    previous_int_ = ::signal(SIGINT, SIG_IGN);
+  }
+  ~master_signal_state() {
+    ::signal(SIGINT, previous_int_);
+    ::signal(SIGPIPE, previous_pipe_);
+    ::sigprocmask(SIG_SETMASK, &previous_mask_, nullptr);
+  }
+  master_signal_state(const master_signal_state&) = delete;
+  master_signal_state& operator=(const master_signal_state&) = delete;
+
+ private:
+  sigset_t previous_mask_;
+  sighandler_t previous_pipe_;
+  sighandler_t previous_int_;
+};
+
+// The hello of a worker that started with no signal blocked and none of those ignored.
+void expect_default_signals(const std::string& hello) {
+  EXPECT_EQ(std::stoull(field(hello, "blocked"), nullptr, 16), 0u) << "signal mask reset";
+  const auto ignored = std::stoull(field(hello, "ignored"), nullptr, 16);
+  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGPIPE})
+    EXPECT_EQ(ignored & (1ull << (sig - 1)), 0u) << "signal " << sig << " still ignored";
+}
+
 bool exited_with(int status, int code) {
   return WIFEXITED(status) && WEXITSTATUS(status) == code;
 }
@@ -332,20 +367,10 @@ TEST_F(SpawnWorker, WorkerGetsTheChannelAsFd3AndNoOtherFdOfTheMaster) {
   ASSERT_EQ(::pipe(leaky), 0);
   ::setenv("TEST_PROBE", "from-parent", 1);
   ::setenv(channel_fd_env, "77", 1);  // as if this master were itself some worker
-  // A master that blocks and ignores signals must not pass that on.
-  sigset_t blocked, previous_mask;
-  sigemptyset(&blocked);
-  sigaddset(&blocked, SIGTERM);
-  sigaddset(&blocked, SIGCHLD);
-  ASSERT_EQ(::sigprocmask(SIG_BLOCK, &blocked, &previous_mask), 0);
-  const auto previous_pipe = ::signal(SIGPIPE, SIG_IGN);
-  const auto previous_int = ::signal(SIGINT, SIG_IGN);
-
-  const auto child =
-      spawn_worker(worker_argv, {{"TEST_WORKER_MODE", "echo"}, {"TEST_PROBE", "from-extra"}});
-  ::signal(SIGINT, previous_int);
-  ::signal(SIGPIPE, previous_pipe);
-  ::sigprocmask(SIG_SETMASK, &previous_mask, nullptr);
+  const auto child = [] {
+    const master_signal_state signals;  // a master's must not pass on
+    return spawn_worker(worker_argv, {{"TEST_WORKER_MODE", "echo"}, {"TEST_PROBE", "from-extra"}});
+  }();
   ::close(leaky[0]);
   ::close(leaky[1]);
   ::unsetenv("TEST_PROBE");
@@ -361,11 +386,7 @@ TEST_F(SpawnWorker, WorkerGetsTheChannelAsFd3AndNoOtherFdOfTheMaster) {
   EXPECT_EQ(field(*hello, "fds"), "0,1,2,3");
   EXPECT_EQ(field(*hello, "env"), "unset") << "take_channel_from_environment removes it";
   EXPECT_EQ(field(*hello, "probe"), "from-extra") << "extra_env overrides the environment";
-  EXPECT_EQ(std::stoull(field(*hello, "blocked"), nullptr, 16), 0u) << "signal mask reset";
-  const auto ignored = std::stoull(field(*hello, "ignored"), nullptr, 16);
-  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGPIPE}) {
-    EXPECT_EQ(ignored & (1ull << (sig - 1)), 0u) << "signal " << sig << " still ignored";
-  }
+  expect_default_signals(*hello);
 
   ASSERT_TRUE(write_all(child.channel_fd, "ping\n"));
   EXPECT_EQ(read_line(io, child.channel_fd), "ping");
@@ -616,16 +637,10 @@ TEST_F(TakeChannelRings, RefusesAMissingVariableStdioAClosedFdAndAnFdNamedTwice)
 using ForkServer = ProcessTest;
 
 TEST_F(ForkServer, ForksAWorkerOfThisProcessAsItWasWithTheChannelAndStateOfAnExecdOne) {
-  // A master that blocks and ignores signals must not pass that on, as with exec.
-  sigset_t blocked, previous_mask;
-  sigemptyset(&blocked);
-  sigaddset(&blocked, SIGTERM);
-  sigaddset(&blocked, SIGCHLD);
-  ASSERT_EQ(::sigprocmask(SIG_BLOCK, &blocked, &previous_mask), 0);
-  const auto previous_pipe = ::signal(SIGPIPE, SIG_IGN);
-  const auto forks = start_fork_server();
-  ::signal(SIGPIPE, previous_pipe);
-  ::sigprocmask(SIG_SETMASK, &previous_mask, nullptr);
+  const auto forks = [this] {
+    const master_signal_state signals;  // a master's, which the server copies, must not pass on
+    return start_fork_server();
+  }();
   ASSERT_TRUE(forks);
 
   const auto child =
@@ -641,10 +656,7 @@ TEST_F(ForkServer, ForksAWorkerOfThisProcessAsItWasWithTheChannelAndStateOfAnExe
   EXPECT_EQ(field(*hello, "master"), std::to_string(::getpid()));
   EXPECT_EQ(field(*hello, "env"), "unset") << "take_channel_from_environment removes it";
   EXPECT_EQ(field(*hello, "probe"), "from-extra");
-  EXPECT_EQ(std::stoull(field(*hello, "blocked"), nullptr, 16), 0u) << "signal mask reset";
-  const auto ignored = std::stoull(field(*hello, "ignored"), nullptr, 16);
-  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGPIPE})
-    EXPECT_EQ(ignored & (1ull << (sig - 1)), 0u) << "signal " << sig << " still ignored";
+  expect_default_signals(*hello);
 
   ASSERT_TRUE(write_all(child.channel_fd, "ping\n"));
   EXPECT_EQ(read_line(io, child.channel_fd), "ping");
