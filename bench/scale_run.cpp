@@ -10,7 +10,6 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <filesystem>
-#include <fstream>
 #include <galaxies/json.hpp>
 #include <galaxies/node.hpp>
 #include <iostream>
@@ -22,6 +21,7 @@
 #include "child_process.hpp"
 #include "galaxies_system.hpp"
 #include "machine_context.hpp"
+#include "process/proc_tasks.hpp"
 #include "registry/file_store.hpp"
 #include "results.hpp"
 #include "scale_service.hpp"
@@ -95,17 +95,14 @@ json masters_figures(const std::vector<json>& statuses) {
   return {{"rss_mib", spread(rss)}, {"links", spread(links)}, {"each", each}};
 }
 
-// The children of `masters`' main threads that are none of `workers`: their fork servers
+// The children of `masters` that are none of `workers`: their fork servers
 // (options::start = fork; process/fork_server.hpp).
 std::vector<int> fork_servers_of(const std::vector<int>& masters, const std::vector<int>& workers) {
   const std::set<int> known(workers.begin(), workers.end());
   std::vector<int> servers;
-  for (int master : masters) {
-    const auto path = "/proc/" + std::to_string(master) + "/task/" + std::to_string(master);
-    std::ifstream children(path + "/children");
-    for (int child; children >> child;)
+  for (int master : masters)
+    for (pid_t child : process::children_of(master).value_or(std::set<pid_t>{}))
       if (known.count(child) == 0) servers.push_back(child);
-  }
   return servers;
 }
 

@@ -1,6 +1,5 @@
 #include "process/fork_server.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 #include <system_error>
 #include <utility>
 
+#include "process/proc_tasks.hpp"
 #include "process/self_executable.hpp"
 
 namespace galaxies::process {
@@ -43,51 +43,6 @@ struct answer {
 };
 
 pid_t forked_master = 0;  // in a worker the server forked: the master's pid
-
-// The numeric entries of a /proc directory (tasks of a process).
-std::vector<pid_t> numbers_in(const char* directory) {
-  std::vector<pid_t> numbers;
-  DIR* dir = ::opendir(directory);
-  if (dir == nullptr) return numbers;
-  while (const dirent* entry = ::readdir(dir)) {
-    pid_t n = 0;
-    const std::string_view name(entry->d_name);
-    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
-    if (ec == std::errc() && end == name.data() + name.size()) numbers.push_back(n);
-  }
-  ::closedir(dir);
-  return numbers;
-}
-
-// The children of this process (those of every thread), or nullopt when the kernel does not list
-// them (/proc/PID/task/TID/children needs CONFIG_PROC_CHILDREN).
-std::optional<std::set<pid_t>> children_of_this_process() {
-  std::set<pid_t> children;
-  for (pid_t tid : numbers_in("/proc/self/task")) {
-    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/children";
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT && ::access(("/proc/self/task/" + std::to_string(tid)).c_str(), F_OK))
-        continue;  // the thread ended meanwhile
-      return std::nullopt;
-    }
-    std::string text;
-    std::array<char, 4096> chunk;
-    ssize_t n;
-    while ((n = ::read(fd, chunk.data(), chunk.size())) > 0 || (n < 0 && errno == EINTR))
-      if (n > 0) text.append(chunk.data(), static_cast<std::size_t>(n));
-    ::close(fd);
-    const char* at = text.data();
-    const char* const end = text.data() + text.size();
-    while (at < end) {
-      pid_t child = 0;
-      const auto parsed = std::from_chars(at, end, child);
-      if (parsed.ec == std::errc()) children.insert(child);
-      at = parsed.ptr == at ? at + 1 : parsed.ptr;
-    }
-  }
-  return children;
-}
 
 [[noreturn]] void throw_errno(int error, const std::string& what) {
   throw std::system_error(error, std::system_category(), "fork server: " + what);
@@ -222,14 +177,14 @@ bool serve(int socket, pid_t master) {
 
 std::unique_ptr<fork_server> fork_server::start(std::string& why_not) {
   why_not.clear();
-  const std::size_t threads = numbers_in("/proc/self/task").size();
+  const std::size_t threads = threads_of(::getpid()).size();
   if (threads != 1) {
     why_not = threads == 0 ? "/proc/self/task cannot be read"
                            : std::to_string(threads) +
                                  " threads run in this process (fork copies only the caller)";
     return nullptr;
   }
-  auto children = children_of_this_process();
+  auto children = children_of(::getpid());
   if (!children) {
     why_not = "this kernel does not list a process's children (CONFIG_PROC_CHILDREN)";
     return nullptr;
@@ -375,7 +330,7 @@ spawned fork_server::spawn(const std::vector<std::string>& argv, const environme
 }
 
 void fork_server::reap_strays() {
-  const auto children = children_of_this_process();
+  const auto children = children_of(::getpid());
   if (!children) return;
   std::lock_guard lock(mutex_);
   if (starting_ > 0) return;  // the supervisor reaps once the worker is adopted
