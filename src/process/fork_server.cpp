@@ -45,7 +45,7 @@ struct answer {
 pid_t forked_master = 0;  // in a worker the server forked: the master's pid
 
 [[noreturn]] void throw_errno(int error, const std::string& what) {
-  throw std::system_error(error, std::system_category(), "fork server: " + what);
+  process::throw_errno(error, "fork server", what);
 }
 
 void write_answer(int socket, answer a) {

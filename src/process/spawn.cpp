@@ -37,7 +37,7 @@ constexpr int child_doorbell_fd = 5;
 constexpr int child_master_doorbell_fd = 6;
 
 [[noreturn]] void throw_errno(int error, const std::string& what) {
-  throw std::system_error(error, std::system_category(), "spawn_worker: " + what);
+  process::throw_errno(error, "spawn_worker", what);
 }
 
 void check(int rc, const char* what) {
@@ -162,6 +162,10 @@ bool is_channel_variable(std::string_view name) {
                                channel_master_doorbell_fd_env})
     if (name == variable) return true;
   return false;
+}
+
+void throw_errno(int error, std::string_view who, const std::string& what) {
+  throw std::system_error(error, std::system_category(), std::string(who) + ": " + what);
 }
 
 void check_variable_names(const environment_list& extra_env) {

@@ -235,6 +235,9 @@ struct supervisor_state : std::enable_shared_from_this<supervisor_state> {
     slot& s = slots[i];
     s.spawning = false;
     if (!result.error.empty()) {
+      // Leftover processes that exited while this start was in flight were held for its
+      // adoption (fork_server::reap_strays); none follows now, so they are reaped here.
+      if (!closed) post_reap();
       // Treated as an instant exit: retried with backoff, given up on if it keeps failing.
       spdlog::error("worker slot {}: {}", i, result.error);
       if (stopping) return finish_stop_if_idle();

@@ -35,4 +35,7 @@ void check_variable_names(const environment_list& extra_env);
 // True for the variables that name a worker's channel: only its master sets them.
 bool is_channel_variable(std::string_view name);
 
+// Throws std::system_error for `error`, its text `who: what` (who: the way of starting).
+[[noreturn]] void throw_errno(int error, std::string_view who, const std::string& what);
+
 }  // namespace galaxies::process
