@@ -252,6 +252,10 @@ void counters(metrics_text& m, const json& s) {
   m.family("galaxies_loop_lateness_seconds", "gauge",
            "How late this master's loop runs now, beyond the normal (decayed).");
   m.sample(number(h, "excess_lateness_ms") / 1e3);
+  m.family("galaxies_lossy_silences_forgiven_total", "counter",
+           "Host-link silences given more time because the path was losing packets and the "
+           "peer's kernel still answered.");
+  m.sample(count(h, "loss_stretched"));
 }
 
 void registry(metrics_text& m, const json& s) {

@@ -8,6 +8,7 @@
 #include "base/text.hpp"
 #include "router/router.hpp"
 #include "security/peer_auth.hpp"
+#include "transport/path_loss.hpp"
 #include "wire/message.hpp"
 
 namespace galaxies::router {
@@ -308,6 +309,10 @@ void router::establish_peer(connection& c) {
   // not only what we wait. Claimed, not proven (another pid namespace would name another
   // process), which costs at most the link's bounded stretch.
   if (c.on_this_machine && c.peer_pid > 0) forgive_cpu_wait_of(c, ::getpid(), c.peer_pid);
+  // Only the link calls its probe, while it is open: it outlives no socket.
+  c.link->forgive_path_loss([link = c.link.get()] {
+    return transport::read_tcp_path(link->stream().lowest_layer().native_handle());
+  });
   enable_heartbeats(c);
   c.link->enable_probes(c.peer_probes);
   if (auto it = wanted_.find(c.peer); it != wanted_.end()) {

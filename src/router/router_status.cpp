@@ -240,6 +240,7 @@ nlohmann::json router::own_status() const {
           {"local_health",
            {{"late_ticks", h.late_ticks},
             {"stretched", h.stretched},
+            {"loss_stretched", h.loss_stretched},
             {"deadlines_stretched", h.deadlines_stretched},
             {"worst_lateness_ms", as_ms(h.worst)},
             {"excess_lateness_ms", as_ms(health_->excess_lateness(now))}}}};

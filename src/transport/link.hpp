@@ -47,6 +47,7 @@
 #include "transport/fair_lanes.hpp"
 #include "transport/frame_sink.hpp"
 #include "transport/local_health.hpp"
+#include "transport/path_loss.hpp"
 #include "transport/protocol_log.hpp"
 #include "transport/stream.hpp"
 #include "transport/write_batch.hpp"
@@ -300,6 +301,13 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   // (a host link learns its peer's pid in the handshake, before its heartbeats start).
   void forgive_peer_cpu_wait(cpu_wait_probe probe) { peer_cpu_wait_ = std::move(probe); }
 
+  // The counters of the TCP connection under this link (read_tcp_path); nullopt when unknown.
+  using path_probe = std::function<std::optional<tcp_path_sample>()>;
+  // For a host link: a silence while the path loses packets and the peer's kernel still answers
+  // is given up to local_health's max_loss_multiplier x its limit (path_loss.hpp). The probe is
+  // read every limits::path_sample_interval, at each verdict, and at a close for silence (logged).
+  void forgive_path_loss(path_probe probe) { path_probe_ = std::move(probe); }
+
   // Closes with `reason` unless cancel_expiry() comes first (handshake deadlines).
   void expire_after(clock::duration after, close_reason reason) {
     expiry_length_ = after;
@@ -322,7 +330,10 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
                                     .since_write = now - last_write_,
                                     .queued_bytes = queued_bytes(),
                                     .write_stalled = write_stalled_for(now),
-                                    .silence_limit = silence_limit};
+                                    .silence_limit = silence_limit,
+                                    .path = reason == close_reason::heartbeat_timeout && path_probe_
+                                                ? path_probe_()
+                                                : std::nullopt};
     open_ = false;
     closing_ = false;
     std::error_code ignored;
@@ -973,6 +984,7 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
       if (!open_) co_return;
       const auto now = clock::now();
       health.timer_fired(heartbeat_timer_.expiry(), now);
+      if (path_probe_ && now >= next_path_sample_) sample_path(now);
       const auto silent = now - last_read_;
       // A silence half its limit long is watched: from then on, what the peer waits for a core
       // is forgiven (forgive_peer_cpu_wait).
@@ -1005,15 +1017,29 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
           // limit (bounded), and say so once per silence.
           auto limit = health.silence_limit(silence_limit_, later,
                                             health.peer_excess(peer_lateness_, later));
+          auto why = stretch_reason::lateness;
           if (silence_waited_at_ && silence_watched_ == last_read_) {
-            if (const auto waited = peer_cpu_waited())
-              limit = health.forgive_cpu_wait(limit, silence_limit_, *waited - *silence_waited_at_);
+            if (const auto waited = peer_cpu_waited()) {
+              const auto forgiven_wait =
+                  health.forgive_cpu_wait(limit, silence_limit_, *waited - *silence_waited_at_);
+              if (forgiven_wait > limit) why = stretch_reason::peer_cpu_wait;
+              limit = forgiven_wait;
+            }
+          }
+          if (later - last_read_ > limit && path_probe_) {
+            if (const auto sample = sample_path(later)) {
+              const auto forgiven_loss = health.forgive_path_loss(
+                  limit, silence_limit_, later - last_read_, *sample,
+                  path_loss_.lossy_within(limits::path_loss_memory, later));
+              if (forgiven_loss > limit) why = stretch_reason::path_loss;
+              limit = forgiven_loss;
+            }
           }
           if (later - last_read_ > limit) {
             close(close_reason::heartbeat_timeout, {}, limit);
             co_return;
           }
-          if (!std::exchange(forgiven, true)) note_forgiven(later, limit);
+          if (!std::exchange(forgiven, true)) note_forgiven(later, limit, why);
         }
       }
       const bool probe_due = send_probes_ && now >= next_probe_;
@@ -1061,11 +1087,20 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
     settings_.health->note_peer(told_lateness_, std::chrono::milliseconds(told), now);
   }
 
-  void note_forgiven(clock::time_point now, clock::duration limit) {
+  // Reads the connection's counters into path_loss_; the sample, or nullopt when unknown.
+  std::optional<tcp_path_sample> sample_path(clock::time_point now) {
+    next_path_sample_ = now + limits::path_sample_interval;
+    auto sample = path_probe_();
+    if (sample) path_loss_.note(*sample, now);
+    return sample;
+  }
+
+  void note_forgiven(clock::time_point now, clock::duration limit, stretch_reason why) {
+    if (why == stretch_reason::path_loss) settings_.health->note_loss_stretched();
     std::uint64_t suppressed = 0;
     if (!settings_.health->note_stretched(now, suppressed)) return;
     const local_health& health = *settings_.health;
-    log_stretched_silence(settings_.name, now - last_read_, silence_limit_, limit,
+    log_stretched_silence(settings_.name, now - last_read_, silence_limit_, limit, why,
                           health.excess_lateness(now), health.peer_excess(peer_lateness_, now),
                           suppressed);
   }
@@ -1145,6 +1180,9 @@ class basic_link : public std::enable_shared_from_this<basic_link<Stream>> {
   std::optional<clock::duration> expiry_waited_at_start_;  // the peer's CPU wait then
   bool expiry_stretched_ = false;                          // counted once per deadline
   cpu_wait_probe peer_cpu_wait_;
+  path_probe path_probe_;
+  path_loss_memory path_loss_;
+  clock::time_point next_path_sample_{};
   clock::time_point silence_watched_{};               // the last_read_ of the silence watched
   std::optional<clock::duration> silence_waited_at_;  // the peer's CPU wait when watching began
   clock::time_point last_read_;

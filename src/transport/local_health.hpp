@@ -9,12 +9,14 @@
 // Threading: not synchronised; one event loop (all links of a process may share one).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 
 #include "base/limits.hpp"
 #include "base/log_throttle.hpp"
+#include "transport/path_loss.hpp"
 
 namespace galaxies::transport {
 
@@ -28,6 +30,7 @@ struct local_health_settings {
                                 : max_multiplier > std::numeric_limits<int>::max() / factor
                                     ? std::numeric_limits<int>::max()
                                     : max_multiplier * factor;
+    s.max_loss_multiplier = std::min(limits::path_loss_multiplier, max_multiplier);
     return s;
   }
   std::chrono::steady_clock::duration tolerance = limits::local_health_tolerance;
@@ -36,6 +39,8 @@ struct local_health_settings {
   // The bound of forgive_cpu_wait (limits::local_health_cpu_wait_factor).
   int max_cpu_wait_multiplier =
       limits::local_health_max_multiplier * limits::local_health_cpu_wait_factor;
+  // The bound of forgive_path_loss (limits::path_loss_multiplier, within max_multiplier).
+  int max_loss_multiplier = limits::path_loss_multiplier;
   std::chrono::steady_clock::duration half_life = limits::local_health_half_life;
 };
 
@@ -65,6 +70,7 @@ class decaying_peak {
 struct local_health_counters {
   std::uint64_t late_ticks = 0;  // ticks later than the tolerance
   std::uint64_t stretched = 0;   // silences past a limit forgiven for a while (once per silence)
+  std::uint64_t loss_stretched = 0;  // of those, host links' because the path loses packets
   // Deadlines (handshakes) that waited longer for a peer of this machine starved of CPU.
   std::uint64_t deadlines_stretched = 0;
   std::chrono::steady_clock::duration worst{};  // the latest tick seen
@@ -104,6 +110,14 @@ class local_health {
     return transport::forgive_cpu_wait(limit, base, waited, settings_.max_cpu_wait_multiplier);
   }
 
+  // transport::forgive_path_loss within this process's max_loss_multiplier.
+  clock::duration forgive_path_loss(clock::duration limit, clock::duration base,
+                                    clock::duration silent, const tcp_path_sample& sample,
+                                    bool lossy) const noexcept {
+    return transport::forgive_path_loss(limit, base, silent, sample, lossy,
+                                        settings_.max_loss_multiplier);
+  }
+
   // A deadline was stretched by forgive_cpu_wait (counted).
   void note_deadline_stretched() noexcept { ++counters_.deadlines_stretched; }
 
@@ -119,6 +133,8 @@ class local_health {
   // A silence past its base limit was forgiven because of the stretch; true when it may be
   // logged now (`suppressed`: how many such were not logged since the last line).
   bool note_stretched(clock::time_point now, std::uint64_t& suppressed) noexcept;
+  // That stretch was forgive_path_loss's (counted besides).
+  void note_loss_stretched() noexcept { ++counters_.loss_stretched; }
 
   const local_health_counters& counters() const noexcept { return counters_; }
 

@@ -64,6 +64,12 @@ std::string describe(const link_state_at_close* state) {
                       state->queued_bytes);
   if (state->write_stalled > std::chrono::nanoseconds::zero())
     text += fmt::format(", a write waiting for {} ms", ms(state->write_stalled));
+  if (state->path)
+    text += fmt::format(
+        "; tcp: the peer's last segment {} ms ago, {} retransmitted, {} received "
+        "out of order",
+        state->path->since_peer_segment.count(), state->path->retransmitted,
+        state->path->out_of_order);
   return text + ")";
 }
 
@@ -90,16 +96,26 @@ void log_internal_error(std::string_view name, std::string_view what) {
 
 void log_stretched_silence(std::string_view name, std::chrono::nanoseconds silent,
                            std::chrono::nanoseconds limit, std::chrono::nanoseconds stretched,
-                           std::chrono::nanoseconds ours, std::chrono::nanoseconds peers,
-                           std::uint64_t suppressed) {
+                           stretch_reason why_stretched, std::chrono::nanoseconds ours,
+                           std::chrono::nanoseconds peers, std::uint64_t suppressed) {
   using ms = std::chrono::milliseconds;
   const auto count = [](std::chrono::nanoseconds d) {
     return std::chrono::duration_cast<ms>(d).count();
   };
-  const std::string why =
-      ours >= peers
-          ? fmt::format("this process runs late (its timers fire up to {} ms late)", count(ours))
-          : fmt::format("the peer says it runs late (up to {} ms)", count(peers));
+  std::string why;
+  switch (why_stretched) {
+    case stretch_reason::peer_cpu_wait:
+      why = "the peer, on this machine, is waiting for a core";
+      break;
+    case stretch_reason::path_loss:
+      why = "the path lost packets lately and the peer's kernel still answers";
+      break;
+    case stretch_reason::lateness:
+      why = ours >= peers ? fmt::format("this process runs late (its timers fire up to {} ms late)",
+                                        count(ours))
+                          : fmt::format("the peer says it runs late (up to {} ms)", count(peers));
+      break;
+  }
   spdlog::warn(
       "connection {}: silent for {} ms, past its {} ms limit, but {}: waiting up to {} ms before "
       "declaring it gone{}",

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 
 #include "base/log_throttle.hpp"
 #include "transport/close_reason.hpp"
+#include "transport/path_loss.hpp"
 
 namespace galaxies::transport {
 
@@ -22,6 +24,9 @@ struct link_state_at_close {
   std::size_t queued_bytes = 0;
   std::chrono::nanoseconds write_stalled{};  // zero: no write was waiting
   std::chrono::nanoseconds silence_limit{};  // a heartbeat_timeout's limit, as stretched; or zero
+  // A host link's TCP counters at a heartbeat_timeout: was the path losing packets, and did the
+  // peer's kernel still answer?
+  std::optional<tcp_path_sample> path;
 };
 
 // A warning goes through `throttle` when one is given (null: always logged).
@@ -36,12 +41,19 @@ void log_protocol_violation(std::string_view name, std::error_code error,
 // An exception escaped this connection's code; `what` is escaped before it is printed.
 void log_internal_error(std::string_view name, std::string_view what);
 
-// A peer silent past its limit was given more time because this process runs late, or the peer
-// said it does (local_health.hpp); `suppressed` such lines were held back since the last one.
+// Why a silence past its limit was given more time.
+enum class stretch_reason {
+  lateness,       // this process runs late, or the peer said it does (local_health.hpp)
+  peer_cpu_wait,  // the kernel shows the peer, on this machine, waiting for a core
+  path_loss,      // the path lost packets lately and the peer's kernel answers (path_loss.hpp)
+};
+
+// A peer silent past its limit was given more time (`why`; `ours` and `peers` are the lateness
+// figures); `suppressed` such lines were held back since the last one.
 void log_stretched_silence(std::string_view name, std::chrono::nanoseconds silent,
                            std::chrono::nanoseconds limit, std::chrono::nanoseconds stretched,
-                           std::chrono::nanoseconds ours, std::chrono::nanoseconds peers,
-                           std::uint64_t suppressed);
+                           stretch_reason why, std::chrono::nanoseconds ours,
+                           std::chrono::nanoseconds peers, std::uint64_t suppressed);
 
 std::string escaped_sample(std::span<const std::byte> bytes, std::size_t max_bytes = 32);
 

@@ -17,6 +17,7 @@
 #include <regex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/endian.hpp"
@@ -1318,6 +1319,60 @@ TEST_F(link_test, APeerStarvedOfCpuIsGivenMoreTimeBeforeItsSilenceCounts) {
   EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout) << "still found out, bounded";
   EXPECT_GE(waited, 40 * 100ms) << "the peer's wait for a core did not stretch its limit";
   EXPECT_GE(health->counters().stretched, 1u);
+}
+
+// ---- a host link on a lossy path (forgive_path_loss) ----
+
+// The TCP counters of a connection: each read shows `lost_per_read` more retransmissions, and
+// the peer's kernel last heard from `since_peer_segment` ago.
+test_link::path_probe path_counters(std::uint64_t lost_per_read,
+                                    std::chrono::milliseconds since_peer_segment) {
+  return [lost_per_read, since_peer_segment, lost = std::uint64_t{0}]() mutable {
+    lost += lost_per_read;
+    return std::optional(tcp_path_sample{
+        .retransmitted = lost, .out_of_order = 0, .since_peer_segment = since_peer_segment});
+  };
+}
+
+TEST_F(link_test, ASilenceOnALossyPathIsGivenMoreTimeWhileThePeersKernelAnswers) {
+  auto [sa, peer] = streams();
+  auto health = std::make_shared<local_health>();  // max_loss_multiplier 3
+  auto a = make_link(std::move(sa), {.health = health});
+  recording_sink sink;
+  a->start(&sink);
+  const auto started = clock::now();
+  a->forgive_path_loss(path_counters(1, 5ms));
+  a->enable_heartbeats(20ms, 100ms);
+
+  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
+  const auto waited = clock::now() - started;
+  settle();
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout) << "still found out, bounded";
+  EXPECT_GE(waited, 3 * 100ms) << "a silence on a lossy path was judged by the plain limit";
+  EXPECT_EQ(health->counters().loss_stretched, 1u) << "counted once per silence";
+}
+
+TEST_F(link_test, ASilenceIsJudgedByThePlainLimitWhenThePeersKernelIsSilentTooOrNothingIsLost) {
+  for (const auto& [lost_per_read, since_peer_segment] :
+       {std::pair{1u, std::chrono::milliseconds(1h)},
+        std::pair{0u, std::chrono::milliseconds(5)}}) {
+    auto [sa, peer] = streams();
+    auto health = std::make_shared<local_health>();
+    auto a = make_link(std::move(sa), {.health = health});
+    recording_sink sink;
+    a->start(&sink);
+    a->forgive_path_loss(path_counters(lost_per_read, since_peer_segment));
+    a->enable_heartbeats(20ms, 100ms);
+
+    ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
+    settle();
+    ASSERT_EQ(sink.closes.size(), 1u);
+    EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout);
+    EXPECT_EQ(health->counters().loss_stretched, 0u)
+        << "forgiven with " << lost_per_read << " lost per read, the peer's kernel last heard "
+        << since_peer_segment.count() << " ms ago";
+  }
 }
 
 }  // namespace

@@ -88,7 +88,9 @@ json status_document() {
           {"node", {{"eof", std::uint64_t{2}}, {"overloaded", std::uint64_t{1}}}},
           {"client", json::object()}}}}},
       {"local_health",
-       {{"late_ticks", std::uint64_t{4}}, {"excess_lateness_ms", std::int64_t{1500}}}},
+       {{"late_ticks", std::uint64_t{4}},
+        {"loss_stretched", std::uint64_t{2}},
+        {"excess_lateness_ms", std::int64_t{1500}}}},
       // master::extend_status: slots with a signed pid, 0 for none.
       {"workers",
        {{{"slot", std::size_t{0}},
@@ -235,6 +237,7 @@ TEST(render_metrics, counters_refusals_and_closes) {
 
   EXPECT_EQ(page.value("galaxies_loop_late_ticks_total"), 4.0);
   EXPECT_DOUBLE_EQ(page.value("galaxies_loop_lateness_seconds").value_or(-1), 1.5);
+  EXPECT_EQ(page.value("galaxies_lossy_silences_forgiven_total"), 2.0);
 }
 
 TEST(render_metrics, registry_and_process) {
