@@ -121,13 +121,14 @@ inline constexpr std::chrono::milliseconds local_health_half_life{2000};
 // (bench/RESULTS.md, eighteenth session). 5 x 8 x 1.5 s: 60 s at the defaults.
 inline constexpr int local_health_cpu_wait_factor = 5;
 // Loss awareness (docs/protocol.md §8.3, transport/path_loss.hpp): a host link's silence is given
-// up to path_loss_multiplier x its limit while the peer's kernel answers and the connection lost
-// packets within path_loss_memory. TCP's backoff keeps a segment lost 3 times in a row back
-// 1.4 s, 4 times 3 s, 5 times 6.2 s: 4.5 s at the defaults covers four, and at 5 % loss a lost
-// segment is lost 4 more times 1 in 160 000. The counters are read every path_sample_interval (a
-// getsockopt per link), and at each verdict.
+// up to path_loss_multiplier x its limit while the peer's kernel answers and the connection
+// received segments out of order within path_loss_memory (a lost segment's successors arrive
+// at once, so one that stalls a silence is seen by its verdict's sample). TCP's backoff keeps a
+// segment lost 3 times in a row back 1.4 s, 4 times 3 s, 5 times 6.2 s: 4.5 s at the defaults
+// covers four, and at 5 % loss a lost segment is lost 4 more times 1 in 160 000. The counters are
+// read every path_sample_interval (a getsockopt per link), and at each verdict.
 inline constexpr int path_loss_multiplier = 3;
-inline constexpr std::chrono::milliseconds path_loss_memory{30000};
+inline constexpr std::chrono::milliseconds path_loss_memory{10000};
 inline constexpr std::chrono::milliseconds path_sample_interval{5000};
 // A stretched verdict is logged at most once per interval per process, with a count of the rest.
 inline constexpr std::chrono::milliseconds local_health_log_interval{10000};

@@ -26,9 +26,7 @@ std::optional<tcp_path_sample> read_tcp_path(int fd) noexcept {
 }
 
 void path_loss_memory::note(const tcp_path_sample& sample, clock::time_point now) noexcept {
-  if (last_ &&
-      (sample.retransmitted > last_->retransmitted || sample.out_of_order > last_->out_of_order))
-    rose_at_ = now;
+  if (last_ && sample.out_of_order > last_->out_of_order) rose_at_ = now;
   last_ = sample;
 }
 

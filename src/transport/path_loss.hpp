@@ -6,11 +6,14 @@
 // (network_fault_test: 1 of 3 full-suite runs in one session, 2 of 5 in another).
 //
 // Silence alone cannot tell that from a hung peer; the connection's own counters add two facts.
-// Did the path lose packets lately (this side retransmitted, or received segments out of order)?
+// Did the path lose the peer's segments lately (later ones arrived out of order, behind a hole)?
 // Does the peer's kernel still answer (its last segment, an ACK of our heartbeats, came during
 // the silence)? A silence with both is given up to loss_multiplier x its limit. A dead or
 // unreachable host answers nothing and is found at the plain limit, as is a hung peer on a clean
-// path; only a hung peer on a lossy path is found later, within the bound.
+// path; only a hung peer on a lossy path is found later, within the bound. Our own retransmissions
+// are no evidence: tail-loss probes retransmit on a clean path whenever the peer's ACKs come late,
+// and a stopped peer's kernel delays them (fault_test's frozen master, found at 3 x its limit
+// while they counted).
 // Pure but for read_tcp_path: fed samples and timestamps, so its tests need no lossy network.
 #pragma once
 
@@ -22,7 +25,7 @@ namespace galaxies::transport {
 
 // A TCP connection's counters, as the kernel shows them (TCP_INFO).
 struct tcp_path_sample {
-  std::uint64_t retransmitted = 0;  // segments this side retransmitted in the connection's life
+  std::uint64_t retransmitted = 0;  // segments this side retransmitted (logged, not evidence)
   std::uint64_t out_of_order = 0;   // segments received out of order (0 on kernels before 5.4)
   std::chrono::milliseconds since_peer_segment{};  // the peer's last segment, an ACK or data
 };
@@ -30,8 +33,8 @@ struct tcp_path_sample {
 // The counters of the TCP connection `fd`; nullopt when it is no TCP socket (or closed).
 std::optional<tcp_path_sample> read_tcp_path(int fd) noexcept;
 
-// Whether a connection's counters rose lately: fed samples now and then, it remembers the last
-// time either count grew.
+// Whether the peer's segments were lost lately: fed samples now and then, it remembers the last
+// time the count of segments received out of order grew.
 class path_loss_memory {
  public:
   using clock = std::chrono::steady_clock;

@@ -1323,14 +1323,15 @@ TEST_F(link_test, APeerStarvedOfCpuIsGivenMoreTimeBeforeItsSilenceCounts) {
 
 // ---- a host link on a lossy path (forgive_path_loss) ----
 
-// The TCP counters of a connection: each read shows `lost_per_read` more retransmissions, and
-// the peer's kernel last heard from `since_peer_segment` ago.
+// The TCP counters of a connection: each read shows `lost_per_read` more segments received out
+// of order (and as many retransmitted), and the peer's kernel last heard from
+// `since_peer_segment` ago.
 test_link::path_probe path_counters(std::uint64_t lost_per_read,
                                     std::chrono::milliseconds since_peer_segment) {
   return [lost_per_read, since_peer_segment, lost = std::uint64_t{0}]() mutable {
     lost += lost_per_read;
     return std::optional(tcp_path_sample{
-        .retransmitted = lost, .out_of_order = 0, .since_peer_segment = since_peer_segment});
+        .retransmitted = lost, .out_of_order = lost, .since_peer_segment = since_peer_segment});
   };
 }
 

@@ -38,18 +38,23 @@ TEST(path_loss_memory, the_first_sample_is_a_baseline_not_a_loss) {
   EXPECT_FALSE(m.lossy_within(memory, t0 + 5s)) << "counters that did not move show no loss";
 }
 
-TEST(path_loss_memory, a_retransmission_or_a_segment_out_of_order_is_remembered_for_a_while) {
+TEST(path_loss_memory, a_segment_received_out_of_order_is_remembered_for_a_while) {
   path_loss_memory m;
   m.note(counts(0, 0), t0);
-  m.note(counts(1, 0), t0 + 5s);
+  m.note(counts(0, 1), t0 + 5s);
   EXPECT_TRUE(m.lossy_within(memory, t0 + 5s));
   EXPECT_TRUE(m.lossy_within(memory, t0 + 35s));
-  m.note(counts(1, 0), t0 + 10s);
+  m.note(counts(0, 1), t0 + 10s);
   EXPECT_TRUE(m.lossy_within(memory, t0 + 35s)) << "a sample without news forgets nothing";
   EXPECT_FALSE(m.lossy_within(memory, t0 + 35s + 1ms)) << "remembered no longer than `memory`";
+}
 
-  m.note(counts(1, 3), t0 + 40s);
-  EXPECT_TRUE(m.lossy_within(memory, t0 + 41s)) << "received out of order: the peer's loss";
+TEST(path_loss_memory, retransmissions_of_our_own_are_no_evidence) {
+  // Tail-loss probes retransmit on a clean path whenever the peer's ACKs come late.
+  path_loss_memory m;
+  m.note(counts(0, 0), t0);
+  m.note(counts(5, 0), t0 + 5s);
+  EXPECT_FALSE(m.lossy_within(memory, t0 + 5s));
 }
 
 TEST(forgive_path_loss, a_lossy_path_whose_peer_kernel_answers_gets_the_bound) {
