@@ -101,6 +101,34 @@ class link_test : public ::testing::Test {
     return link;
   }
 
+  // How a link to a peer that never writes ended: its reason (none unless it closed exactly once
+  // within 10 s), how long after `judge` began, and its local health's counters.
+  struct silent_peer_end {
+    std::optional<close_reason> reason;
+    clock::duration after{};
+    local_health_counters counters;
+  };
+  // `judge` starts the judging (heartbeats, a deadline) of a link with a fresh local health,
+  // its probes set by `probe` first.
+  silent_peer_end end_of_silent_peer(const std::function<void(test_link&)>& probe,
+                                     const std::function<void(test_link&)>& judge) {
+    auto [sa, peer] = streams();
+    auto health = std::make_shared<local_health>();
+    auto a = make_link(std::move(sa), {.health = health});
+    recording_sink sink;
+    a->start(&sink);
+    probe(*a);
+    const auto started = clock::now();
+    judge(*a);
+    silent_peer_end end;
+    const bool closed = run_until([&] { return sink.closed(); }, 10s);
+    end.after = clock::now() - started;
+    settle();
+    if (closed && sink.closes.size() == 1) end.reason = sink.closes[0].first;
+    end.counters = health->counters();
+    return end;
+  }
+
   // A started link with nothing to do: its reader waits for bytes, its writer for frames.
   std::shared_ptr<test_link> settled_link(test_stream stream, recording_sink& sink) {
     auto link = make_link(std::move(stream));
@@ -1265,60 +1293,41 @@ test_link::cpu_wait_probe starved_since(clock::time_point start) {
   return [start]() -> std::optional<clock::duration> { return clock::now() - start; };
 }
 
-TEST_F(link_test, ADeadlineWaitsLongerForAPeerStarvedOfCpuWithinTheBound) {
-  auto [sa, peer] = streams();
-  // A CPU wait is forgiven up to 40 x (max_multiplier 8 x local_health_cpu_wait_factor 5).
-  auto health = std::make_shared<local_health>();
-  auto a = make_link(std::move(sa), {.health = health});
-  recording_sink sink;
-  a->start(&sink);
-  const auto started = clock::now();
-  a->forgive_peer_cpu_wait(starved_since(started));
-  a->expire_after(50ms, close_reason::handshake_timeout);
+// A handshake deadline of 50 ms.
+void deadline(test_link& link) {
+  link.expire_after(50ms, close_reason::handshake_timeout);
+}
+// Heartbeats every 20 ms, and a silence limit of 100 ms.
+void heartbeats(test_link& link) {
+  link.enable_heartbeats(20ms, 100ms);
+}
 
-  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
-  const auto waited = clock::now() - started;
-  settle();
-  ASSERT_EQ(sink.closes.size(), 1u);
-  EXPECT_EQ(sink.closes[0].first, close_reason::handshake_timeout) << "still expires, bounded";
-  EXPECT_GE(waited, 40 * 50ms) << "the peer's wait for a core did not lengthen its deadline";
-  EXPECT_EQ(health->counters().deadlines_stretched, 1u) << "counted once per deadline";
+TEST_F(link_test, ADeadlineWaitsLongerForAPeerStarvedOfCpuWithinTheBound) {
+  // A CPU wait is forgiven up to 40 x (max_multiplier 8 x local_health_cpu_wait_factor 5).
+  const auto end = end_of_silent_peer(
+      [](test_link& a) { a.forgive_peer_cpu_wait(starved_since(clock::now())); }, deadline);
+  EXPECT_EQ(end.reason, close_reason::handshake_timeout) << "still expires, bounded";
+  EXPECT_GE(end.after, 40 * 50ms) << "the peer's wait for a core did not lengthen its deadline";
+  EXPECT_EQ(end.counters.deadlines_stretched, 1u) << "counted once per deadline";
 }
 
 TEST_F(link_test, ADeadlineWaitsNoLongerForAPeerThatWaitsForNoCore) {
-  auto [sa, peer] = streams();
-  auto health = std::make_shared<local_health>();
-  auto a = make_link(std::move(sa), {.health = health});
-  recording_sink sink;
-  a->start(&sink);
   // Stuck (blocked, deadlocked, stopped): its run-queue wait stays where it was.
-  a->forgive_peer_cpu_wait([]() -> std::optional<clock::duration> { return 7s; });
-  a->expire_after(50ms, close_reason::handshake_timeout);
-
-  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
-  settle();
-  ASSERT_EQ(sink.closes.size(), 1u);
-  EXPECT_EQ(sink.closes[0].first, close_reason::handshake_timeout);
-  EXPECT_EQ(health->counters().deadlines_stretched, 0u);
+  const auto end = end_of_silent_peer(
+      [](test_link& a) {
+        a.forgive_peer_cpu_wait([]() -> std::optional<clock::duration> { return 7s; });
+      },
+      deadline);
+  EXPECT_EQ(end.reason, close_reason::handshake_timeout);
+  EXPECT_EQ(end.counters.deadlines_stretched, 0u);
 }
 
 TEST_F(link_test, APeerStarvedOfCpuIsGivenMoreTimeBeforeItsSilenceCounts) {
-  auto [sa, peer] = streams();
-  auto health = std::make_shared<local_health>();
-  auto a = make_link(std::move(sa), {.health = health});
-  recording_sink sink;
-  a->start(&sink);
-  const auto started = clock::now();
-  a->forgive_peer_cpu_wait(starved_since(started));
-  a->enable_heartbeats(20ms, 100ms);
-
-  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
-  const auto waited = clock::now() - started;
-  settle();
-  ASSERT_EQ(sink.closes.size(), 1u);
-  EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout) << "still found out, bounded";
-  EXPECT_GE(waited, 40 * 100ms) << "the peer's wait for a core did not stretch its limit";
-  EXPECT_GE(health->counters().stretched, 1u);
+  const auto end = end_of_silent_peer(
+      [](test_link& a) { a.forgive_peer_cpu_wait(starved_since(clock::now())); }, heartbeats);
+  EXPECT_EQ(end.reason, close_reason::heartbeat_timeout) << "still found out, bounded";
+  EXPECT_GE(end.after, 40 * 100ms) << "the peer's wait for a core did not stretch its limit";
+  EXPECT_GE(end.counters.stretched, 1u);
 }
 
 // ---- a host link on a lossy path (forgive_path_loss) ----
@@ -1336,41 +1345,25 @@ test_link::path_probe path_counters(std::uint64_t lost_per_read,
 }
 
 TEST_F(link_test, ASilenceOnALossyPathIsGivenMoreTimeWhileThePeersKernelAnswers) {
-  auto [sa, peer] = streams();
-  auto health = std::make_shared<local_health>();  // max_loss_multiplier 3
-  auto a = make_link(std::move(sa), {.health = health});
-  recording_sink sink;
-  a->start(&sink);
-  const auto started = clock::now();
-  a->forgive_path_loss(path_counters(1, 5ms));
-  a->enable_heartbeats(20ms, 100ms);
-
-  ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
-  const auto waited = clock::now() - started;
-  settle();
-  ASSERT_EQ(sink.closes.size(), 1u);
-  EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout) << "still found out, bounded";
-  EXPECT_GE(waited, 3 * 100ms) << "a silence on a lossy path was judged by the plain limit";
-  EXPECT_EQ(health->counters().loss_stretched, 1u) << "counted once per silence";
+  // local_health's default max_loss_multiplier: 3.
+  const auto end = end_of_silent_peer(
+      [](test_link& a) { a.forgive_path_loss(path_counters(1, 5ms)); }, heartbeats);
+  EXPECT_EQ(end.reason, close_reason::heartbeat_timeout) << "still found out, bounded";
+  EXPECT_GE(end.after, 3 * 100ms) << "a silence on a lossy path was judged by the plain limit";
+  EXPECT_EQ(end.counters.loss_stretched, 1u) << "counted once per silence";
 }
 
 TEST_F(link_test, ASilenceIsJudgedByThePlainLimitWhenThePeersKernelIsSilentTooOrNothingIsLost) {
   for (const auto& [lost_per_read, since_peer_segment] :
        {std::pair{1u, std::chrono::milliseconds(1h)},
         std::pair{0u, std::chrono::milliseconds(5)}}) {
-    auto [sa, peer] = streams();
-    auto health = std::make_shared<local_health>();
-    auto a = make_link(std::move(sa), {.health = health});
-    recording_sink sink;
-    a->start(&sink);
-    a->forgive_path_loss(path_counters(lost_per_read, since_peer_segment));
-    a->enable_heartbeats(20ms, 100ms);
-
-    ASSERT_TRUE(run_until([&] { return sink.closed(); }, 10s));
-    settle();
-    ASSERT_EQ(sink.closes.size(), 1u);
-    EXPECT_EQ(sink.closes[0].first, close_reason::heartbeat_timeout);
-    EXPECT_EQ(health->counters().loss_stretched, 0u)
+    const auto end = end_of_silent_peer(
+        [&](test_link& a) {
+          a.forgive_path_loss(path_counters(lost_per_read, since_peer_segment));
+        },
+        heartbeats);
+    EXPECT_EQ(end.reason, close_reason::heartbeat_timeout);
+    EXPECT_EQ(end.counters.loss_stretched, 0u)
         << "forgiven with " << lost_per_read << " lost per read, the peer's kernel last heard "
         << since_peer_segment.count() << " ms ago";
   }
