@@ -1358,8 +1358,9 @@ TEST_F(link_test, ASilenceIsJudgedByThePlainLimitWhenThePeersKernelIsSilentTooOr
        {std::pair{1u, std::chrono::milliseconds(1h)},
         std::pair{0u, std::chrono::milliseconds(5)}}) {
     const auto end = end_of_silent_peer(
-        [&](test_link& a) {
-          a.forgive_path_loss(path_counters(lost_per_read, since_peer_segment));
+        // Copies: clang 14 cannot capture structured bindings.
+        [lost = lost_per_read, since = since_peer_segment](test_link& a) {
+          a.forgive_path_loss(path_counters(lost, since));
         },
         heartbeats);
     EXPECT_EQ(end.reason, close_reason::heartbeat_timeout);
