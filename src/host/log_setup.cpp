@@ -2,7 +2,6 @@
 
 #include <spdlog/sinks/ansicolor_sink.h>
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "host/async_fd_sink.hpp"
 #include "host/json_log_formatter.hpp"
 
 namespace galaxies {
@@ -69,6 +69,12 @@ std::weak_ptr<spdlog::logger>& our_logger() {
   return logger;
 }
 
+// Its stderr sink, when it has one (status counts what it dropped).
+std::weak_ptr<async_fd_sink>& our_stderr_sink() {
+  static std::weak_ptr<async_fd_sink> sink;
+  return sink;
+}
+
 // spdlog starts with an unnamed default logger writing to stdout in colour. Any other default
 // logger, or that one with other sinks, is the application's doing.
 bool application_logger_installed() {
@@ -98,26 +104,43 @@ bool logs_json(const options& opts) {
                               "'; it must be 'text' or 'json'");
 }
 
-void configure_logging(const options& opts, const char* role) {
+logging_session::logging_session(std::shared_ptr<async_fd_sink> sink) noexcept
+    : sink_(std::move(sink)) {}
+
+logging_session::~logging_session() {
+  if (sink_) sink_->stop();
+}
+
+logging_session configure_logging(const options& opts, const char* role) {
   const bool json = logs_json(opts);
   const auto level = parse_level(opts.log_level);
-  if (application_logger_installed()) return;  // theirs, as they set it up
+  if (application_logger_installed()) return {};  // theirs, as they set it up
   std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<async_fd_sink> stderr_sink;
   if (opts.log_sink) {
     logger = std::make_shared<spdlog::logger>(role,
                                               std::make_shared<callback_sink>(opts.log_sink, role));
   } else {
-    // Thread-safe: the registry logs from a thread of its own (offloaded_registry.hpp).
-    logger =
-        std::make_shared<spdlog::logger>(role, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    stderr_sink = std::make_shared<async_fd_sink>(STDERR_FILENO, async_fd_sink::settings{});
+    logger = std::make_shared<spdlog::logger>(role, stderr_sink);
     if (json)
       logger->set_formatter(std::make_unique<json_log_formatter>(role));
     else
       logger->set_pattern(std::string("[%H:%M:%S.%e] [") + role + " %P] [%l] %v");
+    // A critical record is often a process's last: it waits until it is written.
+    logger->flush_on(spdlog::level::critical);
   }
   logger->set_level(level);
   spdlog::set_default_logger(logger);
   our_logger() = logger;
+  our_stderr_sink() = stderr_sink;
+  if (!stderr_sink || !stderr_sink->start()) return {};
+  return logging_session(std::move(stderr_sink));
+}
+
+std::uint64_t log_lines_dropped() noexcept {
+  const auto sink = our_stderr_sink().lock();
+  return sink ? sink->lines_dropped() : 0;
 }
 
 }  // namespace host

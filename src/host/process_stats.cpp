@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "host/log_setup.hpp"
 #include "process/proc_stat.hpp"
 
 namespace galaxies::host {
@@ -54,6 +55,7 @@ nlohmann::json process_stats() {
       j["start_time_seconds"] =
           static_cast<double>(boot) + static_cast<double>(stat->started_ticks) / ticks;
   }
+  j["log_lines_dropped"] = log_lines_dropped();
   return j;
 }
 

@@ -6,7 +6,7 @@
 namespace galaxies::host {
 
 // {"rss_bytes", "open_fds", "max_fds", "cpu_seconds", "start_time_seconds"}; a figure /proc does
-// not give is left out.
+// not give is left out. And "log_lines_dropped" (log_setup.hpp), which /proc does not know.
 nlohmann::json process_stats();
 
 }  // namespace galaxies::host

@@ -29,7 +29,7 @@ namespace {
 
 int run_worker(int channel_fd, std::unique_ptr<transport::shm_channel> rings, const options& opts,
                const worker_main& work) {
-  host::configure_logging(opts, "worker");
+  const auto logging = host::configure_logging(opts, "worker");
   asio::io_context io(1);
 
   detail::node_core::settings s;
@@ -86,7 +86,7 @@ void raise_descriptor_limit() {
 
 int run_master(int argc, char** argv, const options& opts,
                std::unique_ptr<process::fork_server> forks, const std::string& why_not_forked) {
-  host::configure_logging(opts, "master");
+  const auto logging = host::configure_logging(opts, "master");
   if (!why_not_forked.empty())
     spdlog::warn("workers are exec'd, not forked: {} when run() was called", why_not_forked);
   raise_descriptor_limit();
@@ -96,9 +96,10 @@ int run_master(int argc, char** argv, const options& opts,
   // The last line for a person at a terminal; with json, stderr belongs to a log shipper, where
   // the failure is a record like any other (master::fail has logged it already).
   const auto report = [json = host::logs_json(opts)](const std::string& why, bool logged) {
-    if (!json)
+    if (!json) {
+      spdlog::default_logger()->flush();  // after the records that led to it
       std::cerr << "galaxies: error: " << why << "\n";
-    else if (!logged)
+    } else if (!logged)
       spdlog::error("{}", why);
   };
   int exit_code = 0;

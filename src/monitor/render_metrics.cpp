@@ -288,6 +288,10 @@ void process(metrics_text& m, const json& s) {
   m.sample(number(p, "cpu_seconds"));
   m.family("process_start_time_seconds", "gauge", "When this master started, in Unix time.");
   m.sample(number(p, "start_time_seconds"));
+  m.family(
+      "galaxies_log_lines_dropped_total", "counter",
+      "Log lines this master dropped because stderr could not take them as fast as they came.");
+  m.sample(count(p, "log_lines_dropped"));
 }
 
 }  // namespace

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "host/async_fd_sink.hpp"
 #include "host/json_log_formatter.hpp"
+#include "process/proc_tasks.hpp"
 
 namespace galaxies::host {
 namespace {
@@ -45,7 +47,7 @@ TEST_F(LogSetup, TheApplicationsOwnDefaultLoggerIsKeptAsItIs) {
   options opts;
   opts.log_level = "error";  // theirs wins: not applied
   opts.log_format = "json";
-  configure_logging(opts, "master");
+  const auto session = configure_logging(opts, "master");
 
   EXPECT_EQ(spdlog::default_logger(), app);
   EXPECT_EQ(app->level(), spdlog::level::debug);
@@ -59,7 +61,7 @@ TEST_F(LogSetup, NewSinksOnSpdlogsDefaultLoggerCountAsTheApplicationsSetUp) {
   const auto logger = spdlog::default_logger();
   logger->sinks() = {std::make_shared<spdlog::sinks::ostream_sink_mt>(out)};
   logger->set_pattern("%v");
-  configure_logging(options{}, "worker");
+  const auto session = configure_logging(options{}, "worker");
   EXPECT_EQ(spdlog::default_logger(), logger);
   spdlog::info("kept");
   EXPECT_EQ(out.str(), "kept\n");
@@ -77,7 +79,7 @@ TEST_F(LogSetup, ALogSinkGetsEveryRecordAtOrAboveTheLevelAsPlainData) {
     EXPECT_EQ(r.role, "worker");
   };
   const auto before = std::chrono::system_clock::now();
-  configure_logging(opts, "worker");
+  const auto session = configure_logging(opts, "worker");
   spdlog::debug("below the level");
   spdlog::info("node {} joined", 7);
   spdlog::warn("careful");
@@ -101,7 +103,7 @@ TEST_F(LogSetup, ALogSinkTakesTraceToo) {
   options opts;
   opts.log_level = "trace";
   opts.log_sink = [&](const log_record& r) { levels.push_back(r.level); };
-  configure_logging(opts, "master");
+  const auto session = configure_logging(opts, "master");
   spdlog::trace("t");
   spdlog::debug("d");
   EXPECT_EQ(levels, (std::vector<log_severity>{log_severity::trace, log_severity::debug}));
@@ -112,27 +114,37 @@ TEST_F(LogSetup, WithoutEitherGalaxiesReplacesSpdlogsDefaultWithItsOwn) {
   options opts;
   opts.log_format = "json";
   opts.log_level = "warn";
-  configure_logging(opts, "master");
-  const auto ours = spdlog::default_logger();
-  EXPECT_EQ(ours->name(), "master");
-  EXPECT_EQ(ours->level(), spdlog::level::warn);
-  // A second set-up in the same process replaces galaxies' own logger, not the application's.
-  configure_logging(options{}, "master");
-  EXPECT_NE(spdlog::default_logger(), ours);
-  EXPECT_EQ(spdlog::default_logger()->level(), spdlog::level::info);
+  const std::size_t threads_before = process::threads_of(::getpid()).size();
+  {
+    const auto session = configure_logging(opts, "master");
+    const auto ours = spdlog::default_logger();
+    EXPECT_EQ(ours->name(), "master");
+    EXPECT_EQ(ours->level(), spdlog::level::warn);
+    ASSERT_EQ(ours->sinks().size(), 1u);
+    EXPECT_NE(dynamic_cast<async_fd_sink*>(ours->sinks()[0].get()), nullptr);
+    // Its writer thread runs while the session lives (async_fd_sink.hpp) ...
+    EXPECT_EQ(process::threads_of(::getpid()).size(), threads_before + 1);
+    EXPECT_EQ(log_lines_dropped(), 0u);
+    // A second set-up in the same process replaces galaxies' own logger, not the application's.
+    const auto again = configure_logging(options{}, "master");
+    EXPECT_NE(spdlog::default_logger(), ours);
+    EXPECT_EQ(spdlog::default_logger()->level(), spdlog::level::info);
+  }
+  // ... and not after: the fork server of a later run() in this process needs one thread.
+  EXPECT_EQ(process::threads_of(::getpid()).size(), threads_before);
 }
 
 TEST_F(LogSetup, UnknownFormatOrLevelIsRefused) {
   install_spdlogs_own_default();
   options bad_format;
   bad_format.log_format = "xml";
-  EXPECT_THROW(configure_logging(bad_format, "master"), std::invalid_argument);
+  EXPECT_THROW((void)configure_logging(bad_format, "master"), std::invalid_argument);
   options bad_level;
   bad_level.log_level = "verbose";  // spdlog would read it as "off", silencing everything
-  EXPECT_THROW(configure_logging(bad_level, "master"), std::invalid_argument);
+  EXPECT_THROW((void)configure_logging(bad_level, "master"), std::invalid_argument);
   options off;
   off.log_level = "off";
-  EXPECT_NO_THROW(configure_logging(off, "master"));
+  EXPECT_NO_THROW((void)configure_logging(off, "master"));
 }
 
 }  // namespace

@@ -113,7 +113,8 @@ json status_document() {
         {"open_fds", std::uint64_t{12}},
         {"max_fds", std::uint64_t{1024}},
         {"cpu_seconds", 0.5},
-        {"start_time_seconds", 1700000000.25}}},
+        {"start_time_seconds", 1700000000.25},
+        {"log_lines_dropped", std::uint64_t{3}}}},
   };
 }
 
@@ -254,6 +255,7 @@ TEST(render_metrics, registry_and_process) {
   EXPECT_EQ(page.value("process_max_fds"), 1024.0);
   EXPECT_DOUBLE_EQ(page.value("process_cpu_seconds_total").value_or(-1), 0.5);
   EXPECT_DOUBLE_EQ(page.value("process_start_time_seconds").value_or(-1), 1700000000.25);
+  EXPECT_EQ(page.value("galaxies_log_lines_dropped_total"), 3.0);
 }
 
 TEST(render_metrics, a_document_missing_every_optional_field_still_renders) {
