@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
+#include <csignal>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -51,8 +53,9 @@ std::size_t write_lines(int fd, std::string_view text, GiveUp give_up) {
     const std::size_t piece = regular ? rest.size() : detail::whole_lines_within(rest, PIPE_BUF);
     const ssize_t n = ::write(fd, rest.data(), piece);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;  // EAGAIN: someone made it non-blocking
-      return done;                                      // EPIPE, EBADF, ENOSPC: nowhere to go
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN && !regular) continue;  // someone made it non-blocking: poll() again
+      return done;                                // EPIPE, EBADF, ENOSPC: nowhere to go
     }
     done += static_cast<std::size_t>(n);
   }
@@ -114,22 +117,33 @@ async_fd_sink::~async_fd_sink() {
 
 bool async_fd_sink::start() {
   std::lock_guard lock(mutex_);
-  if (running_) return true;
-  {
-    std::lock_guard state(shared_->m);
-    if (shared_->stopping) return false;  // a writer given up on may still be in its write
-  }
-  try {
-    writer_ = std::thread([s = shared_] { s->write_until_stopped(); });
-  } catch (const std::system_error&) {
-    return false;
-  }
-  running_ = true;
+  std::lock_guard state(shared_->m);
+  if (shared_->stopping) return false;  // a writer given up on may still be in its write
+  wanted_ = true;
   return true;
+}
+
+bool async_fd_sink::launch_writer() {
+  // Signals go to the loop's thread (asio's signal_set), never to this one: it starts with them
+  // blocked.
+  sigset_t all;
+  sigset_t before;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &before);
+  try {
+    writer_ = std::thread([s = shared_] {
+      ::pthread_setname_np(::pthread_self(), "galaxies-log");
+      s->write_until_stopped();
+    });
+  } catch (const std::system_error&) {
+  }
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  return writer_.joinable();
 }
 
 void async_fd_sink::stop() {
   std::lock_guard lock(mutex_);
+  wanted_ = false;
   if (!running_) return;
   running_ = false;
   std::unique_lock state(shared_->m);
@@ -172,6 +186,10 @@ void async_fd_sink::sink_it_(const spdlog::details::log_msg& msg) {
 }
 
 bool async_fd_sink::put(std::string_view line) {
+  if (wanted_ && !running_) {
+    running_ = launch_writer();
+    wanted_ = running_;  // no thread to be had: this sink stays synchronous
+  }
   if (!running_) return write_lines(shared_->fd, line, [] { return false; }) == line.size();
   std::lock_guard state(shared_->m);
   if (shared_->queued.size() + line.size() > settings_.max_queued_bytes) return false;

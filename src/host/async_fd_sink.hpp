@@ -36,9 +36,12 @@ class async_fd_sink final : public spdlog::sinks::base_sink<std::mutex> {
   async_fd_sink(const async_fd_sink&) = delete;
   async_fd_sink& operator=(const async_fd_sink&) = delete;
 
-  // Starts the writer thread (fork_server.hpp forks only while a process has one thread, so this
-  // comes after it). Before, and after stop(), the thread that logs writes its line itself.
-  // Returns false, and stays synchronous, when no thread can be started.
+  // From now on lines go through the queue, to a writer thread started with the first of them:
+  // a process that logs nothing (most workers) stays single-threaded, and keeps glibc's
+  // single-thread fast paths. Before, and after stop(), the thread that logs writes its line
+  // itself, as it does when no thread can be started. fork_server.hpp forks only while a process
+  // has one thread, so this comes after it. Returns false, and stays synchronous, while a writer
+  // stop() gave up on may still be in its write().
   bool start();
   // Writes what is queued, for up to drain_on_stop, and ends the thread; lines it could not
   // write count as dropped. Records logged meanwhile wait, so the order is kept.
@@ -55,11 +58,13 @@ class async_fd_sink final : public spdlog::sinks::base_sink<std::mutex> {
 
   // Queues the lines, or writes them when no writer runs; false when they were not taken.
   bool put(std::string_view lines);
+  bool launch_writer();
 
   std::shared_ptr<shared> shared_;
   settings settings_;
   std::thread writer_;
-  bool running_ = false;          // guarded by base_sink's mutex_
+  bool wanted_ = false;           // start() was called; guarded by base_sink's mutex_
+  bool running_ = false;          // the writer thread runs; mutex_ too
   std::uint64_t unreported_ = 0;  // dropped lines no warning has named yet; mutex_ too
 };
 

@@ -122,7 +122,9 @@ TEST_F(LogSetup, WithoutEitherGalaxiesReplacesSpdlogsDefaultWithItsOwn) {
     EXPECT_EQ(ours->level(), spdlog::level::warn);
     ASSERT_EQ(ours->sinks().size(), 1u);
     EXPECT_NE(dynamic_cast<async_fd_sink*>(ours->sinks()[0].get()), nullptr);
-    // Its writer thread runs while the session lives (async_fd_sink.hpp) ...
+    // Its writer thread starts with the first line (async_fd_sink.hpp) ...
+    EXPECT_EQ(process::threads_of(::getpid()).size(), threads_before);
+    spdlog::warn("log_setup_test: a line to stderr");
     EXPECT_EQ(process::threads_of(::getpid()).size(), threads_before + 1);
     EXPECT_EQ(log_lines_dropped(), 0u);
     // A second set-up in the same process replaces galaxies' own logger, not the application's.
@@ -130,7 +132,8 @@ TEST_F(LogSetup, WithoutEitherGalaxiesReplacesSpdlogsDefaultWithItsOwn) {
     EXPECT_NE(spdlog::default_logger(), ours);
     EXPECT_EQ(spdlog::default_logger()->level(), spdlog::level::info);
   }
-  // ... and not after: the fork server of a later run() in this process needs one thread.
+  // ... and ends with the session: the fork server of a later run() in this process needs one
+  // thread.
   EXPECT_EQ(process::threads_of(::getpid()).size(), threads_before);
 }
 
