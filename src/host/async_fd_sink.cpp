@@ -182,7 +182,9 @@ void async_fd_sink::sink_it_(const spdlog::details::log_msg& msg) {
     return;
   }
   ++shared_->dropped;
-  if (running_) ++unreported_;  // a synchronous write failed for good: nowhere to say it
+  // Said with the next line that fits. A synchronous write fails only for good (EPIPE, EBADF):
+  // no later line would say it either.
+  if (running_) ++unreported_;
 }
 
 bool async_fd_sink::put(std::string_view line) {

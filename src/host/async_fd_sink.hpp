@@ -1,6 +1,6 @@
 // galaxies' own log lines go to stderr from a writer thread, so that a loop that logs never waits
 // for the descriptor. Processes sharing one log file queue on its position lock, for seconds on a
-// loaded machine (bench/RESULTS.md, "Issue #8's goals"), long enough for a master's peers to
+// loaded machine (bench/RESULTS.md, "Logging off the loop"), long enough for a master's peers to
 // miss its heartbeats; a pipe nobody reads would hold a synchronous writer for good.
 //
 // Lines are formatted by the thread that logs, in the order it logs them, and queued up to a
