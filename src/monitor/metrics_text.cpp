@@ -1,6 +1,7 @@
 #include "monitor/metrics_text.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -46,9 +47,10 @@ void append_value(std::string& out, double value) {
   } else if (std::isinf(value)) {
     out += value > 0 ? "+Inf" : "-Inf";
   } else {
+    // The shortest text that reads back as the same double: 0.1, not 0.10000000000000001.
     char buffer[32];
-    const int n = std::snprintf(buffer, sizeof buffer, "%.17g", value);
-    out.append(buffer, static_cast<std::size_t>(n));
+    const auto written = std::to_chars(buffer, buffer + sizeof buffer, value);
+    out.append(buffer, written.ptr);
   }
 }
 

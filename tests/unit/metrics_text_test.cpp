@@ -29,6 +29,9 @@ TEST(metrics_text, writes_families_and_samples_exactly) {
   m.sample(std::numeric_limits<double>::infinity(), {{"kind", "inf"}});
   m.sample(-std::numeric_limits<double>::infinity(), {{"kind", "minus_inf"}});
   m.sample(std::vector<label>{{"kind", "quarter"}}, 0.25);
+  // The shortest text that reads back as the same double, not 17 digits of binary noise.
+  m.sample(std::vector<label>{{"kind", "tenth"}}, 0.1);
+  m.sample(std::vector<label>{{"kind", "sum"}}, 0.1 + 0.2);
   m.family("demo_big", "untyped", "The largest count, not rounded through a double.");
   m.sample(std::numeric_limits<std::uint64_t>::max());
 
@@ -47,6 +50,8 @@ TEST(metrics_text, writes_families_and_samples_exactly) {
             "demo_ratio{kind=\"inf\"} +Inf\n"
             "demo_ratio{kind=\"minus_inf\"} -Inf\n"
             "demo_ratio{kind=\"quarter\"} 0.25\n"
+            "demo_ratio{kind=\"tenth\"} 0.1\n"
+            "demo_ratio{kind=\"sum\"} 0.30000000000000004\n"
             "# HELP demo_big The largest count, not rounded through a double.\n"
             "# TYPE demo_big untyped\n"
             "demo_big 18446744073709551615\n");
