@@ -319,7 +319,11 @@ TEST_F(NodeRequest, AnAwaitableRaceWithATimerCancelsTheRequest) {
 TEST_F(NodeRequest, AHandlerSeesTheRequestersDeadline) {
   std::vector<message> seen;  // command and payload views not kept
   core_->set_handler("ask", [&](const message& m, responder r) {
-    seen.push_back({m.from, {}, {}, m.is_request, m.deadline});
+    message kept;
+    kept.from = m.from;
+    kept.is_request = m.is_request;
+    kept.deadline = m.deadline;
+    seen.push_back(kept);
     r.reply(as_bytes("ok"));
   });
   const auto before = clock::now();
