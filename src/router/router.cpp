@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "galaxies/node.hpp"
+#include "transport/local_peer.hpp"
 
 namespace galaxies::router {
 namespace {
@@ -132,11 +133,15 @@ void router::accept_unix(transport::socket socket) {
   if (at_connection_limit())
     return turn_away(socket, wire::refuse_code::overloaded,
                      "local socket client: too many connections");
+  const pid_t pid = transport::local_peer_pid(socket.native_handle());
   connection& c = add_connection(connection_kind::inbound_unix,
                                  transport::stream(std::move(socket)), "local socket client");
   c.trusted = true;  // the host checked it is this user's (or root's)
   c.handshaking = true;
   ++handshakes_;
+  // An attached node is a process of this machine, as a worker is: its waits for a core explain
+  // its silences (protocol.md §8.1).
+  if (pid > 0) forgive_cpu_wait_of(c, pid);
   c.start();
   c.link->expire_after(limits::handshake_timeout, transport::close_reason::handshake_timeout);
 }

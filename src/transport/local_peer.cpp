@@ -26,19 +26,29 @@ std::string program_name(pid_t pid) {
   return base::printable(text);
 }
 
+// What the kernel recorded of the peer at connect() (or socketpair()); why not, when it cannot.
+std::optional<std::string> read_credentials(int fd, ucred& peer) {
+  socklen_t length = sizeof peer;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0)
+    return std::string("its credentials cannot be read: ") + std::strerror(errno);
+  if (length != sizeof peer) return std::string("its credentials are incomplete");
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<std::string> refuse_local_peer(int fd, uid_t self) {
   ucred peer{};
-  socklen_t length = sizeof peer;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) {
-    return std::string("its credentials cannot be read: ") + std::strerror(errno);
-  }
-  if (length != sizeof peer) return std::string("its credentials are incomplete");
+  if (auto why = read_credentials(fd, peer)) return why;
   if (peer.uid == self || peer.uid == 0) return std::nullopt;
   return "peer pid " + std::to_string(peer.pid) + " ('" + program_name(peer.pid) +
          "') runs as uid " + std::to_string(peer.uid) + "; only uid " + std::to_string(self) +
          " and root may connect";
+}
+
+pid_t local_peer_pid(int fd) {
+  ucred peer{};
+  return read_credentials(fd, peer) ? 0 : peer.pid;
 }
 
 }  // namespace galaxies::transport

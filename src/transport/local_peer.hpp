@@ -17,4 +17,9 @@ namespace galaxies::transport {
 // the name escaped (any process may choose it).
 std::optional<std::string> refuse_local_peer(int fd, uid_t self);
 
+// The pid of the process that connected the Unix socket `fd`, as the kernel recorded it then; 0
+// when it cannot be read. What that process waits for a core explains its silences
+// (protocol.md §8.1).
+pid_t local_peer_pid(int fd);
+
 }  // namespace galaxies::transport

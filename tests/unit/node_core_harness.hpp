@@ -43,6 +43,7 @@ class node_core_harness : public ::testing::Test {
     w.flow_window = limits::default_flow_window;
     w.flow_budget = 32u << 20;
     w.slot = welcome_slot_;
+    w.heartbeat_ms = welcome_heartbeat_ms_;
     feed([&](auto& out) { wire::append_welcome(out, w); });
     const std::vector<wire::node_entry> nodes = {{x_, host_, 1}, {y_, host_, 2}};
     feed([&](auto& out) { wire::append_nodes_up(out, nodes, true); });
@@ -105,6 +106,8 @@ class node_core_harness : public ::testing::Test {
 
   // Set by a fixture's constructor: the welcome then names this slot, as to a worker.
   std::optional<std::uint32_t> welcome_slot_;
+  // Set by a fixture's constructor: the master then asks for heartbeats this often.
+  std::optional<std::uint32_t> welcome_heartbeat_ms_;
   asio::io_context io_;
   int master_fd_ = -1;
   std::vector<std::byte> unread_;  // the start of a frame written() has not seen whole yet

@@ -117,6 +117,47 @@ TEST(RouterLinks, ALoopbackHostWhoseMasterWaitsForNothingIsDeclaredGoneAtItsLimi
   EXPECT_TRUE(h.run_until([&] { return end.closed() && linked_nodes(h.router(), p) == -1; }, 3s));
 }
 
+// An attached node that asks for heartbeats, is registered, and from then on says nothing. Its
+// process is known by the pid the kernel recorded at connect(): this test's, which made the pair.
+fake_end& silent_attached_node(router_harness& h) {
+  fake_end& end = h.connect_local();
+  wire::hello hello;
+  hello.role = wire::role::attached;
+  hello.sender = node_named(0x11, 1).value();
+  hello.pid = 4343;  // what it claims; the kernel's word is taken
+  hello.cluster = h.options().cluster;
+  hello.max_frame = limits::default_max_frame_size;
+  hello.flow_window = limits::default_flow_window;
+  hello.heartbeat_ms = 20;
+  frame_bytes out;
+  wire::append_hello(out, hello);
+  end.send(out);
+  EXPECT_TRUE(h.run_until([&] {
+    const auto f = end.last(wire::frame_type::nodes_up);
+    return f && (f->header.flags & wire::flag_snapshot);
+  }));
+  return end;
+}
+
+TEST(RouterLinks, AnAttachedNodeWhoseProcessWaitsForACoreIsForgivenItsSilenceWithinTheBound) {
+  std::vector<pid_t> asked;
+  router_harness h(starving(::getpid(), std::chrono::steady_clock::now(), asked));
+  fake_end& end = silent_attached_node(h);
+  EXPECT_NE(std::find(asked.begin(), asked.end(), ::getpid()), asked.end())
+      << "the pid of its socket's peer is asked";
+  EXPECT_EQ(std::find(asked.begin(), asked.end(), 4343), asked.end()) << "not the pid it claims";
+  h.run_for(300ms);  // three times the 100 ms limit
+  EXPECT_FALSE(end.closed()) << "closed while its process waited for a core";
+  EXPECT_TRUE(h.run_until([&] { return end.closed(); }, 8s)) << "never forever";
+}
+
+TEST(RouterLinks, AnAttachedNodeWhoseProcessWaitsForNothingIsClosedAtItsLimit) {
+  std::vector<pid_t> asked;
+  router_harness h(starving(4242, std::chrono::steady_clock::now(), asked));
+  fake_end& end = silent_attached_node(h);
+  EXPECT_TRUE(h.run_until([&] { return end.closed(); }, 3s));
+}
+
 TEST(RouterLinks, AHelloClaimingALiveHostIsHeldThenRefusedAndTheLinkStays) {
   router_harness h(beating());
   const host_id p = host_named(1);

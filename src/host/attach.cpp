@@ -1,9 +1,14 @@
-// node::attach: an external process joins a running master through its Unix socket.
+// node::attach: an external process joins a running master through its Unix socket. Here, with
+// the composition, rather than in worker/: like run() for a worker, it tells the node how to
+// read its master's waits for a core (process/cpu_wait.hpp).
 #include <spdlog/spdlog.h>
 
 #include <asio/local/stream_protocol.hpp>
+#include <memory>
 
 #include "galaxies/node.hpp"
+#include "process/cpu_wait.hpp"
+#include "transport/local_peer.hpp"
 #include "transport/socket_setup.hpp"
 #include "worker/node_core.hpp"
 
@@ -19,6 +24,13 @@ std::unique_ptr<node> node::attach(asio::io_context& io, attach_options opts) {
   s.max_pending_requests = opts.max_pending_requests;
   s.max_queue_bytes = opts.max_queue_bytes;
   s.heartbeat = opts.heartbeat;
+  // Its master is known once connected: by the pid the kernel recorded (SO_PEERCRED).
+  using probe = std::function<std::optional<std::chrono::nanoseconds>()>;
+  auto master_cpu_wait = std::make_shared<probe>();
+  s.master_cpu_wait = [master_cpu_wait]() -> std::optional<std::chrono::nanoseconds> {
+    if (!*master_cpu_wait) return std::nullopt;
+    return (*master_cpu_wait)();
+  };
   auto core = std::make_shared<detail::node_core>(io.get_executor(), std::move(s));
   auto handle = std::make_unique<node>(core);
 
@@ -30,8 +42,8 @@ std::unique_ptr<node> node::attach(asio::io_context& io, attach_options opts) {
   if (!open_error) transport::set_cloexec(socket->native_handle());
   socket->async_connect(
       asio::local::stream_protocol::endpoint(opts.unix_path),
-      [weak = std::weak_ptr<detail::node_core>(core), socket,
-       path = opts.unix_path](std::error_code ec) {
+      [weak = std::weak_ptr<detail::node_core>(core), socket, path = opts.unix_path,
+       master_cpu_wait](std::error_code ec) {
         auto core = weak.lock();
         if (!core) return;
         if (ec) {
@@ -39,6 +51,8 @@ std::unique_ptr<node> node::attach(asio::io_context& io, attach_options opts) {
             core->events().disconnected(ec, "cannot connect to " + path + ": " + ec.message());
           return;
         }
+        if (const pid_t master = transport::local_peer_pid(socket->native_handle()); master > 0)
+          *master_cpu_wait = process::cpu_wait_probe(master);
         transport::socket generic(socket->get_executor(),
                                   asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM),
                                   socket->release());
