@@ -4,7 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <asio/local/stream_protocol.hpp>
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 
 #include "galaxies/node.hpp"
 #include "process/cpu_wait.hpp"
