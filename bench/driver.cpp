@@ -183,6 +183,7 @@ static int run_scale_driver(const driver_options& options) {
                       .busy_poll_us = options.busy_poll_us,
                       .start_wave = options.start_wave,
                       .worker_start = options.worker_start,
+                      .floor = options.scale_floor,
                       .time_limit_s = options.time_limit_s,
                       .log_level = options.log_level,
                       .statuses = options.statuses};

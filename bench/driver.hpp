@@ -28,6 +28,7 @@ struct driver_options {
   int busy_poll_us = -1;    // the hosts' options::busy_poll; -1: the library's default
   int start_wave = 0;       // hosts started at once before waiting for their rows; 0: all at once
   std::string worker_start = "exec";  // the hosts' options::start: "exec" or "fork"
+  bool scale_floor = true;            // --scale: measure the layout's floor in the same run
   status_source statuses;
 };
 

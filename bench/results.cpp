@@ -57,6 +57,12 @@ double median(std::vector<double> values) {
   return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
 }
 
+nlohmann::json spread(std::vector<double> values) {
+  if (values.empty()) return nullptr;
+  std::sort(values.begin(), values.end());
+  return {{"min", values.front()}, {"median", values[values.size() / 2]}, {"max", values.back()}};
+}
+
 latency_result summarize(std::vector<std::int64_t>& samples_ns, std::uint64_t errors,
                          clock::duration elapsed) {
   latency_result out;

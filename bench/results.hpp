@@ -89,5 +89,7 @@ latency_result summarize(std::vector<std::int64_t>& samples_ns, std::uint64_t er
 double percentile(std::vector<std::int64_t>& values, double p);
 // The median of a few values (the mean of the middle two for an even count); 0 for none.
 double median(std::vector<double> values);
+// {"min", "median" (the upper middle value), "max"} of many values; null for none.
+nlohmann::json spread(std::vector<double> values);
 
 }  // namespace galaxies::bench

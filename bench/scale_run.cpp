@@ -24,6 +24,7 @@
 #include "process/proc_tasks.hpp"
 #include "registry/file_store.hpp"
 #include "results.hpp"
+#include "scale_floor.hpp"
 #include "scale_service.hpp"
 
 namespace galaxies::bench {
@@ -40,12 +41,6 @@ constexpr auto reserve = 30s;
 
 double ms_between(std::int64_t from_ns, std::int64_t to_ns) {
   return static_cast<double>(to_ns - from_ns) / 1e6;
-}
-
-json spread(std::vector<double> values) {
-  if (values.empty()) return nullptr;
-  std::sort(values.begin(), values.end());
-  return {{"min", values.front()}, {"median", values[values.size() / 2]}, {"max", values.back()}};
 }
 
 // What the masters' counters say, summed over every master that answered.
@@ -347,6 +342,7 @@ class scale_session {
 
   void joined(const node_info& n) {
     workers_[n.id] = n;
+    joined_ns_[n.id] = to_ns(clock::now());
     worker_pids_.insert(static_cast<pid_t>(n.pid));
     const std::string ask = json{{"others", expected_}}.dump();
     observer_->request(n.id, cmd_scale_view, as_bytes(ask),
@@ -360,6 +356,7 @@ class scale_session {
   void left(const node_info& n, leave_reason why) {
     workers_.erase(n.id);
     complete_ns_.erase(n.id);
+    joined_ns_.erase(n.id);
     if (victim_ && n.id == victim_->id) {
       observer_left_ns_ = to_ns(clock::now());
       return;
@@ -381,6 +378,11 @@ class scale_session {
     std::vector<double> each;
     for (const auto& [id, at] : complete_ns_) each.push_back(ms_between(last_start_ns_, at));
     result_["view_complete_ms"] = spread(each);
+    // When host 0 learned of each worker: if the last join is close to the views' completion,
+    // convergence waits for the slowest worker's start, not for the news to spread.
+    each.clear();
+    for (const auto& [id, at] : joined_ns_) each.push_back(ms_between(last_start_ns_, at));
+    result_["joined_ms"] = spread(each);
   }
 
   // How many nodeLefts the workers have seen in all (none caused by the bench before its kill):
@@ -465,6 +467,7 @@ class scale_session {
   bool converged_ = false;
   std::map<node_id, node_info> workers_;         // live, as the observer sees them
   std::map<node_id, std::int64_t> complete_ns_;  // when each live worker's view was complete
+  std::map<node_id, std::int64_t> joined_ns_;    // when the observer learned of each live worker
   std::set<pid_t> worker_pids_;                  // every worker ever seen
   std::optional<node_info> victim_;
   std::int64_t observer_left_ns_ = 0;
@@ -474,11 +477,32 @@ class scale_session {
   json result_ = json::object();
 };
 
+// Galaxies' figure over the floor's, when both were measured.
+json ratio(const json& galaxies, const json& floor) {
+  if (!galaxies.is_number() || !floor.is_number() || floor.get<double>() <= 0) return nullptr;
+  return galaxies.get<double>() / floor.get<double>();
+}
+
+void compare_with_floor(json& scale) {
+  const json& floor = scale["floor"];
+  if (floor.contains("error") || !scale.value("converged", false)) return;
+  scale["vs_floor"] = {{"view_complete_median", ratio(scale["view_complete_ms"]["median"],
+                                                      floor["view_complete_ms"]["median"])},
+                       {"cpu_s", ratio(scale["cost_at_convergence"]["cpu_s"],
+                                       floor["cost_at_convergence"]["cpu_s"])}};
+}
+
 }  // namespace
 
 json run_scale(const scale_options& options, const std::string& dir, json context) {
-  scale_session s(options, dir);
   const auto deadline = clock::now() + std::chrono::seconds(options.time_limit_s);
+  json floor;
+  // First, so that both find the machine as quiet; its processes are gone before the hosts start.
+  if (options.floor)
+    floor = run_scale_floor(options.hosts, options.workers, dir + "/floor",
+                            clock::now() + std::chrono::seconds(options.time_limit_s) / 4,
+                            cost_figures);
+  scale_session s(options, dir);
   std::string failure;
   asio::co_spawn(s.io, s.drive(deadline), [&](std::exception_ptr e) {
     if (e) {
@@ -494,6 +518,10 @@ json run_scale(const scale_options& options, const std::string& dir, json contex
   json scale = s.result();
   if (!failure.empty()) scale["error"] = failure;
   scale["stopped_cleanly"] = s.stop();
+  if (options.floor) {
+    scale["floor"] = std::move(floor);
+    compare_with_floor(scale);
+  }
   context["load_average_end"] = load_average();
   return {{"context", context}, {"scale", scale}};
 }
@@ -509,6 +537,17 @@ void print_scale_table(std::ostream& out, const json& document) {
       << s.value("views_complete", 0) << " of " << s.value("nodes", 0) << " views complete, "
       << s.value("workers_seen", 0) << " workers seen)\n";
   out << "  view complete after last start, ms: " << figure(s, "view_complete_ms") << "\n";
+  out << "  worker known to host 0 after last start, ms: " << figure(s, "joined_ms") << "\n";
+  if (s.contains("floor")) {
+    const auto& f = s["floor"];
+    out << "  floor (forked workers, plain I/O, no framing): view complete after last start, ms: "
+        << figure(f, "view_complete_ms") << "; cluster CPU, s: "
+        << (f.contains("cost_at_convergence") ? figure(f["cost_at_convergence"], "cpu_s") : "-")
+        << "\n";
+    if (f.contains("error")) out << "  floor error: " << f["error"].get<std::string>() << "\n";
+    if (s.contains("vs_floor"))
+      out << "  galaxies / floor:           " << s["vs_floor"].dump() << "\n";
+  }
   if (s.contains("masters")) {
     out << "  master RSS, MiB:            " << figure(s["masters"], "rss_mib") << "\n";
     out << "  master links:               " << figure(s["masters"], "links") << "\n";

@@ -2,7 +2,9 @@
 // that size costs and how it behaves: the time from the last host's start until every node's
 // view is complete, each master's memory and links, the time a nodeLeft takes to reach every
 // node once a worker is killed, and the churn meanwhile (workers killed as silent, respawns,
-// host links lost to heartbeat timeouts, nodeLefts nobody caused, stretched silences).
+// host links lost to heartbeat timeouts, nodeLefts nobody caused, stretched silences). First, in
+// the same run, the floor of the same layout (scale_floor.hpp), which galaxies' figures are
+// compared with.
 // Threading: the driver's thread only.
 #pragma once
 
@@ -28,6 +30,7 @@ struct scale_options {
   int busy_poll_us = -1;    // the hosts' options::busy_poll; -1: the library's default
   int start_wave = 0;       // hosts started at once before waiting for their rows; 0: all at once
   std::string worker_start = "exec";  // the hosts' options::start: "exec" or "fork"
+  bool floor = true;  // also measure the floor of the process layout first (scale_floor.hpp)
   int time_limit_s = 600;
   std::string log_level = "warn";
   status_source statuses;

@@ -88,12 +88,12 @@ fd_guard tcp_socket() {
 
 }  // namespace
 
-fd_guard listen_loopback(int& port) {
+fd_guard listen_loopback(int& port, int backlog) {
   fd_guard listener = tcp_socket();
   auto addr = loopback(0);
   if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     fail_errno("bind");
-  if (::listen(listener.get(), 16) != 0) fail_errno("listen");
+  if (::listen(listener.get(), backlog) != 0) fail_errno("listen");
   socklen_t len = sizeof addr;
   if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
     fail_errno("getsockname");

@@ -43,9 +43,10 @@ inline void write_all(int fd, const std::vector<char>& data) {
 fd_guard listen_unix(const std::string& path);
 fd_guard connect_unix(const std::string& path, std::chrono::milliseconds patience);
 
-// A TCP listener on 127.0.0.1 with a port the kernel chose (stored in `port`); a connection to
-// 127.0.0.1:port; the next accepted connection. All close-on-exec.
-fd_guard listen_loopback(int& port);
+// A TCP listener on 127.0.0.1 with a port the kernel chose (stored in `port`), holding up to
+// `backlog` connections not yet accepted; a connection to 127.0.0.1:port; the next accepted
+// connection. All close-on-exec.
+fd_guard listen_loopback(int& port, int backlog = 16);
 fd_guard connect_loopback(int port);
 fd_guard accept_one(int listener);
 

@@ -171,15 +171,46 @@ TEST_F(bench_cli, galaxies_loses_nothing_to_a_stopped_receiver) {
   EXPECT_TRUE(g.at("delivered_all").at("all").get<bool>());
 }
 
+// The floor of the same process layout (bench/scale_floor.hpp), measured first in the same run:
+// every worker's view complete, every process stopped by its master or the driver, what they
+// cost, and galaxies' figures as multiples of the floor's.
+void expect_floor(const nlohmann::json& s, int hosts, int workers) {
+  ASSERT_TRUE(s.contains("floor")) << "the floor is measured unless --no-floor";
+  const auto& floor = s.at("floor");
+  ASSERT_FALSE(floor.contains("error")) << floor.dump();
+  EXPECT_EQ(floor.at("views_complete").get<int>(), hosts * workers);
+  EXPECT_TRUE(floor.at("stopped_cleanly").get<bool>());
+  expect_figure(floor, "view_complete_ms", "floor");
+  EXPECT_GT(floor.at("view_complete_ms").at("min").get<double>(), 0)
+      << "no view is complete before the last master started";
+  const auto& cost = floor.at("cost_at_convergence");
+  EXPECT_EQ(cost.at("masters").at("processes").get<int>(), hosts);
+  EXPECT_EQ(cost.at("workers").at("processes").get<int>(), hosts * workers);
+  EXPECT_EQ(cost.at("fork_servers").at("processes").get<int>(), 0)
+      << "a floor master forks its workers itself";
+  const auto& ratio = s.at("vs_floor").at("view_complete_median");
+  ASSERT_TRUE(ratio.is_number()) << s.at("vs_floor").dump();
+  EXPECT_NEAR(ratio.get<double>(),
+              s.at("view_complete_ms").at("median").get<double>() /
+                  floor.at("view_complete_ms").at("median").get<double>(),
+              1e-9);
+}
+
 // `--scale H,W` on a small cluster: converged, each master linked to every other host, and what
 // every process of it had cost when the views completed, read from /proc (the figures that say
 // where a large start-up's CPU goes: bench/RESULTS.md, seventeenth session). With workers forked
-// (--worker-start fork), each host's fork server is counted too.
+// (--worker-start fork), each host's fork server is counted too. The exec run skips the floor
+// (--no-floor); the fork run checks it.
 void expect_scale_report(const std::string& worker_start) {
   constexpr int hosts = 3;
   constexpr int workers = 2;
-  const auto run = run_bench({"--scale", std::to_string(hosts) + "," + std::to_string(workers),
-                              "--hold", "1", "--worker-start", worker_start});
+  const bool floor = worker_start == "fork";
+  std::vector<std::string> args{
+      "--scale",        std::to_string(hosts) + "," + std::to_string(workers),
+      "--hold",         "1",
+      "--worker-start", worker_start};
+  if (!floor) args.push_back("--no-floor");
+  const auto run = run_bench(args);
   std::cerr << "---- galaxies bench --scale (exit " << run.status << ")\n" << run.log << "----\n";
   ASSERT_EQ(run.status, 0);
   ASSERT_TRUE(run.document.is_object() && run.document.contains("scale"));
@@ -188,6 +219,10 @@ void expect_scale_report(const std::string& worker_start) {
   EXPECT_EQ(s.at("worker_start"), worker_start);
   EXPECT_EQ(s.at("masters").at("links").at("min").get<double>(), hosts - 1);
   EXPECT_EQ(s.at("masters").at("links").at("max").get<double>(), hosts - 1);
+  if (floor)
+    expect_floor(s, hosts, workers);
+  else
+    EXPECT_FALSE(s.contains("floor")) << "--no-floor";
 
   const auto& cost = s.at("cost_at_convergence");
   double cpu_s = 0;

@@ -1,6 +1,7 @@
-// `galaxies bench`, and the two hidden subcommands it starts itself with: `bench-host` (a host
-// whose workers run the benchmark's service; its workers are started with the same arguments) and
-// `bench-relay` (one process of the relay baseline).
+// `galaxies bench`, and the hidden subcommands it starts itself with: `bench-host` (a host whose
+// workers run the benchmark's service; its workers are started with the same arguments),
+// `bench-relay` (one process of the relay baseline) and `bench-scale-floor` (one master of the
+// scale floor).
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -89,6 +90,9 @@ void add_bench_command(CLI::App& app, bench_args& args) {
                   "--scale: start hosts N at a time, each wave once the previous is registered "
                   "(default: all at once)")
       ->check(CLI::Range(0, 256));
+  cmd->add_flag("--no-floor{false}", d.scale_floor,
+                "--scale: skip the floor of the process layout (forked workers, plain I/O, no "
+                "framing), measured first in the same run by default");
   cmd->add_option("--hold", d.hold_s, "--scale: seconds watched for churn after convergence")
       ->check(CLI::Range(0, 3600))
       ->capture_default_str();
@@ -113,6 +117,15 @@ void add_bench_command(CLI::App& app, bench_args& args) {
       ->check(CLI::Range(0, 10000));
   add_worker_start_option(*host, h.start);
 
+  auto& f = args.floor;
+  auto* floor = app.add_subcommand(bench::scale_floor_subcommand,
+                                   "one master of the floor of `galaxies bench --scale`");
+  floor->group("");
+  floor->add_option("--dir", f.dir, "port files and the driver's socket")->required();
+  floor->add_option("--index", f.index, "this master's")->required();
+  floor->add_option("--hosts", f.hosts, "masters in all")->required()->check(CLI::Range(1, 256));
+  floor->add_option("--workers", f.workers, "per master")->required()->check(CLI::Range(1, 64));
+
   auto& r = args.relay;
   auto* relay = app.add_subcommand(bench::relay_subcommand, "one relay of `galaxies bench`");
   relay->group("");
@@ -133,6 +146,8 @@ int run_bench(int argc, char** argv, CLI::App& app, bench_args& args) {
     return run(argc, argv, args.host, bench::install_bench_service);
   }
   if (app.got_subcommand(bench::relay_subcommand)) return bench::run_relay(args.relay);
+  if (app.got_subcommand(bench::scale_floor_subcommand))
+    return bench::run_scale_floor_master(args.floor);
   if (args.driver.quick) args.driver.runs = 1;
   if (const auto scale = parse_scale(args.scale)) {
     args.driver.scale_hosts = scale->first;

@@ -8,6 +8,7 @@
 #include "driver.hpp"
 #include "galaxies/options.hpp"
 #include "relay.hpp"
+#include "scale_floor.hpp"
 
 namespace galaxies::cli {
 
@@ -51,6 +52,7 @@ struct bench_args {
   bench::driver_options driver;
   options host;
   bench::relay_options relay;
+  bench::scale_floor_options floor;
   std::string scale;             // --scale H,W as given
   int host_registry_ttl_ms = 0;  // bench-host --registry-ttl-ms; 0: the default
   int host_busy_poll_us = -1;    // bench-host --busy-poll-us; -1: the default
