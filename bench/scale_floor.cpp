@@ -3,10 +3,8 @@
 
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <climits>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -22,25 +20,13 @@ using json = nlohmann::json;
 constexpr auto receive_slice = 50ms;  // how often the masters are checked while waiting
 constexpr auto master_stop_grace = 5000ms;
 
-fd_guard bind_datagram(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("Unix socket path too long");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  fd_guard fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) fail_errno("socket");
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    fail_errno("bind " + path);
-  set_io_timeout(fd.get(), receive_slice);
-  return fd;
-}
-
 class floor_session {
  public:
   floor_session(int hosts, int workers, const std::string& dir)
       : nodes_(static_cast<std::size_t>(hosts) * static_cast<std::size_t>(workers)) {
     std::filesystem::create_directories(dir + "/peers");
-    done_ = bind_datagram(dir + "/done.sock");
+    done_ = bind_unix(dir + "/done.sock", SOCK_DGRAM);
+    set_io_timeout(done_.get(), receive_slice);
     for (int h = 0; h < hosts; ++h)
       masters_.push_back(start_this_program({scale_floor_subcommand, "--dir", dir, "--index",
                                              std::to_string(h), "--hosts", std::to_string(hosts),

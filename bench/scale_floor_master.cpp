@@ -68,11 +68,8 @@ class id_reader {
   std::size_t held_ = 0;
 };
 
-void say_done(const std::string& done_path, node_id self) {
+void say_done(const sockaddr_un& to, node_id self) {
   const std::int64_t record[2] = {static_cast<std::int64_t>(self), to_ns(clock::now())};
-  sockaddr_un to{};
-  to.sun_family = AF_UNIX;
-  std::memcpy(to.sun_path, done_path.c_str(), done_path.size() + 1);  // length checked at start
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
   ::sendto(fd, record, sizeof record, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
@@ -81,7 +78,7 @@ void say_done(const std::string& done_path, node_id self) {
 
 // A worker: hello with its pid, then ids until it knows `others` other nodes, which it tells the
 // driver; it ends when its master closes the socket (or dies).
-[[noreturn]] void run_worker(int master, std::size_t others, const std::string& done_path) {
+[[noreturn]] void run_worker(int master, std::size_t others, const sockaddr_un& done) {
   const auto self = static_cast<node_id>(::getpid());
   if (!send_whole(master, &self, sizeof self)) ::_exit(1);
   id_reader in;
@@ -95,7 +92,7 @@ void say_done(const std::string& done_path, node_id self) {
     }
     in.consume_whole();
     if (!said && known >= others) {
-      say_done(done_path, self);
+      say_done(done, self);
       said = true;
     }
   }
@@ -112,7 +109,7 @@ std::optional<int> parse_int(std::string_view text) {
 class floor_master {
  public:
   explicit floor_master(const scale_floor_options& o)
-      : o_(o), peers_dir_(o.dir + "/peers"), done_path_(o.dir + "/done.sock") {}
+      : o_(o), peers_dir_(o.dir + "/peers"), done_(unix_address(o.dir + "/done.sock")) {}
 
   int run() {
     sigset_t stop_signals;
@@ -174,7 +171,7 @@ class floor_master {
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        run_worker(ends[1], others, done_path_);
+        run_worker(ends[1], others, done_);
       }
       ::close(ends[1]);
       workers_.emplace_back();
@@ -301,7 +298,7 @@ class floor_master {
 
   scale_floor_options o_;
   std::string peers_dir_;
-  std::string done_path_;
+  sockaddr_un done_;  // the driver's socket
   fd_guard signals_;
   fd_guard inotify_;
   fd_guard listener_;
@@ -318,8 +315,6 @@ int run_scale_floor_master(const scale_floor_options& options) {
     if (options.hosts < 1 || options.workers < 1 || options.index < 0 ||
         options.index >= options.hosts)
       throw std::runtime_error("bad index, hosts or workers");
-    if (options.dir.size() + sizeof("/done.sock") > sizeof(sockaddr_un::sun_path))
-      throw std::runtime_error("directory path too long for a Unix socket");
     return floor_master(options).run();
   } catch (const std::exception& e) {
     std::cerr << "galaxies bench: scale floor master " << options.index << ": " << e.what()

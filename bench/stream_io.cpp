@@ -41,29 +41,36 @@ void set_io_timeout(int fd, std::chrono::milliseconds limit) {
     fail_errno("setsockopt(SO_RCVTIMEO/SO_SNDTIMEO)");
 }
 
-fd_guard listen_unix(const std::string& path) {
+sockaddr_un unix_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("Unix socket path too long");
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  fd_guard fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return addr;
+}
+
+fd_guard bind_unix(const std::string& path, int type) {
+  const sockaddr_un addr = unix_address(path);
+  fd_guard fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) fail_errno("socket");
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
     fail_errno("bind " + path);
+  return fd;
+}
+
+fd_guard listen_unix(const std::string& path) {
+  fd_guard fd = bind_unix(path, SOCK_STREAM);
   if (::listen(fd.get(), 16) != 0) fail_errno("listen");
   return fd;
 }
 
 fd_guard connect_unix(const std::string& path, std::chrono::milliseconds patience) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("Unix socket path too long");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const sockaddr_un addr = unix_address(path);
   const auto give_up = std::chrono::steady_clock::now() + patience;
   for (;;) {
     fd_guard fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) fail_errno("socket");
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return fd;
     const bool not_yet = errno == ENOENT || errno == ECONNREFUSED;
     if (!not_yet || std::chrono::steady_clock::now() > give_up) fail_errno("connect " + path);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -3,6 +3,8 @@
 // galaxies links do.
 #pragma once
 
+#include <sys/un.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -38,8 +40,11 @@ inline void write_all(int fd, const std::vector<char>& data) {
   write_all(fd, data.data(), data.size());
 }
 
-// A listening Unix socket at `path`, and a connection to one (retried while the listener is not
-// there yet, until `patience` has passed).
+// The address of the Unix socket at `path` (throws if the path is too long for one); a socket
+// of `type` (SOCK_STREAM, SOCK_DGRAM) bound there; a listening one; a connection to one (retried
+// while the listener is not there yet, until `patience` has passed). All close-on-exec.
+sockaddr_un unix_address(const std::string& path);
+fd_guard bind_unix(const std::string& path, int type);
 fd_guard listen_unix(const std::string& path);
 fd_guard connect_unix(const std::string& path, std::chrono::milliseconds patience);
 
