@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "child_process.hpp"
 #include "stream_io.hpp"
@@ -91,19 +92,21 @@ class floor_session {
 json run_scale_floor(int hosts, int workers, const std::string& dir, clock::time_point give_up,
                      const cost_reader& cost) {
   json out = json::object();
-  floor_session session(hosts, workers, dir);
+  std::optional<floor_session> session;
   try {
-    const std::string failure = session.wait(give_up);
+    session.emplace(hosts, workers, dir);
+    const std::string failure = session->wait(give_up);
     if (failure.empty())
-      out["cost_at_convergence"] = cost(session.master_pids(), session.worker_pids());
+      out["cost_at_convergence"] = cost(session->master_pids(), session->worker_pids());
     else
       out["error"] = failure;
   } catch (const std::exception& e) {
     out["error"] = e.what();
   }
-  out["views_complete"] = session.views_complete();
-  out["view_complete_ms"] = session.view_complete_ms();
-  out["stopped_cleanly"] = session.stop();
+  if (!session) return out;  // it could not start: what it had started is stopped already
+  out["views_complete"] = session->views_complete();
+  out["view_complete_ms"] = session->view_complete_ms();
+  out["stopped_cleanly"] = session->stop();
   return out;
 }
 
